@@ -1,0 +1,119 @@
+// diffscope: the collector's results snapshot, plain data that outputs (perf dump, trace,
+// summary) are built from. No CUDA, no CUPTI, no NVTX: tools and tests read it anywhere.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <diffscope/scope.hpp>
+
+namespace diffscope {
+
+/// Host (CPU wall-clock) timing of a scope over its calls, in milliseconds.
+/// p50/p90 come from a log-bucketed histogram with at most 1% relative error.
+struct host_stats {
+  std::uint64_t calls = 0;
+  double sum_ms = 0, min_ms = 0, max_ms = 0, mean_ms = 0, p50_ms = 0, p90_ms = 0;
+};
+
+/// GPU timing of the work a scope launched (inclusive of nested scopes), in milliseconds,
+/// from device timestamps. Summed over the scope's calls, each call measured on its own:
+/// - busy: sum of operation durations (kernels, copies, sets);
+/// - occupied: length of the union of operation intervals, across streams and devices;
+/// - envelope: first operation start to last operation end.
+/// `measured` is false when no GPU timing was available (no GPU, CUPTI unavailable):
+/// then the numbers are absent, never invented.
+struct gpu_stats {
+  bool measured = false;
+  double busy_ms = 0, occupied_ms = 0, envelope_ms = 0;
+  std::uint64_t kernels = 0, memcpys = 0, memsets = 0;
+  std::uint64_t bytes = 0;  ///< bytes moved by copies and sets
+};
+
+/// One scope path ("DenoisingStage/denoise_step/block/attention"), aggregated over calls.
+struct scope_result {
+  std::string path;  ///< names joined by '/'; denoise steps appear as "denoise_step"
+  std::string name;  ///< last component
+  category cat = category::other;
+  std::string domain;        ///< NVTX domain the range came from ("diffscope" or "" = default)
+  int depth = 0;             ///< 0 for top-level scopes
+  std::int64_t parent = -1;  ///< index of the parent in results::scopes, -1 at top level
+  host_stats host;
+  gpu_stats gpu;
+  std::uint64_t launches = 0;  ///< launch API calls made inside (inclusive)
+};
+
+/// One denoise step (index from the payload or the name "denoising_step_<i>[_t<ts>]").
+struct step_result {
+  std::int64_t step = 0;
+  std::uint64_t calls = 0;  ///< >1 when the same index was entered several times
+  double host_ms = 0;       ///< host wall time of the step scope(s)
+  gpu_stats gpu;            ///< all work launched inside the step
+  double start_ms = 0;      ///< host start relative to the collection start
+};
+
+/// One pipeline stage, in order of first entry.
+struct stage_result {
+  std::string name;
+  std::uint64_t calls = 0;
+  double host_ms = 0;
+  gpu_stats gpu;
+  double start_ms = 0;
+};
+
+/// Per-kernel (or copy / set) totals, for hotspot ranking.
+struct kernel_result {
+  std::string name;        ///< demangled-as-reported kernel name, "memcpy HtoD", "memset", ...
+  std::string kind;        ///< "kernel", "memcpy" or "memset"
+  std::string scope_path;  ///< innermost scope path it was attributed to ("" = none)
+  std::uint64_t count = 0;
+  double total_ms = 0, min_ms = 0, max_ms = 0;
+};
+
+/// Everything that went wrong and was survived; every counter is reported, none is fatal.
+struct fault_counts {
+  std::uint64_t dropped_records = 0;       ///< activity records CUPTI reported as dropped
+  std::uint64_t zero_timestamps = 0;       ///< records with start or end == 0 (ignored)
+  std::uint64_t inverted_timestamps = 0;   ///< records with end < start (ignored)
+  std::uint64_t unattributed_records = 0;  ///< records whose launch was not seen
+  std::uint64_t unbalanced_pops = 0;       ///< pops with no open range on that thread
+  std::uint64_t unclosed_at_stop = 0;      ///< ranges still open when collection stopped
+  std::uint64_t late_records = 0;          ///< records that arrived after their scope was
+                                           ///< finalised (counted in totals, not in unions)
+  std::uint64_t trace_events_dropped = 0;  ///< raw events beyond the trace cap
+};
+
+/// Collector self-measurement.
+struct overhead_stats {
+  std::uint64_t ranges = 0;           ///< range pushes handled
+  std::uint64_t callbacks = 0;        ///< CUPTI API callbacks handled
+  std::uint64_t records = 0;          ///< activity records processed
+  std::uint64_t buffers = 0;          ///< activity buffers processed
+  double per_launch_callback_ns = 0;  ///< mean host time spent in our launch callback
+  double per_range_ns = 0;            ///< mean host time spent in our push+pop handlers
+};
+
+/// How GPU numbers were obtained, or why they are missing.
+struct collector_status {
+  bool gpu_timing = false;   ///< true when device timestamps were collected
+  std::string reason;        ///< why gpu_timing is false ("no CUDA driver", "CUPTI held by
+                             ///< Nsight Systems", ...); empty when it is true
+  std::string cupti_holder;  ///< name of the other CUPTI subscriber, when one was found
+  std::string mode = "profile";
+};
+
+/// A consistent snapshot of everything collected so far.
+struct results {
+  collector_status status;
+  double wall_ms = 0;                  ///< host wall time from collection start to snapshot
+  std::vector<scope_result> scopes;    ///< parents before children, in order of first entry
+  std::vector<step_result> steps;      ///< by step index
+  std::vector<stage_result> stages;    ///< in order of first entry
+  std::vector<kernel_result> kernels;  ///< by total_ms, descending
+  fault_counts faults;
+  overhead_stats overhead;
+};
+
+}  // namespace diffscope
