@@ -104,16 +104,64 @@ struct collector_status {
   std::string mode = "profile";
 };
 
+/// Device memory at a named point ("start", "after_<Stage>", "end"), in MiB. Device-wide
+/// figures from the driver (total - free), not a framework allocator's view.
+struct memory_checkpoint {
+  std::string name;
+  std::uint32_t device = 0;
+  double used_mb = 0;       ///< device memory in use at the checkpoint
+  double peak_used_mb = 0;  ///< highest used_mb seen at any checkpoint so far
+};
+
+/// Where the numbers were taken.
+struct environment_info {
+  std::string gpu_name;  ///< "" without a GPU
+  int device_count = 0;
+  int driver_version = 0;           ///< cudaDriverGetVersion, 0 when unknown
+  int runtime_version = 0;          ///< cudaRuntimeGetVersion
+  std::uint32_t cupti_version = 0;  ///< cuptiGetVersion
+  std::string hostname;
+  std::int64_t pid = 0;
+};
+
+/// Raw events, kept only when a trace was requested, up to a cap (see fault_counts).
+/// Times are detail::now_ns() nanoseconds; `origin_ns` is the collection start.
+struct trace_range {
+  std::string name, path, domain;
+  category cat = category::other;
+  std::uint64_t thread = 0;  ///< small per-process thread number (1, 2, ...)
+  std::uint64_t start_ns = 0, end_ns = 0;
+  std::int64_t step = -1;  ///< enclosing denoise step, -1 when none
+};
+struct trace_op {
+  std::string name, kind, scope_path;
+  std::uint32_t device = 0, stream = 0, correlation_id = 0;
+  std::uint64_t start_ns = 0, end_ns = 0, bytes = 0;
+  std::int64_t step = -1;
+  std::uint64_t launch_thread = 0;  ///< thread that launched it (0 = unknown)
+  std::uint64_t launch_ns = 0;      ///< host time of the launch call (0 = unknown)
+};
+struct trace_events {
+  bool enabled = false;
+  std::uint64_t cap = 0;  ///< max ranges + ops kept
+  std::uint64_t origin_ns = 0;
+  std::vector<trace_range> ranges;
+  std::vector<trace_op> ops;
+};
+
 /// A consistent snapshot of everything collected so far.
 struct results {
   collector_status status;
-  double wall_ms = 0;                  ///< host wall time from collection start to snapshot
-  std::vector<scope_result> scopes;    ///< parents before children, in order of first entry
-  std::vector<step_result> steps;      ///< by step index
-  std::vector<stage_result> stages;    ///< in order of first entry
-  std::vector<kernel_result> kernels;  ///< by total_ms, descending
+  double wall_ms = 0;                     ///< host wall time from collection start to snapshot
+  std::vector<scope_result> scopes;       ///< parents before children, in order of first entry
+  std::vector<step_result> steps;         ///< by step index
+  std::vector<stage_result> stages;       ///< in order of first entry
+  std::vector<kernel_result> kernels;     ///< by total_ms, descending
+  std::vector<memory_checkpoint> memory;  ///< in order taken
+  environment_info environment;
   fault_counts faults;
   overhead_stats overhead;
+  trace_events trace;
 };
 
 }  // namespace diffscope
