@@ -32,6 +32,9 @@ class activity_sink {
   /// A launch-type API call is being made on this thread; `correlation_id` is the id its
   /// GPU operations will carry. Called for runtime and driver API entry alike.
   virtual void on_launch(std::uint32_t correlation_id, launch_kind kind) noexcept = 0;
+  /// A driver API launch nested inside a runtime API launch already announced on this
+  /// thread: both ids name one launch (records may carry either), so it counts once.
+  virtual void on_launch_alias(std::uint32_t nested_id, std::uint32_t outer_id) noexcept = 0;
   /// A graph node was created on this thread (stream capture or explicit graph building).
   virtual void on_graph_node_created(std::uint64_t node_id) noexcept = 0;
   /// A node was copied (graph instantiation, graph clone): the copy inherits attribution.

@@ -1,0 +1,885 @@
+// diffscope: online aggregation of ranges and GPU operations into per-scope, per-step and
+// per-stage statistics. Host-only code (no CUDA, no CUPTI, no NVTX): the NVTX tool feeds it
+// ranges, the CUPTI source feeds it launches and completed operations, tests feed it both
+// synthetically through the very same entry points.
+//
+// Model
+// - A scope *node* is a path in the tree of range names ("DenoisingStage/denoise_step/block").
+// - A scope *instance* is one call of a node. Instances exist only for calls that launched GPU
+//   work (created lazily at the first launch), so ranges without GPU work never take a
+//   global lock.
+// - A launch maps its correlation id to the innermost instance open on the launching thread;
+//   a completed operation updates that instance and all its ancestors (inclusive timings).
+// - An instance is finalised (its union of intervals computed, its numbers folded into its
+//   node, step and stage, its memory freed) once it is closed on the host and every
+//   operation it launched has arrived; stop() finalises what is left. Memory is therefore
+//   bounded by the work in flight, not by the length of the run.
+// - CUDA graphs: nodes created during capture remember the scope open on the capturing
+//   thread; when a replayed node's operation arrives, it is attributed to that capture path
+//   grafted under the scope around the graph launch.
+#pragma once
+
+#include <algorithm>
+#include <array>
+#include <atomic>
+#include <cstdint>
+#include <cstring>
+#include <limits>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include <diffscope/detail/activity.hpp>
+#include <diffscope/detail/clock.hpp>
+#include <diffscope/detail/histogram.hpp>
+#include <diffscope/detail/range_names.hpp>
+#include <diffscope/results.hpp>
+
+namespace diffscope::detail {
+
+inline constexpr std::uint32_t no_node = 0xffffffffu;
+
+/// Domains the aggregator distinguishes. Ranges of any other domain are ignored.
+enum class range_domain : std::uint8_t { default_domain = 0, diffscope = 1 };
+
+inline const char* domain_label(range_domain d) noexcept {
+  return d == range_domain::diffscope ? "diffscope" : "";
+}
+
+/// A tiny test-and-set lock for per-node host statistics (uncontended: ~10 ns).
+class spin_lock {
+ public:
+  void lock() noexcept {
+    while (flag_.test_and_set(std::memory_order_acquire)) {
+    }
+  }
+  void unlock() noexcept { flag_.clear(std::memory_order_release); }
+
+ private:
+  std::atomic_flag flag_ = ATOMIC_FLAG_INIT;
+};
+
+/// GPU accumulators, nanoseconds.
+struct gpu_acc {
+  std::uint64_t busy = 0, occupied = 0, envelope = 0;
+  std::uint64_t kernels = 0, memcpys = 0, memsets = 0, bytes = 0;
+
+  void add(const gpu_acc& o) noexcept {
+    busy += o.busy;
+    occupied += o.occupied;
+    envelope += o.envelope;
+    kernels += o.kernels;
+    memcpys += o.memcpys;
+    memsets += o.memsets;
+    bytes += o.bytes;
+  }
+  gpu_stats to_stats(bool measured) const {
+    gpu_stats s;
+    s.measured = measured;
+    s.busy_ms = busy / 1e6;
+    s.occupied_ms = occupied / 1e6;
+    s.envelope_ms = envelope / 1e6;
+    s.kernels = kernels;
+    s.memcpys = memcpys;
+    s.memsets = memsets;
+    s.bytes = bytes;
+    return s;
+  }
+};
+
+/// Length of the union of half-open intervals [start, end). Sorts in place.
+inline std::uint64_t union_length(std::vector<std::pair<std::uint64_t, std::uint64_t>>& v) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  std::uint64_t total = 0, cur_start = v[0].first, cur_end = v[0].second;
+  for (std::size_t i = 1; i < v.size(); ++i) {
+    if (v[i].first > cur_end) {
+      total += cur_end - cur_start;
+      cur_start = v[i].first;
+      cur_end = v[i].second;
+    } else {
+      cur_end = std::max(cur_end, v[i].second);
+    }
+  }
+  return total + (cur_end - cur_start);
+}
+
+/// Merges overlapping intervals in place (keeps the union, drops redundancy).
+inline void compact_intervals(std::vector<std::pair<std::uint64_t, std::uint64_t>>& v) {
+  if (v.size() < 2) return;
+  std::sort(v.begin(), v.end());
+  std::size_t out = 0;
+  for (std::size_t i = 1; i < v.size(); ++i) {
+    if (v[i].first <= v[out].second) {
+      v[out].second = std::max(v[out].second, v[i].second);
+    } else {
+      v[++out] = v[i];
+    }
+  }
+  v.resize(out + 1);
+}
+
+struct aggregator_options {
+  bool keep_trace = false;
+  std::uint64_t trace_cap = 2'000'000;  ///< ranges + ops kept for the trace
+};
+
+class aggregator final : public activity_sink {
+ public:
+  explicit aggregator(aggregator_options options = {})
+      : options_(options), epoch_(next_epoch()), origin_ns_(now_ns()) {
+    trace_.enabled = options.keep_trace;
+    trace_.cap = options.trace_cap;
+    trace_.origin_ns = origin_ns_;
+  }
+  ~aggregator() override {
+    for (auto& chunk : chunks_) delete[] chunk.load(std::memory_order_relaxed);
+  }
+  aggregator(const aggregator&) = delete;
+  aggregator& operator=(const aggregator&) = delete;
+
+  std::uint64_t origin_ns() const noexcept { return origin_ns_; }
+
+  // ---- names ------------------------------------------------------------------------------
+
+  /// Interns a name; ids are stable for the aggregator's life.
+  std::uint32_t intern(std::string_view name) {
+    std::lock_guard<std::mutex> g(names_mutex_);
+    auto it = name_ids_.find(std::string(name));
+    if (it != name_ids_.end()) return it->second;
+    const auto id = static_cast<std::uint32_t>(names_.size());
+    names_.emplace_back(new std::string(name));
+    name_ids_.emplace(*names_.back(), id);
+    return id;
+  }
+  std::string name_of(std::uint32_t id) const {
+    std::lock_guard<std::mutex> g(names_mutex_);
+    return id < names_.size() ? *names_[id] : std::string();
+  }
+
+  // ---- ranges (called on the annotating thread) ------------------------------------------
+
+  /// Opens a range. `name_id` from intern(); `step` set for denoise steps.
+  void push(range_domain dom, std::uint32_t name_id, category cat, std::optional<std::int64_t> step,
+            std::uint64_t t_ns) {
+    thread_state& ts = local();
+    ++ranges_;
+    const frame* top = ts.stack.empty() ? nullptr : &ts.stack.back();
+    frame f;
+    f.domain = dom;
+    f.node = child(ts, top ? top->node : no_node, name_id, cat, dom);
+    f.start_ns = t_ns;
+    f.step = step ? *step : (top ? top->step : -1);
+    f.is_step = step.has_value();
+    f.stage = cat == category::stage ? static_cast<std::int32_t>(stage_index(f.node, t_ns))
+                                     : (top ? top->stage : -1);
+    ts.stack.push_back(f);
+    ts.open.store(ts.stack.size(), std::memory_order_relaxed);
+  }
+
+  /// Closes the innermost open range of `dom` on this thread. Returns false (and counts an
+  /// unbalanced pop) when there is none.
+  bool pop(range_domain dom, std::uint64_t t_ns) {
+    thread_state& ts = local();
+    auto it = std::find_if(ts.stack.rbegin(), ts.stack.rend(),
+                           [dom](const frame& f) { return f.domain == dom; });
+    if (it == ts.stack.rend()) {
+      unbalanced_pops_.fetch_add(1, std::memory_order_relaxed);
+      return false;
+    }
+    const frame f = *it;
+    ts.stack.erase(std::next(it).base());
+    ts.open.store(ts.stack.size(), std::memory_order_relaxed);
+    if (f.node == no_node) return true;  // opened before this aggregator existed
+    close_frame(ts, f, t_ns);
+    return true;
+  }
+
+  // ---- activity_sink ----------------------------------------------------------------------
+
+  void on_launch(std::uint32_t correlation_id, launch_kind kind) noexcept override {
+    try {
+      thread_state& ts = local();
+      callbacks_.fetch_add(1, std::memory_order_relaxed);
+      const std::uint64_t launch_ns = trace_.enabled ? now_ns() : 0;
+      std::lock_guard<std::mutex> g(mutex_);
+      pending p;
+      p.kind = kind;
+      p.thread = ts.number;
+      p.launch_ns = launch_ns;
+      if (!ts.stack.empty() && ts.stack.back().node != no_node) {
+        p.instance = ensure_instances(ts);
+        for (std::uint64_t id = p.instance; id != 0;) {
+          instance& in = instances_.at(id);
+          ++in.launches;
+          if (kind == launch_kind::graph) {
+            in.open_ended = true;
+          } else {
+            ++in.expected;
+          }
+          id = in.parent;
+        }
+      }
+      pending_.emplace(correlation_id, p);
+      if (pending_.size() > prune_threshold_) prune_pending(correlation_id);
+    } catch (...) {
+      internal_errors_.fetch_add(1, std::memory_order_relaxed);
+    }
+  }
+
+  void on_launch_alias(std::uint32_t nested_id, std::uint32_t outer_id) noexcept override {
+    try {
+      std::lock_guard<std::mutex> g(mutex_);
+      aliases_[nested_id] = outer_id;
+      if (aliases_.size() > prune_threshold_) aliases_.clear();  // only ever a fallback
+    } catch (...) {
+      internal_errors_.fetch_add(1, std::memory_order_relaxed);
+    }
+  }
+
+  void on_graph_node_created(std::uint64_t node_id) noexcept override {
+    try {
+      thread_state& ts = local();
+      std::vector<std::uint32_t> path;
+      for (const frame& f : ts.stack)
+        if (f.node != no_node) path.push_back(f.node);
+      std::lock_guard<std::mutex> g(mutex_);
+      graph_nodes_[node_id] = path.empty() ? no_node : path.back();
+    } catch (...) {
+      internal_errors_.fetch_add(1, std::memory_order_relaxed);
+    }
+  }
+
+  void on_graph_node_cloned(std::uint64_t original_id, std::uint64_t clone_id) noexcept override {
+    try {
+      std::lock_guard<std::mutex> g(mutex_);
+      auto it = graph_nodes_.find(original_id);
+      graph_nodes_[clone_id] = it == graph_nodes_.end() ? no_node : it->second;
+    } catch (...) {
+      internal_errors_.fetch_add(1, std::memory_order_relaxed);
+    }
+  }
+
+  void on_gpu_op(const gpu_op& op) noexcept override {
+    try {
+      records_.fetch_add(1, std::memory_order_relaxed);
+      if (op.start_ns == 0 || op.end_ns == 0) {
+        zero_timestamps_.fetch_add(1, std::memory_order_relaxed);
+        return;
+      }
+      if (op.end_ns < op.start_ns) {
+        inverted_timestamps_.fetch_add(1, std::memory_order_relaxed);
+        return;
+      }
+      const std::uint32_t op_name = intern(op.name);
+      std::lock_guard<std::mutex> g(mutex_);
+      ingest(op, op_name);
+    } catch (...) {
+      internal_errors_.fetch_add(1, std::memory_order_relaxed);
+    }
+  }
+
+  void on_dropped(std::uint64_t count) noexcept override {
+    dropped_.fetch_add(count, std::memory_order_relaxed);
+  }
+
+  // ---- results ----------------------------------------------------------------------------
+
+  /// Finalises every instance still waiting for operations (call after the last flush).
+  void finalize_all() {
+    std::lock_guard<std::mutex> g(mutex_);
+    std::vector<std::uint64_t> ids;
+    ids.reserve(instances_.size());
+    for (auto& kv : instances_) ids.push_back(kv.first);
+    std::sort(ids.begin(), ids.end());
+    for (std::uint64_t id : ids) finalize(id);
+    pending_.clear();
+    aliases_.clear();
+  }
+
+  /// Ranges still open on any thread (for the "unclosed at stop" fault).
+  std::uint64_t open_ranges() const {
+    thread_registry& r = registry();
+    std::lock_guard<std::mutex> g(r.mutex);
+    std::uint64_t n = 0;
+    for (const thread_state* ts : r.threads)
+      if (ts->epoch == epoch_) n += ts->open.load(std::memory_order_relaxed);
+    return n;
+  }
+
+  /// Builds the results. `gpu_measured` says whether GPU timing was available at all.
+  results snapshot(bool gpu_measured) const {
+    results r;
+    r.wall_ms = (now_ns() - origin_ns_) / 1e6;
+    std::lock_guard<std::mutex> g(mutex_);
+    const std::uint32_t count = node_count_.load(std::memory_order_acquire);
+    std::vector<std::int64_t> index(count, -1);
+    // Parents are always created before children, so creation order is a valid order.
+    for (std::uint32_t i = 0; i < count; ++i) {
+      node& n = node_at(i);
+      scope_result s;
+      s.name = name_of(n.name_id);
+      s.path = n.path;
+      s.cat = n.cat;
+      s.domain = domain_label(n.domain);
+      s.depth = n.depth;
+      s.parent = n.parent == no_node ? -1 : index[n.parent];
+      {
+        std::lock_guard<spin_lock> ng(n.host_lock);
+        s.host = host_summary(n.host);
+      }
+      s.gpu = n.gpu.to_stats(gpu_measured);
+      s.launches = n.launches;
+      index[i] = static_cast<std::int64_t>(r.scopes.size());
+      r.scopes.push_back(std::move(s));
+    }
+    for (const auto& kv : steps_) {
+      step_result s;
+      s.step = kv.first;
+      s.calls = kv.second.calls;
+      s.host_ms = kv.second.host_ns / 1e6;
+      s.gpu = kv.second.gpu.to_stats(gpu_measured);
+      s.start_ms = (kv.second.first_start_ns - origin_ns_) / 1e6;
+      r.steps.push_back(s);
+    }
+    for (const stage_acc& st : stages_) {
+      stage_result s;
+      s.name = name_of(node_at(st.node).name_id);
+      s.calls = st.calls;
+      s.host_ms = st.host_ns / 1e6;
+      s.gpu = st.gpu.to_stats(gpu_measured);
+      s.start_ms = (st.first_start_ns - origin_ns_) / 1e6;
+      r.stages.push_back(s);
+    }
+    for (const auto& kv : kernels_) {
+      kernel_result k;
+      k.name = name_of(kv.first.name);
+      k.kind = kind_label(kv.first.kind);
+      k.scope_path = kv.first.node == no_node ? std::string() : node_at(kv.first.node).path;
+      k.count = kv.second.count;
+      k.total_ms = kv.second.total / 1e6;
+      k.min_ms = kv.second.min / 1e6;
+      k.max_ms = kv.second.max / 1e6;
+      r.kernels.push_back(std::move(k));
+    }
+    std::sort(r.kernels.begin(), r.kernels.end(),
+              [](const kernel_result& a, const kernel_result& b) {
+                return a.total_ms != b.total_ms ? a.total_ms > b.total_ms : a.name < b.name;
+              });
+    r.faults.dropped_records = dropped_.load();
+    r.faults.zero_timestamps = zero_timestamps_.load();
+    r.faults.inverted_timestamps = inverted_timestamps_.load();
+    r.faults.unattributed_records = unattributed_;
+    r.faults.unbalanced_pops = unbalanced_pops_.load();
+    r.faults.late_records = late_records_;
+    r.faults.trace_events_dropped = trace_dropped_;
+    r.overhead.ranges = ranges_.load();
+    r.overhead.callbacks = callbacks_.load();
+    r.overhead.records = records_.load();
+    r.trace = trace_;
+    return r;
+  }
+
+  std::uint64_t internal_errors() const noexcept { return internal_errors_.load(); }
+  std::size_t instances_in_flight() const {
+    std::lock_guard<std::mutex> g(mutex_);
+    return instances_.size();
+  }
+  std::size_t pending_launches() const {
+    std::lock_guard<std::mutex> g(mutex_);
+    return pending_.size();
+  }
+
+ private:
+  using interval = std::pair<std::uint64_t, std::uint64_t>;
+
+  struct host_acc {
+    std::uint64_t calls = 0, sum = 0, min = std::numeric_limits<std::uint64_t>::max(), max = 0;
+    duration_histogram hist;
+  };
+
+  struct node {
+    std::uint32_t parent = no_node;
+    std::uint32_t name_id = 0;
+    category cat = category::other;
+    range_domain domain = range_domain::default_domain;
+    int depth = 0;
+    std::string path;
+    mutable spin_lock host_lock;
+    host_acc host;               // guarded by host_lock
+    gpu_acc gpu;                 // guarded by mutex_
+    std::uint64_t launches = 0;  // guarded by mutex_
+  };
+
+  struct frame {
+    std::uint32_t node = no_node;
+    range_domain domain = range_domain::default_domain;
+    bool is_step = false;
+    std::int32_t stage = -1;  // index into stages_ of the enclosing stage
+    std::int64_t step = -1;   // enclosing denoise step
+    std::uint64_t start_ns = 0;
+    std::uint64_t instance = 0;  // 0 until the first launch inside
+  };
+
+  struct thread_state {
+    std::uint64_t epoch = 0;
+    std::uint64_t number = 0;
+    std::vector<frame> stack;
+    std::unordered_map<std::uint64_t, std::uint32_t> children;  // (parent, name, cat, dom)
+    std::uint64_t open_epoch = 0;                               // epoch `open` counts for
+    std::atomic<std::uint64_t> open{0};
+    bool registered = false;
+    ~thread_state() {
+      if (registered) {
+        thread_registry& r = registry();
+        std::lock_guard<std::mutex> g(r.mutex);
+        r.threads.erase(std::remove(r.threads.begin(), r.threads.end(), this), r.threads.end());
+      }
+    }
+  };
+
+  // Every thread that ever touched an aggregator, process-wide (so a thread outliving an
+  // aggregator never points back into it).
+  struct thread_registry {
+    std::mutex mutex;
+    std::vector<thread_state*> threads;
+  };
+  static thread_registry& registry() {
+    static thread_registry* r = new thread_registry();  // never destroyed: threads may outlive
+    return *r;
+  }
+
+  struct instance {
+    std::uint64_t parent = 0;
+    std::uint32_t node = no_node;
+    bool is_step = false;  // the step's own instance
+    std::int64_t step = -1;
+    std::int32_t stage = -1;  // set only on the stage's own instance
+    bool closed = false;
+    bool open_ended = false;  // launched a graph: record count unknown until stop
+    std::uint64_t expected = 0, received = 0, launches = 0;
+    std::uint64_t first = std::numeric_limits<std::uint64_t>::max(), last = 0;
+    gpu_acc gpu;  // busy, counts, bytes (occupied/envelope computed at finalise)
+    std::vector<interval> intervals;
+    std::unordered_map<std::uint32_t, std::uint64_t> grafted;  // graph scope node -> instance
+  };
+
+  struct pending {
+    std::uint64_t instance = 0;  // 0: launched outside any scope
+    launch_kind kind = launch_kind::kernel;
+    std::uint64_t thread = 0, launch_ns = 0;
+  };
+
+  struct kernel_key {
+    std::uint32_t name, node;
+    op_kind kind;
+    bool operator==(const kernel_key& o) const {
+      return name == o.name && node == o.node && kind == o.kind;
+    }
+  };
+  struct kernel_key_hash {
+    std::size_t operator()(const kernel_key& k) const noexcept {
+      return (static_cast<std::size_t>(k.name) * 0x9E3779B97F4A7C15ull) ^
+             (static_cast<std::size_t>(k.node) << 3) ^ static_cast<std::size_t>(k.kind);
+    }
+  };
+  struct kernel_acc {
+    std::uint64_t count = 0, total = 0, min = std::numeric_limits<std::uint64_t>::max(), max = 0;
+  };
+
+  struct step_acc {
+    std::uint64_t calls = 0, host_ns = 0, first_start_ns = 0;
+    gpu_acc gpu;
+  };
+  struct stage_acc {
+    std::uint32_t node = no_node;
+    std::uint64_t calls = 0, host_ns = 0, first_start_ns = 0;
+    gpu_acc gpu;
+  };
+
+  static constexpr std::size_t chunk_size = 1024;
+  static constexpr std::size_t max_chunks = 4096;  // 4M scope nodes
+  static constexpr std::size_t prune_threshold_ = 1u << 20;
+  static constexpr std::size_t compact_threshold = 1u << 16;
+
+  static std::uint64_t next_epoch() {
+    static std::atomic<std::uint64_t> counter{0};
+    return ++counter;
+  }
+
+  static const char* kind_label(op_kind k) {
+    switch (k) {
+      case op_kind::kernel:
+        return "kernel";
+      case op_kind::memcpy:
+        return "memcpy";
+      case op_kind::memset:
+        return "memset";
+    }
+    return "kernel";
+  }
+
+  static host_stats host_summary(const host_acc& h) {
+    host_stats s;
+    s.calls = h.calls;
+    if (h.calls == 0) return s;
+    s.sum_ms = h.sum / 1e6;
+    s.min_ms = h.min / 1e6;
+    s.max_ms = h.max / 1e6;
+    s.mean_ms = s.sum_ms / static_cast<double>(h.calls);
+    s.p50_ms = h.hist.quantile_ns(0.5) / 1e6;
+    s.p90_ms = h.hist.quantile_ns(0.9) / 1e6;
+    return s;
+  }
+
+  // One thread_state per thread, reset when a different aggregator (a restarted collector,
+  // another test) uses the thread: frames opened before are kept as anonymous frames so
+  // their pops still balance.
+  thread_state& local() {
+    thread_local thread_state ts;
+    if (ts.epoch != epoch_) {
+      for (frame& f : ts.stack) f = frame{no_node, f.domain};
+      ts.children.clear();
+      ts.number = thread_count_.fetch_add(1) + 1;
+      thread_registry& r = registry();
+      std::lock_guard<std::mutex> g(r.mutex);
+      ts.epoch = epoch_;
+      if (!ts.registered) r.threads.push_back(&ts);
+      ts.registered = true;
+    }
+    return ts;
+  }
+
+  node& node_at(std::uint32_t i) const {
+    return chunks_[i / chunk_size].load(std::memory_order_acquire)[i % chunk_size];
+  }
+
+  std::uint32_t child(thread_state& ts, std::uint32_t parent, std::uint32_t name_id, category cat,
+                      range_domain dom) {
+    // name ids stay far below 2^27; category needs 3 bits, domain 1.
+    const std::uint64_t key =
+        (static_cast<std::uint64_t>(parent) << 32) | (static_cast<std::uint64_t>(name_id) << 4) |
+        (static_cast<std::uint64_t>(cat) << 1) | static_cast<std::uint64_t>(dom);
+    auto it = ts.children.find(key);
+    if (it != ts.children.end()) return it->second;
+    const std::uint32_t n = find_or_create_node(parent, name_id, cat, dom);
+    ts.children.emplace(key, n);
+    return n;
+  }
+
+  std::uint32_t find_or_create_node(std::uint32_t parent, std::uint32_t name_id, category cat,
+                                    range_domain dom) {
+    std::lock_guard<std::mutex> g(nodes_mutex_);
+    const auto key = std::make_tuple(parent, name_id, cat, dom);
+    auto it = node_index_.find(key);
+    if (it != node_index_.end()) return it->second;
+    const std::uint32_t id = node_count_.load(std::memory_order_relaxed);
+    if (id / chunk_size >= max_chunks) return parent;  // absurdly many scopes: fold into parent
+    if (chunks_[id / chunk_size].load(std::memory_order_relaxed) == nullptr)
+      chunks_[id / chunk_size].store(new node[chunk_size], std::memory_order_release);
+    node& n = node_at(id);
+    n.parent = parent;
+    n.name_id = name_id;
+    n.cat = cat;
+    n.domain = dom;
+    n.depth = parent == no_node ? 0 : node_at(parent).depth + 1;
+    n.path = parent == no_node ? name_of(name_id) : node_at(parent).path + "/" + name_of(name_id);
+    node_index_.emplace(key, id);
+    node_count_.store(id + 1, std::memory_order_release);
+    return id;
+  }
+
+  std::uint32_t stage_index(std::uint32_t node_id, std::uint64_t t_ns) {
+    std::lock_guard<std::mutex> g(mutex_);
+    for (std::size_t i = 0; i < stages_.size(); ++i)
+      if (stages_[i].node == node_id) return static_cast<std::uint32_t>(i);
+    stage_acc s;
+    s.node = node_id;
+    s.first_start_ns = t_ns;
+    stages_.push_back(s);
+    return static_cast<std::uint32_t>(stages_.size() - 1);
+  }
+
+  void close_frame(thread_state& ts, const frame& f, std::uint64_t t_ns) {
+    const std::uint64_t dur = t_ns > f.start_ns ? t_ns - f.start_ns : 0;
+    node& n = node_at(f.node);
+    {
+      std::lock_guard<spin_lock> g(n.host_lock);
+      ++n.host.calls;
+      n.host.sum += dur;
+      n.host.min = std::min(n.host.min, dur);
+      n.host.max = std::max(n.host.max, dur);
+      n.host.hist.add(dur);
+    }
+    const bool is_stage = n.cat == category::stage;
+    if (f.is_step || is_stage || f.instance != 0 || trace_.enabled) {
+      std::lock_guard<std::mutex> g(mutex_);
+      if (f.is_step) {
+        step_acc& s = steps_[f.step];
+        if (s.calls++ == 0) s.first_start_ns = f.start_ns;
+        s.host_ns += dur;
+      }
+      if (is_stage && f.stage >= 0) {
+        stage_acc& s = stages_[static_cast<std::size_t>(f.stage)];
+        ++s.calls;
+        s.host_ns += dur;
+      }
+      if (f.instance != 0) {
+        auto it = instances_.find(f.instance);
+        if (it != instances_.end()) {
+          it->second.closed = true;
+          maybe_finalize(f.instance);
+        }
+      }
+      if (trace_.enabled) {
+        if (trace_.ranges.size() + trace_.ops.size() < trace_.cap) {
+          trace_range tr;
+          tr.name = name_of(n.name_id);
+          if (f.is_step) tr.name = std::string(denoise_step_prefix) + std::to_string(f.step);
+          tr.path = n.path;
+          tr.domain = domain_label(n.domain);
+          tr.cat = n.cat;
+          tr.thread = ts.number;
+          tr.start_ns = f.start_ns;
+          tr.end_ns = t_ns;
+          tr.step = f.step;
+          trace_.ranges.push_back(std::move(tr));
+        } else {
+          ++trace_dropped_;
+        }
+      }
+    }
+  }
+
+  // Creates instances for every open frame of this thread that has none yet (outermost
+  // first, so parents exist before children). Returns the innermost instance id.
+  std::uint64_t ensure_instances(thread_state& ts) {
+    std::uint64_t parent = 0;
+    for (frame& f : ts.stack) {
+      if (f.node == no_node) continue;
+      if (f.instance == 0) {
+        instance in;
+        in.parent = parent;
+        in.node = f.node;
+        in.is_step = f.is_step;
+        in.step = f.step;
+        if (node_at(f.node).cat == category::stage) in.stage = f.stage;
+        f.instance = ++instance_count_;
+        instances_.emplace(f.instance, std::move(in));
+      }
+      parent = f.instance;
+    }
+    return parent;
+  }
+
+  void ingest(const gpu_op& op, std::uint32_t op_name) {
+    std::uint32_t id = op.correlation_id;
+    auto pit = pending_.find(id);
+    if (pit == pending_.end()) {
+      auto ait = aliases_.find(id);
+      if (ait != aliases_.end()) {
+        id = ait->second;
+        pit = pending_.find(id);
+      }
+    }
+    std::uint64_t inst = 0;
+    std::uint32_t leaf_node = no_node;
+    bool attributed = pit != pending_.end();
+    if (attributed) {
+      inst = pit->second.instance;
+      if (trace_.enabled) add_trace_op(op, op_name, pit->second);
+      if (pit->second.kind != launch_kind::graph) pending_.erase(pit);  // one record per launch
+    } else {
+      ++unattributed_;
+      if (trace_.enabled) add_trace_op(op, op_name, pending{});
+    }
+    if (inst != 0 && instances_.find(inst) == instances_.end()) {
+      ++late_records_;  // finalised already: counted in totals below, not in the scope
+      inst = 0;
+    }
+    if (inst != 0 && op.graph_node_id != 0) inst = grafted_instance(inst, op.graph_node_id);
+    if (inst != 0) leaf_node = instances_.at(inst).node;
+
+    const std::uint64_t dur = op.end_ns - op.start_ns;
+    kernel_acc& k = kernels_[kernel_key{op_name, leaf_node, op.kind}];
+    ++k.count;
+    k.total += dur;
+    k.min = std::min(k.min, dur);
+    k.max = std::max(k.max, dur);
+
+    std::uint64_t finish_from = 0;
+    for (std::uint64_t cur = inst; cur != 0;) {
+      instance& in = instances_.at(cur);
+      in.first = std::min(in.first, op.start_ns);
+      in.last = std::max(in.last, op.end_ns);
+      in.gpu.busy += dur;
+      in.gpu.bytes += op.bytes;
+      switch (op.kind) {
+        case op_kind::kernel:
+          ++in.gpu.kernels;
+          break;
+        case op_kind::memcpy:
+          ++in.gpu.memcpys;
+          break;
+        case op_kind::memset:
+          ++in.gpu.memsets;
+          break;
+      }
+      in.intervals.emplace_back(op.start_ns, op.end_ns);
+      if (in.intervals.size() > compact_threshold) compact_intervals(in.intervals);
+      if (op.graph_node_id == 0) ++in.received;
+      if (finish_from == 0) finish_from = cur;
+      cur = in.parent;
+    }
+    // Finalise the chain bottom-up where complete.
+    for (std::uint64_t cur = finish_from; cur != 0;) {
+      auto it = instances_.find(cur);
+      if (it == instances_.end()) break;
+      const std::uint64_t parent = it->second.parent;
+      maybe_finalize(cur);
+      cur = parent;
+    }
+  }
+
+  // The instance of the capture-time scope path of a graph node, grafted under `launch`.
+  std::uint64_t grafted_instance(std::uint64_t launch, std::uint64_t graph_node_id) {
+    auto git = graph_nodes_.find(graph_node_id);
+    if (git == graph_nodes_.end() || git->second == no_node) return launch;
+    // Path from the capture-time root to the captured scope.
+    std::vector<std::uint32_t> chain;
+    for (std::uint32_t n = git->second; n != no_node; n = node_at(n).parent) chain.push_back(n);
+    std::uint64_t cur = launch;
+    for (auto it = chain.rbegin(); it != chain.rend(); ++it) {
+      instance& parent = instances_.at(cur);
+      const node& captured = node_at(*it);
+      const std::uint32_t grafted_node =
+          find_or_create_node(parent.node, captured.name_id, captured.cat, captured.domain);
+      auto found = parent.grafted.find(grafted_node);
+      if (found != parent.grafted.end()) {
+        cur = found->second;
+        continue;
+      }
+      instance in;
+      in.parent = cur;
+      in.node = grafted_node;
+      in.step = parent.step;
+      in.closed = true;
+      in.open_ended = true;  // finalised with the launch scope at stop
+      const std::uint64_t id = ++instance_count_;
+      instances_.emplace(id, std::move(in));
+      instances_.at(cur).grafted.emplace(grafted_node, id);
+      // One "call" of a grafted scope per replay that ran it.
+      node& gn = node_at(grafted_node);
+      std::lock_guard<spin_lock> g(gn.host_lock);
+      ++gn.host.calls;
+      cur = id;
+    }
+    return cur;
+  }
+
+  void maybe_finalize(std::uint64_t id) {
+    auto it = instances_.find(id);
+    if (it == instances_.end()) return;
+    const instance& in = it->second;
+    if (in.closed && !in.open_ended && in.received >= in.expected && in.grafted.empty())
+      finalize(id);
+  }
+
+  void finalize(std::uint64_t id) {
+    auto it = instances_.find(id);
+    if (it == instances_.end()) return;
+    instance& in = it->second;
+    // Grafted children first: they hold part of this instance's graph work.
+    for (auto& kv : in.grafted) finalize(kv.second);
+    gpu_acc acc = in.gpu;
+    if (in.last > 0) {
+      acc.envelope = in.last - in.first;
+      acc.occupied = union_length(in.intervals);
+    }
+    node& n = node_at(in.node);
+    n.gpu.add(acc);
+    n.launches += in.launches;
+    if (in.is_step) steps_[in.step].gpu.add(acc);
+    if (in.stage >= 0) stages_[static_cast<std::size_t>(in.stage)].gpu.add(acc);
+    instances_.erase(it);
+  }
+
+  void add_trace_op(const gpu_op& op, std::uint32_t op_name, const pending& p) {
+    if (trace_.ranges.size() + trace_.ops.size() >= trace_.cap) {
+      ++trace_dropped_;
+      return;
+    }
+    trace_op t;
+    t.name = name_of(op_name);
+    t.kind = kind_label(op.kind);
+    if (p.instance != 0) {
+      auto it = instances_.find(p.instance);
+      if (it != instances_.end()) {
+        t.scope_path = node_at(it->second.node).path;
+        t.step = it->second.step;
+      }
+    }
+    t.device = op.device_id;
+    t.stream = op.stream_id;
+    t.correlation_id = op.correlation_id;
+    t.start_ns = op.start_ns;
+    t.end_ns = op.end_ns;
+    t.bytes = op.bytes;
+    t.launch_thread = p.thread;
+    t.launch_ns = p.launch_ns;
+    trace_.ops.push_back(std::move(t));
+  }
+
+  // Launches that never produced a record (a zero-byte copy, a failed launch) would pile up:
+  // drop those far older than the newest id.
+  void prune_pending(std::uint32_t newest) {
+    for (auto it = pending_.begin(); it != pending_.end();) {
+      if (newest - it->first > prune_threshold_ / 2)
+        it = pending_.erase(it);
+      else
+        ++it;
+    }
+  }
+
+  aggregator_options options_;
+  const std::uint64_t epoch_;
+  const std::uint64_t origin_ns_;
+
+  mutable std::mutex names_mutex_;
+  std::vector<std::unique_ptr<std::string>> names_;
+  std::unordered_map<std::string, std::uint32_t> name_ids_;
+
+  std::mutex nodes_mutex_;
+  std::map<std::tuple<std::uint32_t, std::uint32_t, category, range_domain>, std::uint32_t>
+      node_index_;
+  mutable std::array<std::atomic<node*>, max_chunks> chunks_{};
+  std::atomic<std::uint32_t> node_count_{0};
+
+  std::atomic<std::uint64_t> thread_count_{0};
+
+  mutable std::mutex mutex_;  // everything below
+  std::unordered_map<std::uint64_t, instance> instances_;
+  std::uint64_t instance_count_ = 0;
+  std::unordered_map<std::uint32_t, pending> pending_;
+  std::unordered_map<std::uint32_t, std::uint32_t> aliases_;
+  std::unordered_map<std::uint64_t, std::uint32_t> graph_nodes_;
+  std::unordered_map<kernel_key, kernel_acc, kernel_key_hash> kernels_;
+  std::map<std::int64_t, step_acc> steps_;
+  std::vector<stage_acc> stages_;
+  trace_events trace_;
+  std::uint64_t trace_dropped_ = 0;
+  std::uint64_t unattributed_ = 0;
+  std::uint64_t late_records_ = 0;
+
+  std::atomic<std::uint64_t> ranges_{0}, callbacks_{0}, records_{0}, dropped_{0};
+  std::atomic<std::uint64_t> zero_timestamps_{0}, inverted_timestamps_{0}, unbalanced_pops_{0};
+  std::atomic<std::uint64_t> internal_errors_{0};
+};
+
+}  // namespace diffscope::detail

@@ -1,0 +1,87 @@
+// diffscope: how range names from any source map onto scopes, stages and steps.
+//
+// diffscope's own ranges carry their category. Ranges in the default NVTX domain (PyTorch's
+// torch.cuda.nvtx, SGLang's --enable-layerwise-nvtx-marker) carry only a name, so SGLang's
+// naming convention (sglang-contract.md section 6) is mapped here, in one place:
+//   stage_<Stage>                     -> stage "<Stage>"
+//   denoising_step_<i>[_t<timestep>]  -> denoise step i
+//   <qualified.module> in=[[shape]]   -> scope "<qualified.module>" (shapes dropped, so one
+//                                        module is one scope whatever its input shapes)
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string_view>
+
+#include <diffscope/scope.hpp>
+
+namespace diffscope::detail {
+
+/// The canonical scope name of every denoise step: steps share one scope path, and the
+/// per-step breakdown lives in the step table.
+inline constexpr std::string_view step_scope_name = "denoise_step";
+
+/// Parses "denoising_step_<i>" optionally followed by "_t<anything>".
+inline std::optional<std::int64_t> parse_step_name(std::string_view name) noexcept {
+  constexpr std::string_view prefix = denoise_step_prefix;
+  if (name.substr(0, prefix.size()) != prefix) return std::nullopt;
+  std::size_t i = prefix.size();
+  bool negative = false;
+  if (i < name.size() && name[i] == '-') {
+    negative = true;
+    ++i;
+  }
+  const std::size_t digits_start = i;
+  std::int64_t value = 0;
+  while (i < name.size() && name[i] >= '0' && name[i] <= '9' && i - digits_start < 18) {
+    value = value * 10 + (name[i] - '0');
+    ++i;
+  }
+  if (i == digits_start) return std::nullopt;
+  if (i != name.size() && name.substr(i, 2) != "_t") return std::nullopt;
+  return negative ? -value : value;
+}
+
+/// How one range maps onto the scope tree.
+struct classified_range {
+  std::string_view name;  ///< scope name (a view into the input)
+  category cat = category::other;
+  std::optional<std::int64_t> step;  ///< set for denoise steps
+};
+
+/// Classifies a default-domain range by its name alone (SGLang / PyTorch conventions).
+inline classified_range classify_default_domain(std::string_view name) noexcept {
+  classified_range r{name, category::other, std::nullopt};
+  if (auto step = parse_step_name(name)) {
+    r.name = step_scope_name;
+    r.cat = category::denoise_step;
+    r.step = step;
+    return r;
+  }
+  constexpr std::string_view stage_prefix = "stage_";
+  if (name.size() > stage_prefix.size() && name.substr(0, stage_prefix.size()) == stage_prefix) {
+    r.name = name.substr(stage_prefix.size());
+    r.cat = category::stage;
+    return r;
+  }
+  if (auto pos = name.find(" in="); pos != std::string_view::npos && pos > 0) {
+    r.name = name.substr(0, pos);
+  }
+  return r;
+}
+
+/// Classifies a "diffscope"-domain range: the category is authoritative; steps take their
+/// index from the payload when there is one, else from the name.
+inline classified_range classify_diffscope_domain(std::string_view name, std::uint32_t cat_id,
+                                                  std::optional<std::int64_t> payload) noexcept {
+  classified_range r{name, category::other, std::nullopt};
+  if (cat_id >= 1 && cat_id <= 5) r.cat = static_cast<category>(cat_id);
+  if (r.cat == category::denoise_step) {
+    r.step = payload ? payload : parse_step_name(name);
+    if (!r.step) r.step = -1;
+    r.name = step_scope_name;
+  }
+  return r;
+}
+
+}  // namespace diffscope::detail

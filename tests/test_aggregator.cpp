@@ -1,0 +1,432 @@
+// Aggregation on synthetic ranges and activity records, fed through the same entry points
+// the NVTX tool and the CUPTI source use.
+#include <doctest/doctest.h>
+
+#include <diffscope/detail/aggregator.hpp>
+
+#include <atomic>
+#include <string>
+#include <thread>
+#include <vector>
+
+using diffscope::category;
+using namespace diffscope::detail;
+
+namespace {
+
+// Drives an aggregator with explicit timestamps: host times and GPU times in ns.
+struct driver {
+  aggregator agg;
+  std::uint32_t next_corr = 1;
+  explicit driver(aggregator_options o = {}) : agg(o) {}
+
+  void push(const char* name, category cat = category::other) {
+    agg.push(range_domain::diffscope, agg.intern(name), cat, std::nullopt, 0);
+  }
+  void push_at(const char* name, std::uint64_t t, category cat = category::other) {
+    agg.push(range_domain::diffscope, agg.intern(name), cat, std::nullopt, t);
+  }
+  void step(std::int64_t i, std::uint64_t t) {
+    agg.push(range_domain::diffscope, agg.intern("denoise_step"), category::denoise_step, i, t);
+  }
+  void pop(std::uint64_t t = 0) { agg.pop(range_domain::diffscope, t); }
+  std::uint32_t launch(launch_kind k = launch_kind::kernel) {
+    agg.on_launch(next_corr, k);
+    return next_corr++;
+  }
+  void op(std::uint32_t corr, std::uint64_t start, std::uint64_t end, const char* name = "k",
+          std::uint32_t stream = 7, op_kind kind = op_kind::kernel, std::uint64_t bytes = 0,
+          std::uint64_t graph_node = 0) {
+    gpu_op o;
+    o.kind = kind;
+    o.correlation_id = corr;
+    o.start_ns = start;
+    o.end_ns = end;
+    o.stream_id = stream;
+    o.bytes = bytes;
+    o.name = name;
+    o.graph_node_id = graph_node;
+    agg.on_gpu_op(o);
+  }
+};
+
+const diffscope::scope_result* find_scope(const diffscope::results& r, const std::string& path) {
+  for (const auto& s : r.scopes)
+    if (s.path == path) return &s;
+  return nullptr;
+}
+
+}  // namespace
+
+TEST_SUITE("aggregator") {
+  TEST_CASE("nested ranges build scope paths with host statistics") {
+    driver d;
+    for (int i = 0; i < 3; ++i) {
+      d.push_at("outer", 1000);
+      d.push_at("inner", 1100);
+      d.pop(1100 + 100 * (i + 1));
+      d.pop(2000);
+    }
+    auto r = d.agg.snapshot(false);
+    REQUIRE(r.scopes.size() == 2);
+    CHECK(r.scopes[0].path == "outer");
+    CHECK(r.scopes[0].depth == 0);
+    CHECK(r.scopes[1].path == "outer/inner");
+    CHECK(r.scopes[1].parent == 0);
+    CHECK(r.scopes[1].host.calls == 3);
+    CHECK(r.scopes[1].host.sum_ms == doctest::Approx(600e-6));
+    CHECK(r.scopes[1].host.min_ms == doctest::Approx(100e-6));
+    CHECK(r.scopes[1].host.max_ms == doctest::Approx(300e-6));
+    CHECK(r.scopes[1].host.p50_ms == doctest::Approx(200e-6));
+    CHECK_FALSE(r.scopes[1].gpu.measured);
+  }
+
+  TEST_CASE("a kernel counts in its scope and every enclosing scope") {
+    driver d;
+    d.push("stage", category::stage);
+    d.push("attn", category::attention);
+    auto c = d.launch();
+    d.pop();
+    auto c2 = d.launch();
+    d.pop();
+    d.op(c, 100, 300);
+    d.op(c2, 400, 500);
+    auto r = d.agg.snapshot(true);
+    const auto* attn = find_scope(r, "stage/attn");
+    const auto* stage = find_scope(r, "stage");
+    REQUIRE(attn);
+    REQUIRE(stage);
+    CHECK(attn->gpu.measured);
+    CHECK(attn->gpu.kernels == 1);
+    CHECK(attn->gpu.busy_ms == doctest::Approx(200e-6));
+    CHECK(attn->launches == 1);
+    CHECK(stage->gpu.kernels == 2);
+    CHECK(stage->gpu.busy_ms == doctest::Approx(300e-6));
+    CHECK(stage->gpu.envelope_ms == doctest::Approx(400e-6));
+    CHECK(stage->gpu.occupied_ms == doctest::Approx(300e-6));
+    CHECK(stage->launches == 2);
+    REQUIRE(r.stages.size() == 1);
+    CHECK(r.stages[0].name == "stage");
+    CHECK(r.stages[0].gpu.envelope_ms == doctest::Approx(400e-6));
+    CHECK(d.agg.instances_in_flight() == 0);
+  }
+
+  TEST_CASE("overlapping streams give occupied below busy and envelope above occupied") {
+    driver d;
+    d.push("s");
+    auto a = d.launch();
+    auto b = d.launch();
+    auto c = d.launch();
+    d.pop();
+    d.op(a, 0 + 1000, 1000 + 1000, "a", 1);
+    d.op(b, 500 + 1000, 1500 + 1000, "b", 2);
+    d.op(c, 3000 + 1000, 3500 + 1000, "c", 1);
+    auto r = d.agg.snapshot(true);
+    const auto* s = find_scope(r, "s");
+    REQUIRE(s);
+    CHECK(s->gpu.busy_ms == doctest::Approx(2500e-6));
+    CHECK(s->gpu.occupied_ms == doctest::Approx(2000e-6));
+    CHECK(s->gpu.envelope_ms == doctest::Approx(3500e-6));
+  }
+
+  TEST_CASE("records may arrive in any order and before the scope closes") {
+    driver d;
+    d.push("s");
+    auto a = d.launch();
+    auto b = d.launch();
+    d.op(b, 3000, 4000);
+    d.op(a, 1000, 2000);
+    CHECK(d.agg.instances_in_flight() == 1);  // still open on the host
+    d.pop();
+    CHECK(d.agg.instances_in_flight() == 0);
+    auto r = d.agg.snapshot(true);
+    CHECK(find_scope(r, "s")->gpu.envelope_ms == doctest::Approx(3000e-6));
+    CHECK(find_scope(r, "s")->gpu.occupied_ms == doctest::Approx(2000e-6));
+  }
+
+  TEST_CASE("steps take GPU envelopes from device time while host time runs ahead") {
+    driver d;
+    // The CPU enqueues three steps in 30 us; the GPU runs each step's 1 ms kernel later.
+    std::vector<std::uint32_t> corr;
+    for (int i = 0; i < 3; ++i) {
+      d.step(i, 10'000 * i);
+      corr.push_back(d.launch());
+      d.pop(10'000 * i + 10'000);
+    }
+    for (int i = 0; i < 3; ++i) d.op(corr[i], 1'000'000 * (i + 1), 1'000'000 * (i + 2));
+    auto r = d.agg.snapshot(true);
+    REQUIRE(r.steps.size() == 3);
+    for (int i = 0; i < 3; ++i) {
+      CHECK(r.steps[i].step == i);
+      CHECK(r.steps[i].host_ms == doctest::Approx(0.01));
+      CHECK(r.steps[i].gpu.envelope_ms == doctest::Approx(1.0));
+    }
+    const auto* s = find_scope(r, "denoise_step");
+    REQUIRE(s);
+    CHECK(s->host.calls == 3);
+    CHECK(s->cat == category::denoise_step);
+  }
+
+  TEST_CASE("default-domain names follow SGLang's stage and step conventions") {
+    driver d;
+    auto push_default = [&](const char* n) {
+      auto c = classify_default_domain(n);
+      d.agg.push(range_domain::default_domain, d.agg.intern(c.name), c.cat, c.step, 0);
+    };
+    push_default("stage_DenoisingStage");
+    push_default("denoising_step_4_t981");
+    push_default("transformer.blocks.0.attn in=[[1, 4096, 3072]]");
+    auto c = d.launch();
+    d.agg.pop(range_domain::default_domain, 0);
+    d.agg.pop(range_domain::default_domain, 0);
+    d.agg.pop(range_domain::default_domain, 0);
+    d.op(c, 10, 20);
+    auto r = d.agg.snapshot(true);
+    REQUIRE(r.stages.size() == 1);
+    CHECK(r.stages[0].name == "DenoisingStage");
+    REQUIRE(r.steps.size() == 1);
+    CHECK(r.steps[0].step == 4);
+    CHECK(r.steps[0].gpu.kernels == 1);
+    CHECK(find_scope(r, "DenoisingStage/denoise_step/transformer.blocks.0.attn"));
+  }
+
+  TEST_CASE("step names parse with and without timestep suffix") {
+    CHECK(parse_step_name("denoising_step_0") == 0);
+    CHECK(parse_step_name("denoising_step_12_t999") == 12);
+    CHECK(parse_step_name("denoising_step_-3") == -3);
+    CHECK_FALSE(parse_step_name("denoising_step_"));
+    CHECK_FALSE(parse_step_name("denoising_step_3x"));
+    CHECK_FALSE(parse_step_name("denoising_loop"));
+  }
+
+  TEST_CASE("a graph captured in scopes A and B and replayed in C attributes to C/A and C/B") {
+    driver d;
+    d.push("A");
+    d.agg.on_graph_node_created(101);
+    d.pop();
+    d.push("B");
+    d.agg.on_graph_node_created(102);
+    d.pop();
+    // Instantiation clones the nodes; replayed records carry the clones' ids.
+    d.agg.on_graph_node_cloned(101, 201);
+    d.agg.on_graph_node_cloned(102, 202);
+    d.push("C");
+    auto g1 = d.launch(launch_kind::graph);
+    auto g2 = d.launch(launch_kind::graph);
+    d.pop();
+    d.op(g1, 1000, 2000, "ka", 1, op_kind::kernel, 0, 201);
+    d.op(g1, 2000, 2500, "kb", 1, op_kind::kernel, 0, 202);
+    d.op(g2, 3000, 4000, "ka", 1, op_kind::kernel, 0, 201);
+    d.op(g2, 4000, 4500, "kb", 1, op_kind::kernel, 0, 202);
+    d.agg.finalize_all();
+    auto r = d.agg.snapshot(true);
+    const auto* ca = find_scope(r, "C/A");
+    const auto* cb = find_scope(r, "C/B");
+    const auto* c = find_scope(r, "C");
+    REQUIRE(ca);
+    REQUIRE(cb);
+    REQUIRE(c);
+    CHECK(ca->gpu.kernels == 2);
+    CHECK(ca->gpu.busy_ms == doctest::Approx(2000e-6));
+    CHECK(cb->gpu.kernels == 2);
+    CHECK(cb->gpu.busy_ms == doctest::Approx(1000e-6));
+    CHECK(c->gpu.kernels == 4);
+    CHECK(c->gpu.envelope_ms == doctest::Approx(3500e-6));
+    CHECK(c->launches == 2);
+    CHECK(r.faults.unattributed_records == 0);
+  }
+
+  TEST_CASE("a nested driver launch aliases the runtime launch and counts once") {
+    driver d;
+    d.push("s");
+    auto outer = d.launch();
+    d.agg.on_launch_alias(9999, outer);
+    d.pop();
+    d.op(9999, 10, 20);  // the record carries the nested id
+    auto r = d.agg.snapshot(true);
+    CHECK(find_scope(r, "s")->gpu.kernels == 1);
+    CHECK(r.faults.unattributed_records == 0);
+    CHECK(d.agg.instances_in_flight() == 0);
+  }
+
+  TEST_CASE("faulty records are counted and survived") {
+    driver d;
+    d.push("s");
+    auto a = d.launch();
+    auto b = d.launch();
+    auto c = d.launch();
+    d.pop();
+    SUBCASE("zero timestamps") {
+      d.op(a, 0, 10);
+      CHECK(d.agg.snapshot(true).faults.zero_timestamps == 1);
+    }
+    SUBCASE("inverted timestamps") {
+      d.op(b, 20, 10);
+      CHECK(d.agg.snapshot(true).faults.inverted_timestamps == 1);
+    }
+    SUBCASE("records whose launch was never seen") {
+      d.op(4242, 10, 20);
+      auto r = d.agg.snapshot(true);
+      CHECK(r.faults.unattributed_records == 1);
+      REQUIRE(r.kernels.size() == 1);
+      CHECK(r.kernels[0].scope_path.empty());
+    }
+    SUBCASE("dropped records") {
+      d.agg.on_dropped(17);
+      CHECK(d.agg.snapshot(true).faults.dropped_records == 17);
+    }
+    (void)c;
+  }
+
+  TEST_CASE("pops without a matching push are counted, not fatal") {
+    driver d;
+    d.pop();
+    d.push("a");
+    d.pop();
+    d.pop();
+    auto r = d.agg.snapshot(false);
+    CHECK(r.faults.unbalanced_pops == 2);
+    CHECK(find_scope(r, "a")->host.calls == 1);
+  }
+
+  TEST_CASE("ranges crossing between domains close the right frame") {
+    driver d;
+    d.agg.push(range_domain::diffscope, d.agg.intern("x"), category::other, std::nullopt, 0);
+    d.agg.push(range_domain::default_domain, d.agg.intern("y"), category::other, std::nullopt, 10);
+    CHECK(d.agg.pop(range_domain::diffscope, 20));
+    CHECK(d.agg.pop(range_domain::default_domain, 40));
+    auto r = d.agg.snapshot(false);
+    CHECK(find_scope(r, "x")->host.sum_ms == doctest::Approx(20e-6));
+    CHECK(find_scope(r, "x/y")->host.sum_ms == doctest::Approx(30e-6));
+    CHECK(d.agg.open_ranges() == 0);
+  }
+
+  TEST_CASE("ranges left open are reported") {
+    driver d;
+    d.push("a");
+    d.push("b");
+    CHECK(d.agg.open_ranges() == 2);
+    d.pop();
+    d.pop();
+    CHECK(d.agg.open_ranges() == 0);
+  }
+
+  TEST_CASE("per-kernel totals keep count, total, min and max per scope") {
+    driver d;
+    d.push("s");
+    std::vector<std::uint32_t> c;
+    for (int i = 0; i < 3; ++i) c.push_back(d.launch());
+    auto m = d.launch(launch_kind::memcpy);
+    d.pop();
+    d.op(c[0], 100, 200, "gemm");
+    d.op(c[1], 300, 600, "gemm");
+    d.op(c[2], 700, 720, "rmsnorm");
+    d.op(m, 800, 900, "memcpy HtoD", 3, op_kind::memcpy, 4096);
+    auto r = d.agg.snapshot(true);
+    REQUIRE(r.kernels.size() == 3);
+    CHECK(r.kernels[0].name == "gemm");
+    CHECK(r.kernels[0].count == 2);
+    CHECK(r.kernels[0].total_ms == doctest::Approx(400e-6));
+    CHECK(r.kernels[0].min_ms == doctest::Approx(100e-6));
+    CHECK(r.kernels[0].max_ms == doctest::Approx(300e-6));
+    CHECK(r.kernels[0].scope_path == "s");
+    CHECK(r.kernels[1].kind == "memcpy");
+    const auto* s = find_scope(r, "s");
+    CHECK(s->gpu.memcpys == 1);
+    CHECK(s->gpu.bytes == 4096);
+  }
+
+  TEST_CASE("memory stays bounded over a million operations without a trace") {
+    driver d;
+    for (int step = 0; step < 1000; ++step) {
+      d.step(step, step * 100);
+      std::vector<std::uint32_t> c;
+      for (int k = 0; k < 1000; ++k) c.push_back(d.launch());
+      d.pop(step * 100 + 50);
+      std::uint64_t t = 1'000'000ull * (step + 1);
+      for (auto id : c) {
+        d.op(id, t, t + 500, "k");
+        t += 600;
+      }
+    }
+    CHECK(d.agg.instances_in_flight() == 0);
+    CHECK(d.agg.pending_launches() == 0);
+    auto r = d.agg.snapshot(true);
+    CHECK(r.steps.size() == 1000);
+    CHECK(r.steps[999].gpu.kernels == 1000);
+    CHECK(r.steps[999].gpu.occupied_ms == doctest::Approx(1000 * 500e-6));
+    CHECK(r.trace.ops.empty());
+  }
+
+  TEST_CASE("the trace keeps raw events up to its cap and counts the rest") {
+    aggregator_options o;
+    o.keep_trace = true;
+    o.trace_cap = 3;
+    driver d(o);
+    d.push("s");
+    auto a = d.launch();
+    auto b = d.launch();
+    d.pop(100);
+    d.op(a, 10, 20);
+    d.op(b, 30, 40);
+    d.push("t");
+    d.pop(200);
+    auto r = d.agg.snapshot(true);
+    CHECK(r.trace.enabled);
+    CHECK(r.trace.ranges.size() + r.trace.ops.size() == 3);
+    CHECK(r.faults.trace_events_dropped == 1);
+    REQUIRE_FALSE(r.trace.ops.empty());
+    CHECK(r.trace.ops[0].scope_path == "s");
+    CHECK(r.trace.ops[0].launch_thread != 0);
+  }
+
+  TEST_CASE("eight threads launching at once are never misattributed") {
+    driver d;
+    constexpr int threads = 8, launches = 2000;
+    std::vector<std::vector<std::uint32_t>> ids(threads);
+    std::atomic<std::uint32_t> corr{1};
+    std::vector<std::thread> pool;
+    for (int t = 0; t < threads; ++t) {
+      pool.emplace_back([&, t] {
+        const std::string name = "thread" + std::to_string(t);
+        d.agg.push(range_domain::diffscope, d.agg.intern(name), category::other, std::nullopt, 0);
+        for (int i = 0; i < launches; ++i) {
+          auto id = corr.fetch_add(1);
+          d.agg.on_launch(id, launch_kind::kernel);
+          ids[t].push_back(id);
+        }
+        d.agg.pop(range_domain::diffscope, 1);
+      });
+    }
+    for (auto& th : pool) th.join();
+    // Each thread's kernels last (t + 1) ns, so any misattribution shows in busy time.
+    for (int t = 0; t < threads; ++t)
+      for (auto id : ids[t]) d.op(id, 1000, 1000 + t + 1, "k");
+    auto r = d.agg.snapshot(true);
+    for (int t = 0; t < threads; ++t) {
+      const auto* s = find_scope(r, "thread" + std::to_string(t));
+      REQUIRE(s);
+      CHECK(s->gpu.kernels == launches);
+      CHECK(s->gpu.busy_ms == doctest::Approx(launches * (t + 1) / 1e6));
+    }
+    CHECK(r.faults.unattributed_records == 0);
+  }
+
+  TEST_CASE("histogram quantiles are exact for few samples and within 1% for many") {
+    duration_histogram h;
+    for (std::uint64_t i = 1; i <= 100; ++i) h.add(i * 1000);
+    CHECK(h.quantile_ns(0.5) == doctest::Approx(50'000).epsilon(0.011));
+    CHECK(h.quantile_ns(0.9) == doctest::Approx(90'000).epsilon(0.011));
+    duration_histogram big;
+    for (std::uint64_t i = 1; i <= 100'000; ++i) big.add(i * 10);
+    CHECK(big.quantile_ns(0.5) == doctest::Approx(500'000).epsilon(0.011));
+    CHECK(big.quantile_ns(0.9) == doctest::Approx(900'000).epsilon(0.011));
+  }
+
+  TEST_CASE("union length merges touching and nested intervals") {
+    std::vector<std::pair<std::uint64_t, std::uint64_t>> v{{0, 10}, {10, 20}, {5, 8}, {30, 40}};
+    CHECK(union_length(v) == 30);
+    std::vector<std::pair<std::uint64_t, std::uint64_t>> empty;
+    CHECK(union_length(empty) == 0);
+  }
+}
