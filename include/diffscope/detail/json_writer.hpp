@@ -1,0 +1,242 @@
+// diffscope: a small streaming JSON writer for the outputs (perf dump, Chrome trace). The
+// output headers are compiled into user programs next to the collector, so they carry no
+// JSON library; this writes exactly what Python's json.dump(..., indent=2) lays out.
+#pragma once
+
+#include <charconv>
+#include <cmath>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace diffscope::detail {
+
+/// Length of the valid UTF-8 sequence starting at s[i], or 0 when the bytes there are not
+/// one (overlong forms, surrogates, code points above U+10FFFF and truncations included).
+inline std::size_t utf8_sequence_length(std::string_view s, std::size_t i) noexcept {
+  const auto byte = [&](std::size_t k) { return static_cast<unsigned char>(s[k]); };
+  const unsigned char b0 = byte(i);
+  std::size_t n = 0;
+  unsigned char lo = 0x80, hi = 0xBF;  // allowed range of the second byte
+  if (b0 < 0x80) return 1;
+  if (b0 >= 0xC2 && b0 <= 0xDF) {
+    n = 2;
+  } else if (b0 >= 0xE0 && b0 <= 0xEF) {
+    n = 3;
+    if (b0 == 0xE0) lo = 0xA0;  // overlong
+    if (b0 == 0xED) hi = 0x9F;  // UTF-16 surrogates
+  } else if (b0 >= 0xF0 && b0 <= 0xF4) {
+    n = 4;
+    if (b0 == 0xF0) lo = 0x90;  // overlong
+    if (b0 == 0xF4) hi = 0x8F;  // above U+10FFFF
+  } else {
+    return 0;
+  }
+  if (i + n > s.size()) return 0;
+  if (byte(i + 1) < lo || byte(i + 1) > hi) return 0;
+  for (std::size_t k = 2; k < n; ++k) {
+    if (byte(i + k) < 0x80 || byte(i + k) > 0xBF) return 0;
+  }
+  return n;
+}
+
+/// Appends `s` as a quoted JSON string. Quotes, backslashes and control characters are
+/// escaped exactly as Python's json.dumps escapes them; valid UTF-8 passes through; every byte that
+/// is not part of a valid UTF-8 sequence becomes U+FFFD, so the output is valid UTF-8 whatever a
+/// name holds.
+inline void append_json_string(std::string& out, std::string_view s) {
+  constexpr const char* hex = "0123456789abcdef";
+  out.push_back('"');
+  std::size_t i = 0;
+  while (i < s.size()) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    if (c >= 0x80) {
+      const std::size_t n = utf8_sequence_length(s, i);
+      if (n == 0) {
+        out += "\xEF\xBF\xBD";  // U+FFFD REPLACEMENT CHARACTER
+        ++i;
+      } else {
+        out.append(s.data() + i, n);
+        i += n;
+      }
+      continue;
+    }
+    switch (c) {
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\b':
+        out += "\\b";
+        break;
+      case '\f':
+        out += "\\f";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
+      default:
+        if (c < 0x20) {  // as Python's json.dumps: \u00XX, lowercase hex
+          out += "\\u00";
+          out.push_back(hex[c >> 4]);
+          out.push_back(hex[c & 0xF]);
+        } else {
+          out.push_back(static_cast<char>(c));
+        }
+    }
+    ++i;
+  }
+  out.push_back('"');
+}
+
+/// Appends a double the way Python's repr() does for the values we write: the shortest
+/// text that reads back as the same double, with ".0" on integral values so readers see a
+/// float. NaN and infinities are not JSON: they become null.
+inline void append_json_number(std::string& out, double v) {
+  if (!std::isfinite(v)) {
+    out += "null";
+    return;
+  }
+  if (v == 0) v = 0;  // -0.0 prints as 0.0
+  char buf[64];
+  const auto res = std::to_chars(buf, buf + sizeof buf, v);
+  const std::string_view text(buf, static_cast<std::size_t>(res.ptr - buf));
+  out += text;
+  if (text.find_first_of(".e") == std::string_view::npos) out += ".0";
+}
+
+inline void append_json_number(std::string& out, std::int64_t v) {
+  char buf[32];
+  const auto res = std::to_chars(buf, buf + sizeof buf, v);
+  out.append(buf, res.ptr);
+}
+
+inline void append_json_number(std::string& out, std::uint64_t v) {
+  char buf[32];
+  const auto res = std::to_chars(buf, buf + sizeof buf, v);
+  out.append(buf, res.ptr);
+}
+
+/// Streaming writer. Containers are opened and closed explicitly; inside an object every
+/// value is preceded by key(). Layout follows json.dump(indent=2): one member per line,
+/// ": " after keys, empty containers as {} and [].
+class json_writer {
+ public:
+  explicit json_writer(int indent = 2) : indent_(indent) {}
+
+  json_writer& begin_object() { return open('{'); }
+  json_writer& end_object() { return close('}'); }
+  json_writer& begin_array() { return open('['); }
+  json_writer& end_array() { return close(']'); }
+
+  json_writer& key(std::string_view k) {
+    separate();
+    append_json_string(out_, k);
+    out_ += indent_ > 0 ? ": " : ":";
+    after_key_ = true;
+    return *this;
+  }
+
+  json_writer& value(std::string_view s) {
+    separate();
+    append_json_string(out_, s);
+    return *this;
+  }
+  json_writer& value(const char* s) { return value(std::string_view(s)); }
+  json_writer& value(const std::string& s) { return value(std::string_view(s)); }
+  json_writer& value(double v) {
+    separate();
+    append_json_number(out_, v);
+    return *this;
+  }
+  json_writer& value(bool v) {
+    separate();
+    out_ += v ? "true" : "false";
+    return *this;
+  }
+  json_writer& value(std::int64_t v) {
+    separate();
+    append_json_number(out_, v);
+    return *this;
+  }
+  json_writer& value(std::uint64_t v) {
+    separate();
+    append_json_number(out_, v);
+    return *this;
+  }
+  json_writer& value(int v) { return value(static_cast<std::int64_t>(v)); }
+  json_writer& value(unsigned v) { return value(static_cast<std::uint64_t>(v)); }
+  json_writer& null() {
+    separate();
+    out_ += "null";
+    return *this;
+  }
+
+  /// key(k).value(v) in one call.
+  template <class T>
+  json_writer& field(std::string_view k, const T& v) {
+    key(k);
+    return value(v);
+  }
+
+  /// The document so far; complete once every container is closed.
+  const std::string& str() const noexcept { return out_; }
+  std::string take() { return std::move(out_); }
+  bool complete() const noexcept { return levels_.empty() && !out_.empty(); }
+
+ private:
+  struct level {
+    char close;
+    bool empty;
+  };
+
+  // Writes what goes before a value or key: a comma, a newline and indentation.
+  void separate() {
+    if (after_key_) {
+      after_key_ = false;
+      return;
+    }
+    if (levels_.empty()) return;
+    if (!levels_.back().empty) out_.push_back(',');
+    levels_.back().empty = false;
+    newline(levels_.size());
+  }
+
+  void newline(std::size_t depth) {
+    if (indent_ <= 0) return;
+    out_.push_back('\n');
+    out_.append(depth * static_cast<std::size_t>(indent_), ' ');
+  }
+
+  json_writer& open(char c) {
+    separate();
+    out_.push_back(c);
+    levels_.push_back({c == '{' ? '}' : ']', true});
+    return *this;
+  }
+
+  json_writer& close(char c) {
+    if (levels_.empty() || levels_.back().close != c) return *this;  // misuse: ignore
+    const bool was_empty = levels_.back().empty;
+    levels_.pop_back();
+    if (!was_empty) newline(levels_.size());
+    out_.push_back(c);
+    return *this;
+  }
+
+  std::string out_;
+  std::vector<level> levels_;
+  int indent_;
+  bool after_key_ = false;
+};
+
+}  // namespace diffscope::detail

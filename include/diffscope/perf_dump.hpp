@@ -1,0 +1,471 @@
+// diffscope: the SGLang-compatible perf dump. The file has exactly the keys, order and
+// types of `sglang generate --perf-dump-path` (timestamp ... meta), so SGLang's
+// compare_perf.py and benchmark helpers read it unchanged, followed by one "diffscope"
+// object with everything else (per-scope, per-step and per-kernel tables, collector status,
+// faults). The meaning of every field is in docs/outputs.md. No CUDA, CUPTI or JSON library.
+#pragma once
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <charconv>
+#include <chrono>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <ctime>
+#include <optional>
+#include <random>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include <diffscope/detail/atomic_file.hpp>
+#include <diffscope/detail/json_writer.hpp>
+#include <diffscope/results.hpp>
+#include <diffscope/version.hpp>
+
+namespace diffscope {
+
+/// Version of the layout of the "diffscope" object in the dump; bumped on incompatible change.
+inline constexpr int perf_dump_schema_version = 1;
+
+struct perf_dump_options {
+  /// SGLang's tags: "cli_generate", "server_perf_dump", "benchmark_dump".
+  std::string tag = "cli_generate";
+  /// Empty: a random UUID (version 4), like SGLang's request ids.
+  std::string request_id;
+  /// Empty: env DIFFSCOPE_COMMIT, then SGLANG_GIT_COMMIT, then `git rev-parse HEAD` in the
+  /// current directory, else "N/A".
+  std::string commit_hash;
+  /// The dump's "meta" object, e.g. {"model", "..."}, {"prompt", "..."}. A repeated key keeps
+  /// its first position and its last value, like a Python dict.
+  std::vector<std::pair<std::string, std::string>> meta;
+  /// Also write one "denoising_step_<i>" entry per denoise step into "steps", after the
+  /// stage entries, as SGLang dumps of late 2025 did. compare_perf.py then shows a
+  /// "Denoising Loop (N steps)" row (which overlaps the DenoisingStage row, as it did there).
+  bool legacy_step_entries = false;
+  /// Verdict of the log gate (gate.hpp), "" when the run was not gated.
+  std::string gate_verdict;
+  /// Most kernels listed in diffscope.kernels (results.kernels is sorted by total time).
+  std::size_t max_kernels = 50;
+  /// Empty: the current UTC time. Set it for reproducible files.
+  std::string timestamp;
+};
+
+namespace detail {
+
+/// True when the statistics saw any GPU operation.
+inline bool launched_gpu_work(const gpu_stats& g) noexcept {
+  return g.kernels + g.memcpys + g.memsets > 0;
+}
+
+/// The rule for every `duration_ms` in the SGLang part of the dump: the GPU envelope (first
+/// operation start to last operation end) when GPU timing was measured and the region
+/// launched GPU work, else the host wall time.
+inline bool uses_gpu_envelope(const gpu_stats& g) noexcept {
+  return g.measured && launched_gpu_work(g);
+}
+inline double dump_duration_ms(double host_ms, const gpu_stats& g) noexcept {
+  return uses_gpu_envelope(g) ? g.envelope_ms : host_ms;
+}
+
+/// Python's round(v, 2): correctly rounded to two decimals, as a double.
+inline double round2(double v) noexcept {
+  if (!std::isfinite(v)) return v;
+  char buf[512];
+  const auto res = std::to_chars(buf, buf + sizeof buf, v, std::chars_format::fixed, 2);
+  if (res.ec != std::errc()) return v;
+  double out = v;
+  std::from_chars(buf, res.ptr, out);
+  return out == 0 ? 0.0 : out;
+}
+
+/// "2025-12-18T09:54:57.458009+00:00": UTC, microseconds, like datetime.now(UTC).isoformat().
+inline std::string utc_timestamp_now() {
+  const auto now = std::chrono::system_clock::now();
+  const auto us =
+      std::chrono::duration_cast<std::chrono::microseconds>(now.time_since_epoch()).count();
+  std::time_t secs = static_cast<std::time_t>(us / 1000000);
+  long frac = static_cast<long>(us % 1000000);
+  if (frac < 0) {
+    frac += 1000000;
+    --secs;
+  }
+  std::tm tm{};
+  gmtime_r(&secs, &tm);
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%06ld+00:00", tm.tm_year + 1900,
+                tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, frac);
+  return buf;
+}
+
+/// A random version-4 UUID, lowercase, "xxxxxxxx-xxxx-4xxx-[89ab]xxx-xxxxxxxxxxxx".
+inline std::string random_uuid4() {
+  std::uint64_t seed = 0;
+  try {
+    std::random_device rd;
+    seed = (static_cast<std::uint64_t>(rd()) << 32) ^ rd();
+  } catch (...) {
+    // No entropy source: time and pid still make ids of separate runs differ.
+    seed = static_cast<std::uint64_t>(
+               std::chrono::high_resolution_clock::now().time_since_epoch().count()) ^
+           (static_cast<std::uint64_t>(::getpid()) << 40);
+  }
+  std::mt19937_64 gen(seed);
+  std::uint64_t hi = gen(), lo = gen();
+  hi = (hi & ~0xF000ull) | 0x4000ull;                          // version 4
+  lo = (lo & ~0xC000000000000000ull) | 0x8000000000000000ull;  // RFC 4122 variant
+  char buf[40];
+  std::snprintf(buf, sizeof buf, "%08llx-%04llx-%04llx-%04llx-%012llx",
+                static_cast<unsigned long long>(hi >> 32),
+                static_cast<unsigned long long>((hi >> 16) & 0xFFFF),
+                static_cast<unsigned long long>(hi & 0xFFFF),
+                static_cast<unsigned long long>(lo >> 48),
+                static_cast<unsigned long long>(lo & 0xFFFFFFFFFFFFull));
+  return buf;
+}
+
+inline bool is_commit_hash(std::string_view s) noexcept {
+  if (s.size() < 7 || s.size() > 64) return false;
+  for (char c : s) {
+    const bool hex = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+    if (!hex) return false;
+  }
+  return true;
+}
+
+inline std::string trim(std::string_view s) {
+  const char* ws = " \t\r\n";
+  const auto b = s.find_first_not_of(ws);
+  if (b == std::string_view::npos) return {};
+  const auto e = s.find_last_not_of(ws);
+  return std::string(s.substr(b, e - b + 1));
+}
+
+/// The commit the numbers belong to: DIFFSCOPE_COMMIT, SGLANG_GIT_COMMIT (SGLang's own
+/// variable), `git rev-parse HEAD` (stderr silenced, first line, must be hex), else "N/A".
+inline std::string resolve_commit_hash() {
+  for (const char* var : {"DIFFSCOPE_COMMIT", "SGLANG_GIT_COMMIT"}) {
+    if (const char* v = std::getenv(var)) {
+      std::string t = trim(v);
+      if (!t.empty()) return t;
+    }
+  }
+  if (FILE* p = ::popen("git rev-parse HEAD 2>/dev/null </dev/null", "r")) {
+    char line[128] = {};
+    const bool got = std::fgets(line, sizeof line, p) != nullptr;
+    while (std::fgetc(p) != EOF) {
+    }  // drain so git never sees a closed pipe
+    const int rc = ::pclose(p);
+    const std::string hash = got ? trim(line) : std::string();
+    if (rc == 0 && is_commit_hash(hash)) return hash;
+  }
+  return "N/A";
+}
+
+inline void write_gpu_stats(json_writer& w, const gpu_stats& g) {
+  if (!g.measured) {
+    w.null();  // not measured: absent, never zero
+    return;
+  }
+  w.begin_object()
+      .field("busy_ms", g.busy_ms)
+      .field("occupied_ms", g.occupied_ms)
+      .field("envelope_ms", g.envelope_ms)
+      .field("kernels", g.kernels)
+      .field("memcpys", g.memcpys)
+      .field("memsets", g.memsets)
+      .field("bytes", g.bytes)
+      .end_object();
+}
+
+inline const char* duration_source(const gpu_stats& g) noexcept {
+  return uses_gpu_envelope(g) ? "gpu_envelope" : "host";
+}
+
+/// Memory checkpoint keys: the checkpoint's name; when several devices report the same
+/// name, the later devices' entries become "<name>@gpu<d>" so no key repeats.
+inline std::vector<std::pair<std::string, const memory_checkpoint*>> memory_checkpoint_keys(
+    const std::vector<memory_checkpoint>& memory) {
+  std::vector<std::pair<std::string, const memory_checkpoint*>> out;
+  for (const memory_checkpoint& m : memory) {
+    std::string key = m.name;
+    for (const auto& [k, prev] : out) {
+      if (k == m.name && prev->device != m.device) {
+        key = m.name + "@gpu" + std::to_string(m.device);
+        break;
+      }
+    }
+    bool replaced = false;
+    for (auto& entry : out) {
+      if (entry.first == key) {  // same checkpoint again: dict semantics, last value wins
+        entry.second = &m;
+        replaced = true;
+        break;
+      }
+    }
+    if (!replaced) out.emplace_back(std::move(key), &m);
+  }
+  return out;
+}
+
+inline void write_diffscope_section(json_writer& w, const results& r, const perf_dump_options& o) {
+  w.key("diffscope").begin_object();
+  w.field("schema_version", perf_dump_schema_version);
+  w.field("version", DIFFSCOPE_VERSION_STRING);
+
+  w.key("timing").begin_object();
+  w.field("summary",
+          "GPU numbers come from device timestamps (CUPTI), host numbers from a monotonic host "
+          "clock; nothing is synchronised to measure. A stage's or step's duration_ms is its GPU "
+          "envelope (first GPU operation start to last end) when GPU timing was measured and it "
+          "launched GPU work, else its host wall time.");
+  w.field("total_duration_ms",
+          "host wall time from collection start to the snapshot (includes host-only work and "
+          "idle time)");
+  w.field("steps.duration_ms",
+          "per stage: GPU envelope when measured and the stage launched GPU work, else host "
+          "wall time; see stages[].duration_source");
+  w.field("denoise_steps_ms.duration_ms",
+          "per denoise step: GPU envelope when measured and the step launched GPU work, else "
+          "host wall time; see steps[].duration_source");
+  w.field("memory_checkpoints",
+          "device-wide memory in use (driver total - free, all processes), not a framework "
+          "allocator's view: allocated_mb == reserved_mb == used memory at the checkpoint, "
+          "peak_* == highest used memory seen at any checkpoint so far");
+  w.field("busy_ms", "sum of GPU operation durations (overlapping work counted twice)");
+  w.field("occupied_ms", "length of the union of GPU operation intervals");
+  w.field("envelope_ms", "first GPU operation start to last end, summed over calls");
+  w.end_object();
+
+  w.key("status").begin_object();
+  w.field("gpu_timing", r.status.gpu_timing);
+  w.field("reason", r.status.reason);
+  w.field("cupti_holder", r.status.cupti_holder);
+  w.field("mode", r.status.mode);
+  w.end_object();
+
+  w.key("gate").begin_object();
+  w.field("gated", !o.gate_verdict.empty());
+  w.field("verdict", o.gate_verdict);
+  w.end_object();
+
+  const environment_info& e = r.environment;
+  w.key("environment").begin_object();
+  w.field("gpu_name", e.gpu_name);
+  w.field("device_count", e.device_count);
+  w.field("driver_version", e.driver_version);
+  w.field("runtime_version", e.runtime_version);
+  w.field("cupti_version", static_cast<std::uint64_t>(e.cupti_version));
+  w.field("hostname", e.hostname);
+  w.field("pid", e.pid);
+  w.end_object();
+
+  w.key("stages").begin_array();
+  for (const stage_result& s : r.stages) {
+    w.begin_object();
+    w.field("name", s.name);
+    w.field("calls", s.calls);
+    w.field("duration_ms", dump_duration_ms(s.host_ms, s.gpu));
+    w.field("duration_source", duration_source(s.gpu));
+    w.field("host_ms", s.host_ms);
+    w.field("start_ms", s.start_ms);
+    w.key("gpu");
+    write_gpu_stats(w, s.gpu);
+    w.end_object();
+  }
+  w.end_array();
+
+  w.key("steps").begin_array();
+  for (const step_result& s : r.steps) {
+    w.begin_object();
+    w.field("step", s.step);
+    w.field("calls", s.calls);
+    w.field("duration_ms", dump_duration_ms(s.host_ms, s.gpu));
+    w.field("duration_source", duration_source(s.gpu));
+    w.field("host_ms", s.host_ms);
+    w.field("start_ms", s.start_ms);
+    w.key("gpu");
+    write_gpu_stats(w, s.gpu);
+    w.end_object();
+  }
+  w.end_array();
+
+  w.key("scopes").begin_array();
+  for (const scope_result& s : r.scopes) {
+    w.begin_object();
+    w.field("path", s.path);
+    w.field("name", s.name);
+    w.field("category", category_name(s.cat));
+    w.field("domain", s.domain);
+    w.field("depth", s.depth);
+    w.field("parent", s.parent);
+    w.field("calls", s.host.calls);
+    w.key("host").begin_object();
+    w.field("sum_ms", s.host.sum_ms);
+    w.field("min_ms", s.host.min_ms);
+    w.field("max_ms", s.host.max_ms);
+    w.field("mean_ms", s.host.mean_ms);
+    w.field("p50_ms", s.host.p50_ms);
+    w.field("p90_ms", s.host.p90_ms);
+    w.end_object();
+    w.key("gpu");
+    write_gpu_stats(w, s.gpu);
+    w.field("launches", s.launches);
+    w.end_object();
+  }
+  w.end_array();
+
+  const std::size_t n_kernels = std::min(r.kernels.size(), o.max_kernels);
+  w.field("kernels_total", static_cast<std::uint64_t>(r.kernels.size()));
+  w.key("kernels").begin_array();
+  for (std::size_t i = 0; i < n_kernels; ++i) {
+    const kernel_result& k = r.kernels[i];
+    w.begin_object();
+    w.field("name", k.name);
+    w.field("kind", k.kind);
+    w.field("scope_path", k.scope_path);
+    w.field("count", k.count);
+    w.field("total_ms", k.total_ms);
+    w.field("mean_ms", k.count > 0 ? k.total_ms / static_cast<double>(k.count) : 0.0);
+    w.field("min_ms", k.min_ms);
+    w.field("max_ms", k.max_ms);
+    w.end_object();
+  }
+  w.end_array();
+
+  w.key("memory").begin_array();
+  for (const memory_checkpoint& m : r.memory) {
+    w.begin_object()
+        .field("name", m.name)
+        .field("device", static_cast<std::uint64_t>(m.device))
+        .field("used_mb", m.used_mb)
+        .field("peak_used_mb", m.peak_used_mb)
+        .end_object();
+  }
+  w.end_array();
+
+  const fault_counts& f = r.faults;
+  w.key("faults").begin_object();
+  w.field("dropped_records", f.dropped_records);
+  w.field("zero_timestamps", f.zero_timestamps);
+  w.field("inverted_timestamps", f.inverted_timestamps);
+  w.field("unattributed_records", f.unattributed_records);
+  w.field("unbalanced_pops", f.unbalanced_pops);
+  w.field("unclosed_at_stop", f.unclosed_at_stop);
+  w.field("late_records", f.late_records);
+  w.field("trace_events_dropped", f.trace_events_dropped);
+  w.end_object();
+
+  const overhead_stats& ov = r.overhead;
+  w.key("overhead").begin_object();
+  w.field("ranges", ov.ranges);
+  w.field("callbacks", ov.callbacks);
+  w.field("records", ov.records);
+  w.field("buffers", ov.buffers);
+  w.field("per_launch_callback_ns", ov.per_launch_callback_ns);
+  w.field("per_range_ns", ov.per_range_ns);
+  w.end_object();
+
+  w.key("trace").begin_object();
+  w.field("enabled", r.trace.enabled);
+  w.field("cap", r.trace.cap);
+  w.field("ranges", static_cast<std::uint64_t>(r.trace.ranges.size()));
+  w.field("ops", static_cast<std::uint64_t>(r.trace.ops.size()));
+  w.field("dropped", f.trace_events_dropped);
+  w.end_object();
+
+  w.end_object();
+}
+
+}  // namespace detail
+
+/// The perf dump as text (indent 2, UTF-8, trailing newline).
+inline std::string perf_dump_json(const results& r, const perf_dump_options& o = {}) {
+  detail::json_writer w(2);
+  w.begin_object();
+  w.field("timestamp", o.timestamp.empty() ? detail::utc_timestamp_now() : o.timestamp);
+  w.field("request_id", o.request_id.empty() ? detail::random_uuid4() : o.request_id);
+  w.field("commit_hash", o.commit_hash.empty() ? detail::resolve_commit_hash() : o.commit_hash);
+  w.field("tag", o.tag);
+  w.field("total_duration_ms", r.wall_ms);
+
+  w.key("steps").begin_array();
+  for (const stage_result& s : r.stages) {
+    w.begin_object()
+        .field("name", s.name)
+        .field("duration_ms", detail::dump_duration_ms(s.host_ms, s.gpu))
+        .end_object();
+  }
+  if (o.legacy_step_entries) {
+    for (const step_result& s : r.steps) {
+      w.begin_object()
+          .field("name", denoise_step_prefix + std::to_string(s.step))
+          .field("duration_ms", detail::dump_duration_ms(s.host_ms, s.gpu))
+          .end_object();
+    }
+  }
+  w.end_array();
+
+  w.key("denoise_steps_ms").begin_array();
+  for (const step_result& s : r.steps) {
+    w.begin_object()
+        .field("step", s.step)
+        .field("duration_ms", detail::dump_duration_ms(s.host_ms, s.gpu))
+        .end_object();
+  }
+  w.end_array();
+
+  w.key("memory_checkpoints").begin_object();
+  for (const auto& [key, m] : detail::memory_checkpoint_keys(r.memory)) {
+    w.key(key).begin_object();
+    w.field("allocated_mb", detail::round2(m->used_mb));
+    w.field("reserved_mb", detail::round2(m->used_mb));
+    w.field("peak_allocated_mb", detail::round2(m->peak_used_mb));
+    w.field("peak_reserved_mb", detail::round2(m->peak_used_mb));
+    w.end_object();
+  }
+  w.end_object();
+
+  w.key("meta").begin_object();
+  std::vector<std::pair<std::string_view, std::string_view>> meta;
+  for (const auto& [k, v] : o.meta) {
+    bool replaced = false;
+    for (auto& m : meta) {
+      if (m.first == k) {
+        m.second = v;
+        replaced = true;
+      }
+    }
+    if (!replaced) meta.emplace_back(k, v);
+  }
+  for (const auto& [k, v] : meta) w.field(k, v);
+  w.end_object();
+
+  detail::write_diffscope_section(w, r, o);
+  w.end_object();
+  std::string out = w.take();
+  out.push_back('\n');
+  return out;
+}
+
+/// Writes the perf dump to `path` atomically (see detail::write_file_atomically).
+/// Returns std::nullopt on success, else the error message. Never throws.
+inline std::optional<std::string> write_perf_dump(const std::string& path, const results& r,
+                                                  const perf_dump_options& o = {}) noexcept {
+  try {
+    return detail::write_file_atomically(path, perf_dump_json(r, o));
+  } catch (const std::exception& e) {
+    try {
+      return "cannot write '" + path + "': " + e.what();
+    } catch (...) {
+    }
+  } catch (...) {
+  }
+  return std::optional<std::string>(std::in_place);
+}
+
+}  // namespace diffscope

@@ -1,0 +1,264 @@
+// diffscope: the console summary. Plain text tables with aligned columns and units in the
+// headers; GPU numbers that were not measured print as "-", never as zero. No CUDA, CUPTI
+// or JSON library.
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+#include <cstdio>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <diffscope/detail/json_writer.hpp>
+#include <diffscope/perf_dump.hpp>
+#include <diffscope/results.hpp>
+
+namespace diffscope {
+
+namespace detail {
+
+/// Columns a UTF-8 string takes in a terminal, counting one per code point (good enough
+/// for kernel and scope names; wide CJK glyphs would need a table).
+inline std::size_t display_width(std::string_view s) noexcept {
+  std::size_t n = 0;
+  for (char c : s) n += (static_cast<unsigned char>(c) & 0xC0) != 0x80;
+  return n;
+}
+
+/// `s` cut to at most `max` columns, ending in "..." when cut, never inside a UTF-8 sequence.
+inline std::string truncate_display(std::string_view s, std::size_t max) {
+  if (display_width(s) <= max) return std::string(s);
+  const std::size_t keep = max > 3 ? max - 3 : 0;
+  std::size_t cols = 0, i = 0;
+  for (; i < s.size(); ++i) {
+    if ((static_cast<unsigned char>(s[i]) & 0xC0) != 0x80) {
+      if (cols == keep) break;
+      ++cols;
+    }
+  }
+  return std::string(s.substr(0, i)) + "...";
+}
+
+/// A name made safe for a terminal table: control characters become '?', bytes that are
+/// not valid UTF-8 become U+FFFD (as in the JSON outputs).
+inline std::string printable(std::string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  std::size_t i = 0;
+  while (i < s.size()) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    if (c >= 0x80) {
+      const std::size_t n = utf8_sequence_length(s, i);
+      if (n == 0) {
+        out += "\xEF\xBF\xBD";
+        ++i;
+      } else {
+        out.append(s.data() + i, n);
+        i += n;
+      }
+      continue;
+    }
+    out.push_back(c < 0x20 || c == 0x7F ? '?' : static_cast<char>(c));
+    ++i;
+  }
+  return out;
+}
+
+inline std::string fixed(double v, int decimals) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.*f", decimals, v);
+  return buf;
+}
+
+inline std::string ms_or_dash(const gpu_stats& g, double v) {
+  return g.measured ? fixed(v, 2) : "-";
+}
+
+/// A text table: the first `left_columns` columns left-aligned, the others right-aligned,
+/// two spaces apart.
+class text_table {
+ public:
+  explicit text_table(std::vector<std::string> headers, std::size_t left_columns = 1)
+      : headers_(std::move(headers)), left_(left_columns) {}
+  void add(std::vector<std::string> row) {
+    row.resize(headers_.size());
+    rows_.push_back(std::move(row));
+  }
+  bool empty() const noexcept { return rows_.empty(); }
+  void render(std::string& out, std::string_view indent = "  ") const {
+    std::vector<std::size_t> width(headers_.size(), 0);
+    for (std::size_t c = 0; c < headers_.size(); ++c) {
+      width[c] = display_width(headers_[c]);
+      for (const auto& row : rows_) width[c] = std::max(width[c], display_width(row[c]));
+    }
+    const auto line = [&](const std::vector<std::string>& cells) {
+      std::string l(indent);
+      for (std::size_t c = 0; c < cells.size(); ++c) {
+        const std::size_t pad = width[c] - display_width(cells[c]);
+        if (c > 0) l += "  ";
+        if (c < left_) {
+          l += cells[c];
+          if (c + 1 < cells.size()) l.append(pad, ' ');
+        } else {
+          l.append(pad, ' ');
+          l += cells[c];
+        }
+      }
+      out += l;
+      out.push_back('\n');
+    };
+    line(headers_);
+    for (const auto& row : rows_) line(row);
+  }
+
+ private:
+  std::vector<std::string> headers_;
+  std::vector<std::vector<std::string>> rows_;
+  std::size_t left_;
+};
+
+inline std::string gpu_timing_line(const collector_status& s) {
+  if (s.gpu_timing) return "GPU timing: measured (device timestamps, no added synchronisation)";
+  std::string l = "GPU timing: unavailable (";
+  l += s.reason.empty() ? std::string("reason unknown") : printable(s.reason);
+  l += ") - host timings only";
+  return l;
+}
+
+/// Index of the nearest enclosing denoise-step scope of scopes[i] (itself excluded), or -1.
+inline std::int64_t enclosing_step(const std::vector<scope_result>& scopes, std::size_t i) {
+  std::int64_t p = scopes[i].parent;
+  while (p >= 0 && static_cast<std::size_t>(p) < scopes.size()) {
+    if (scopes[static_cast<std::size_t>(p)].cat == category::denoise_step) return p;
+    p = scopes[static_cast<std::size_t>(p)].parent;
+  }
+  return -1;
+}
+
+}  // namespace detail
+
+/// The summary as text: header, stages, denoise steps, scopes, top kernels, faults, overhead.
+inline std::string summary_text(const results& r, std::size_t top_kernels = 10) {
+  using detail::fixed;
+  using detail::ms_or_dash;
+  using detail::text_table;
+  std::string out;
+  out +=
+      "diffscope " DIFFSCOPE_VERSION_STRING " summary - mode: " + detail::printable(r.status.mode) +
+      ", wall " + fixed(r.wall_ms, 2) + " ms\n";
+  out += detail::gpu_timing_line(r.status) + "\n";
+  if (!r.status.cupti_holder.empty()) {
+    out += "CUPTI held by: " + detail::printable(r.status.cupti_holder) + "\n";
+  }
+  if (!r.environment.gpu_name.empty()) {
+    out += "GPU: " + detail::printable(r.environment.gpu_name) + " (" +
+           std::to_string(r.environment.device_count) + " device(s))\n";
+  }
+
+  if (!r.stages.empty()) {
+    text_table t({"stage", "calls", "host ms", "GPU envelope ms", "busy ms", "dump ms"});
+    for (const stage_result& s : r.stages) {
+      t.add({detail::printable(s.name), std::to_string(s.calls), fixed(s.host_ms, 2),
+             ms_or_dash(s.gpu, s.gpu.envelope_ms), ms_or_dash(s.gpu, s.gpu.busy_ms),
+             fixed(detail::dump_duration_ms(s.host_ms, s.gpu), 2) +
+                 (detail::uses_gpu_envelope(s.gpu) ? "" : " (host)")});
+    }
+    out += "\nStages (dump ms: what the perf dump reports, GPU envelope else host)\n";
+    t.render(out);
+  }
+
+  if (!r.steps.empty()) {
+    text_table t({"step", "host ms", "GPU envelope ms", "busy ms"}, 0);
+    for (const step_result& s : r.steps) {
+      t.add({std::to_string(s.step) + (s.calls > 1 ? " (x" + std::to_string(s.calls) + ")" : ""),
+             fixed(s.host_ms, 2), ms_or_dash(s.gpu, s.gpu.envelope_ms),
+             ms_or_dash(s.gpu, s.gpu.busy_ms)});
+    }
+    out += "\nDenoise steps\n";
+    t.render(out);
+  }
+
+  if (!r.scopes.empty()) {
+    // Share: GPU busy when measured (additive, it is where GPU time goes), else host time;
+    // of the enclosing denoise step for scopes inside one, else of the run total.
+    double total_busy = 0;
+    for (const kernel_result& k : r.kernels) total_busy += k.total_ms;
+    const auto basis = [](const scope_result& s) {
+      return s.gpu.measured ? s.gpu.busy_ms : s.host.sum_ms;
+    };
+    text_table t({"scope", "calls", "host total ms", "busy ms", "envelope ms", "share %", "of"});
+    for (std::size_t i = 0; i < r.scopes.size(); ++i) {
+      const scope_result& s = r.scopes[i];
+      const std::int64_t step = detail::enclosing_step(r.scopes, i);
+      double denom = 0;
+      if (step >= 0) {
+        denom = basis(r.scopes[static_cast<std::size_t>(step)]);
+      } else {
+        denom = s.gpu.measured ? total_busy : r.wall_ms;
+      }
+      const std::string share = denom > 0 ? fixed(100.0 * basis(s) / denom, 1) : "-";
+      t.add({std::string(static_cast<std::size_t>(std::max(0, s.depth)) * 2, ' ') +
+                 detail::printable(s.name),
+             std::to_string(s.host.calls), fixed(s.host.sum_ms, 2),
+             ms_or_dash(s.gpu, s.gpu.busy_ms), ms_or_dash(s.gpu, s.gpu.envelope_ms), share,
+             step >= 0 ? "step" : "total"});
+    }
+    out +=
+        "\nScopes (share: GPU busy when measured, else host time; of the enclosing denoise "
+        "step, else of the total)\n";
+    t.render(out);
+  }
+
+  if (!r.kernels.empty() && top_kernels > 0) {
+    double total = 0;
+    for (const kernel_result& k : r.kernels) total += k.total_ms;
+    const std::size_t n = std::min(top_kernels, r.kernels.size());
+    text_table t({"kernel", "count", "total ms", "mean us", "share %"});
+    for (std::size_t i = 0; i < n; ++i) {
+      const kernel_result& k = r.kernels[i];
+      const double mean_us = k.count > 0 ? 1000.0 * k.total_ms / static_cast<double>(k.count) : 0;
+      t.add({detail::truncate_display(detail::printable(k.name), 60), std::to_string(k.count),
+             fixed(k.total_ms, 2), fixed(mean_us, 1),
+             total > 0 ? fixed(100.0 * k.total_ms / total, 1) : "-"});
+    }
+    out += "\nTop kernels (" + std::to_string(n) + " of " + std::to_string(r.kernels.size()) +
+           ", by total GPU time)\n";
+    t.render(out);
+  }
+
+  const fault_counts& f = r.faults;
+  const std::pair<const char*, std::uint64_t> faults[] = {
+      {"dropped_records", f.dropped_records},
+      {"zero_timestamps", f.zero_timestamps},
+      {"inverted_timestamps", f.inverted_timestamps},
+      {"unattributed_records", f.unattributed_records},
+      {"unbalanced_pops", f.unbalanced_pops},
+      {"unclosed_at_stop", f.unclosed_at_stop},
+      {"late_records", f.late_records},
+      {"trace_events_dropped", f.trace_events_dropped},
+  };
+  std::string fault_list;
+  for (const auto& [name, n] : faults) {
+    if (n == 0) continue;
+    if (!fault_list.empty()) fault_list += ", ";
+    fault_list += std::string(name) + "=" + std::to_string(n);
+  }
+  out += "\nfaults: " + (fault_list.empty() ? std::string("none") : fault_list) + "\n";
+
+  const overhead_stats& o = r.overhead;
+  out += "overhead: " + std::to_string(o.ranges) + " ranges, " + std::to_string(o.callbacks) +
+         " callbacks, " + std::to_string(o.records) + " records in " + std::to_string(o.buffers) +
+         " buffers; " + fixed(o.per_launch_callback_ns, 0) + " ns per launch callback, " +
+         fixed(o.per_range_ns, 0) + " ns per range\n";
+  return out;
+}
+
+/// Prints summary_text(r) to `out` (stderr when null).
+inline void print_summary(std::FILE* out, const results& r, std::size_t top_kernels = 10) {
+  const std::string text = summary_text(r, top_kernels);
+  std::fwrite(text.data(), 1, text.size(), out != nullptr ? out : stderr);
+  std::fflush(out != nullptr ? out : stderr);
+}
+
+}  // namespace diffscope

@@ -1,0 +1,464 @@
+// Perf dump: SGLang's keys, order and types; the envelope-else-host rule; rounding;
+// escaping; the diffscope section. Also the JSON writer underneath.
+#include <doctest/doctest.h>
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <limits>
+#include <regex>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include <diffscope/detail/json_writer.hpp>
+#include <diffscope/perf_dump.hpp>
+
+#include "tools/mini_json.hpp"
+#include "tools/sample_results.hpp"
+
+namespace {
+
+namespace fs = std::filesystem;
+
+diffscope::perf_dump_options fixed_options() {
+  diffscope::perf_dump_options o;
+  o.request_id = "req-1";
+  o.commit_hash = "0123456789abcdef0123456789abcdef01234567";
+  o.timestamp = "2025-12-18T09:54:57.458009+00:00";
+  return o;
+}
+
+mini_json::value dump(const diffscope::results& r,
+                      const diffscope::perf_dump_options& o = fixed_options()) {
+  return mini_json::parse(diffscope::perf_dump_json(r, o));
+}
+
+std::string read_file(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+// Sets an environment variable for the lifetime of the object.
+struct env_guard {
+  std::string name;
+  bool had = false;
+  std::string old;
+  env_guard(const char* n, const char* v) : name(n) {
+    if (const char* p = std::getenv(n)) {
+      had = true;
+      old = p;
+    }
+    if (v) {
+      setenv(n, v, 1);
+    } else {
+      unsetenv(n);
+    }
+  }
+  ~env_guard() {
+    if (had) {
+      setenv(name.c_str(), old.c_str(), 1);
+    } else {
+      unsetenv(name.c_str());
+    }
+  }
+};
+
+struct cwd_guard {
+  fs::path old = fs::current_path();
+  explicit cwd_guard(const fs::path& p) { fs::current_path(p); }
+  ~cwd_guard() { fs::current_path(old); }
+};
+
+fs::path fresh_dir(const std::string& name) {
+  fs::path p =
+      fs::temp_directory_path() / ("diffscope_test_" + name + "_" + std::to_string(::getpid()));
+  fs::remove_all(p);
+  fs::create_directories(p);
+  return p;
+}
+
+}  // namespace
+
+TEST_SUITE("json_writer") {
+  TEST_CASE("the layout is what Python's json.dump(indent=2) writes") {
+    diffscope::detail::json_writer w;
+    w.begin_object();
+    w.field("a", 1);
+    w.key("b").begin_array().end_array();
+    w.key("c").begin_object().end_object();
+    w.key("d").begin_array().value(1.5).value("x").end_array();
+    w.key("e").begin_object().key("f").null().end_object();
+    w.end_object();
+    CHECK(w.complete());
+    CHECK(w.str() ==
+          "{\n  \"a\": 1,\n  \"b\": [],\n  \"c\": {},\n  \"d\": [\n    1.5,\n    \"x\"\n  ],\n"
+          "  \"e\": {\n    \"f\": null\n  }\n}");
+  }
+
+  TEST_CASE("indent 0 writes compact JSON") {
+    diffscope::detail::json_writer w(0);
+    w.begin_object().field("a", true).key("b").begin_array().value(false).end_array().end_object();
+    CHECK(w.str() == "{\"a\":true,\"b\":[false]}");
+  }
+
+  TEST_CASE("numbers round-trip, integral doubles keep a .0, and non-finite values become null") {
+    const auto num = [](double v) {
+      std::string s;
+      diffscope::detail::append_json_number(s, v);
+      return s;
+    };
+    CHECK(num(12.0) == "12.0");
+    CHECK(num(0.1) == "0.1");
+    CHECK(num(-0.0) == "0.0");
+    CHECK(num(1234.5678901) == "1234.5678901");
+    CHECK(num(1e300) == "1e+300");
+    CHECK(num(std::nan("")) == "null");
+    CHECK(num(std::numeric_limits<double>::infinity()) == "null");
+    CHECK(num(-std::numeric_limits<double>::infinity()) == "null");
+    const double third = 1.0 / 3.0;
+    CHECK(std::strtod(num(third).c_str(), nullptr) == third);
+    std::string i;
+    diffscope::detail::append_json_number(i, std::uint64_t{18446744073709551615ull});
+    CHECK(i == "18446744073709551615");
+  }
+
+  TEST_CASE("strings escape quotes, backslashes and control characters") {
+    std::string s;
+    diffscope::detail::append_json_string(s, std::string("a\"b\\c\n\t\r\b\f\x01\x1f\x7f", 13));
+    CHECK(s == "\"a\\\"b\\\\c\\n\\t\\r\\b\\f\\u0001\\u001f\x7f\"");  // DEL as is, like Python
+    std::string nul;
+    diffscope::detail::append_json_string(nul, std::string("x\0y", 3));
+    CHECK(nul == "\"x\\u0000y\"");
+  }
+
+  TEST_CASE("valid UTF-8 passes through and every invalid byte becomes U+FFFD") {
+    const auto esc = [](std::string in) {
+      std::string s;
+      diffscope::detail::append_json_string(s, in);
+      return s;
+    };
+    const std::string fffd = "\xEF\xBF\xBD";
+    CHECK(esc("r\xc3\xa9sum\xc3\xa9 \xe2\x9c\x93 \xf0\x9f\x98\x80") ==
+          "\"r\xc3\xa9sum\xc3\xa9 \xe2\x9c\x93 \xf0\x9f\x98\x80\"");
+    CHECK(esc("\xff") == "\"" + fffd + "\"");
+    CHECK(esc("a\xe2\x82") == "\"a" + fffd + fffd + "\"");                      // truncated
+    CHECK(esc("\xc0\xaf") == "\"" + fffd + fffd + "\"");                        // overlong '/'
+    CHECK(esc("\xed\xa0\x80") == "\"" + fffd + fffd + fffd + "\"");             // surrogate
+    CHECK(esc("\xf4\x90\x80\x80") == "\"" + fffd + fffd + fffd + fffd + "\"");  // > U+10FFFF
+    CHECK(esc("\x80x") == "\"" + fffd + "x\"");  // stray continuation
+  }
+}
+
+TEST_SUITE("perf_dump") {
+  TEST_CASE("the top-level keys are SGLang's, in SGLang's order, followed by diffscope") {
+    const auto d = dump(sample::profiled());
+    CHECK(d.keys() == std::vector<std::string>{"timestamp", "request_id", "commit_hash", "tag",
+                                               "total_duration_ms", "steps", "denoise_steps_ms",
+                                               "memory_checkpoints", "meta", "diffscope"});
+  }
+
+  TEST_CASE("every SGLang field has the type the contract names") {
+    const auto d = dump(sample::profiled());
+    using mini_json::kind;
+    CHECK(d["timestamp"].k == kind::string);
+    CHECK(d["request_id"].str == "req-1");
+    CHECK(d["commit_hash"].str == "0123456789abcdef0123456789abcdef01234567");
+    CHECK(d["tag"].str == "cli_generate");
+    CHECK(d["total_duration_ms"].k == kind::number);
+    CHECK(d["total_duration_ms"].num == 1234.5678901);  // not rounded
+    REQUIRE(d["steps"].k == kind::array);
+    for (const auto& s : d["steps"].items) {
+      CHECK(s.keys() == std::vector<std::string>{"name", "duration_ms"});
+      CHECK(s["name"].k == kind::string);
+      CHECK(s["duration_ms"].k == kind::number);
+      CHECK_FALSE(s["duration_ms"].is_integer());  // a float, as Python writes it
+    }
+    REQUIRE(d["denoise_steps_ms"].items.size() == 4);
+    for (std::size_t i = 0; i < 4; ++i) {
+      const auto& s = d["denoise_steps_ms"][i];
+      CHECK(s.keys() == std::vector<std::string>{"step", "duration_ms"});
+      CHECK(s["step"].is_integer());
+      CHECK(s["step"].num == static_cast<double>(i));
+      CHECK_FALSE(s["duration_ms"].is_integer());
+    }
+    REQUIRE(d["memory_checkpoints"].k == kind::object);
+    for (const auto& [name, m] : d["memory_checkpoints"].members) {
+      CHECK(m.keys() == std::vector<std::string>{"allocated_mb", "reserved_mb", "peak_allocated_mb",
+                                                 "peak_reserved_mb"});
+    }
+    CHECK(d["meta"].k == kind::object);
+    CHECK(d["meta"].members.empty());
+  }
+
+  TEST_CASE("the dump is written with indent 2 and ends with a newline") {
+    const std::string text = diffscope::perf_dump_json(sample::profiled(), fixed_options());
+    CHECK(text.rfind("{\n  \"timestamp\": \"2025-12-18T09:54:57.458009+00:00\",\n", 0) == 0);
+    CHECK(text.back() == '\n');
+    CHECK(text.find("\n    {\n      \"name\": \"InputValidationStage\",\n") != std::string::npos);
+  }
+
+  TEST_CASE("a stage's duration is its GPU envelope when measured with GPU work, else host time") {
+    const auto d = dump(sample::profiled());
+    const auto& steps = d["steps"];
+    REQUIRE(steps.items.size() == 4);
+    CHECK(steps[0]["name"].str == "InputValidationStage");
+    CHECK(steps[0]["duration_ms"].num == 0.25);  // measured but no GPU work: host
+    CHECK(steps[1]["name"].str == "TextEncodingStage");
+    CHECK(steps[1]["duration_ms"].num == 25.5);
+    CHECK(steps[2]["name"].str == "DenoisingStage");
+    CHECK(steps[2]["duration_ms"].num == 950.75);
+    CHECK(steps[3]["name"].str == "DecodingStage");
+    CHECK(steps[3]["duration_ms"].num == 210.5);
+    const auto& stages = d["diffscope"]["stages"];
+    CHECK(stages[0]["duration_source"].str == "host");
+    CHECK(stages[2]["duration_source"].str == "gpu_envelope");
+    CHECK(stages[2]["host_ms"].num == 900.125);
+  }
+
+  TEST_CASE("denoise steps follow the same rule: envelope, not the fast-looking host time") {
+    const auto d = dump(sample::profiled());
+    CHECK(d["denoise_steps_ms"][0]["duration_ms"].num == 237.5);  // host said 5 ms
+    CHECK(d["denoise_steps_ms"][3]["duration_ms"].num == 240.5);
+    CHECK(d["diffscope"]["steps"][0]["host_ms"].num == 5.0);
+    CHECK(d["diffscope"]["steps"][0]["duration_source"].str == "gpu_envelope");
+  }
+
+  TEST_CASE("legacy step entries are appended after the stages as denoising_step_<i>") {
+    auto o = fixed_options();
+    o.legacy_step_entries = true;
+    const auto d = dump(sample::profiled(), o);
+    const auto& steps = d["steps"];
+    REQUIRE(steps.items.size() == 8);
+    CHECK(steps[3]["name"].str == "DecodingStage");
+    for (int i = 0; i < 4; ++i) {
+      CHECK(steps[4 + i]["name"].str == "denoising_step_" + std::to_string(i));
+      CHECK(steps[4 + i]["duration_ms"].num == 237.5 + i);
+    }
+    CHECK(d["denoise_steps_ms"].items.size() == 4);
+  }
+
+  TEST_CASE("memory checkpoints are device-wide MiB rounded to 2 places like Python's round()") {
+    const auto d = dump(sample::profiled());
+    const auto& m = d["memory_checkpoints"];
+    CHECK(m.keys() == std::vector<std::string>{"before_forward", "after_DenoisingStage"});
+    CHECK(m["before_forward"]["allocated_mb"].raw_number == "1000.12");  // tie to even
+    CHECK(m["before_forward"]["reserved_mb"].raw_number == "1000.12");
+    CHECK(m["after_DenoisingStage"]["allocated_mb"].raw_number == "2.67");
+    CHECK(m["after_DenoisingStage"]["peak_allocated_mb"].raw_number == "60000.46");
+    CHECK(m["after_DenoisingStage"]["peak_reserved_mb"].raw_number == "60000.46");
+    CHECK(diffscope::detail::round2(1.005) == 1.0);
+    CHECK(diffscope::detail::round2(-2.345) == -2.35);  // -2.34500000000000019984
+    CHECK(diffscope::detail::round2(12.0) == 12.0);
+  }
+
+  TEST_CASE(
+      "a checkpoint name repeated on another device gets a device suffix, never a "
+      "duplicate key") {
+    auto r = sample::profiled();
+    diffscope::memory_checkpoint m;
+    m.name = "before_forward";
+    m.device = 1;
+    m.used_mb = 5;
+    m.peak_used_mb = 6;
+    r.memory.push_back(m);
+    m.device = 0;  // the same checkpoint again on device 0: last value wins, first position
+    m.used_mb = 7;
+    r.memory.push_back(m);
+    const auto d = dump(r);  // mini_json rejects duplicate keys
+    const auto& mc = d["memory_checkpoints"];
+    CHECK(mc.keys() == std::vector<std::string>{"before_forward", "after_DenoisingStage",
+                                                "before_forward@gpu1"});
+    CHECK(mc["before_forward"]["allocated_mb"].num == 7.0);
+    CHECK(mc["before_forward@gpu1"]["peak_reserved_mb"].num == 6.0);
+  }
+
+  TEST_CASE("meta is {} when empty and keeps a repeated key's first position and last value") {
+    auto o = fixed_options();
+    o.meta = {{"model", "Wan-AI/Wan2.1"}, {"prompt", "a \"cat\"\n"}, {"model", "Qwen/Qwen-Image"}};
+    const auto d = dump(sample::profiled(), o);
+    CHECK(d["meta"].keys() == std::vector<std::string>{"model", "prompt"});
+    CHECK(d["meta"]["model"].str == "Qwen/Qwen-Image");
+    CHECK(d["meta"]["prompt"].str == "a \"cat\"\n");
+  }
+
+  TEST_CASE("the tag, request id and timestamp options are written as given") {
+    auto o = fixed_options();
+    o.tag = "benchmark_dump";
+    const auto d = dump(sample::profiled(), o);
+    CHECK(d["tag"].str == "benchmark_dump");
+    CHECK(d["timestamp"].str == "2025-12-18T09:54:57.458009+00:00");
+  }
+
+  TEST_CASE("without options the timestamp is UTC with microseconds and the id a UUIDv4") {
+    diffscope::perf_dump_options o;
+    o.commit_hash = "N/A";
+    const auto a = dump(sample::profiled(), o);
+    const auto b = dump(sample::profiled(), o);
+    CHECK(std::regex_match(a["timestamp"].str,
+                           std::regex(R"(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}\+00:00)")));
+    const std::regex uuid4("[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}");
+    CHECK(std::regex_match(a["request_id"].str, uuid4));
+    CHECK(std::regex_match(b["request_id"].str, uuid4));
+    CHECK(a["request_id"].str != b["request_id"].str);
+  }
+
+  TEST_CASE("the commit hash comes from DIFFSCOPE_COMMIT, SGLANG_GIT_COMMIT, git, else N/A") {
+    const fs::path repo = fresh_dir("commit_repo");
+    const fs::path plain = fresh_dir("commit_plain");
+    // Stop git from finding a repository above the temp directories.
+    env_guard ceiling("GIT_CEILING_DIRECTORIES", fs::temp_directory_path().c_str());
+    SUBCASE("DIFFSCOPE_COMMIT wins over SGLANG_GIT_COMMIT") {
+      env_guard a("DIFFSCOPE_COMMIT", " abc123 \n");
+      env_guard b("SGLANG_GIT_COMMIT", "def456");
+      CHECK(diffscope::detail::resolve_commit_hash() == "abc123");
+    }
+    SUBCASE("SGLANG_GIT_COMMIT is used when DIFFSCOPE_COMMIT is unset or empty") {
+      env_guard a("DIFFSCOPE_COMMIT", "");
+      env_guard b("SGLANG_GIT_COMMIT", "def456");
+      CHECK(diffscope::detail::resolve_commit_hash() == "def456");
+    }
+    SUBCASE("git rev-parse HEAD in the current directory, else N/A") {
+      env_guard a("DIFFSCOPE_COMMIT", nullptr);
+      env_guard b("SGLANG_GIT_COMMIT", nullptr);
+      const std::string init = "cd '" + repo.string() +
+                               "' && git init -q . && git -c user.name=t -c user.email=t@t "
+                               "commit -q --allow-empty -m t && git rev-parse HEAD > head.txt";
+      if (std::system(init.c_str()) != 0) {
+        MESSAGE("git not usable here: only the N/A path is checked");
+      } else {
+        std::string expected = read_file(repo / "head.txt");
+        expected.erase(expected.find_last_not_of("\n") + 1);
+        cwd_guard in_repo(repo);
+        CHECK(diffscope::detail::resolve_commit_hash() == expected);
+        CHECK(expected.size() == 40);
+      }
+      {
+        cwd_guard in_plain(plain);
+        CHECK(diffscope::detail::resolve_commit_hash() == "N/A");
+      }
+      {
+        env_guard no_path("PATH", "/nonexistent");  // git not found: still N/A, no noise
+        cwd_guard in_repo(repo);
+        CHECK(diffscope::detail::resolve_commit_hash() == "N/A");
+      }
+    }
+    fs::remove_all(repo);
+    fs::remove_all(plain);
+  }
+
+  TEST_CASE("host-only results report host numbers and diffscope.status says why") {
+    const auto d = dump(sample::host_only());
+    CHECK(d["steps"][2]["duration_ms"].num == 900.125);
+    CHECK(d["steps"][1]["duration_ms"].num == 30.5);
+    CHECK(d["denoise_steps_ms"][0]["duration_ms"].num == 5.0);
+    const auto& ds = d["diffscope"];
+    CHECK(ds["status"]["gpu_timing"].b == false);
+    CHECK(ds["status"]["reason"].str == "no CUDA driver");
+    CHECK(ds["stages"][2]["duration_source"].str == "host");
+    CHECK(ds["stages"][2]["gpu"].k == mini_json::kind::null);  // absent, not zero
+    CHECK(ds["scopes"][0]["gpu"].k == mini_json::kind::null);
+    CHECK(ds["kernels"].items.empty());
+  }
+
+  TEST_CASE(
+      "names with quotes, backslashes, control characters and invalid UTF-8 stay valid "
+      "JSON") {
+    auto r = sample::profiled();
+    r.stages[0].name = std::string("St\"age\\\x02\xff", 9);
+    const std::string text = diffscope::perf_dump_json(r, fixed_options());
+    const auto d = mini_json::parse(text);  // throws on invalid JSON or invalid UTF-8
+    CHECK(d["steps"][0]["name"].str == "St\"age\\\x02\xEF\xBF\xBD");
+    const auto& kernels = d["diffscope"]["kernels"];
+    CHECK(kernels[1]["name"].str == "nvjet_gemm \"quoted\" \\ back");
+    CHECK(kernels[3]["name"].str ==
+          "bad\xEF\xBF\xBD\xEF\xBF\xBD utf8 \x01 ctl \xEF\xBF\xBD\xEF\xBF\xBD cut");
+    CHECK(kernels[2]["name"].str == "r\xc3\xa9sum\xc3\xa9_\xe2\x9c\x93_kernel");
+    CHECK(d["diffscope"]["scopes"][3]["path"].str == "DenoisingStage/denoise_step/norm \"q\\k\"");
+  }
+
+  TEST_CASE("the diffscope section carries status, tables, every fault counter and the gate") {
+    auto r = sample::profiled();
+    r.faults.dropped_records = 1;
+    r.faults.late_records = 7;
+    r.status.cupti_holder = "Nsight Systems";
+    auto o = fixed_options();
+    o.gate_verdict = "invalid: diffusers fallback";
+    o.max_kernels = 2;
+    const auto ds = dump(r, o)["diffscope"];
+    CHECK(ds.keys() == std::vector<std::string>{"schema_version", "version", "timing", "status",
+                                                "gate", "environment", "stages", "steps", "scopes",
+                                                "kernels_total", "kernels", "memory", "faults",
+                                                "overhead", "trace"});
+    CHECK(ds["schema_version"].num == 1);
+    CHECK(ds["timing"].has("total_duration_ms"));
+    CHECK(ds["timing"].has("steps.duration_ms"));
+    CHECK(ds["status"]["cupti_holder"].str == "Nsight Systems");
+    CHECK(ds["gate"]["gated"].b);
+    CHECK(ds["gate"]["verdict"].str == "invalid: diffusers fallback");
+    CHECK(ds["faults"].keys() ==
+          std::vector<std::string>{"dropped_records", "zero_timestamps", "inverted_timestamps",
+                                   "unattributed_records", "unbalanced_pops", "unclosed_at_stop",
+                                   "late_records", "trace_events_dropped"});
+    CHECK(ds["faults"]["dropped_records"].num == 1);
+    CHECK(ds["faults"]["late_records"].num == 7);
+    CHECK(ds["kernels_total"].num == 5);
+    CHECK(ds["kernels"].items.size() == 2);
+    CHECK(ds["kernels"][0]["mean_ms"].num == doctest::Approx(440.0 / 96));
+    const auto& scope = ds["scopes"][2];
+    CHECK(scope["path"].str == "DenoisingStage/denoise_step/attention");
+    CHECK(scope["category"].str == "attention");
+    CHECK(scope["depth"].num == 2);
+    CHECK(scope["parent"].num == 1);
+    CHECK(scope["calls"].num == 96);
+    CHECK(scope["gpu"]["busy_ms"].num == 440);
+    CHECK(scope["gpu"]["occupied_ms"].num == 440);
+    CHECK(scope["gpu"]["envelope_ms"].num == 600);
+    CHECK(scope["launches"].num == 96);
+    CHECK(ds["environment"]["gpu_name"].str == "NVIDIA H200");
+    CHECK(ds["overhead"]["per_range_ns"].num == 95.25);
+    CHECK(ds["trace"]["enabled"].b == false);
+    const auto ungated = dump(sample::profiled())["diffscope"]["gate"];
+    CHECK(ungated["gated"].b == false);
+  }
+
+  TEST_CASE("write_perf_dump writes the file and reports a failure as a message") {
+    const fs::path dir = fresh_dir("write_dump");
+    const fs::path path = dir / "sub" / "dir" / "model_baseline.json";
+    const auto err = diffscope::write_perf_dump(path.string(), sample::profiled(), fixed_options());
+    CHECK_FALSE(err.has_value());
+    CHECK(read_file(path) == diffscope::perf_dump_json(sample::profiled(), fixed_options()));
+    std::ofstream(dir / "file") << "x";
+    const auto bad = diffscope::write_perf_dump((dir / "file" / "d.json").string(),
+                                                sample::profiled(), fixed_options());
+    REQUIRE(bad.has_value());
+    CHECK(bad->find("file/d.json") != std::string::npos);
+    fs::remove_all(dir);
+  }
+
+  TEST_CASE("sample dumps are written for the Python checker and compare_perf tests") {
+    // The CTest entries check_perf_dump and compare_perf_sglang read these files.
+    const fs::path dir = fs::current_path() / "perf_dump_samples";
+    auto o = fixed_options();
+    o.meta = {{"model", "toy"}, {"prompt", "caf\xc3\xa9 \"quoted\""}};
+    CHECK_FALSE(
+        diffscope::write_perf_dump((dir / "profiled.json").string(), sample::profiled(), o));
+    CHECK_FALSE(
+        diffscope::write_perf_dump((dir / "host_only.json").string(), sample::host_only(), o));
+    o.legacy_step_entries = true;
+    CHECK_FALSE(
+        diffscope::write_perf_dump((dir / "toy_baseline.json").string(), sample::profiled(), o));
+    auto slower = sample::profiled();
+    slower.wall_ms *= 1.5;
+    slower.stages[3].gpu.envelope_ms += 500;
+    for (auto& s : slower.steps) s.gpu.envelope_ms *= 1.2;
+    CHECK_FALSE(diffscope::write_perf_dump((dir / "toy_tuned.json").string(), slower, o));
+  }
+}

@@ -1,0 +1,184 @@
+// Console summary: what it says, that columns line up, and that unmeasured GPU numbers
+// show as "-" and never as zero.
+#include <doctest/doctest.h>
+
+#include <cstdio>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include <diffscope/report.hpp>
+
+#include "tools/sample_results.hpp"
+
+namespace {
+
+std::vector<std::string> lines(const std::string& text) {
+  std::vector<std::string> out;
+  std::istringstream in(text);
+  for (std::string l; std::getline(in, l);) out.push_back(l);
+  return out;
+}
+
+// The lines of the table that follows the line starting with `title`, header included.
+std::vector<std::string> table(const std::string& text, const std::string& title) {
+  const auto all = lines(text);
+  std::vector<std::string> out;
+  bool in = false;
+  for (const auto& l : all) {
+    if (!in) {
+      in = l.rfind(title, 0) == 0;
+      continue;
+    }
+    if (l.empty() || l.rfind("  ", 0) != 0) break;
+    out.push_back(l);
+  }
+  return out;
+}
+
+std::size_t columns_of(const std::string& s) {
+  std::size_t n = 0;
+  for (char c : s) n += (static_cast<unsigned char>(c) & 0xC0) != 0x80;
+  return n;
+}
+
+// Right-aligned columns: every row of the table ends at the same column.
+void check_right_edges_align(const std::vector<std::string>& t) {
+  REQUIRE(t.size() >= 2);
+  for (const auto& l : t) CHECK(columns_of(l) == columns_of(t[0]));
+}
+
+const std::string* line_starting(const std::vector<std::string>& t, const std::string& prefix) {
+  for (const auto& l : t)
+    if (l.rfind(prefix, 0) == 0) return &l;
+  return nullptr;
+}
+
+}  // namespace
+
+TEST_SUITE("report") {
+  TEST_CASE("the header names the mode and says that GPU timing was measured") {
+    const std::string s = diffscope::summary_text(sample::profiled());
+    const auto l = lines(s);
+    REQUIRE(l.size() > 3);
+    CHECK(l[0] == "diffscope " DIFFSCOPE_VERSION_STRING
+                  " summary - mode: profile, wall 1234.57 ms");
+    CHECK(l[1] == "GPU timing: measured (device timestamps, no added synchronisation)");
+    CHECK(l[2] == "GPU: NVIDIA H200 (1 device(s))");
+  }
+
+  TEST_CASE("without GPU timing the header says why and every GPU number is a dash") {
+    const std::string s = diffscope::summary_text(sample::host_only());
+    CHECK(lines(s)[1] == "GPU timing: unavailable (no CUDA driver) - host timings only");
+    const auto stages = table(s, "Stages");
+    REQUIRE(stages.size() == 5);
+    CHECK(stages[3] ==
+          "  DenoisingStage            1   900.12                -        -  900.12 (host)");
+    const auto steps = table(s, "Denoise steps");
+    REQUIRE(steps.size() == 5);
+    CHECK(steps[1] == "     0     5.00                -        -");
+    CHECK(s.find("Top kernels") == std::string::npos);  // nothing measured, no table
+    auto r = sample::host_only();
+    r.status.reason.clear();
+    CHECK(lines(diffscope::summary_text(r))[1] ==
+          "GPU timing: unavailable (reason unknown) - host timings only");
+    r.status.cupti_holder = "Nsight Systems";
+    CHECK(lines(diffscope::summary_text(r))[2] == "CUPTI held by: Nsight Systems");
+  }
+
+  TEST_CASE("the stage table shows host, envelope, busy and what the dump reports, with units") {
+    const std::string s = diffscope::summary_text(sample::profiled());
+    const auto t = table(s, "Stages");
+    REQUIRE(t.size() == 5);
+    CHECK(t[0] == "  stage                 calls  host ms  GPU envelope ms  busy ms      dump ms");
+    CHECK(t[1] == "  InputValidationStage      1     0.25             0.00     0.00  0.25 (host)");
+    CHECK(t[3] == "  DenoisingStage            1   900.12           950.75   880.00       950.75");
+    check_right_edges_align(t);
+  }
+
+  TEST_CASE("the step table lists every step with host, envelope and busy times") {
+    const auto t = table(diffscope::summary_text(sample::profiled()), "Denoise steps");
+    REQUIRE(t.size() == 5);
+    CHECK(t[0] == "  step  host ms  GPU envelope ms  busy ms");
+    CHECK(t[1] == "     0     5.00           237.50   220.00");
+    CHECK(t[4] == "     3   223.00           240.50   220.00");
+    check_right_edges_align(t);
+    auto r = sample::profiled();
+    r.steps[2].calls = 3;
+    const auto t2 = table(diffscope::summary_text(r), "Denoise steps");
+    CHECK(t2[3].find("2 (x3)") != std::string::npos);
+  }
+
+  TEST_CASE("the scope table indents by depth and gives shares of the step or of the total") {
+    const auto t = table(diffscope::summary_text(sample::profiled()), "Scopes");
+    REQUIRE(t.size() == 6);
+    CHECK(t[0] == "  scope           calls  host total ms  busy ms  envelope ms  share %     of");
+    CHECK(t[1] == "  DenoisingStage      1         900.12   880.00       950.75     82.2  total");
+    CHECK(t[2] == "    denoise_step      4         890.00   880.00       950.00     82.2  total");
+    CHECK(t[3] == "      attention      96          40.00   440.00       600.00     50.0   step");
+    CHECK(t[4] ==
+          "      norm \"q\\k\"     96          12.00   110.00       150.00     12.5   step");
+    check_right_edges_align(t);
+    // Host-only: shares from host time, of the wall time at top level.
+    const auto h = table(diffscope::summary_text(sample::host_only()), "Scopes");
+    const auto* top = line_starting(h, "  DenoisingStage");
+    REQUIRE(top != nullptr);
+    CHECK(top->find("900.12        -            -     72.9  total") != std::string::npos);
+  }
+
+  TEST_CASE("top kernels are truncated, counted, timed in ms and us, with their share") {
+    const std::string s = diffscope::summary_text(sample::profiled(), 3);
+    CHECK(s.find("Top kernels (3 of 5, by total GPU time)") != std::string::npos);
+    const auto t = table(s, "Top kernels");
+    REQUIRE(t.size() == 4);
+    CHECK(t[0].rfind("  kernel ", 0) == 0);
+    CHECK(t[0].find("count  total ms  mean us  share %") != std::string::npos);
+    CHECK(t[1] ==
+          "  flash_fwd_kernel<Flash_fwd_kernel_traits<128, 64, 128, 4,...     96    "
+          "440.00   4583.3     41.1");
+    CHECK(t[2].find("nvjet_gemm \"quoted\" \\ back") != std::string::npos);
+    check_right_edges_align(t);
+    // Invalid UTF-8 and control characters are made printable, columns still line up.
+    const auto all = table(diffscope::summary_text(sample::profiled(), 10), "Top kernels");
+    REQUIRE(all.size() == 6);
+    CHECK(all[4].find("bad\xEF\xBF\xBD\xEF\xBF\xBD utf8 ? ctl \xEF\xBF\xBD\xEF\xBF\xBD cut") !=
+          std::string::npos);
+    check_right_edges_align(all);
+    CHECK(diffscope::summary_text(sample::profiled(), 0).find("Top kernels") == std::string::npos);
+  }
+
+  TEST_CASE("faults say none when all are zero and list only the non-zero ones otherwise") {
+    CHECK(diffscope::summary_text(sample::profiled()).find("\nfaults: none\n") !=
+          std::string::npos);
+    auto r = sample::profiled();
+    r.faults.dropped_records = 12;
+    r.faults.unbalanced_pops = 1;
+    const std::string s = diffscope::summary_text(r);
+    CHECK(s.find("\nfaults: dropped_records=12, unbalanced_pops=1\n") != std::string::npos);
+  }
+
+  TEST_CASE("the overhead line reports ranges, callbacks, records and per-event costs") {
+    const std::string s = diffscope::summary_text(sample::profiled());
+    CHECK(s.find("\noverhead: 1000 ranges, 600 callbacks, 560 records in 3 buffers; 410 ns per "
+                 "launch callback, 95 ns per range\n") != std::string::npos);
+  }
+
+  TEST_CASE("print_summary writes the same text to a FILE") {
+    std::FILE* f = std::tmpfile();
+    REQUIRE(f != nullptr);
+    diffscope::print_summary(f, sample::profiled());
+    std::rewind(f);
+    std::string got;
+    char buf[4096];
+    for (std::size_t n; (n = std::fread(buf, 1, sizeof buf, f)) > 0;) got.append(buf, n);
+    std::fclose(f);
+    CHECK(got == diffscope::summary_text(sample::profiled()));
+  }
+
+  TEST_CASE("an empty snapshot still prints a header, faults and overhead") {
+    const std::string s = diffscope::summary_text(diffscope::results{});
+    CHECK(s.find("GPU timing: unavailable (reason unknown)") != std::string::npos);
+    CHECK(s.find("Stages") == std::string::npos);
+    CHECK(s.find("faults: none") != std::string::npos);
+  }
+}
