@@ -1,0 +1,959 @@
+// diffscope: the CUPTI side of the collector. Turns CUPTI launch callbacks, graph resource
+// callbacks and activity records (kernels, copies, sets) into calls on an activity_sink.
+//
+// Included by the collector only (it pulls in <cupti.h> and the CUDA runtime API). One
+// cupti_source per process: CUPTI's buffer callbacks carry no user pointer, so the running
+// source is found through one process-wide pointer, and CUPTI allows one subscriber anyway.
+// See docs/cupti.md for what each CUPTI call is for and what was checked on the GPU.
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <functional>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <cuda_runtime_api.h>
+#include <cupti.h>
+
+#include <diffscope/detail/activity.hpp>
+#include <diffscope/detail/clock.hpp>
+
+namespace diffscope::detail {
+
+/// What start() is asked to do.
+struct cupti_options {
+  std::size_t buffer_bytes = std::size_t{8} << 20;  ///< one CUPTI activity buffer
+  std::size_t max_free_buffers = 4;           ///< completed buffers kept for reuse (bounded memory)
+  bool trace_memcpy = true;                   ///< MEMCPY and MEMCPY2 (peer) records
+  bool trace_memset = true;                   ///< MEMSET records
+  bool host_clock = true;                     ///< device timestamps in detail::now_ns()'s time base
+  std::string subscriber_name = "diffscope";  ///< what other CUPTI tools are told holds CUPTI
+};
+
+/// Outcome of start(). When ok is false nothing is left enabled and the program goes on.
+struct cupti_start_result {
+  bool ok = false;
+  std::string reason;  ///< empty when ok; otherwise one line for the dump and the summary
+  std::string holder;  ///< the other CUPTI subscriber, when that is why start() failed
+};
+
+/// Live counters (relaxed atomics: written by launching threads and CUPTI's buffer thread).
+/// The launch-side counters sit on their own cache line so the buffer thread does not
+/// bounce the line that every launch writes.
+struct cupti_counters {
+  alignas(64) std::atomic<std::uint64_t> launch_callbacks{0};  ///< launch API entries seen
+  std::atomic<std::uint64_t> launch_nested{0};      ///< of which nested, same id: not announced
+  std::atomic<std::uint64_t> launch_aliases{0};     ///< of which nested, own id: on_launch_alias
+  std::atomic<std::uint64_t> launch_samples{0};     ///< launch callbacks that were timed
+  std::atomic<std::uint64_t> launch_sampled_ns{0};  ///< time inside the timed ones
+  alignas(64) std::atomic<std::uint64_t> resource_callbacks{0};
+  std::atomic<std::uint64_t> graph_nodes_created{0};
+  std::atomic<std::uint64_t> graph_nodes_cloned{0};
+  std::atomic<std::uint64_t> contexts_created{0};
+  alignas(64) std::atomic<std::uint64_t> records{0};  ///< all records read from buffers
+  std::atomic<std::uint64_t> kernels{0};
+  std::atomic<std::uint64_t> memcpys{0};
+  std::atomic<std::uint64_t> memsets{0};
+  std::atomic<std::uint64_t> other_records{0};   ///< kinds we do not convert
+  std::atomic<std::uint64_t> bad_timestamps{0};  ///< zero or inverted start/end: not passed on
+  std::atomic<std::uint64_t> buffers_requested{0};
+  std::atomic<std::uint64_t> buffers_completed{0};
+  std::atomic<std::uint64_t> buffers_allocated{0};  ///< fresh allocations (rest are reused)
+  std::atomic<std::uint64_t> buffer_alloc_failures{0};
+  std::atomic<std::uint64_t> dropped{0};  ///< cuptiActivityGetNumDroppedRecords, summed
+  std::atomic<std::uint64_t> callbacks_unavailable{0};  ///< cbids this CUPTI refused to enable
+};
+
+/// A plain copy of cupti_counters for reports.
+struct cupti_counter_values {
+  std::uint64_t launch_callbacks = 0, launch_nested = 0, launch_aliases = 0, launch_samples = 0,
+                launch_sampled_ns = 0;
+  std::uint64_t resource_callbacks = 0, graph_nodes_created = 0, graph_nodes_cloned = 0,
+                contexts_created = 0;
+  std::uint64_t records = 0, kernels = 0, memcpys = 0, memsets = 0, other_records = 0,
+                bad_timestamps = 0;
+  std::uint64_t buffers_requested = 0, buffers_completed = 0, buffers_allocated = 0,
+                buffer_alloc_failures = 0, dropped = 0, callbacks_unavailable = 0;
+  /// Mean time of one launch callback (ours plus the sink's on_launch), from the samples.
+  double launch_callback_mean_ns() const noexcept {
+    return launch_samples ? double(launch_sampled_ns) / double(launch_samples) : 0.0;
+  }
+};
+
+inline cupti_counter_values snapshot(const cupti_counters& c) noexcept {
+  constexpr auto r = std::memory_order_relaxed;
+  cupti_counter_values v;
+  v.launch_callbacks = c.launch_callbacks.load(r);
+  v.launch_nested = c.launch_nested.load(r);
+  v.launch_aliases = c.launch_aliases.load(r);
+  v.launch_samples = c.launch_samples.load(r);
+  v.launch_sampled_ns = c.launch_sampled_ns.load(r);
+  v.resource_callbacks = c.resource_callbacks.load(r);
+  v.graph_nodes_created = c.graph_nodes_created.load(r);
+  v.graph_nodes_cloned = c.graph_nodes_cloned.load(r);
+  v.contexts_created = c.contexts_created.load(r);
+  v.records = c.records.load(r);
+  v.kernels = c.kernels.load(r);
+  v.memcpys = c.memcpys.load(r);
+  v.memsets = c.memsets.load(r);
+  v.other_records = c.other_records.load(r);
+  v.bad_timestamps = c.bad_timestamps.load(r);
+  v.buffers_requested = c.buffers_requested.load(r);
+  v.buffers_completed = c.buffers_completed.load(r);
+  v.buffers_allocated = c.buffers_allocated.load(r);
+  v.buffer_alloc_failures = c.buffer_alloc_failures.load(r);
+  v.dropped = c.dropped.load(r);
+  v.callbacks_unavailable = c.callbacks_unavailable.load(r);
+  return v;
+}
+
+/// "memcpy HtoD" etc. for CUpti_ActivityMemcpyKind; string literals, valid forever.
+inline std::string_view memcpy_kind_name(std::uint32_t copy_kind) noexcept {
+  switch (copy_kind) {
+    case CUPTI_ACTIVITY_MEMCPY_KIND_HTOD:
+      return "memcpy HtoD";
+    case CUPTI_ACTIVITY_MEMCPY_KIND_DTOH:
+      return "memcpy DtoH";
+    case CUPTI_ACTIVITY_MEMCPY_KIND_HTOA:
+      return "memcpy HtoA";
+    case CUPTI_ACTIVITY_MEMCPY_KIND_ATOH:
+      return "memcpy AtoH";
+    case CUPTI_ACTIVITY_MEMCPY_KIND_ATOA:
+      return "memcpy AtoA";
+    case CUPTI_ACTIVITY_MEMCPY_KIND_ATOD:
+      return "memcpy AtoD";
+    case CUPTI_ACTIVITY_MEMCPY_KIND_DTOA:
+      return "memcpy DtoA";
+    case CUPTI_ACTIVITY_MEMCPY_KIND_DTOD:
+      return "memcpy DtoD";
+    case CUPTI_ACTIVITY_MEMCPY_KIND_HTOH:
+      return "memcpy HtoH";
+    case CUPTI_ACTIVITY_MEMCPY_KIND_PTOP:
+      return "memcpy PtoP";
+    default:
+      return "memcpy";
+  }
+}
+
+/// Converts one CUPTI activity record into a gpu_op and hands it to the sink. The buffer
+/// callback calls exactly this for every record, so tests that build records by hand run
+/// the same code as CUPTI's buffers. Records with a zero or inverted start/end (forced
+/// flush of unfinished work) are counted in bad_timestamps and not passed on: a GPU time
+/// that was not measured is absent, never invented.
+inline void ingest_activity_record(const CUpti_Activity* record, activity_sink& sink,
+                                   cupti_counters& counters) noexcept {
+  constexpr auto r = std::memory_order_relaxed;
+  counters.records.fetch_add(1, r);
+  gpu_op op;
+  switch (record->kind) {
+    case CUPTI_ACTIVITY_KIND_KERNEL:
+    case CUPTI_ACTIVITY_KIND_CONCURRENT_KERNEL: {
+      const auto* k = reinterpret_cast<const CUpti_ActivityKernel10*>(record);
+      op.kind = op_kind::kernel;
+      op.correlation_id = k->correlationId;
+      op.graph_node_id = k->graphNodeId;
+      op.start_ns = k->start;
+      op.end_ns = k->end;
+      op.device_id = k->deviceId;
+      op.context_id = k->contextId;
+      op.stream_id = k->streamId;
+      op.name = k->name ? std::string_view(k->name) : std::string_view("<unnamed kernel>");
+      counters.kernels.fetch_add(1, r);
+      break;
+    }
+    case CUPTI_ACTIVITY_KIND_MEMCPY: {
+      const auto* m = reinterpret_cast<const CUpti_ActivityMemcpy6*>(record);
+      op.kind = op_kind::memcpy;
+      op.correlation_id = m->correlationId;
+      op.graph_node_id = m->graphNodeId;
+      op.start_ns = m->start;
+      op.end_ns = m->end;
+      op.device_id = m->deviceId;
+      op.context_id = m->contextId;
+      op.stream_id = m->streamId;
+      op.bytes = m->bytes;
+      op.name = memcpy_kind_name(m->copyKind);
+      counters.memcpys.fetch_add(1, r);
+      break;
+    }
+    case CUPTI_ACTIVITY_KIND_MEMCPY2: {
+      const auto* m = reinterpret_cast<const CUpti_ActivityMemcpyPtoP4*>(record);
+      op.kind = op_kind::memcpy;
+      op.correlation_id = m->correlationId;
+      op.graph_node_id = m->graphNodeId;
+      op.start_ns = m->start;
+      op.end_ns = m->end;
+      op.device_id = m->deviceId;
+      op.context_id = m->contextId;
+      op.stream_id = m->streamId;
+      op.bytes = m->bytes;
+      op.name = memcpy_kind_name(CUPTI_ACTIVITY_MEMCPY_KIND_PTOP);
+      counters.memcpys.fetch_add(1, r);
+      break;
+    }
+    case CUPTI_ACTIVITY_KIND_MEMSET: {
+      const auto* m = reinterpret_cast<const CUpti_ActivityMemset4*>(record);
+      op.kind = op_kind::memset;
+      op.correlation_id = m->correlationId;
+      op.graph_node_id = m->graphNodeId;
+      op.start_ns = m->start;
+      op.end_ns = m->end;
+      op.device_id = m->deviceId;
+      op.context_id = m->contextId;
+      op.stream_id = m->streamId;
+      op.bytes = m->bytes;
+      op.name = "memset";
+      counters.memsets.fetch_add(1, r);
+      break;
+    }
+    default:
+      counters.other_records.fetch_add(1, r);
+      return;
+  }
+  // Counted here and still handed on: the sink counts zero and inverted timestamps apart,
+  // reports them as faults and keeps them out of every timing.
+  if (op.start_ns == 0 || op.end_ns == 0 || op.end_ns < op.start_ns)
+    counters.bad_timestamps.fetch_add(1, r);
+  sink.on_gpu_op(op);
+}
+
+/// Launch-type API calls and what they launch. Runtime and driver entries alike: Triton and
+/// PyTorch's own kernels go through the driver API, everything compiled with nvcc through
+/// the runtime. Entries are (cbid, kind); a cbid this CUPTI does not know is skipped.
+struct cupti_launch_cbid {
+  CUpti_CallbackId cbid;
+  launch_kind kind;
+};
+
+inline constexpr cupti_launch_cbid cupti_runtime_launch_cbids[] = {
+    // kernels
+    {CUPTI_RUNTIME_TRACE_CBID_cudaLaunch_v3020, launch_kind::kernel},
+    {CUPTI_RUNTIME_TRACE_CBID_cudaLaunch_ptsz_v7000, launch_kind::kernel},
+    {CUPTI_RUNTIME_TRACE_CBID_cudaLaunchKernel_v7000, launch_kind::kernel},
+    {CUPTI_RUNTIME_TRACE_CBID_cudaLaunchKernel_ptsz_v7000, launch_kind::kernel},
+    {CUPTI_RUNTIME_TRACE_CBID_cudaLaunchKernelExC_v11060, launch_kind::kernel},
+    {CUPTI_RUNTIME_TRACE_CBID_cudaLaunchKernelExC_ptsz_v11060, launch_kind::kernel},
+    {CUPTI_RUNTIME_TRACE_CBID_cudaLaunchCooperativeKernel_v9000, launch_kind::kernel},
+    {CUPTI_RUNTIME_TRACE_CBID_cudaLaunchCooperativeKernel_ptsz_v9000, launch_kind::kernel},
+    {CUPTI_RUNTIME_TRACE_CBID_cudaLaunchCooperativeKernelMultiDevice_v9000, launch_kind::kernel},
+#if CUPTI_API_VERSION >= 130000
+    // CUDA 13: what <<<...>>> compiles to.
+    {CUPTI_RUNTIME_TRACE_CBID___cudaLaunchKernel_v13000, launch_kind::kernel},
+    {CUPTI_RUNTIME_TRACE_CBID___cudaLaunchKernel_ptsz_v13000, launch_kind::kernel},
+#endif
+    // graphs
+    {CUPTI_RUNTIME_TRACE_CBID_cudaGraphLaunch_v10000, launch_kind::graph},
+    {CUPTI_RUNTIME_TRACE_CBID_cudaGraphLaunch_ptsz_v10000, launch_kind::graph},
+    // copies
+    {CUPTI_RUNTIME_TRACE_CBID_cudaMemcpy_v3020, launch_kind::memcpy},
+    {CUPTI_RUNTIME_TRACE_CBID_cudaMemcpy2D_v3020, launch_kind::memcpy},
+    {CUPTI_RUNTIME_TRACE_CBID_cudaMemcpyToArray_v3020, launch_kind::memcpy},
+    {CUPTI_RUNTIME_TRACE_CBID_cudaMemcpy2DToArray_v3020, launch_kind::memcpy},
+    {CUPTI_RUNTIME_TRACE_CBID_cudaMemcpyFromArray_v3020, launch_kind::memcpy},
+    {CUPTI_RUNTIME_TRACE_CBID_cudaMemcpy2DFromArray_v3020, launch_kind::memcpy},
+    {CUPTI_RUNTIME_TRACE_CBID_cudaMemcpyArrayToArray_v3020, launch_kind::memcpy},
+    {CUPTI_RUNTIME_TRACE_CBID_cudaMemcpy2DArrayToArray_v3020, launch_kind::memcpy},
+    {CUPTI_RUNTIME_TRACE_CBID_cudaMemcpyToSymbol_v3020, launch_kind::memcpy},
+    {CUPTI_RUNTIME_TRACE_CBID_cudaMemcpyFromSymbol_v3020, launch_kind::memcpy},
+    {CUPTI_RUNTIME_TRACE_CBID_cudaMemcpyAsync_v3020, launch_kind::memcpy},
+    {CUPTI_RUNTIME_TRACE_CBID_cudaMemcpyToArrayAsync_v3020, launch_kind::memcpy},
+    {CUPTI_RUNTIME_TRACE_CBID_cudaMemcpyFromArrayAsync_v3020, launch_kind::memcpy},
+    {CUPTI_RUNTIME_TRACE_CBID_cudaMemcpy2DAsync_v3020, launch_kind::memcpy},
+    {CUPTI_RUNTIME_TRACE_CBID_cudaMemcpy2DToArrayAsync_v3020, launch_kind::memcpy},
+    {CUPTI_RUNTIME_TRACE_CBID_cudaMemcpy2DFromArrayAsync_v3020, launch_kind::memcpy},
+    {CUPTI_RUNTIME_TRACE_CBID_cudaMemcpyToSymbolAsync_v3020, launch_kind::memcpy},
+    {CUPTI_RUNTIME_TRACE_CBID_cudaMemcpyFromSymbolAsync_v3020, launch_kind::memcpy},
+    {CUPTI_RUNTIME_TRACE_CBID_cudaMemcpy3D_v3020, launch_kind::memcpy},
+    {CUPTI_RUNTIME_TRACE_CBID_cudaMemcpy3DAsync_v3020, launch_kind::memcpy},
+    {CUPTI_RUNTIME_TRACE_CBID_cudaMemcpyPeer_v4000, launch_kind::memcpy},
+    {CUPTI_RUNTIME_TRACE_CBID_cudaMemcpyPeerAsync_v4000, launch_kind::memcpy},
+    {CUPTI_RUNTIME_TRACE_CBID_cudaMemcpy3DPeer_v4000, launch_kind::memcpy},
+    {CUPTI_RUNTIME_TRACE_CBID_cudaMemcpy3DPeerAsync_v4000, launch_kind::memcpy},
+    {CUPTI_RUNTIME_TRACE_CBID_cudaMemcpy_ptds_v7000, launch_kind::memcpy},
+    {CUPTI_RUNTIME_TRACE_CBID_cudaMemcpy2D_ptds_v7000, launch_kind::memcpy},
+    {CUPTI_RUNTIME_TRACE_CBID_cudaMemcpyToArray_ptds_v7000, launch_kind::memcpy},
+    {CUPTI_RUNTIME_TRACE_CBID_cudaMemcpy2DToArray_ptds_v7000, launch_kind::memcpy},
+    {CUPTI_RUNTIME_TRACE_CBID_cudaMemcpyFromArray_ptds_v7000, launch_kind::memcpy},
+    {CUPTI_RUNTIME_TRACE_CBID_cudaMemcpy2DFromArray_ptds_v7000, launch_kind::memcpy},
+    {CUPTI_RUNTIME_TRACE_CBID_cudaMemcpyArrayToArray_ptds_v7000, launch_kind::memcpy},
+    {CUPTI_RUNTIME_TRACE_CBID_cudaMemcpy2DArrayToArray_ptds_v7000, launch_kind::memcpy},
+    {CUPTI_RUNTIME_TRACE_CBID_cudaMemcpyToSymbol_ptds_v7000, launch_kind::memcpy},
+    {CUPTI_RUNTIME_TRACE_CBID_cudaMemcpyFromSymbol_ptds_v7000, launch_kind::memcpy},
+    {CUPTI_RUNTIME_TRACE_CBID_cudaMemcpyAsync_ptsz_v7000, launch_kind::memcpy},
+    {CUPTI_RUNTIME_TRACE_CBID_cudaMemcpyToArrayAsync_ptsz_v7000, launch_kind::memcpy},
+    {CUPTI_RUNTIME_TRACE_CBID_cudaMemcpyFromArrayAsync_ptsz_v7000, launch_kind::memcpy},
+    {CUPTI_RUNTIME_TRACE_CBID_cudaMemcpy2DAsync_ptsz_v7000, launch_kind::memcpy},
+    {CUPTI_RUNTIME_TRACE_CBID_cudaMemcpy2DToArrayAsync_ptsz_v7000, launch_kind::memcpy},
+    {CUPTI_RUNTIME_TRACE_CBID_cudaMemcpy2DFromArrayAsync_ptsz_v7000, launch_kind::memcpy},
+    {CUPTI_RUNTIME_TRACE_CBID_cudaMemcpyToSymbolAsync_ptsz_v7000, launch_kind::memcpy},
+    {CUPTI_RUNTIME_TRACE_CBID_cudaMemcpyFromSymbolAsync_ptsz_v7000, launch_kind::memcpy},
+    {CUPTI_RUNTIME_TRACE_CBID_cudaMemcpy3D_ptds_v7000, launch_kind::memcpy},
+    {CUPTI_RUNTIME_TRACE_CBID_cudaMemcpy3DAsync_ptsz_v7000, launch_kind::memcpy},
+    {CUPTI_RUNTIME_TRACE_CBID_cudaMemcpy3DPeer_ptds_v7000, launch_kind::memcpy},
+    {CUPTI_RUNTIME_TRACE_CBID_cudaMemcpy3DPeerAsync_ptsz_v7000, launch_kind::memcpy},
+    {CUPTI_RUNTIME_TRACE_CBID_cudaMemcpyBatchAsync_v12080, launch_kind::memcpy},
+    {CUPTI_RUNTIME_TRACE_CBID_cudaMemcpyBatchAsync_ptsz_v12080, launch_kind::memcpy},
+    {CUPTI_RUNTIME_TRACE_CBID_cudaMemcpy3DBatchAsync_v12080, launch_kind::memcpy},
+    {CUPTI_RUNTIME_TRACE_CBID_cudaMemcpy3DBatchAsync_ptsz_v12080, launch_kind::memcpy},
+#if CUPTI_API_VERSION >= 130000
+    {CUPTI_RUNTIME_TRACE_CBID_cudaMemcpyBatchAsync_v13000, launch_kind::memcpy},
+    {CUPTI_RUNTIME_TRACE_CBID_cudaMemcpyBatchAsync_ptsz_v13000, launch_kind::memcpy},
+    {CUPTI_RUNTIME_TRACE_CBID_cudaMemcpy3DBatchAsync_v13000, launch_kind::memcpy},
+    {CUPTI_RUNTIME_TRACE_CBID_cudaMemcpy3DBatchAsync_ptsz_v13000, launch_kind::memcpy},
+#endif
+    // sets
+    {CUPTI_RUNTIME_TRACE_CBID_cudaMemset_v3020, launch_kind::memset},
+    {CUPTI_RUNTIME_TRACE_CBID_cudaMemset2D_v3020, launch_kind::memset},
+    {CUPTI_RUNTIME_TRACE_CBID_cudaMemsetAsync_v3020, launch_kind::memset},
+    {CUPTI_RUNTIME_TRACE_CBID_cudaMemset2DAsync_v3020, launch_kind::memset},
+    {CUPTI_RUNTIME_TRACE_CBID_cudaMemset3D_v3020, launch_kind::memset},
+    {CUPTI_RUNTIME_TRACE_CBID_cudaMemset3DAsync_v3020, launch_kind::memset},
+    {CUPTI_RUNTIME_TRACE_CBID_cudaMemset_ptds_v7000, launch_kind::memset},
+    {CUPTI_RUNTIME_TRACE_CBID_cudaMemset2D_ptds_v7000, launch_kind::memset},
+    {CUPTI_RUNTIME_TRACE_CBID_cudaMemsetAsync_ptsz_v7000, launch_kind::memset},
+    {CUPTI_RUNTIME_TRACE_CBID_cudaMemset2DAsync_ptsz_v7000, launch_kind::memset},
+    {CUPTI_RUNTIME_TRACE_CBID_cudaMemset3D_ptds_v7000, launch_kind::memset},
+    {CUPTI_RUNTIME_TRACE_CBID_cudaMemset3DAsync_ptsz_v7000, launch_kind::memset},
+};
+
+inline constexpr cupti_launch_cbid cupti_driver_launch_cbids[] = {
+    // kernels
+    {CUPTI_DRIVER_TRACE_CBID_cuLaunch, launch_kind::kernel},
+    {CUPTI_DRIVER_TRACE_CBID_cuLaunchGrid, launch_kind::kernel},
+    {CUPTI_DRIVER_TRACE_CBID_cuLaunchGridAsync, launch_kind::kernel},
+    {CUPTI_DRIVER_TRACE_CBID_cuLaunchKernel, launch_kind::kernel},
+    {CUPTI_DRIVER_TRACE_CBID_cuLaunchKernel_ptsz, launch_kind::kernel},
+    {CUPTI_DRIVER_TRACE_CBID_cuLaunchKernelEx, launch_kind::kernel},
+    {CUPTI_DRIVER_TRACE_CBID_cuLaunchKernelEx_ptsz, launch_kind::kernel},
+    {CUPTI_DRIVER_TRACE_CBID_cuLaunchCooperativeKernel, launch_kind::kernel},
+    {CUPTI_DRIVER_TRACE_CBID_cuLaunchCooperativeKernel_ptsz, launch_kind::kernel},
+    {CUPTI_DRIVER_TRACE_CBID_cuLaunchCooperativeKernelMultiDevice, launch_kind::kernel},
+    // graphs
+    {CUPTI_DRIVER_TRACE_CBID_cuGraphLaunch, launch_kind::graph},
+    {CUPTI_DRIVER_TRACE_CBID_cuGraphLaunch_ptsz, launch_kind::graph},
+    // copies
+    {CUPTI_DRIVER_TRACE_CBID_cuMemcpyHtoD, launch_kind::memcpy},
+    {CUPTI_DRIVER_TRACE_CBID_cuMemcpyDtoH, launch_kind::memcpy},
+    {CUPTI_DRIVER_TRACE_CBID_cuMemcpyDtoD, launch_kind::memcpy},
+    {CUPTI_DRIVER_TRACE_CBID_cuMemcpyDtoA, launch_kind::memcpy},
+    {CUPTI_DRIVER_TRACE_CBID_cuMemcpyAtoD, launch_kind::memcpy},
+    {CUPTI_DRIVER_TRACE_CBID_cuMemcpyHtoA, launch_kind::memcpy},
+    {CUPTI_DRIVER_TRACE_CBID_cuMemcpyAtoH, launch_kind::memcpy},
+    {CUPTI_DRIVER_TRACE_CBID_cuMemcpyAtoA, launch_kind::memcpy},
+    {CUPTI_DRIVER_TRACE_CBID_cuMemcpy2D, launch_kind::memcpy},
+    {CUPTI_DRIVER_TRACE_CBID_cuMemcpy2DUnaligned, launch_kind::memcpy},
+    {CUPTI_DRIVER_TRACE_CBID_cuMemcpy3D, launch_kind::memcpy},
+    {CUPTI_DRIVER_TRACE_CBID_cuMemcpyHtoDAsync, launch_kind::memcpy},
+    {CUPTI_DRIVER_TRACE_CBID_cuMemcpyDtoHAsync, launch_kind::memcpy},
+    {CUPTI_DRIVER_TRACE_CBID_cuMemcpyDtoDAsync, launch_kind::memcpy},
+    {CUPTI_DRIVER_TRACE_CBID_cuMemcpyHtoAAsync, launch_kind::memcpy},
+    {CUPTI_DRIVER_TRACE_CBID_cuMemcpyAtoHAsync, launch_kind::memcpy},
+    {CUPTI_DRIVER_TRACE_CBID_cuMemcpy2DAsync, launch_kind::memcpy},
+    {CUPTI_DRIVER_TRACE_CBID_cuMemcpy3DAsync, launch_kind::memcpy},
+    {CUPTI_DRIVER_TRACE_CBID_cuMemcpy_v2, launch_kind::memcpy},
+    {CUPTI_DRIVER_TRACE_CBID_cuMemcpyHtoD_v2, launch_kind::memcpy},
+    {CUPTI_DRIVER_TRACE_CBID_cuMemcpyHtoDAsync_v2, launch_kind::memcpy},
+    {CUPTI_DRIVER_TRACE_CBID_cuMemcpyDtoH_v2, launch_kind::memcpy},
+    {CUPTI_DRIVER_TRACE_CBID_cuMemcpyDtoHAsync_v2, launch_kind::memcpy},
+    {CUPTI_DRIVER_TRACE_CBID_cuMemcpyDtoD_v2, launch_kind::memcpy},
+    {CUPTI_DRIVER_TRACE_CBID_cuMemcpyDtoDAsync_v2, launch_kind::memcpy},
+    {CUPTI_DRIVER_TRACE_CBID_cuMemcpyAtoH_v2, launch_kind::memcpy},
+    {CUPTI_DRIVER_TRACE_CBID_cuMemcpyAtoHAsync_v2, launch_kind::memcpy},
+    {CUPTI_DRIVER_TRACE_CBID_cuMemcpyAtoD_v2, launch_kind::memcpy},
+    {CUPTI_DRIVER_TRACE_CBID_cuMemcpyDtoA_v2, launch_kind::memcpy},
+    {CUPTI_DRIVER_TRACE_CBID_cuMemcpyAtoA_v2, launch_kind::memcpy},
+    {CUPTI_DRIVER_TRACE_CBID_cuMemcpy2D_v2, launch_kind::memcpy},
+    {CUPTI_DRIVER_TRACE_CBID_cuMemcpy2DUnaligned_v2, launch_kind::memcpy},
+    {CUPTI_DRIVER_TRACE_CBID_cuMemcpy2DAsync_v2, launch_kind::memcpy},
+    {CUPTI_DRIVER_TRACE_CBID_cuMemcpy3D_v2, launch_kind::memcpy},
+    {CUPTI_DRIVER_TRACE_CBID_cuMemcpy3DAsync_v2, launch_kind::memcpy},
+    {CUPTI_DRIVER_TRACE_CBID_cuMemcpyHtoA_v2, launch_kind::memcpy},
+    {CUPTI_DRIVER_TRACE_CBID_cuMemcpyHtoAAsync_v2, launch_kind::memcpy},
+    {CUPTI_DRIVER_TRACE_CBID_cuMemcpy, launch_kind::memcpy},
+    {CUPTI_DRIVER_TRACE_CBID_cuMemcpyAsync, launch_kind::memcpy},
+    {CUPTI_DRIVER_TRACE_CBID_cuMemcpyPeer, launch_kind::memcpy},
+    {CUPTI_DRIVER_TRACE_CBID_cuMemcpyPeerAsync, launch_kind::memcpy},
+    {CUPTI_DRIVER_TRACE_CBID_cuMemcpy3DPeer, launch_kind::memcpy},
+    {CUPTI_DRIVER_TRACE_CBID_cuMemcpy3DPeerAsync, launch_kind::memcpy},
+    {CUPTI_DRIVER_TRACE_CBID_cuMemcpyHtoD_v2_ptds, launch_kind::memcpy},
+    {CUPTI_DRIVER_TRACE_CBID_cuMemcpyDtoH_v2_ptds, launch_kind::memcpy},
+    {CUPTI_DRIVER_TRACE_CBID_cuMemcpyDtoD_v2_ptds, launch_kind::memcpy},
+    {CUPTI_DRIVER_TRACE_CBID_cuMemcpyDtoA_v2_ptds, launch_kind::memcpy},
+    {CUPTI_DRIVER_TRACE_CBID_cuMemcpyAtoD_v2_ptds, launch_kind::memcpy},
+    {CUPTI_DRIVER_TRACE_CBID_cuMemcpyHtoA_v2_ptds, launch_kind::memcpy},
+    {CUPTI_DRIVER_TRACE_CBID_cuMemcpyAtoH_v2_ptds, launch_kind::memcpy},
+    {CUPTI_DRIVER_TRACE_CBID_cuMemcpyAtoA_v2_ptds, launch_kind::memcpy},
+    {CUPTI_DRIVER_TRACE_CBID_cuMemcpy2D_v2_ptds, launch_kind::memcpy},
+    {CUPTI_DRIVER_TRACE_CBID_cuMemcpy2DUnaligned_v2_ptds, launch_kind::memcpy},
+    {CUPTI_DRIVER_TRACE_CBID_cuMemcpy3D_v2_ptds, launch_kind::memcpy},
+    {CUPTI_DRIVER_TRACE_CBID_cuMemcpy_ptds, launch_kind::memcpy},
+    {CUPTI_DRIVER_TRACE_CBID_cuMemcpyPeer_ptds, launch_kind::memcpy},
+    {CUPTI_DRIVER_TRACE_CBID_cuMemcpy3DPeer_ptds, launch_kind::memcpy},
+    {CUPTI_DRIVER_TRACE_CBID_cuMemcpyAsync_ptsz, launch_kind::memcpy},
+    {CUPTI_DRIVER_TRACE_CBID_cuMemcpyHtoAAsync_v2_ptsz, launch_kind::memcpy},
+    {CUPTI_DRIVER_TRACE_CBID_cuMemcpyAtoHAsync_v2_ptsz, launch_kind::memcpy},
+    {CUPTI_DRIVER_TRACE_CBID_cuMemcpyHtoDAsync_v2_ptsz, launch_kind::memcpy},
+    {CUPTI_DRIVER_TRACE_CBID_cuMemcpyDtoHAsync_v2_ptsz, launch_kind::memcpy},
+    {CUPTI_DRIVER_TRACE_CBID_cuMemcpyDtoDAsync_v2_ptsz, launch_kind::memcpy},
+    {CUPTI_DRIVER_TRACE_CBID_cuMemcpy2DAsync_v2_ptsz, launch_kind::memcpy},
+    {CUPTI_DRIVER_TRACE_CBID_cuMemcpy3DAsync_v2_ptsz, launch_kind::memcpy},
+    {CUPTI_DRIVER_TRACE_CBID_cuMemcpyPeerAsync_ptsz, launch_kind::memcpy},
+    {CUPTI_DRIVER_TRACE_CBID_cuMemcpy3DPeerAsync_ptsz, launch_kind::memcpy},
+    {CUPTI_DRIVER_TRACE_CBID_cuMemcpyBatchAsync, launch_kind::memcpy},
+    {CUPTI_DRIVER_TRACE_CBID_cuMemcpyBatchAsync_ptsz, launch_kind::memcpy},
+    {CUPTI_DRIVER_TRACE_CBID_cuMemcpy3DBatchAsync, launch_kind::memcpy},
+    {CUPTI_DRIVER_TRACE_CBID_cuMemcpy3DBatchAsync_ptsz, launch_kind::memcpy},
+#if CUPTI_API_VERSION >= 130000
+    {CUPTI_DRIVER_TRACE_CBID_cuMemcpyBatchAsync_v2, launch_kind::memcpy},
+    {CUPTI_DRIVER_TRACE_CBID_cuMemcpyBatchAsync_v2_ptsz, launch_kind::memcpy},
+    {CUPTI_DRIVER_TRACE_CBID_cuMemcpy3DBatchAsync_v2, launch_kind::memcpy},
+    {CUPTI_DRIVER_TRACE_CBID_cuMemcpy3DBatchAsync_v2_ptsz, launch_kind::memcpy},
+#endif
+    // sets (cuMemSetAccess and cuMemSetMemPool are not sets and are not listed)
+    {CUPTI_DRIVER_TRACE_CBID_cuMemsetD8_v2, launch_kind::memset},
+    {CUPTI_DRIVER_TRACE_CBID_cuMemsetD16_v2, launch_kind::memset},
+    {CUPTI_DRIVER_TRACE_CBID_cuMemsetD32_v2, launch_kind::memset},
+    {CUPTI_DRIVER_TRACE_CBID_cuMemsetD2D8_v2, launch_kind::memset},
+    {CUPTI_DRIVER_TRACE_CBID_cuMemsetD2D16_v2, launch_kind::memset},
+    {CUPTI_DRIVER_TRACE_CBID_cuMemsetD2D32_v2, launch_kind::memset},
+    {CUPTI_DRIVER_TRACE_CBID_cuMemsetD8Async, launch_kind::memset},
+    {CUPTI_DRIVER_TRACE_CBID_cuMemsetD16Async, launch_kind::memset},
+    {CUPTI_DRIVER_TRACE_CBID_cuMemsetD32Async, launch_kind::memset},
+    {CUPTI_DRIVER_TRACE_CBID_cuMemsetD2D8Async, launch_kind::memset},
+    {CUPTI_DRIVER_TRACE_CBID_cuMemsetD2D16Async, launch_kind::memset},
+    {CUPTI_DRIVER_TRACE_CBID_cuMemsetD2D32Async, launch_kind::memset},
+    {CUPTI_DRIVER_TRACE_CBID_cuMemsetD8_v2_ptds, launch_kind::memset},
+    {CUPTI_DRIVER_TRACE_CBID_cuMemsetD16_v2_ptds, launch_kind::memset},
+    {CUPTI_DRIVER_TRACE_CBID_cuMemsetD32_v2_ptds, launch_kind::memset},
+    {CUPTI_DRIVER_TRACE_CBID_cuMemsetD2D8_v2_ptds, launch_kind::memset},
+    {CUPTI_DRIVER_TRACE_CBID_cuMemsetD2D16_v2_ptds, launch_kind::memset},
+    {CUPTI_DRIVER_TRACE_CBID_cuMemsetD2D32_v2_ptds, launch_kind::memset},
+    {CUPTI_DRIVER_TRACE_CBID_cuMemsetD8Async_ptsz, launch_kind::memset},
+    {CUPTI_DRIVER_TRACE_CBID_cuMemsetD16Async_ptsz, launch_kind::memset},
+    {CUPTI_DRIVER_TRACE_CBID_cuMemsetD32Async_ptsz, launch_kind::memset},
+    {CUPTI_DRIVER_TRACE_CBID_cuMemsetD2D8Async_ptsz, launch_kind::memset},
+    {CUPTI_DRIVER_TRACE_CBID_cuMemsetD2D16Async_ptsz, launch_kind::memset},
+    {CUPTI_DRIVER_TRACE_CBID_cuMemsetD2D32Async_ptsz, launch_kind::memset},
+};
+
+/// CUPTI's result as text ("CUPTI_ERROR_UNKNOWN" etc.).
+inline std::string cupti_result_text(CUptiResult r) {
+  const char* s = nullptr;
+  if (cuptiGetResultString(r, &s) != CUPTI_SUCCESS || s == nullptr) {
+    return "CUPTI error " + std::to_string(static_cast<int>(r));
+  }
+  return s;
+}
+
+/// CUPTI's timestamp callback: device timestamps are converted into this clock, so GPU
+/// records and host scope times share detail::now_ns()'s time base.
+inline std::uint64_t CUPTIAPI cupti_host_timestamp() {
+  return now_ns();
+}
+
+class cupti_source;
+
+/// Process-wide state: the running source (CUPTI's buffer callbacks have no user pointer),
+/// the lock that keeps stop() from returning while a buffer is being read, and the exit hook.
+struct cupti_process_state {
+  std::atomic<cupti_source*> active{nullptr};
+  std::mutex buffer_mutex;  ///< held while a completed buffer is read; never on a launch path
+  std::mutex hook_mutex;
+  std::function<void()> exit_hook;
+  std::atomic<bool> exit_hook_ran{false};
+  std::atomic<bool> atexit_from_start{false};
+  std::atomic<bool> atexit_from_context{false};
+  std::atomic<std::uint32_t> generation{0};  ///< start() count, see cupti_outer_launch
+};
+
+inline cupti_process_state& cupti_state() {
+  static cupti_process_state state;  // the one function-local static (style.md)
+  return state;
+}
+
+/// Runs the collector's exit hook once. Registered with atexit from the first
+/// CONTEXT_CREATED callback (and from start()): atexit handlers run in reverse order of
+/// registration and the CUDA runtime registered its own teardown when it initialised,
+/// which is before any context exists, so this runs while contexts and CUPTI still work.
+inline void cupti_run_exit_hook() {
+  auto& st = cupti_state();
+  if (st.exit_hook_ran.exchange(true)) return;
+  std::function<void()> hook;
+  {
+    std::lock_guard<std::mutex> lock(st.hook_mutex);
+    hook = std::move(st.exit_hook);
+  }
+  if (hook) hook();
+}
+
+/// The launch API calls this thread is inside: how deep, and the outermost one's id. The
+/// generation is the start() that wrote it, so an enter or exit callback lost to a start()
+/// or stop() cannot leave a stale depth behind.
+struct cupti_outer_launch {
+  std::uint32_t generation = 0;
+  std::uint32_t depth = 0;
+  std::uint32_t id = 0;
+};
+
+inline cupti_outer_launch& cupti_thread_outer_launch() noexcept {
+  thread_local cupti_outer_launch outer;
+  return outer;
+}
+
+class cupti_source {
+ public:
+  cupti_source() = default;
+  cupti_source(const cupti_source&) = delete;
+  cupti_source& operator=(const cupti_source&) = delete;
+  ~cupti_source() {
+    stop();
+    for (auto* b : free_buffers_) std::free(b);
+  }
+
+  /// The collector's exit hook: stop and write outputs. Runs once, from an atexit handler
+  /// registered after the CUDA runtime's (see cupti_run_exit_hook).
+  static void set_exit_hook(std::function<void()> hook) {
+    auto& st = cupti_state();
+    std::lock_guard<std::mutex> lock(st.hook_mutex);
+    st.exit_hook = std::move(hook);
+  }
+
+  /// Subscribes to CUPTI and enables launch callbacks, graph resource callbacks and kernel /
+  /// copy / set activity records, all reported to `sink` (which must outlive stop()).
+  /// Returns ok=false with a reason, leaving nothing enabled, when there is no driver or
+  /// GPU, when another tool holds CUPTI (holder named), or when a CUPTI call fails.
+  cupti_start_result start(activity_sink& sink, const cupti_options& options = {}) {
+    cupti_start_result res;
+    if (running_) {
+      res.ok = true;
+      return res;
+    }
+    auto& st = cupti_state();
+    cupti_source* expected = nullptr;
+    if (!st.active.compare_exchange_strong(expected, this)) {
+      res.reason = "another diffscope CUPTI source is already running in this process";
+      return res;
+    }
+    // From here on, `active` is this source; fail() gives it back.
+    auto fail = [&](std::string reason) {
+      st.active.store(nullptr);
+      res.ok = false;
+      res.reason = std::move(reason);
+      return res;
+    };
+
+    // The runtime gives the better reason when there is no driver or GPU; do not leave
+    // its error behind for the program's next cudaGetLastError.
+    const cudaError_t before = cudaPeekAtLastError();
+    int devices = 0;
+    const cudaError_t e = cudaGetDeviceCount(&devices);
+    if (e != cudaSuccess || devices <= 0) {
+      if (e != cudaSuccess && before == cudaSuccess) cudaGetLastError();
+      if (e != cudaSuccess) {
+        return fail(std::string("no CUDA driver or GPU: cudaGetDeviceCount: ") +
+                    cudaGetErrorName(e) + " (" + cudaGetErrorString(e) + ")");
+      }
+      return fail("no CUDA driver or GPU: cudaGetDeviceCount found no device");
+    }
+
+    reset_counters();
+    // Process-wide, so a thread-local left by an earlier source never matches; 0 is "unset".
+    generation_ = st.generation.fetch_add(1) + 1;
+    if (generation_ == 0) generation_ = st.generation.fetch_add(1) + 1;
+    sink_.store(&sink);
+    options_ = options;
+    if (options_.buffer_bytes < (std::size_t{64} << 10)) options_.buffer_bytes = 64 << 10;
+    options_.buffer_bytes = (options_.buffer_bytes + 7) & ~std::size_t{7};
+    {
+      std::lock_guard<std::mutex> lock(st.buffer_mutex);
+      // Buffers of another size from an earlier run are not reused.
+      if (!free_buffers_.empty() && free_buffer_bytes_ != options_.buffer_bytes) {
+        for (auto* b : free_buffers_) std::free(b);
+        free_buffers_.clear();
+      }
+      free_buffer_bytes_ = options_.buffer_bytes;
+      free_buffers_.reserve(options_.max_free_buffers);  // no allocation in buffer callbacks
+    }
+
+    // Subscribe first: when another tool holds CUPTI we must not touch its buffer or
+    // timestamp callbacks.
+    CUptiResult r = CUPTI_SUCCESS;
+#if defined(CUpti_SubscriberParams_STRUCT_SIZE)
+    char old_name[256] = {};
+    CUpti_SubscriberParams params{};
+    params.structSize = CUpti_SubscriberParams_STRUCT_SIZE;
+    params.subscriberName = options_.subscriber_name.c_str();
+    params.oldSubscriberName = old_name;
+    params.oldSubscriberSize = sizeof(old_name);
+    r = cuptiSubscribe_v2(&subscriber_, &api_callback, this, &params);
+#else
+    const char* old_name = "";
+    r = cuptiSubscribe(&subscriber_, &api_callback, this);
+#endif
+    if (r == CUPTI_ERROR_MULTIPLE_SUBSCRIBERS_NOT_SUPPORTED) {
+      res.holder = old_name[0] ? std::string(old_name) : std::string("another CUPTI tool");
+      sink_.store(nullptr);
+      return fail("CUPTI held by " + res.holder);
+    }
+    if (r != CUPTI_SUCCESS) {
+      sink_.store(nullptr);
+      return fail("cuptiSubscribe_v2 failed: " + cupti_result_text(r));
+    }
+
+    auto undo = [&](const char* what, CUptiResult err) {
+      disable_activity();
+      cuptiUnsubscribe(subscriber_);
+      subscriber_ = nullptr;
+      sink_.store(nullptr);
+      return fail(std::string(what) + " failed: " + cupti_result_text(err));
+    };
+    if (options_.host_clock) {
+      // Before any activity kind is enabled, so every record uses it.
+      r = cuptiActivityRegisterTimestampCallback(&cupti_host_timestamp);
+      if (r != CUPTI_SUCCESS) return undo("cuptiActivityRegisterTimestampCallback", r);
+    }
+    r = cuptiActivityRegisterCallbacks(&buffer_requested, &buffer_completed);
+    if (r != CUPTI_SUCCESS) return undo("cuptiActivityRegisterCallbacks", r);
+
+    runtime_kind_.fill(0);
+    driver_kind_.fill(0);
+    std::uint64_t enabled = 0;
+    for (const auto& e2 : cupti_runtime_launch_cbids) {
+      if (enable_callback(CUPTI_CB_DOMAIN_RUNTIME_API, e2.cbid)) {
+        if (e2.cbid < runtime_kind_.size()) runtime_kind_[e2.cbid] = encode(e2.kind);
+        ++enabled;
+      }
+    }
+    for (const auto& e2 : cupti_driver_launch_cbids) {
+      if (enable_callback(CUPTI_CB_DOMAIN_DRIVER_API, e2.cbid)) {
+        if (e2.cbid < driver_kind_.size()) driver_kind_[e2.cbid] = encode(e2.kind);
+        ++enabled;
+      }
+    }
+    if (enabled == 0) return undo("cuptiEnableCallback (launch APIs)", last_enable_error_);
+    for (CUpti_CallbackId cbid :
+         {CUPTI_CBID_RESOURCE_CONTEXT_CREATED, CUPTI_CBID_RESOURCE_GRAPHNODE_CREATED,
+          CUPTI_CBID_RESOURCE_GRAPHNODE_CLONED}) {
+      if (!enable_callback(CUPTI_CB_DOMAIN_RESOURCE, cbid)) {
+        return undo("cuptiEnableCallback (resource)", last_enable_error_);
+      }
+    }
+
+    r = cuptiActivityEnable(CUPTI_ACTIVITY_KIND_CONCURRENT_KERNEL);
+    if (r != CUPTI_SUCCESS) return undo("cuptiActivityEnable(CONCURRENT_KERNEL)", r);
+    enabled_kinds_.push_back(CUPTI_ACTIVITY_KIND_CONCURRENT_KERNEL);
+    if (options_.trace_memcpy) {
+      for (auto k : {CUPTI_ACTIVITY_KIND_MEMCPY, CUPTI_ACTIVITY_KIND_MEMCPY2}) {
+        r = cuptiActivityEnable(k);
+        if (r != CUPTI_SUCCESS) return undo("cuptiActivityEnable(MEMCPY)", r);
+        enabled_kinds_.push_back(k);
+      }
+    }
+    if (options_.trace_memset) {
+      r = cuptiActivityEnable(CUPTI_ACTIVITY_KIND_MEMSET);
+      if (r != CUPTI_SUCCESS) return undo("cuptiActivityEnable(MEMSET)", r);
+      enabled_kinds_.push_back(CUPTI_ACTIVITY_KIND_MEMSET);
+    }
+
+    // cudaGetDeviceCount above initialised the runtime, so this handler already runs before
+    // the runtime's teardown; the one registered at the first context creation is later
+    // still. Both are needed: a context made before start() sends no CONTEXT_CREATED.
+    if (!st.atexit_from_start.exchange(true)) std::atexit(&cupti_run_exit_hook);
+    running_ = true;
+    res.ok = true;
+    return res;
+  }
+
+  /// Hands CUPTI's buffered records to the sink now. With wait_for_gpu, first waits for the
+  /// work in flight on every device whose primary context is active, then forces out
+  /// partially filled buffers. Only for stop and exit: it synchronises, which measuring
+  /// must never do.
+  void flush(bool wait_for_gpu) {
+    if (!running_) return;
+    if (wait_for_gpu) synchronize_devices();
+    cuptiActivityFlushAll(wait_for_gpu ? CUPTI_ACTIVITY_FLAG_FLUSH_FORCED : 0);
+  }
+
+  /// Disables everything, delivers what is buffered, and unsubscribes. Call flush(true)
+  /// first to include work still running on the GPU. Harmless when not running; start()
+  /// works again afterwards.
+  void stop() {
+    if (!running_) return;
+    disable_activity();
+    cuptiActivityFlushAll(CUPTI_ACTIVITY_FLAG_FLUSH_FORCED);
+    cuptiUnsubscribe(subscriber_);
+    subscriber_ = nullptr;
+    auto& st = cupti_state();
+    {
+      // Wait out a buffer callback in progress on CUPTI's thread; later ones see no source.
+      std::lock_guard<std::mutex> lock(st.buffer_mutex);
+      std::size_t dropped = 0;
+      if (cuptiActivityGetNumDroppedRecords(nullptr, 0, &dropped) == CUPTI_SUCCESS && dropped) {
+        counters_.dropped.fetch_add(dropped, std::memory_order_relaxed);
+        sink_.load()->on_dropped(dropped);
+      }
+      st.active.store(nullptr);
+    }
+    sink_.store(nullptr);
+    running_ = false;
+  }
+
+  bool running() const noexcept {
+    return running_;
+  }
+  const cupti_counters& counters() const noexcept {
+    return counters_;
+  }
+  cupti_counters& counters() noexcept {
+    return counters_;
+  }
+
+ private:
+  void reset_counters() noexcept {
+    for (auto* a : {&counters_.launch_callbacks,
+                    &counters_.launch_nested,
+                    &counters_.launch_aliases,
+                    &counters_.launch_samples,
+                    &counters_.launch_sampled_ns,
+                    &counters_.resource_callbacks,
+                    &counters_.graph_nodes_created,
+                    &counters_.graph_nodes_cloned,
+                    &counters_.contexts_created,
+                    &counters_.records,
+                    &counters_.kernels,
+                    &counters_.memcpys,
+                    &counters_.memsets,
+                    &counters_.other_records,
+                    &counters_.bad_timestamps,
+                    &counters_.buffers_requested,
+                    &counters_.buffers_completed,
+                    &counters_.buffers_allocated,
+                    &counters_.buffer_alloc_failures,
+                    &counters_.dropped,
+                    &counters_.callbacks_unavailable}) {
+      a->store(0, std::memory_order_relaxed);
+    }
+  }
+
+  static std::uint8_t encode(launch_kind k) noexcept {
+    return static_cast<std::uint8_t>(static_cast<std::uint8_t>(k) + 1);
+  }
+
+  bool enable_callback(CUpti_CallbackDomain domain, CUpti_CallbackId cbid) {
+    const CUptiResult r = cuptiEnableCallback(1, subscriber_, domain, cbid);
+    if (r == CUPTI_SUCCESS) return true;
+    // A cbid this CUPTI or driver does not know: count it and go on.
+    last_enable_error_ = r;
+    counters_.callbacks_unavailable.fetch_add(1, std::memory_order_relaxed);
+    return false;
+  }
+
+  void disable_activity() {
+    for (auto k : enabled_kinds_) cuptiActivityDisable(k);
+    enabled_kinds_.clear();
+  }
+
+  // Waits for every device with an active primary context. Queried through the driver's
+  // cuDevicePrimaryCtxGetState (via the runtime's entry-point lookup, so no -lcuda) so that
+  // a device the program never used is not given a context here. The calling thread's
+  // current device and the runtime's last error are restored.
+  void synchronize_devices() {
+    using get_state_fn = CUresult(CUDAAPI*)(CUdevice, unsigned int*, int*);
+    using device_get_fn = CUresult(CUDAAPI*)(CUdevice*, int);
+    void* get_state = nullptr;
+    void* device_get = nullptr;
+    cudaDriverEntryPointQueryResult q1{}, q2{};
+    const cudaError_t before = cudaPeekAtLastError();
+    int count = 0, current = -1;
+    bool any_error = cudaGetDeviceCount(&count) != cudaSuccess;
+    any_error |= cudaGetDevice(&current) != cudaSuccess;
+    const bool have_driver =
+        cudaGetDriverEntryPointByVersion("cuDevicePrimaryCtxGetState", &get_state, 12000,
+                                         cudaEnableDefault, &q1) == cudaSuccess &&
+        q1 == cudaDriverEntryPointSuccess &&
+        cudaGetDriverEntryPointByVersion("cuDeviceGet", &device_get, 12000, cudaEnableDefault,
+                                         &q2) == cudaSuccess &&
+        q2 == cudaDriverEntryPointSuccess;
+    for (int d = 0; d < count; ++d) {
+      bool active = (d == current);
+      if (have_driver) {
+        CUdevice dev{};
+        unsigned int flags = 0;
+        int is_active = 0;
+        if (reinterpret_cast<device_get_fn>(device_get)(&dev, d) == CUDA_SUCCESS &&
+            reinterpret_cast<get_state_fn>(get_state)(dev, &flags, &is_active) == CUDA_SUCCESS) {
+          active = is_active != 0;
+        }
+      }
+      if (!active) continue;
+      any_error |= cudaSetDevice(d) != cudaSuccess;
+      any_error |= cudaDeviceSynchronize() != cudaSuccess;
+    }
+    if (current >= 0) any_error |= cudaSetDevice(current) != cudaSuccess;
+    if (any_error && before == cudaSuccess) cudaGetLastError();
+  }
+
+  // CUPTI API and resource callbacks. Launch path: one table lookup, one thread-local read,
+  // one relaxed counter, the sink's call; no allocation, no lock of ours, no CUPTI call.
+  // One launch in 64 (by correlation id) is timed with now_ns() to estimate our own cost.
+  //
+  // A launch API called from inside another one on the same thread is one launch: only
+  // the outermost call is announced. On CUDA 13 the runtime's call (cudaLaunchKernel) and
+  // the driver call it makes (cuLaunchKernel) share one correlation id, which the records
+  // carry, so the nested call costs the sink nothing; should a nested call ever get an id
+  // of its own, it is announced with on_launch_alias(nested, outer).
+  static void CUPTIAPI api_callback(void* userdata, CUpti_CallbackDomain domain,
+                                    CUpti_CallbackId cbid, const void* cbdata) {
+    auto* self = static_cast<cupti_source*>(userdata);
+    if (domain == CUPTI_CB_DOMAIN_RUNTIME_API || domain == CUPTI_CB_DOMAIN_DRIVER_API) {
+      const auto* cb = static_cast<const CUpti_CallbackData*>(cbdata);
+      const bool runtime = domain == CUPTI_CB_DOMAIN_RUNTIME_API;
+      const std::uint8_t* table = runtime ? self->runtime_kind_.data() : self->driver_kind_.data();
+      const std::size_t size = runtime ? self->runtime_kind_.size() : self->driver_kind_.size();
+      if (cbid >= size || table[cbid] == 0) return;
+      activity_sink* sink = self->sink_.load(std::memory_order_relaxed);
+      if (sink == nullptr) return;
+      cupti_outer_launch& outer = cupti_thread_outer_launch();
+      if (outer.generation != self->generation_) outer = {self->generation_, 0, 0};
+      if (cb->callbackSite == CUPTI_API_EXIT) {
+        if (outer.depth > 0) --outer.depth;
+        return;
+      }
+      auto& c = self->counters_;
+      c.launch_callbacks.fetch_add(1, std::memory_order_relaxed);
+      const bool inside = ++outer.depth > 1;
+      if (inside && outer.id == cb->correlationId) {
+        // The runtime call's nested driver call: same id (CUDA 13), already announced.
+        c.launch_nested.fetch_add(1, std::memory_order_relaxed);
+        return;
+      }
+      const bool timed = (cb->correlationId & 63u) == 0;
+      const std::uint64_t t0 = timed ? now_ns() : 0;
+      if (inside) {
+        sink->on_launch_alias(cb->correlationId, outer.id);
+        c.launch_aliases.fetch_add(1, std::memory_order_relaxed);
+      } else {
+        outer.id = cb->correlationId;
+        sink->on_launch(cb->correlationId, static_cast<launch_kind>(table[cbid] - 1));
+      }
+      if (timed) {
+        c.launch_sampled_ns.fetch_add(now_ns() - t0, std::memory_order_relaxed);
+        c.launch_samples.fetch_add(1, std::memory_order_relaxed);
+      }
+      return;
+    }
+    if (domain == CUPTI_CB_DOMAIN_RESOURCE) self->resource_callback(cbid, cbdata);
+  }
+
+  void resource_callback(CUpti_CallbackId cbid, const void* cbdata) {
+    auto& c = counters_;
+    c.resource_callbacks.fetch_add(1, std::memory_order_relaxed);
+    activity_sink* sink = sink_.load(std::memory_order_relaxed);
+    if (sink == nullptr) return;
+    const auto* rd = static_cast<const CUpti_ResourceData*>(cbdata);
+    if (cbid == CUPTI_CBID_RESOURCE_CONTEXT_CREATED) {
+      c.contexts_created.fetch_add(1, std::memory_order_relaxed);
+      auto& st = cupti_state();
+      if (!st.atexit_from_context.exchange(true)) std::atexit(&cupti_run_exit_hook);
+      return;
+    }
+    // Every node is passed on: CUpti_GraphData::nodeType is only filled in the
+    // CREATE_STARTING callback (it reads 0 in CREATED and CLONED on CUDA 13), and nodes
+    // that run nothing simply never show up in a record.
+    const auto* gd = static_cast<const CUpti_GraphData*>(rd->resourceDescriptor);
+    if (gd == nullptr) return;
+    std::uint64_t node = 0;
+    if (cbid == CUPTI_CBID_RESOURCE_GRAPHNODE_CREATED) {
+      if (cuptiGetGraphNodeId(gd->node, &node) != CUPTI_SUCCESS) return;
+      c.graph_nodes_created.fetch_add(1, std::memory_order_relaxed);
+      sink->on_graph_node_created(node);
+    } else if (cbid == CUPTI_CBID_RESOURCE_GRAPHNODE_CLONED) {
+      std::uint64_t original = 0;
+      if (cuptiGetGraphNodeId(gd->node, &node) != CUPTI_SUCCESS ||
+          cuptiGetGraphNodeId(gd->originalNode, &original) != CUPTI_SUCCESS) {
+        return;
+      }
+      c.graph_nodes_cloned.fetch_add(1, std::memory_order_relaxed);
+      sink->on_graph_node_cloned(original, node);
+    }
+  }
+
+  static void CUPTIAPI buffer_requested(std::uint8_t** buffer, std::size_t* size,
+                                        std::size_t* max_records) {
+    *buffer = nullptr;
+    *size = 0;
+    *max_records = 0;
+    auto& st = cupti_state();
+    std::lock_guard<std::mutex> lock(st.buffer_mutex);
+    cupti_source* self = st.active.load();
+    if (self == nullptr) return;  // CUPTI counts the records it cannot store as dropped
+    auto& c = self->counters_;
+    c.buffers_requested.fetch_add(1, std::memory_order_relaxed);
+    if (!self->free_buffers_.empty()) {
+      *buffer = self->free_buffers_.back();
+      self->free_buffers_.pop_back();
+    } else {
+      *buffer = static_cast<std::uint8_t*>(std::aligned_alloc(8, self->free_buffer_bytes_));
+      if (*buffer == nullptr) {
+        c.buffer_alloc_failures.fetch_add(1, std::memory_order_relaxed);
+        return;
+      }
+      c.buffers_allocated.fetch_add(1, std::memory_order_relaxed);
+    }
+    *size = self->free_buffer_bytes_;
+  }
+
+  static void CUPTIAPI buffer_completed(CUcontext ctx, std::uint32_t stream_id,
+                                        std::uint8_t* buffer, std::size_t size, std::size_t valid) {
+    auto& st = cupti_state();
+    std::lock_guard<std::mutex> lock(st.buffer_mutex);
+    cupti_source* self = st.active.load();
+    if (self == nullptr) {
+      std::free(buffer);
+      return;
+    }
+    auto& c = self->counters_;
+    activity_sink& sink = *self->sink_.load();
+    CUpti_Activity* record = nullptr;
+    while (valid > 0 && cuptiActivityGetNextRecord(buffer, valid, &record) == CUPTI_SUCCESS) {
+      ingest_activity_record(record, sink, c);
+    }
+    std::size_t dropped = 0;
+    if (cuptiActivityGetNumDroppedRecords(ctx, stream_id, &dropped) == CUPTI_SUCCESS && dropped) {
+      c.dropped.fetch_add(dropped, std::memory_order_relaxed);
+      sink.on_dropped(dropped);
+    }
+    c.buffers_completed.fetch_add(1, std::memory_order_relaxed);
+    // Reserved in start(), so push_back does not allocate while below the cap.
+    if (size == self->free_buffer_bytes_ &&
+        self->free_buffers_.size() < self->options_.max_free_buffers) {
+      self->free_buffers_.push_back(buffer);
+    } else {
+      std::free(buffer);
+    }
+  }
+
+  bool running_ = false;
+  std::uint32_t generation_ = 0;               // bumped by start(); read-only while running
+  std::atomic<activity_sink*> sink_{nullptr};  // read by launch callbacks on any thread
+  cupti_options options_;
+  CUpti_SubscriberHandle subscriber_ = nullptr;
+  CUptiResult last_enable_error_ = CUPTI_SUCCESS;
+  std::vector<CUpti_ActivityKind> enabled_kinds_;
+  std::vector<std::uint8_t*> free_buffers_;  // guarded by cupti_state().buffer_mutex
+  std::size_t free_buffer_bytes_ = 0;
+  // Launch kind + 1 per callback id (0: not a launch). Filled in start(), read-only while
+  // running, so the launch callback reads them without a lock.
+  std::array<std::uint8_t, CUPTI_RUNTIME_TRACE_CBID_SIZE> runtime_kind_{};
+  std::array<std::uint8_t, CUPTI_DRIVER_TRACE_CBID_SIZE> driver_kind_{};
+  cupti_counters counters_;
+};
+
+}  // namespace diffscope::detail

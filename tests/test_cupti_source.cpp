@@ -1,0 +1,327 @@
+// CPU tests of the CUPTI source: record conversion through ingest_activity_record (the same
+// function CUPTI's buffer callback calls), the callback-id tables, the exit hook, and
+// start()/stop() on a machine without a driver or GPU.
+#include <doctest/doctest.h>
+
+#include <cstring>
+#include <set>
+#include <string>
+#include <vector>
+
+#include <diffscope/detail/cupti_source.hpp>
+
+namespace ds = diffscope::detail;
+
+namespace {
+
+struct recorded_op {
+  ds::op_kind kind;
+  std::uint32_t correlation_id;
+  std::uint64_t graph_node_id, start_ns, end_ns;
+  std::uint32_t device_id, context_id, stream_id;
+  std::uint64_t bytes;
+  std::string name;
+};
+
+// Keeps everything it is told; the name is copied because it is valid during the call only.
+class recording_sink : public ds::activity_sink {
+ public:
+  void on_launch(std::uint32_t id, ds::launch_kind kind) noexcept override {
+    launches.push_back({id, kind});
+  }
+  void on_launch_alias(std::uint32_t nested, std::uint32_t outer) noexcept override {
+    aliases.push_back({nested, outer});
+  }
+  void on_graph_node_created(std::uint64_t node) noexcept override { created.push_back(node); }
+  void on_graph_node_cloned(std::uint64_t original, std::uint64_t clone) noexcept override {
+    cloned.push_back({original, clone});
+  }
+  void on_gpu_op(const ds::gpu_op& op) noexcept override {
+    ops.push_back({op.kind, op.correlation_id, op.graph_node_id, op.start_ns, op.end_ns,
+                   op.device_id, op.context_id, op.stream_id, op.bytes, std::string(op.name)});
+  }
+  void on_dropped(std::uint64_t count) noexcept override { dropped += count; }
+
+  std::vector<std::pair<std::uint32_t, ds::launch_kind>> launches;
+  std::vector<std::pair<std::uint32_t, std::uint32_t>> aliases;
+  std::vector<std::uint64_t> created;
+  std::vector<std::pair<std::uint64_t, std::uint64_t>> cloned;
+  std::vector<recorded_op> ops;
+  std::uint64_t dropped = 0;
+};
+
+const CUpti_Activity* as_record(const void* p) {
+  return static_cast<const CUpti_Activity*>(p);
+}
+
+}  // namespace
+
+TEST_SUITE("cupti_source") {
+  TEST_CASE("a kernel record becomes a kernel op with its name, ids and times") {
+    recording_sink sink;
+    ds::cupti_counters counters;
+    CUpti_ActivityKernel10 k;
+    std::memset(&k, 0, sizeof k);
+    k.kind = CUPTI_ACTIVITY_KIND_CONCURRENT_KERNEL;
+    k.name = "_Z6kernelPf";
+    k.correlationId = 41;
+    k.graphNodeId = 0x1234567890ull;
+    k.start = 1'000'000;
+    k.end = 1'250'000;
+    k.deviceId = 1;
+    k.contextId = 2;
+    k.streamId = 7;
+    ds::ingest_activity_record(as_record(&k), sink, counters);
+
+    REQUIRE(sink.ops.size() == 1);
+    const auto& op = sink.ops[0];
+    CHECK(op.kind == ds::op_kind::kernel);
+    CHECK(op.name == "_Z6kernelPf");
+    CHECK(op.correlation_id == 41);
+    CHECK(op.graph_node_id == 0x1234567890ull);
+    CHECK(op.start_ns == 1'000'000);
+    CHECK(op.end_ns == 1'250'000);
+    CHECK(op.device_id == 1);
+    CHECK(op.context_id == 2);
+    CHECK(op.stream_id == 7);
+    CHECK(op.bytes == 0);
+    const auto v = ds::snapshot(counters);
+    CHECK(v.records == 1);
+    CHECK(v.kernels == 1);
+    CHECK(v.bad_timestamps == 0);
+
+    SUBCASE("the serialising KERNEL kind and a missing name are handled too") {
+      k.kind = CUPTI_ACTIVITY_KIND_KERNEL;
+      k.name = nullptr;
+      ds::ingest_activity_record(as_record(&k), sink, counters);
+      REQUIRE(sink.ops.size() == 2);
+      CHECK(sink.ops[1].kind == ds::op_kind::kernel);
+      CHECK(sink.ops[1].name == "<unnamed kernel>");
+    }
+  }
+
+  TEST_CASE("memcpy records are named by direction and carry bytes and graph node") {
+    const std::pair<std::uint8_t, const char*> kinds[] = {
+        {CUPTI_ACTIVITY_MEMCPY_KIND_HTOD, "memcpy HtoD"},
+        {CUPTI_ACTIVITY_MEMCPY_KIND_DTOH, "memcpy DtoH"},
+        {CUPTI_ACTIVITY_MEMCPY_KIND_DTOD, "memcpy DtoD"},
+        {CUPTI_ACTIVITY_MEMCPY_KIND_HTOH, "memcpy HtoH"},
+        {CUPTI_ACTIVITY_MEMCPY_KIND_PTOP, "memcpy PtoP"},
+        {CUPTI_ACTIVITY_MEMCPY_KIND_HTOA, "memcpy HtoA"},
+        {CUPTI_ACTIVITY_MEMCPY_KIND_ATOH, "memcpy AtoH"},
+        {CUPTI_ACTIVITY_MEMCPY_KIND_ATOA, "memcpy AtoA"},
+        {CUPTI_ACTIVITY_MEMCPY_KIND_ATOD, "memcpy AtoD"},
+        {CUPTI_ACTIVITY_MEMCPY_KIND_DTOA, "memcpy DtoA"},
+        {CUPTI_ACTIVITY_MEMCPY_KIND_UNKNOWN, "memcpy"},
+    };
+    recording_sink sink;
+    ds::cupti_counters counters;
+    std::uint32_t id = 100;
+    for (const auto& [copy_kind, name] : kinds) {
+      CAPTURE(name);
+      CUpti_ActivityMemcpy6 m;
+      std::memset(&m, 0, sizeof m);
+      m.kind = CUPTI_ACTIVITY_KIND_MEMCPY;
+      m.copyKind = copy_kind;
+      m.bytes = 1u << 20;
+      m.start = 5'000;
+      m.end = 9'000;
+      m.deviceId = 0;
+      m.contextId = 1;
+      m.streamId = 13;
+      m.correlationId = ++id;
+      m.runtimeCorrelationId = 999;  // not what we report: records match on correlationId
+      m.graphNodeId = 77;
+      ds::ingest_activity_record(as_record(&m), sink, counters);
+      REQUIRE(!sink.ops.empty());
+      const auto& op = sink.ops.back();
+      CHECK(op.kind == ds::op_kind::memcpy);
+      CHECK(op.name == name);
+      CHECK(op.bytes == (1u << 20));
+      CHECK(op.correlation_id == id);
+      CHECK(op.graph_node_id == 77);
+      CHECK(op.stream_id == 13);
+      CHECK(op.context_id == 1);
+      CHECK(op.start_ns == 5'000);
+      CHECK(op.end_ns == 9'000);
+    }
+    CHECK(sink.ops.size() == std::size(kinds));
+    CHECK(ds::snapshot(counters).memcpys == std::size(kinds));
+  }
+
+  TEST_CASE("a peer-to-peer copy record (MEMCPY2) becomes a memcpy PtoP op") {
+    recording_sink sink;
+    ds::cupti_counters counters;
+    CUpti_ActivityMemcpyPtoP4 m;
+    std::memset(&m, 0, sizeof m);
+    m.kind = CUPTI_ACTIVITY_KIND_MEMCPY2;
+    m.copyKind = CUPTI_ACTIVITY_MEMCPY_KIND_PTOP;
+    m.bytes = 4096;
+    m.start = 10;
+    m.end = 20;
+    m.deviceId = 3;
+    m.srcDeviceId = 3;
+    m.dstDeviceId = 4;
+    m.correlationId = 8;
+    m.graphNodeId = 5;
+    ds::ingest_activity_record(as_record(&m), sink, counters);
+    REQUIRE(sink.ops.size() == 1);
+    CHECK(sink.ops[0].kind == ds::op_kind::memcpy);
+    CHECK(sink.ops[0].name == "memcpy PtoP");
+    CHECK(sink.ops[0].bytes == 4096);
+    CHECK(sink.ops[0].device_id == 3);
+    CHECK(sink.ops[0].correlation_id == 8);
+    CHECK(sink.ops[0].graph_node_id == 5);
+  }
+
+  TEST_CASE("a memset record becomes a memset op with bytes and graph node") {
+    recording_sink sink;
+    ds::cupti_counters counters;
+    CUpti_ActivityMemset4 m;
+    std::memset(&m, 0, sizeof m);
+    m.kind = CUPTI_ACTIVITY_KIND_MEMSET;
+    m.value = 0;
+    m.bytes = 65536;
+    m.start = 300;
+    m.end = 400;
+    m.deviceId = 0;
+    m.contextId = 1;
+    m.streamId = 21;
+    m.correlationId = 55;
+    m.graphNodeId = 9;
+    ds::ingest_activity_record(as_record(&m), sink, counters);
+    REQUIRE(sink.ops.size() == 1);
+    const auto& op = sink.ops[0];
+    CHECK(op.kind == ds::op_kind::memset);
+    CHECK(op.name == "memset");
+    CHECK(op.bytes == 65536);
+    CHECK(op.correlation_id == 55);
+    CHECK(op.graph_node_id == 9);
+    CHECK(op.stream_id == 21);
+    CHECK(op.start_ns == 300);
+    CHECK(op.end_ns == 400);
+    CHECK(ds::snapshot(counters).memsets == 1);
+  }
+
+  TEST_CASE("records with zero or inverted timestamps are counted and passed on for the sink to report") {
+    recording_sink sink;
+    ds::cupti_counters counters;
+    CUpti_ActivityKernel10 k;
+    std::memset(&k, 0, sizeof k);
+    k.kind = CUPTI_ACTIVITY_KIND_CONCURRENT_KERNEL;
+    k.name = "k";
+    SUBCASE("zero start") {
+      k.start = 0;
+      k.end = 10;
+    }
+    SUBCASE("zero end (unfinished work out of a forced flush)") {
+      k.start = 10;
+      k.end = 0;
+    }
+    SUBCASE("inverted") {
+      k.start = 20;
+      k.end = 10;
+    }
+    ds::ingest_activity_record(as_record(&k), sink, counters);
+    // The aggregator counts zero and inverted timestamps apart and keeps them out of timings.
+    CHECK(sink.ops.size() == 1);
+    const auto v = ds::snapshot(counters);
+    CHECK(v.records == 1);
+    CHECK(v.bad_timestamps == 1);
+  }
+
+  TEST_CASE("a zero-length operation is kept") {
+    recording_sink sink;
+    ds::cupti_counters counters;
+    CUpti_ActivityMemset4 m;
+    std::memset(&m, 0, sizeof m);
+    m.kind = CUPTI_ACTIVITY_KIND_MEMSET;
+    m.start = m.end = 500;
+    ds::ingest_activity_record(as_record(&m), sink, counters);
+    CHECK(sink.ops.size() == 1);
+    CHECK(ds::snapshot(counters).bad_timestamps == 0);
+  }
+
+  TEST_CASE("record kinds we do not convert are counted and ignored") {
+    recording_sink sink;
+    ds::cupti_counters counters;
+    CUpti_ActivityAPI api;
+    std::memset(&api, 0, sizeof api);
+    api.kind = CUPTI_ACTIVITY_KIND_RUNTIME;
+    api.start = 1;
+    api.end = 2;
+    ds::ingest_activity_record(as_record(&api), sink, counters);
+    CHECK(sink.ops.empty());
+    const auto v = ds::snapshot(counters);
+    CHECK(v.records == 1);
+    CHECK(v.other_records == 1);
+  }
+
+  TEST_CASE("the launch callback tables list each callback id once, within range") {
+    std::set<CUpti_CallbackId> runtime, driver;
+    for (const auto& e : ds::cupti_runtime_launch_cbids) {
+      CHECK(e.cbid < CUPTI_RUNTIME_TRACE_CBID_SIZE);
+      CHECK(runtime.insert(e.cbid).second);
+    }
+    for (const auto& e : ds::cupti_driver_launch_cbids) {
+      CHECK(e.cbid < CUPTI_DRIVER_TRACE_CBID_SIZE);
+      CHECK(driver.insert(e.cbid).second);
+    }
+    // The entry points Triton, PyTorch and nvcc-compiled code launch through.
+    for (CUpti_CallbackId id : {CUPTI_RUNTIME_TRACE_CBID_cudaLaunchKernel_v7000,
+                                CUPTI_RUNTIME_TRACE_CBID_cudaLaunchKernelExC_v11060,
+                                CUPTI_RUNTIME_TRACE_CBID_cudaGraphLaunch_v10000,
+                                CUPTI_RUNTIME_TRACE_CBID_cudaMemcpyAsync_v3020,
+                                CUPTI_RUNTIME_TRACE_CBID_cudaMemsetAsync_v3020}) {
+      CHECK(runtime.count(id) == 1);
+    }
+    for (CUpti_CallbackId id :
+         {CUPTI_DRIVER_TRACE_CBID_cuLaunchKernel, CUPTI_DRIVER_TRACE_CBID_cuLaunchKernelEx,
+          CUPTI_DRIVER_TRACE_CBID_cuGraphLaunch, CUPTI_DRIVER_TRACE_CBID_cuMemcpyAsync,
+          CUPTI_DRIVER_TRACE_CBID_cuMemsetD8Async}) {
+      CHECK(driver.count(id) == 1);
+    }
+    // Names that look like sets but are not.
+    CHECK(driver.count(CUPTI_DRIVER_TRACE_CBID_cuMemSetAccess) == 0);
+    CHECK(driver.count(CUPTI_DRIVER_TRACE_CBID_cuMemSetMemPool) == 0);
+  }
+
+  TEST_CASE("without a driver or GPU, start() fails with a reason and changes nothing") {
+    recording_sink sink;
+    ds::cupti_source source;
+    for (int attempt = 0; attempt < 2; ++attempt) {
+      CAPTURE(attempt);
+      const auto r = source.start(sink);
+      CHECK_FALSE(r.ok);
+      CHECK(r.reason.find("no CUDA driver or GPU") != std::string::npos);
+      CHECK(r.holder.empty());
+      CHECK_FALSE(source.running());
+      MESSAGE("start(): " << r.reason);
+    }
+    source.stop();
+    source.flush(true);
+    CHECK(sink.launches.empty());
+    CHECK(sink.ops.empty());
+    // Another source can try too: the first released the process-wide slot.
+    ds::cupti_source other;
+    CHECK(other.start(sink).reason.find("no CUDA driver or GPU") != std::string::npos);
+  }
+
+  TEST_CASE("stop() and flush() without start() are harmless") {
+    ds::cupti_source source;
+    source.stop();
+    source.flush(false);
+    source.flush(true);
+    source.stop();
+    CHECK_FALSE(source.running());
+    CHECK(ds::snapshot(source.counters()).records == 0);
+  }
+
+  TEST_CASE("the exit hook runs once however often the handler is called") {
+    int calls = 0;
+    ds::cupti_source::set_exit_hook([&calls] { ++calls; });
+    ds::cupti_run_exit_hook();
+    ds::cupti_run_exit_hook();
+    CHECK(calls == 1);
+  }
+}
