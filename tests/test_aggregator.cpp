@@ -293,8 +293,8 @@ TEST_SUITE("aggregator") {
     driver d;
     d.agg.push(range_domain::diffscope, d.agg.intern("x"), category::other, std::nullopt, 0);
     d.agg.push(range_domain::default_domain, d.agg.intern("y"), category::other, std::nullopt, 10);
-    CHECK(d.agg.pop(range_domain::diffscope, 20));
-    CHECK(d.agg.pop(range_domain::default_domain, 40));
+    CHECK(d.agg.pop(range_domain::diffscope, 20).ok);
+    CHECK(d.agg.pop(range_domain::default_domain, 40).ok);
     auto r = d.agg.snapshot(false);
     CHECK(find_scope(r, "x")->host.sum_ms == doctest::Approx(20e-6));
     CHECK(find_scope(r, "x/y")->host.sum_ms == doctest::Approx(30e-6));

@@ -183,22 +183,40 @@ class aggregator final : public activity_sink {
     ts.open.store(ts.stack.size(), std::memory_order_relaxed);
   }
 
-  /// Closes the innermost open range of `dom` on this thread. Returns false (and counts an
-  /// unbalanced pop) when there is none.
-  bool pop(range_domain dom, std::uint64_t t_ns) {
+  /// What pop() closed.
+  struct popped {
+    bool ok = false;     ///< false: no open range of that domain (counted as unbalanced)
+    bool stage = false;  ///< the range was a stage
+    std::uint32_t name_id = 0;
+  };
+
+  /// Closes the innermost open range of `dom` on this thread.
+  popped pop(range_domain dom, std::uint64_t t_ns) {
     thread_state& ts = local();
     auto it = std::find_if(ts.stack.rbegin(), ts.stack.rend(),
                            [dom](const frame& f) { return f.domain == dom; });
     if (it == ts.stack.rend()) {
       unbalanced_pops_.fetch_add(1, std::memory_order_relaxed);
-      return false;
+      return {};
     }
     const frame f = *it;
     ts.stack.erase(std::next(it).base());
     ts.open.store(ts.stack.size(), std::memory_order_relaxed);
-    if (f.node == no_node) return true;  // opened before this aggregator existed
+    popped p;
+    p.ok = true;
+    if (f.node == no_node) return p;  // opened before this aggregator existed
+    const node& n = node_at(f.node);
+    p.stage = n.cat == category::stage;
+    p.name_id = n.name_id;
     close_frame(ts, f, t_ns);
-    return true;
+    return p;
+  }
+
+  /// Whether this thread has an open range of `dom` known to this aggregator.
+  bool has_open(range_domain dom) {
+    thread_state& ts = local();
+    return std::any_of(ts.stack.begin(), ts.stack.end(),
+                       [dom](const frame& f) { return f.domain == dom; });
   }
 
   // ---- activity_sink ----------------------------------------------------------------------

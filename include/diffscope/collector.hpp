@@ -1,0 +1,355 @@
+// diffscope: the range collector. Attributes every GPU kernel, copy and set to the scope
+// that launched it and aggregates per-scope, per-step and per-stage timings online, without
+// adding synchronisation.
+//
+// Including this header in one translation unit of a program (and linking the CMake target
+// diffscope::collector, or CUPTI + the CUDA runtime) makes the collector the process's NVTX
+// tool. It then starts either
+//   - from the environment, at the first NVTX range: DIFFSCOPE_DUMP=FILE (perf dump),
+//     DIFFSCOPE_TRACE=FILE (Chrome trace), DIFFSCOPE_SUMMARY=1 (console summary on stderr);
+//     outputs are written at process exit; or
+//   - through the API: diffscope::collector::instance().start(options) / stop(), or the RAII
+//     diffscope::collector_session.
+// Without a GPU, a driver or CUPTI (another profiler holds it), it keeps host timings and
+// says why GPU timings are missing. It never stops the program.
+#pragma once
+
+#include <unistd.h>
+#include <atomic>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include <cuda_runtime_api.h>
+#include <cupti.h>
+
+#include <diffscope/detail/aggregator.hpp>
+#include <diffscope/detail/cupti_source.hpp>
+#include <diffscope/detail/nvtx_tool.hpp>
+#include <diffscope/perf_dump.hpp>
+#include <diffscope/report.hpp>
+#include <diffscope/results.hpp>
+#include <diffscope/scope.hpp>
+#include <diffscope/trace.hpp>
+
+namespace diffscope {
+
+/// What to collect and where to write it.
+struct collector_options {
+  std::string dump_path;   ///< perf dump written at stop ("" = none)
+  std::string trace_path;  ///< Chrome trace written at stop ("" = none; raw events kept only then)
+  bool summary = false;    ///< print the console summary to stderr at stop
+  bool gpu = true;         ///< false: host timings only, CUPTI untouched
+  std::uint64_t trace_cap = 2'000'000;  ///< raw events kept for the trace
+  perf_dump_options dump;               ///< tag, meta, legacy step entries, ...
+
+  /// From DIFFSCOPE_DUMP, DIFFSCOPE_TRACE, DIFFSCOPE_SUMMARY (1/true/yes), DIFFSCOPE_NO_GPU,
+  /// DIFFSCOPE_TRACE_CAP, DIFFSCOPE_TAG, DIFFSCOPE_LEGACY_STEPS.
+  static collector_options from_env() {
+    collector_options o;
+    auto env = [](const char* n) -> std::string {
+      const char* v = std::getenv(n);
+      return v != nullptr ? std::string(v) : std::string();
+    };
+    auto truthy = [](const std::string& v) {
+      return v == "1" || v == "true" || v == "yes" || v == "on" || v == "TRUE" || v == "YES";
+    };
+    o.dump_path = env("DIFFSCOPE_DUMP");
+    o.trace_path = env("DIFFSCOPE_TRACE");
+    o.summary = truthy(env("DIFFSCOPE_SUMMARY"));
+    o.gpu = !truthy(env("DIFFSCOPE_NO_GPU"));
+    if (const std::string cap = env("DIFFSCOPE_TRACE_CAP"); !cap.empty()) {
+      char* end = nullptr;
+      const unsigned long long v = std::strtoull(cap.c_str(), &end, 10);
+      if (end != nullptr && *end == '\0') o.trace_cap = v;
+    }
+    if (const std::string tag = env("DIFFSCOPE_TAG"); !tag.empty()) o.dump.tag = tag;
+    o.dump.legacy_step_entries = truthy(env("DIFFSCOPE_LEGACY_STEPS"));
+    return o;
+  }
+
+  /// True when any output was asked for (what makes the environment start the collector).
+  bool wants_output() const { return !dump_path.empty() || !trace_path.empty() || summary; }
+};
+
+namespace detail {
+
+/// Measured once per start on a private aggregator: the host cost of our own part of a
+/// range push+pop and of a launch callback (CUPTI's own callback dispatch comes on top).
+struct calibration {
+  double per_range_ns = 0;
+  double per_launch_ns = 0;
+};
+
+inline calibration calibrate() {
+  calibration c;
+  aggregator a;
+  const std::uint32_t id = a.intern("calibration");
+  constexpr int n = 20000;
+  std::uint64_t t0 = now_ns();
+  for (int i = 0; i < n; ++i) {
+    a.push(range_domain::diffscope, id, category::other, std::nullopt, now_ns());
+    a.pop(range_domain::diffscope, now_ns());
+  }
+  c.per_range_ns = static_cast<double>(now_ns() - t0) / n;
+  a.push(range_domain::diffscope, id, category::other, std::nullopt, now_ns());
+  t0 = now_ns();
+  for (int i = 0; i < n; ++i) a.on_launch(static_cast<std::uint32_t>(i + 1), launch_kind::kernel);
+  c.per_launch_ns = static_cast<double>(now_ns() - t0) / n;
+  a.pop(range_domain::diffscope, now_ns());
+  return c;
+}
+
+struct collector_state {
+  std::recursive_mutex mutex;  // start/stop; recursive: the exit hook calls stop()
+  std::atomic<bool> active{false};
+  collector_options options;
+  aggregator* agg = nullptr;
+  std::vector<std::unique_ptr<aggregator>> retired;  // kept: late handlers may still read them
+  cupti_source cupti;
+  cupti_start_result cupti_status;
+  calibration calib;
+  std::string nvtx_note;  // why ranges may be missing
+  std::mutex memory_mutex;
+  std::vector<memory_checkpoint> memory;
+  double peak_used_mb = 0;
+  results last;
+};
+
+inline collector_state& collector_globals() {
+  static collector_state* s = new collector_state();  // never destroyed: used from atexit
+  return *s;
+}
+
+/// Device memory in use now, when a context exists (never creates one: the collector must
+/// not change what the program does).
+inline void take_memory_checkpoint(collector_state& st, const std::string& name) {
+  if (!st.cupti.running() || st.cupti.counters().contexts_created.load() == 0) return;
+  int device = 0;
+  std::size_t free_b = 0, total_b = 0;
+  if (cudaGetDevice(&device) != cudaSuccess || cudaMemGetInfo(&free_b, &total_b) != cudaSuccess) {
+    cudaGetLastError();
+    return;
+  }
+  std::lock_guard<std::mutex> g(st.memory_mutex);
+  memory_checkpoint m;
+  m.name = name;
+  m.device = static_cast<std::uint32_t>(device);
+  m.used_mb = static_cast<double>(total_b - free_b) / (1024.0 * 1024.0);
+  st.peak_used_mb = std::max(st.peak_used_mb, m.used_mb);
+  m.peak_used_mb = st.peak_used_mb;
+  st.memory.push_back(m);
+}
+
+inline environment_info read_environment(const collector_state& st) {
+  environment_info e;
+  char host[256] = {0};
+  if (gethostname(host, sizeof(host) - 1) == 0) e.hostname = host;
+  e.pid = static_cast<std::int64_t>(getpid());
+  if (st.cupti_status.ok) {
+    int n = 0;
+    if (cudaGetDeviceCount(&n) == cudaSuccess) e.device_count = n;
+    cudaDeviceProp prop{};
+    if (n > 0 && cudaGetDeviceProperties(&prop, 0) == cudaSuccess) e.gpu_name = prop.name;
+    cudaDriverGetVersion(&e.driver_version);
+    cudaGetLastError();
+  }
+  cudaRuntimeGetVersion(&e.runtime_version);
+  std::uint32_t v = 0;
+  if (st.cupti_status.ok && cuptiGetVersion(&v) == CUPTI_SUCCESS) e.cupti_version = v;
+  return e;
+}
+
+inline void write_outputs(const collector_options& o, const results& r) {
+  if (!o.dump_path.empty()) {
+    if (auto err = write_perf_dump(o.dump_path, r, o.dump))
+      std::fprintf(stderr, "diffscope: could not write the perf dump: %s\n", err->c_str());
+  }
+  if (!o.trace_path.empty()) {
+    if (auto err = write_chrome_trace(o.trace_path, r))
+      std::fprintf(stderr, "diffscope: could not write the trace: %s\n", err->c_str());
+  }
+  if (o.summary) print_summary(stderr, r);
+}
+
+inline void collector_exit_hook();
+inline void collector_stage_end(const std::string& stage);
+
+}  // namespace detail
+
+/// The process-wide collector.
+class collector {
+ public:
+  static collector& instance() {
+    static collector c;
+    return c;
+  }
+
+  /// Starts collecting (a no-op returning true when already active). GPU timing is
+  /// attempted unless options.gpu is false; when it is unavailable the collector keeps host
+  /// timings and results().status.reason says why. Returns whether GPU timing is on.
+  bool start(const collector_options& options = collector_options::from_env()) {
+    auto& st = detail::collector_globals();
+    std::lock_guard<std::recursive_mutex> g(st.mutex);
+    if (st.active) return st.cupti_status.ok;
+    st.options = options;
+    st.calib = detail::calibrate();
+    detail::aggregator_options ao;
+    ao.keep_trace = !options.trace_path.empty();
+    ao.trace_cap = options.trace_cap;
+    auto agg = std::make_unique<detail::aggregator>(ao);
+    st.agg = agg.get();
+    st.retired.push_back(std::move(agg));
+    {
+      std::lock_guard<std::mutex> mg(st.memory_mutex);
+      st.memory.clear();
+      st.peak_used_mb = 0;
+    }
+    st.nvtx_note.clear();
+    if (const char* inj = std::getenv("NVTX_INJECTION64_PATH");
+        inj != nullptr && *inj != '\0' && std::string(inj).find("diffscope") == std::string::npos)
+      st.nvtx_note = std::string("NVTX ranges go to another tool (NVTX_INJECTION64_PATH=") + inj +
+                     "): scopes are not collected";
+    if (options.gpu) {
+      st.cupti_status = st.cupti.start(*st.agg);
+    } else {
+      st.cupti_status = {};
+      st.cupti_status.reason = "GPU timing disabled (DIFFSCOPE_NO_GPU or options.gpu = false)";
+    }
+    detail::cupti_source::set_exit_hook(&detail::collector_exit_hook);
+    static const bool atexit_registered = (std::atexit(&detail::collector_exit_hook), true);
+    (void)atexit_registered;
+    auto& nv = detail::nvtx_state();
+    nv.sink_epoch.fetch_add(1);
+    nv.sink.store(st.agg, std::memory_order_release);
+    st.active = true;
+    detail::take_memory_checkpoint(st, "start");
+    return st.cupti_status.ok;
+  }
+
+  /// Stops: waits for GPU work in flight, delivers every record, finalises, writes the
+  /// outputs named in the options, and returns the results. A no-op returning the last
+  /// results when not active.
+  results stop() {
+    auto& st = detail::collector_globals();
+    std::lock_guard<std::recursive_mutex> g(st.mutex);
+    if (!st.active) return st.last;
+    detail::take_memory_checkpoint(st, "end");
+    auto& nv = detail::nvtx_state();
+    nv.sink.store(nullptr, std::memory_order_release);
+    const std::uint64_t unclosed = st.agg->open_ranges();
+    if (st.cupti_status.ok) {
+      st.cupti.flush(true);
+      st.cupti.stop();
+    }
+    st.agg->finalize_all();
+    results r = build_results(st);
+    r.faults.unclosed_at_stop = unclosed;
+    st.active = false;
+    st.last = r;
+    st.last.trace = {};  // the big part; the caller has it
+    detail::write_outputs(st.options, r);
+    return r;
+  }
+
+  /// Results so far: completed GPU work only (records still buffered or running are not
+  /// waited for: nothing synchronises while measuring).
+  results snapshot() {
+    auto& st = detail::collector_globals();
+    std::lock_guard<std::recursive_mutex> g(st.mutex);
+    if (!st.active) return st.last;
+    if (st.cupti_status.ok) st.cupti.flush(false);
+    return build_results(st);
+  }
+
+  bool active() {
+    auto& st = detail::collector_globals();
+    std::lock_guard<std::recursive_mutex> g(st.mutex);
+    return st.active;
+  }
+
+ private:
+  collector() = default;
+
+  static results build_results(detail::collector_state& st) {
+    results r = st.agg->snapshot(st.cupti_status.ok);
+    r.status.gpu_timing = st.cupti_status.ok;
+    r.status.reason = st.cupti_status.ok ? std::string() : st.cupti_status.reason;
+    r.status.cupti_holder = st.cupti_status.holder;
+    if (!st.nvtx_note.empty())
+      r.status.reason =
+          r.status.reason.empty() ? st.nvtx_note : r.status.reason + "; " + st.nvtx_note;
+    r.environment = detail::read_environment(st);
+    {
+      std::lock_guard<std::mutex> g(st.memory_mutex);
+      r.memory = st.memory;
+    }
+    r.overhead.per_range_ns = st.calib.per_range_ns;
+    r.overhead.per_launch_callback_ns = st.calib.per_launch_ns;
+    if (st.cupti_status.ok) {
+      const auto c = detail::snapshot(st.cupti.counters());
+      if (c.launch_samples > 0) r.overhead.per_launch_callback_ns = c.launch_callback_mean_ns();
+      r.overhead.buffers = c.buffers_completed;
+      r.faults.dropped_records = std::max(r.faults.dropped_records, c.dropped);
+    }
+    return r;
+  }
+};
+
+/// RAII collection: starts on construction, stops (and writes the configured outputs) on
+/// destruction.
+class collector_session {
+ public:
+  explicit collector_session(const collector_options& options = collector_options::from_env()) {
+    collector::instance().start(options);
+  }
+  ~collector_session() { collector::instance().stop(); }
+  collector_session(const collector_session&) = delete;
+  collector_session& operator=(const collector_session&) = delete;
+
+  results snapshot() { return collector::instance().snapshot(); }
+  results stop() { return collector::instance().stop(); }
+};
+
+namespace detail {
+
+inline void collector_exit_hook() {
+  auto& st = collector_globals();
+  std::lock_guard<std::recursive_mutex> g(st.mutex);
+  if (st.active) collector::instance().stop();
+}
+
+inline void collector_stage_end(const std::string& stage) {
+  auto& st = collector_globals();
+  if (st.active) take_memory_checkpoint(st, "after_" + stage);
+}
+
+/// Started from the environment at the first NVTX range when an output was asked for.
+inline void collector_auto_start() {
+  const collector_options o = collector_options::from_env();
+  if (o.wants_output()) collector::instance().start(o);
+}
+
+/// Makes this program's NVTX copies call our tool. NVTX defines the pointer as a weak,
+/// zero-initialised symbol in every translation unit that includes it; setting it before
+/// the first NVTX call is NVTX's documented static-injection hook. An injection named by
+/// NVTX_INJECTION64_PATH (Nsight Systems, libdiffscope_inject.so) still takes precedence.
+inline bool install_static_injection() noexcept {
+  auto& nv = nvtx_state();
+  nv.on_first_init = &collector_auto_start;
+  nv.on_stage_end = &collector_stage_end;
+  if (InitializeInjectionNvtx2_fnptr == nullptr)
+    InitializeInjectionNvtx2_fnptr = &nvtx_initialize_injection;
+  return true;
+}
+
+#ifndef DIFFSCOPE_COLLECTOR_NO_STATIC_INJECTION
+inline const bool static_injection_installed = install_static_injection();
+#endif
+
+}  // namespace detail
+}  // namespace diffscope

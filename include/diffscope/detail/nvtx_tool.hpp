@@ -1,0 +1,263 @@
+// diffscope: the collector as the process's NVTX tool.
+//
+// NVTX calls in every shared object of the process (our macros, torch.cuda.nvtx, SGLang's
+// markers) are routed here once an NVTX copy initialises and finds our entry point, either
+// statically (collector.hpp sets the weak InitializeInjectionNvtx2_fnptr) or through
+// NVTX_INJECTION64_PATH=libdiffscope_inject.so. Handlers touch a thread-local stack through
+// the aggregator; they never call CUPTI.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <cstring>
+#include <deque>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+
+#include <nvtx3/nvToolsExt.h>  // also brings the injection interface (nvtxDetail/nvtxTypes.h)
+
+#include <diffscope/detail/aggregator.hpp>
+#include <diffscope/detail/clock.hpp>
+#include <diffscope/detail/range_names.hpp>
+
+namespace diffscope::detail {
+
+/// A domain handle we hand out: equal names share one record, whichever NVTX copy asks.
+struct nvtx_domain_record {
+  std::string name;
+  std::optional<range_domain> kind;  ///< empty: a domain we do not collect
+};
+
+/// A registered string we hand out. The name id is cached per aggregator epoch so a
+/// registered push costs no hashing.
+struct nvtx_string_record {
+  std::string text;
+  std::atomic<std::uint64_t> cached{0};  ///< (aggregator epoch << 32) | name id
+};
+
+/// Process-wide state of the NVTX tool: handles live for the process (NVTX gives no
+/// lifetime guarantee for them), the aggregator pointer changes with start/stop.
+struct nvtx_tool_state {
+  std::atomic<aggregator*> sink{nullptr};
+  std::atomic<std::uint64_t> sink_epoch{0};
+  std::mutex mutex;
+  std::deque<nvtx_domain_record> domains;
+  std::deque<nvtx_string_record> strings;
+  std::atomic<int> initialisations{0};  ///< NVTX copies that attached to us
+  void (*on_first_init)() = nullptr;    ///< set by the collector: auto-start from env
+  void (*on_stage_end)(const std::string& stage) = nullptr;  ///< memory checkpoints
+};
+
+inline nvtx_tool_state& nvtx_state() {
+  static nvtx_tool_state* s = new nvtx_tool_state();  // never destroyed: NVTX may call late
+  return *s;
+}
+
+/// Per-thread count of ranges pushed while no aggregator was attached, per collected domain,
+/// so their pops after a start() are not reported as unbalanced.
+inline std::uint32_t* ghost_depths() noexcept {
+  thread_local std::uint32_t depth[2] = {0, 0};
+  return depth;
+}
+
+inline nvtx_domain_record* nvtx_domain_of(nvtxDomainHandle_t h) noexcept {
+  return reinterpret_cast<nvtx_domain_record*>(h);
+}
+
+inline std::optional<range_domain> collected_domain(nvtxDomainHandle_t h) noexcept {
+  if (h == nullptr) return range_domain::default_domain;
+  return nvtx_domain_of(h)->kind;
+}
+
+inline std::optional<std::int64_t> nvtx_payload(const nvtxEventAttributes_t* a) noexcept {
+  switch (a->payloadType) {
+    case NVTX_PAYLOAD_TYPE_INT64:
+      return a->payload.llValue;
+    case NVTX_PAYLOAD_TYPE_UNSIGNED_INT64:
+      return static_cast<std::int64_t>(a->payload.ullValue);
+    case NVTX_PAYLOAD_TYPE_INT32:
+      return a->payload.iValue;
+    case NVTX_PAYLOAD_TYPE_UNSIGNED_INT32:
+      return a->payload.uiValue;
+    default:
+      return std::nullopt;
+  }
+}
+
+/// Name id of a registered string in `agg`, cached on the record.
+inline std::uint32_t registered_name_id(aggregator& agg, std::uint64_t epoch,
+                                        nvtx_string_record& s) {
+  const std::uint64_t c = s.cached.load(std::memory_order_relaxed);
+  if ((c >> 32) == (epoch & 0xffffffffu)) return static_cast<std::uint32_t>(c);
+  const std::uint32_t id = agg.intern(s.text);
+  s.cached.store(((epoch & 0xffffffffu) << 32) | id, std::memory_order_relaxed);
+  return id;
+}
+
+inline void nvtx_push(std::optional<range_domain> dom, std::string_view name, std::uint32_t cat_id,
+                      std::optional<std::int64_t> payload, nvtx_string_record* registered) {
+  if (!dom) return;
+  nvtx_tool_state& st = nvtx_state();
+  aggregator* agg = st.sink.load(std::memory_order_acquire);
+  if (agg == nullptr) {
+    ++ghost_depths()[static_cast<int>(*dom)];
+    return;
+  }
+  try {
+    const std::uint64_t t = now_ns();
+    const classified_range c = *dom == range_domain::diffscope
+                                   ? classify_diffscope_domain(name, cat_id, payload)
+                                   : classify_default_domain(name);
+    std::uint32_t id;
+    if (registered != nullptr && c.name.data() == name.data() && c.name.size() == name.size())
+      id = registered_name_id(*agg, st.sink_epoch.load(std::memory_order_relaxed), *registered);
+    else
+      id = agg->intern(c.name);
+    agg->push(*dom, id, c.cat, c.step, t);
+  } catch (...) {
+    // Never break the host program: a failed allocation loses this range only.
+  }
+}
+
+inline void nvtx_pop(std::optional<range_domain> dom) {
+  if (!dom) return;
+  aggregator* agg = nvtx_state().sink.load(std::memory_order_acquire);
+  std::uint32_t& ghosts = ghost_depths()[static_cast<int>(*dom)];
+  if (agg == nullptr) {
+    if (ghosts > 0) --ghosts;
+    return;
+  }
+  const std::uint64_t t = now_ns();
+  try {
+    if (ghosts == 0 || agg->has_open(*dom)) {
+      const aggregator::popped p = agg->pop(*dom, t);
+      if (p.stage) {
+        if (auto hook = nvtx_state().on_stage_end) hook(agg->name_of(p.name_id));
+      }
+    } else {
+      --ghosts;  // pushed before collection started
+    }
+  } catch (...) {
+  }
+}
+
+inline std::string_view nvtx_message(const nvtxEventAttributes_t* a, nvtx_string_record** reg,
+                                     std::string& storage) {
+  *reg = nullptr;
+  if (a == nullptr) return {};
+  switch (a->messageType) {
+    case NVTX_MESSAGE_TYPE_ASCII:
+      return a->message.ascii != nullptr ? std::string_view(a->message.ascii) : std::string_view();
+    case NVTX_MESSAGE_TYPE_REGISTERED:
+      if (a->message.registered == nullptr) return {};
+      *reg = reinterpret_cast<nvtx_string_record*>(a->message.registered);
+      return (*reg)->text;
+    case NVTX_MESSAGE_TYPE_UNICODE:
+      if (a->message.unicode != nullptr) {
+        for (const wchar_t* p = a->message.unicode; *p != 0; ++p)
+          storage.push_back(*p < 128 ? static_cast<char>(*p) : '?');
+      }
+      return storage;
+    default:
+      return {};
+  }
+}
+
+// ---- NVTX entry points -------------------------------------------------------------------
+
+inline int NVTX_API nvtx_range_push_a(const char* message) {
+  nvtx_push(range_domain::default_domain, message != nullptr ? message : "", 0, std::nullopt,
+            nullptr);
+  return 0;
+}
+
+inline int NVTX_API nvtx_range_push_ex(const nvtxEventAttributes_t* a) {
+  nvtx_string_record* reg = nullptr;
+  std::string storage;
+  const std::string_view msg = nvtx_message(a, &reg, storage);
+  nvtx_push(range_domain::default_domain, msg, a ? a->category : 0,
+            a ? nvtx_payload(a) : std::nullopt, nullptr);
+  return 0;
+}
+
+inline int NVTX_API nvtx_range_pop() {
+  nvtx_pop(range_domain::default_domain);
+  return 0;
+}
+
+inline int NVTX_API nvtx_domain_range_push_ex(nvtxDomainHandle_t d,
+                                              const nvtxEventAttributes_t* a) {
+  const auto dom = collected_domain(d);
+  if (!dom) return 0;
+  nvtx_string_record* reg = nullptr;
+  std::string storage;
+  const std::string_view msg = nvtx_message(a, &reg, storage);
+  nvtx_push(dom, msg, a ? a->category : 0, a ? nvtx_payload(a) : std::nullopt, reg);
+  return 0;
+}
+
+inline int NVTX_API nvtx_domain_range_pop(nvtxDomainHandle_t d) {
+  nvtx_pop(collected_domain(d));
+  return 0;
+}
+
+inline nvtxDomainHandle_t NVTX_API nvtx_domain_create_a(const char* name) {
+  nvtx_tool_state& st = nvtx_state();
+  const std::string_view n = name != nullptr ? name : "";
+  std::lock_guard<std::mutex> g(st.mutex);
+  for (auto& d : st.domains)
+    if (d.name == n) return reinterpret_cast<nvtxDomainHandle_t>(&d);
+  nvtx_domain_record rec;
+  rec.name = std::string(n);
+  if (n == domain_name) rec.kind = range_domain::diffscope;
+  st.domains.push_back(std::move(rec));
+  return reinterpret_cast<nvtxDomainHandle_t>(&st.domains.back());
+}
+
+inline void NVTX_API nvtx_domain_destroy(nvtxDomainHandle_t) {}  // handles live on
+
+inline nvtxStringHandle_t NVTX_API nvtx_domain_register_string_a(nvtxDomainHandle_t,
+                                                                 const char* s) {
+  nvtx_tool_state& st = nvtx_state();
+  std::lock_guard<std::mutex> g(st.mutex);
+  st.strings.emplace_back();
+  st.strings.back().text = s != nullptr ? s : "";
+  return reinterpret_cast<nvtxStringHandle_t>(&st.strings.back());
+}
+
+/// Fills one module's callback table slot by slot (slots past the table's size are skipped:
+/// an older NVTX copy simply lacks them).
+inline void nvtx_fill(NvtxGetExportTableFunc_t get_export_table, NvtxCallbackModule module,
+                      std::initializer_list<std::pair<unsigned, NvtxFunctionPointer>> slots) {
+  const auto* callbacks =
+      static_cast<const NvtxExportTableCallbacks*>(get_export_table(NVTX_ETID_CALLBACKS));
+  if (callbacks == nullptr || callbacks->GetModuleFunctionTable == nullptr) return;
+  NvtxFunctionTable table = nullptr;
+  unsigned int size = 0;
+  if (!callbacks->GetModuleFunctionTable(module, &table, &size) || table == nullptr) return;
+  for (const auto& s : slots)
+    if (s.first < size && table[s.first] != nullptr) *table[s.first] = s.second;
+}
+
+/// The injection entry point NVTX calls once per NVTX copy (shared object) in the process.
+inline int NVTX_API nvtx_initialize_injection(NvtxGetExportTableFunc_t get_export_table) {
+  auto fp = [](auto f) { return reinterpret_cast<NvtxFunctionPointer>(f); };
+  nvtx_fill(get_export_table, NVTX_CB_MODULE_CORE,
+            {{NVTX_CBID_CORE_RangePushEx, fp(&nvtx_range_push_ex)},
+             {NVTX_CBID_CORE_RangePushA, fp(&nvtx_range_push_a)},
+             {NVTX_CBID_CORE_RangePop, fp(&nvtx_range_pop)}});
+  nvtx_fill(get_export_table, NVTX_CB_MODULE_CORE2,
+            {{NVTX_CBID_CORE2_DomainRangePushEx, fp(&nvtx_domain_range_push_ex)},
+             {NVTX_CBID_CORE2_DomainRangePop, fp(&nvtx_domain_range_pop)},
+             {NVTX_CBID_CORE2_DomainCreateA, fp(&nvtx_domain_create_a)},
+             {NVTX_CBID_CORE2_DomainDestroy, fp(&nvtx_domain_destroy)},
+             {NVTX_CBID_CORE2_DomainRegisterStringA, fp(&nvtx_domain_register_string_a)}});
+  nvtx_tool_state& st = nvtx_state();
+  if (st.initialisations.fetch_add(1) == 0 && st.on_first_init != nullptr) st.on_first_init();
+  return 1;
+}
+
+}  // namespace diffscope::detail

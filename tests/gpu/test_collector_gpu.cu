@@ -1,0 +1,271 @@
+// The collector on a real GPU: attribution against CUDA-event ground truth, streams,
+// a CPU running ahead, graphs, threads, another CUPTI subscriber, exit with work in flight.
+// Exits 77 (skipped) without a usable GPU (tests/main.cpp).
+#include <doctest/doctest.h>
+
+#include <diffscope/collector.hpp>
+
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "spin_kernel.cuh"
+
+using diffscope_test::spin;
+
+namespace {
+
+#define CUDA_OK(expr) REQUIRE((expr) == cudaSuccess)
+
+const diffscope::scope_result* find_scope(const diffscope::results& r, const std::string& path) {
+  for (const auto& s : r.scopes)
+    if (s.path == path) return &s;
+  return nullptr;
+}
+
+diffscope::collector_options quiet() {
+  return {};
+}
+
+float elapsed_ms(cudaEvent_t a, cudaEvent_t b) {
+  float ms = 0;
+  cudaEventElapsedTime(&ms, a, b);
+  return ms;
+}
+
+}  // namespace
+
+TEST_SUITE("collector_gpu") {
+  TEST_CASE("kernels in nested scopes match CUDA-event ground truth within 2%") {
+    cudaStream_t s;
+    CUDA_OK(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
+    cudaEvent_t e0, e1, e2;
+    cudaEventCreate(&e0);
+    cudaEventCreate(&e1);
+    cudaEventCreate(&e2);
+    spin(1000, s);  // warm up the module
+    CUDA_OK(cudaStreamSynchronize(s));
+
+    auto& c = diffscope::collector::instance();
+    REQUIRE(c.start(quiet()));
+    {
+      DIFFSCOPE_SCOPE("outer");
+      cudaEventRecord(e0, s);
+      {
+        DIFFSCOPE_SCOPE("inner");
+        for (int i = 0; i < 5; ++i) spin(200'000, s);
+      }
+      cudaEventRecord(e1, s);
+      spin(300'000, s);
+      cudaEventRecord(e2, s);
+    }
+    auto r = c.stop();
+    CUDA_OK(cudaStreamSynchronize(s));
+    const float inner_truth = elapsed_ms(e0, e1), outer_truth = elapsed_ms(e0, e2);
+    const auto* inner = find_scope(r, "outer/inner");
+    const auto* outer = find_scope(r, "outer");
+    REQUIRE(inner);
+    REQUIRE(outer);
+    MESSAGE("inner envelope " << inner->gpu.envelope_ms << " ms vs events " << inner_truth
+                              << " ms; outer " << outer->gpu.envelope_ms << " vs " << outer_truth);
+    CHECK(inner->gpu.measured);
+    CHECK(inner->gpu.kernels == 5);
+    CHECK(outer->gpu.kernels == 6);
+    CHECK(inner->gpu.envelope_ms == doctest::Approx(inner_truth).epsilon(0.02));
+    CHECK(outer->gpu.envelope_ms == doctest::Approx(outer_truth).epsilon(0.02));
+    CHECK(inner->gpu.busy_ms == doctest::Approx(1.0).epsilon(0.02));
+    CHECK(r.faults.unattributed_records == 0);
+    cudaStreamDestroy(s);
+  }
+
+  TEST_CASE("two overlapping streams give occupied below busy") {
+    cudaStream_t a, b;
+    CUDA_OK(cudaStreamCreateWithFlags(&a, cudaStreamNonBlocking));
+    CUDA_OK(cudaStreamCreateWithFlags(&b, cudaStreamNonBlocking));
+    auto& c = diffscope::collector::instance();
+    REQUIRE(c.start(quiet()));
+    {
+      DIFFSCOPE_SCOPE("two_streams");
+      spin(1'000'000, a);
+      spin(1'000'000, b);
+    }
+    auto r = c.stop();
+    const auto* s = find_scope(r, "two_streams");
+    REQUIRE(s);
+    MESSAGE("busy " << s->gpu.busy_ms << " occupied " << s->gpu.occupied_ms << " envelope "
+                    << s->gpu.envelope_ms);
+    CHECK(s->gpu.kernels == 2);
+    CHECK(s->gpu.busy_ms == doctest::Approx(2.0).epsilon(0.02));
+    CHECK(s->gpu.occupied_ms < 0.9 * s->gpu.busy_ms);
+    CHECK(s->gpu.envelope_ms >= s->gpu.occupied_ms);
+    cudaStreamDestroy(a);
+    cudaStreamDestroy(b);
+  }
+
+  TEST_CASE("a CPU running ahead still gives equal per-step GPU envelopes") {
+    cudaStream_t s;
+    CUDA_OK(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
+    auto& c = diffscope::collector::instance();
+    REQUIRE(c.start(quiet()));
+    {
+      DIFFSCOPE_STAGE("DenoisingStage");
+      for (int i = 0; i < 10; ++i) {
+        DIFFSCOPE_DENOISE_STEP(i);
+        for (int k = 0; k < 4; ++k) spin(250'000, s);  // 1 ms of GPU work per step
+      }
+    }
+    auto r = c.stop();
+    REQUIRE(r.steps.size() == 10);
+    double host_max = 0;
+    for (const auto& st : r.steps) {
+      CHECK(st.gpu.envelope_ms == doctest::Approx(1.0).epsilon(0.03));
+      host_max = std::max(host_max, st.host_ms);
+    }
+    MESSAGE("step 0 host " << r.steps[0].host_ms << " ms, envelope " << r.steps[0].gpu.envelope_ms
+                           << " ms; max host " << host_max << " ms");
+    // The host only enqueues: its step times say nothing about the 1 ms of GPU work.
+    CHECK(host_max < 0.5);
+    REQUIRE(r.stages.size() == 1);
+    CHECK(r.stages[0].gpu.envelope_ms == doctest::Approx(10.0).epsilon(0.03));
+    cudaStreamDestroy(s);
+  }
+
+  TEST_CASE("a graph captured in scopes A and B and replayed in C attributes to C/A and C/B") {
+    cudaStream_t s;
+    CUDA_OK(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
+    auto& c = diffscope::collector::instance();
+    REQUIRE(c.start(quiet()));
+    cudaGraph_t graph;
+    cudaGraphExec_t exec;
+    CUDA_OK(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal));
+    {
+      DIFFSCOPE_SCOPE("A");
+      spin(100'000, s);
+    }
+    {
+      DIFFSCOPE_SCOPE("B");
+      spin(50'000, s);
+      spin(50'000, s);
+    }
+    CUDA_OK(cudaStreamEndCapture(s, &graph));
+    CUDA_OK(cudaGraphInstantiate(&exec, graph, 0));
+    {
+      DIFFSCOPE_SCOPE("C");
+      for (int i = 0; i < 3; ++i) CUDA_OK(cudaGraphLaunch(exec, s));
+    }
+    auto r = c.stop();
+    const auto* ca = find_scope(r, "C/A");
+    const auto* cb = find_scope(r, "C/B");
+    const auto* cc = find_scope(r, "C");
+    REQUIRE(cc);
+    REQUIRE(ca);
+    REQUIRE(cb);
+    CHECK(cc->gpu.kernels == 9);
+    CHECK(ca->gpu.kernels == 3);
+    CHECK(cb->gpu.kernels == 6);
+    CHECK(ca->gpu.busy_ms == doctest::Approx(0.3).epsilon(0.03));
+    CHECK(cb->gpu.busy_ms == doctest::Approx(0.3).epsilon(0.03));
+    CHECK(r.faults.unattributed_records == 0);
+    cudaGraphExecDestroy(exec);
+    cudaGraphDestroy(graph);
+    cudaStreamDestroy(s);
+  }
+
+  TEST_CASE("eight threads launching at once are never misattributed") {
+    constexpr int threads = 8, launches = 200;
+    auto& c = diffscope::collector::instance();
+    REQUIRE(c.start(quiet()));
+    std::vector<std::thread> pool;
+    for (int t = 0; t < threads; ++t) {
+      pool.emplace_back([t] {
+        cudaStream_t s;
+        cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking);
+        {
+          const std::string name = "thread" + std::to_string(t);
+          diffscope::scope sc{name};
+          for (int i = 0; i < launches; ++i) spin(2'000ull * (t + 1), s);
+        }
+        cudaStreamSynchronize(s);
+        cudaStreamDestroy(s);
+      });
+    }
+    for (auto& th : pool) th.join();
+    auto r = c.stop();
+    for (int t = 0; t < threads; ++t) {
+      const auto* s = find_scope(r, "thread" + std::to_string(t));
+      REQUIRE(s);
+      CHECK(s->gpu.kernels == launches);
+      // Each kernel spins (t + 1) * 2 us: a kernel from another thread would show here.
+      CHECK(s->gpu.busy_ms == doctest::Approx(launches * (t + 1) * 2e-3).epsilon(0.1));
+    }
+    CHECK(r.faults.unattributed_records == 0);
+  }
+
+  TEST_CASE("copies and sets are attributed with their bytes") {
+    void* d = nullptr;
+    CUDA_OK(cudaMalloc(&d, 1 << 20));
+    std::vector<char> h(1 << 20, 1);
+    auto& c = diffscope::collector::instance();
+    REQUIRE(c.start(quiet()));
+    {
+      DIFFSCOPE_SCOPE("copies");
+      CUDA_OK(cudaMemcpy(d, h.data(), h.size(), cudaMemcpyHostToDevice));
+      CUDA_OK(cudaMemset(d, 0, 1 << 20));
+    }
+    auto r = c.stop();
+    const auto* s = find_scope(r, "copies");
+    REQUIRE(s);
+    CHECK(s->gpu.memcpys == 1);
+    CHECK(s->gpu.memsets == 1);
+    CHECK(s->gpu.bytes == 2u << 20);
+    cudaFree(d);
+  }
+
+  TEST_CASE("another CUPTI subscriber is named and host timings go on") {
+    CUpti_SubscriberHandle other = nullptr;
+    CUpti_SubscriberParams params{};
+    params.structSize = CUpti_SubscriberParams_STRUCT_SIZE;
+    params.subscriberName = "test-profiler";
+    REQUIRE(cuptiSubscribe_v2(
+                &other, [](void*, CUpti_CallbackDomain, CUpti_CallbackId, const void*) {}, nullptr,
+                &params) == CUPTI_SUCCESS);
+    auto& c = diffscope::collector::instance();
+    CHECK_FALSE(c.start(quiet()));
+    { DIFFSCOPE_SCOPE("held"); }
+    auto r = c.stop();
+    cuptiUnsubscribe(other);
+    MESSAGE("reason: " << r.status.reason << " holder: " << r.status.cupti_holder);
+    CHECK_FALSE(r.status.gpu_timing);
+    CHECK(r.status.cupti_holder.find("test-profiler") != std::string::npos);
+    REQUIRE(find_scope(r, "held"));
+    CHECK(find_scope(r, "held")->host.calls == 1);
+    // And CUPTI is ours again once released.
+    CHECK(c.start(quiet()));
+    c.stop();
+  }
+
+  TEST_CASE("a process that exits with kernels in flight loses no record") {
+    const std::string dump = "diffscope_exit_app_dump.json";
+    std::remove(dump.c_str());
+    const std::string cmd = std::string("DIFFSCOPE_DUMP=") + dump + " " + DIFFSCOPE_EXIT_APP;
+    REQUIRE(std::system(cmd.c_str()) == 0);
+    std::ifstream f(dump);
+    REQUIRE(f.good());
+    const auto j = nlohmann::json::parse(f);
+    const auto& ds = j.at("diffscope");
+    CHECK(ds.at("status").at("gpu_timing").get<bool>());
+    bool found = false;
+    for (const auto& s : ds.at("scopes")) {
+      if (s.at("path") == "in_flight") {
+        found = true;
+        CHECK(s.at("gpu").at("kernels").get<int>() == 20);
+      }
+    }
+    CHECK(found);
+  }
+}
