@@ -1,6 +1,7 @@
 // Host cost of a kernel launch under CUPTI: (a) no CUPTI, (b) bare CUPTI concurrent-kernel
 // activity tracing, (c) the diffscope cupti_source (activity tracing + launch and graph
-// callbacks) with a sink that does nothing. Prints ns per launch and the ratio c/b.
+// callbacks) with a sink that does nothing, (d) the whole collector (the aggregator as sink),
+// launching inside a scope. Prints ns per launch and the ratios c/b and d/b.
 // Only the host time of the launch calls is measured: launches go in batches short enough
 // not to fill the launch queue, and the wait for the GPU between batches is not timed.
 // Exits 77 without a GPU. Usage: bench_cupti_launch [launches=100000]
@@ -14,6 +15,7 @@
 #include <cuda_runtime_api.h>
 #include <cupti.h>
 
+#include <diffscope/collector.hpp>
 #include <diffscope/detail/clock.hpp>
 #include <diffscope/detail/cupti_source.hpp>
 
@@ -96,7 +98,8 @@ int main(int argc, char** argv) {
 
   // The three configurations in turn, `rounds` times, best of each: drift (clocks, other
   // tenants of the machine) then hits all three alike.
-  double a = 1e300, b = 1e300, c = 1e300;
+  double a = 1e300, b = 1e300, c = 1e300, d = 1e300;
+  std::uint64_t d_kernels = 0;
   std::uint64_t b_records = 0;
   null_sink sink;
   ds::cupti_counter_values counters;
@@ -129,6 +132,20 @@ int main(int argc, char** argv) {
     source.flush(true);
     counters = ds::snapshot(source.counters());
     source.stop();
+
+    auto& coll = diffscope::collector::instance();
+    if (!coll.start(diffscope::collector_options{})) {
+      std::fprintf(stderr, "collector: no GPU timing\n");
+      return 1;
+    }
+    {
+      DIFFSCOPE_SCOPE("launches");
+      ns_per_launch(batch, 1);
+      d = std::min(d, ns_per_launch(launches, 1));
+    }
+    const auto r = coll.stop();
+    for (const auto& sc : r.scopes)
+      if (sc.path == "launches") d_kernels = sc.gpu.kernels;
   }
 
   std::printf("bench_cupti_launch: %s, %d launches, best of %d interleaved rounds, batches of %d\n",
@@ -137,8 +154,12 @@ int main(int argc, char** argv) {
   std::printf("%-52s %10.1f\n", "(a) no CUPTI", a);
   std::printf("%-52s %10.1f\n", "(b) CUPTI CONCURRENT_KERNEL activity only", b);
   std::printf("%-52s %10.1f\n", "(c) diffscope cupti_source, null sink", c);
+  std::printf("%-52s %10.1f\n", "(d) diffscope collector, launches in a scope", d);
   std::printf("ratio c/b = %.3f   (c-b = %.1f ns/launch; b-a = %.1f ns/launch)\n", c / b, c - b,
               b - a);
+  std::printf(
+      "ratio d/b = %.3f   (d-b = %.1f ns/launch); (d) attributed %llu kernels to the scope\n",
+      d / b, d - b, static_cast<unsigned long long>(d_kernels));
   std::printf(
       "last round: (b) %llu kernel records; (c) %llu kernels to the sink, %llu records, "
       "%llu launch callbacks (%llu nested same-id, %llu aliased), sampled mean %.1f ns\n",

@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# Everything that needs a GPU, in one command (one device lease): configure and build in
+# Release for sm_90, run every test (GPU ones included), check the toy DiT's GPU kernels
+# against its CPU reference, run the README's main job, and run the GPU benchmarks.
+# Logs go to $OUT (or out/gpu); a summary is printed last.
+#
+#   bash bench/gpu_suite.sh
+#
+# Optional: a .devdeps/usr prefix with doctest, nlohmann_json and Google Benchmark, for GPU
+# machines whose image lacks them (see docs/gpu.md).
+set -uo pipefail
+out=${OUT:-$PWD/out/gpu}
+mkdir -p "$out"
+summary="$out/summary.txt"
+logs=$(mktemp -d)  # configure and build logs: printed on failure, not kept (8 files come back)
+: >"$summary"
+note() { echo "$*" | tee -a "$summary"; }
+
+prefix_args=()
+if [ -d .devdeps/usr ]; then
+  prefix_args=(-DCMAKE_PREFIX_PATH="$PWD/.devdeps/usr")
+  export LD_LIBRARY_PATH="$PWD/.devdeps/usr/lib/x86_64-linux-gnu:${LD_LIBRARY_PATH:-}"
+fi
+export PATH="/usr/local/cuda/bin:$PATH"
+
+note "gpu_suite: $(date -u +%Y-%m-%dT%H:%M:%SZ) commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet 2>/dev/null || echo +dirty)"
+nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>&1 | sed 's/^/gpu: /' | tee -a "$summary"
+
+start=$(date +%s)
+if ! cmake -S . -B build-gpu -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES=90 \
+  -DDIFFSCOPE_BUILD_BENCHMARKS=ON -DDIFFSCOPE_PACKAGE_TESTS=OFF "${prefix_args[@]}" \
+  >"$logs/configure.log" 2>&1; then
+  tail -40 "$logs/configure.log"
+  note "configure: FAILED"
+  exit 1
+fi
+if ! cmake --build build-gpu -j "$(nproc)" >"$logs/build.log" 2>&1; then
+  grep -E "error|FAILED" -A3 "$logs/build.log" | head -80
+  note "build: FAILED"
+  exit 1
+fi
+note "build: ok in $(($(date +%s) - start)) s"
+
+# Every test but the ones that download (no network on GPU machines).
+ctest --test-dir build-gpu -LE network --output-on-failure -j 4 >"$out/ctest.log" 2>&1
+note "ctest: $(grep -E 'tests passed|tests failed' "$out/ctest.log")"
+grep -E "\*\*\*(Failed|Skipped|Not Run)|Exception" "$out/ctest.log" | tee -a "$summary"
+# The GPU tests again with their MESSAGE lines (measured against ground truth).
+for t in test_collector_gpu test_cupti_source_gpu; do
+  echo "==== $t -s" >>"$out/gpu_tests.log"
+  build-gpu/tests/$t -s >"$out/$t.tmp" 2>&1
+  rc=$?
+  cat "$out/$t.tmp" >>"$out/gpu_tests.log"
+  note "$t: exit $rc $(grep -E '^\[doctest\] (test cases|assertions)' "$out/$t.tmp" | tr '\n' ' ')"
+  grep "MESSAGE:" "$out/$t.tmp" | sed 's/^.*MESSAGE: /  /' | tee -a "$summary"
+  grep -B3 -A3 "ERROR:" "$out/$t.tmp" | head -40 | tee -a "$summary"
+  rm -f "$out/$t.tmp"
+done
+toy=build-gpu/examples/toy_dit/toy_dit
+$toy --check >"$out/toy_dit_check.tmp" 2>&1
+note "toy_dit --check: exit $? $(tail -1 "$out/toy_dit_check.tmp")"
+rm -f "$out/toy_dit_check.tmp"
+
+# The README's main job on the GPU.
+rm -rf build-gpu/out
+$toy --dump build-gpu/out/perf.json --trace build-gpu/out/trace.json --summary \
+  >"$out/main_job.log" 2>&1
+note "main job: exit $?"
+cp build-gpu/out/perf.json "$out/main_job_perf.json" 2>/dev/null
+gzip -c build-gpu/out/trace.json >"$out/main_job_trace.json.gz" 2>/dev/null
+
+{
+  build-gpu/bench/bench_collector_gpu
+  build-gpu/bench/bench_cupti_launch 100000
+  if [ -x build-gpu/bench/bench_scope ]; then
+    env -u NVTX_INJECTION64_PATH build-gpu/bench/bench_scope --benchmark_repetitions=5 \
+      --benchmark_report_aggregates_only=true --benchmark_format=console 2>&1 | grep -E "median|Benchmark|^---"
+    build-gpu/bench/bench_scope_disabled --benchmark_repetitions=5 \
+      --benchmark_report_aggregates_only=true 2>&1 | grep -E "median"
+  fi
+  bash bench/toy_dit_overhead.sh $toy 5 --tokens 4096 --dim 1024 --heads 16 --blocks 4 --steps 10
+  bash bench/toy_dit_overhead.sh $toy 5 --tokens 64 --dim 128 --heads 2 --blocks 4 --steps 50
+} >"$out/bench.log" 2>&1
+note "benchmarks:"
+sed 's/^/  /' "$out/bench.log" | tee -a "$summary" >/dev/null
+note "total: $(($(date +%s) - start)) s"
+echo "==================== summary ===================="
+cat "$summary"
+echo "==================== main job (GPU) ====================="
+head -60 "$out/main_job.log"
