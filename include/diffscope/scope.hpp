@@ -157,12 +157,15 @@ class scope {
   struct step_tag {};
   scope(step_tag, std::int64_t step) noexcept {
     char buf[48];
+    const nvtxDomainHandle_t d = detail::domain();
     nvtxEventAttributes_t a = detail::make_attributes(category::denoise_step);
     a.messageType = NVTX_MESSAGE_TYPE_ASCII;
-    a.message.ascii = detail::format_step_name(buf, step);
+    // NVTX hands out a null domain only when no tool is attached (or one without domain
+    // support): then the name is never read, so skip formatting it (about 7 ns per step).
+    a.message.ascii = d != nullptr ? detail::format_step_name(buf, step) : denoise_step_prefix;
     a.payloadType = NVTX_PAYLOAD_TYPE_INT64;
     a.payload.llValue = step;
-    nvtxDomainRangePushEx(detail::domain(), &a);
+    nvtxDomainRangePushEx(d, &a);
   }
 };
 

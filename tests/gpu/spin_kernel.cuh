@@ -27,4 +27,13 @@ inline void spin(std::uint64_t ns, cudaStream_t stream = nullptr) {
 
 __global__ void empty_kernel() {}
 
+/// A spin kernel whose name carries a tag (`_Z11tagged_spinILi<T>EEvm`), so a test can tell
+/// from a kernel record alone which thread launched it.
+template <int T>
+__global__ void tagged_spin(std::uint64_t ns) {
+  const std::uint64_t start = global_timer_ns();
+  while (global_timer_ns() - start < ns) {
+  }
+}
+
 }  // namespace diffscope_test

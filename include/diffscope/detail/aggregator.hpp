@@ -24,6 +24,7 @@
 #include <atomic>
 #include <cstdint>
 #include <cstring>
+#include <deque>
 #include <limits>
 #include <map>
 #include <memory>
@@ -134,6 +135,7 @@ class aggregator final : public activity_sink {
  public:
   explicit aggregator(aggregator_options options = {})
       : options_(options), epoch_(next_epoch()), origin_ns_(now_ns()) {
+    step_name_id_ = intern(step_scope_name);
     trace_.enabled = options.keep_trace;
     trace_.cap = options.trace_cap;
     trace_.origin_ns = origin_ns_;
@@ -145,6 +147,9 @@ class aggregator final : public activity_sink {
   aggregator& operator=(const aggregator&) = delete;
 
   std::uint64_t origin_ns() const noexcept { return origin_ns_; }
+  /// Name id of the canonical step scope name, interned up front: steps arrive with a
+  /// formatted name every time and must not pay a lookup for it.
+  std::uint32_t step_name_id() const noexcept { return step_name_id_; }
 
   // ---- names ------------------------------------------------------------------------------
 
@@ -193,14 +198,20 @@ class aggregator final : public activity_sink {
   /// Closes the innermost open range of `dom` on this thread.
   popped pop(range_domain dom, std::uint64_t t_ns) {
     thread_state& ts = local();
-    auto it = std::find_if(ts.stack.rbegin(), ts.stack.rend(),
-                           [dom](const frame& f) { return f.domain == dom; });
-    if (it == ts.stack.rend()) {
-      unbalanced_pops_.fetch_add(1, std::memory_order_relaxed);
-      return {};
+    frame f;
+    if (!ts.stack.empty() && ts.stack.back().domain == dom) {  // the usual, nested case
+      f = ts.stack.back();
+      ts.stack.pop_back();
+    } else {  // ranges of two domains crossing: close the innermost one of this domain
+      auto it = std::find_if(ts.stack.rbegin(), ts.stack.rend(),
+                             [dom](const frame& x) { return x.domain == dom; });
+      if (it == ts.stack.rend()) {
+        unbalanced_pops_.fetch_add(1, std::memory_order_relaxed);
+        return {};
+      }
+      f = *it;
+      ts.stack.erase(std::next(it).base());
     }
-    const frame f = *it;
-    ts.stack.erase(std::next(it).base());
     ts.open.store(ts.stack.size(), std::memory_order_relaxed);
     popped p;
     p.ok = true;
@@ -233,19 +244,17 @@ class aggregator final : public activity_sink {
       p.launch_ns = launch_ns;
       if (!ts.stack.empty() && ts.stack.back().node != no_node) {
         p.instance = ensure_instances(ts);
-        for (std::uint64_t id = p.instance; id != 0;) {
-          instance& in = instances_.at(id);
-          ++in.launches;
+        for (instance* in = find_instance(p.instance); in != nullptr;
+             in = find_instance(in->parent)) {
+          ++in->launches;
           if (kind == launch_kind::graph) {
-            in.open_ended = true;
+            in->open_ended = true;
           } else {
-            ++in.expected;
+            ++in->expected;
           }
-          id = in.parent;
         }
       }
-      pending_.emplace(correlation_id, p);
-      if (pending_.size() > prune_threshold_) prune_pending(correlation_id);
+      pending_.insert(correlation_id, p);
     } catch (...) {
       internal_errors_.fetch_add(1, std::memory_order_relaxed);
     }
@@ -312,11 +321,8 @@ class aggregator final : public activity_sink {
   /// Finalises every instance still waiting for operations (call after the last flush).
   void finalize_all() {
     std::lock_guard<std::mutex> g(mutex_);
-    std::vector<std::uint64_t> ids;
-    ids.reserve(instances_.size());
-    for (auto& kv : instances_) ids.push_back(kv.first);
-    std::sort(ids.begin(), ids.end());
-    for (std::uint64_t id : ids) finalize(id);
+    for (instance& in : slots_)
+      if (in.live) finalize(in.id);
     pending_.clear();
     aliases_.clear();
   }
@@ -407,11 +413,11 @@ class aggregator final : public activity_sink {
   std::uint64_t internal_errors() const noexcept { return internal_errors_.load(); }
   std::size_t instances_in_flight() const {
     std::lock_guard<std::mutex> g(mutex_);
-    return instances_.size();
+    return live_instances_;
   }
   std::size_t pending_launches() const {
     std::lock_guard<std::mutex> g(mutex_);
-    return pending_.size();
+    return pending_.count();
   }
 
  private:
@@ -473,6 +479,12 @@ class aggregator final : public activity_sink {
     return *r;
   }
 
+  struct pending {
+    std::uint64_t instance = 0;  // 0: launched outside any scope
+    launch_kind kind = launch_kind::kernel;
+    std::uint64_t thread = 0, launch_ns = 0;
+  };
+
   struct instance {
     std::uint64_t parent = 0;
     std::uint32_t node = no_node;
@@ -485,13 +497,68 @@ class aggregator final : public activity_sink {
     std::uint64_t first = std::numeric_limits<std::uint64_t>::max(), last = 0;
     gpu_acc gpu;  // busy, counts, bytes (occupied/envelope computed at finalise)
     std::vector<interval> intervals;
-    std::unordered_map<std::uint32_t, std::uint64_t> grafted;  // graph scope node -> instance
+    std::size_t compact_at = compact_threshold;  // next interval count that triggers a merge
+    std::vector<std::pair<std::uint32_t, std::uint64_t>> grafted;  // graph scope node -> id
+    std::uint64_t id = 0;  // (generation << 32) | (slot + 1); 0 = none
+    bool live = false;
   };
 
-  struct pending {
-    std::uint64_t instance = 0;  // 0: launched outside any scope
-    launch_kind kind = launch_kind::kernel;
-    std::uint64_t thread = 0, launch_ns = 0;
+  // Launches waiting for their records, by correlation id: a direct-mapped table (no
+  // allocation per launch) with an overflow map for the rare collision.
+  class pending_table {
+   public:
+    struct entry {
+      std::uint32_t correlation_id = 0;
+      bool used = false;
+      pending p;
+    };
+    pending_table() : table_(size) {}
+    void insert(std::uint32_t id, const pending& p) {
+      entry& e = table_[id & (size - 1)];
+      if (e.used && e.correlation_id != id) {
+        overflow_[e.correlation_id] = e.p;  // an older launch still waiting
+        if (overflow_.size() > prune_threshold_) prune(id);
+      }
+      if (!e.used) ++used_;
+      e = entry{id, true, p};
+    }
+    pending* find(std::uint32_t id) {
+      entry& e = table_[id & (size - 1)];
+      if (e.used && e.correlation_id == id) return &e.p;
+      auto it = overflow_.find(id);
+      return it == overflow_.end() ? nullptr : &it->second;
+    }
+    void erase(std::uint32_t id) {
+      entry& e = table_[id & (size - 1)];
+      if (e.used && e.correlation_id == id) {
+        e.used = false;
+        --used_;
+        return;
+      }
+      overflow_.erase(id);
+    }
+    void clear() {
+      for (entry& e : table_) e.used = false;
+      used_ = 0;
+      overflow_.clear();
+    }
+    std::size_t count() const { return used_ + overflow_.size(); }
+
+   private:
+    static constexpr std::size_t size = 1u << 16;
+    // Launches that never produced a record (a zero-byte copy, a failed launch) would pile
+    // up: drop those far older than the newest id.
+    void prune(std::uint32_t newest) {
+      for (auto it = overflow_.begin(); it != overflow_.end();) {
+        if (newest - it->first > prune_threshold_ / 2)
+          it = overflow_.erase(it);
+        else
+          ++it;
+      }
+    }
+    std::vector<entry> table_;
+    std::size_t used_ = 0;
+    std::unordered_map<std::uint32_t, pending> overflow_;
   };
 
   struct kernel_key {
@@ -648,12 +715,9 @@ class aggregator final : public activity_sink {
         ++s.calls;
         s.host_ns += dur;
       }
-      if (f.instance != 0) {
-        auto it = instances_.find(f.instance);
-        if (it != instances_.end()) {
-          it->second.closed = true;
-          maybe_finalize(f.instance);
-        }
+      if (instance* in = find_instance(f.instance)) {
+        in->closed = true;
+        maybe_finalize(f.instance);
       }
       if (trace_.enabled) {
         if (trace_.ranges.size() + trace_.ops.size() < trace_.cap) {
@@ -682,14 +746,13 @@ class aggregator final : public activity_sink {
     for (frame& f : ts.stack) {
       if (f.node == no_node) continue;
       if (f.instance == 0) {
-        instance in;
+        instance& in = create_instance();
         in.parent = parent;
         in.node = f.node;
         in.is_step = f.is_step;
         in.step = f.step;
         if (node_at(f.node).cat == category::stage) in.stage = f.stage;
-        f.instance = ++instance_count_;
-        instances_.emplace(f.instance, std::move(in));
+        f.instance = in.id;
       }
       parent = f.instance;
     }
@@ -698,8 +761,8 @@ class aggregator final : public activity_sink {
 
   void ingest(const gpu_op& op, std::uint32_t op_name) {
     std::uint32_t id = op.correlation_id;
-    auto pit = pending_.find(id);
-    if (pit == pending_.end()) {
+    pending* pit = pending_.find(id);
+    if (pit == nullptr) {
       auto ait = aliases_.find(id);
       if (ait != aliases_.end()) {
         id = ait->second;
@@ -707,62 +770,103 @@ class aggregator final : public activity_sink {
       }
     }
     std::uint64_t inst = 0;
-    std::uint32_t leaf_node = no_node;
-    bool attributed = pit != pending_.end();
-    if (attributed) {
-      inst = pit->second.instance;
-      if (trace_.enabled) add_trace_op(op, op_name, pit->second);
-      if (pit->second.kind != launch_kind::graph) pending_.erase(pit);  // one record per launch
+    if (pit != nullptr) {
+      inst = pit->instance;
+      if (trace_.enabled) add_trace_op(op, op_name, *pit);
+      if (pit->kind != launch_kind::graph) pending_.erase(id);  // one record per launch
     } else {
       ++unattributed_;
       if (trace_.enabled) add_trace_op(op, op_name, pending{});
     }
-    if (inst != 0 && instances_.find(inst) == instances_.end()) {
+    if (inst != 0 && find_instance(inst) == nullptr) {
       ++late_records_;  // finalised already: counted in totals below, not in the scope
       inst = 0;
     }
     if (inst != 0 && op.graph_node_id != 0) inst = grafted_instance(inst, op.graph_node_id);
-    if (inst != 0) leaf_node = instances_.at(inst).node;
+    instance* leaf = find_instance(inst);
 
     const std::uint64_t dur = op.end_ns - op.start_ns;
-    kernel_acc& k = kernels_[kernel_key{op_name, leaf_node, op.kind}];
+    kernel_acc& k = kernels_[kernel_key{op_name, leaf ? leaf->node : no_node, op.kind}];
     ++k.count;
     k.total += dur;
     k.min = std::min(k.min, dur);
     k.max = std::max(k.max, dur);
 
-    std::uint64_t finish_from = 0;
-    for (std::uint64_t cur = inst; cur != 0;) {
-      instance& in = instances_.at(cur);
-      in.first = std::min(in.first, op.start_ns);
-      in.last = std::max(in.last, op.end_ns);
-      in.gpu.busy += dur;
-      in.gpu.bytes += op.bytes;
+    for (instance* in = leaf; in != nullptr; in = find_instance(in->parent)) {
+      in->first = std::min(in->first, op.start_ns);
+      in->last = std::max(in->last, op.end_ns);
+      in->gpu.busy += dur;
+      in->gpu.bytes += op.bytes;
       switch (op.kind) {
         case op_kind::kernel:
-          ++in.gpu.kernels;
+          ++in->gpu.kernels;
           break;
         case op_kind::memcpy:
-          ++in.gpu.memcpys;
+          ++in->gpu.memcpys;
           break;
         case op_kind::memset:
-          ++in.gpu.memsets;
+          ++in->gpu.memsets;
           break;
       }
-      in.intervals.emplace_back(op.start_ns, op.end_ns);
-      if (in.intervals.size() > compact_threshold) compact_intervals(in.intervals);
-      if (op.graph_node_id == 0) ++in.received;
-      if (finish_from == 0) finish_from = cur;
-      cur = in.parent;
+      in->intervals.emplace_back(op.start_ns, op.end_ns);
+      if (in->intervals.size() >= in->compact_at) {
+        // Merging keeps the union; the next merge waits until the list doubles, so a long
+        // scope with disjoint intervals costs amortised O(log n) per operation, not a sort.
+        compact_intervals(in->intervals);
+        in->compact_at = std::max(compact_threshold, 2 * in->intervals.size());
+      }
+      if (op.graph_node_id == 0) ++in->received;
     }
     // Finalise the chain bottom-up where complete.
-    for (std::uint64_t cur = finish_from; cur != 0;) {
-      auto it = instances_.find(cur);
-      if (it == instances_.end()) break;
-      const std::uint64_t parent = it->second.parent;
+    for (std::uint64_t cur = leaf ? leaf->id : 0; cur != 0;) {
+      const instance* in = find_instance(cur);
+      if (in == nullptr) break;
+      const std::uint64_t parent = in->parent;
       maybe_finalize(cur);
       cur = parent;
     }
+  }
+
+  // Instances live in a pool of slots (stable addresses: a deque) reused through a free list;
+  // an id carries its slot's generation, so a stale id (a late record) finds nothing.
+  instance* find_instance(std::uint64_t id) {
+    if (id == 0) return nullptr;
+    const std::size_t slot = (id & 0xffffffffu) - 1;
+    if (slot >= slots_.size()) return nullptr;
+    instance& in = slots_[slot];
+    return in.live && in.id == id ? &in : nullptr;
+  }
+
+  instance& create_instance() {
+    std::size_t slot;
+    if (!free_slots_.empty()) {
+      slot = free_slots_.back();
+      free_slots_.pop_back();
+    } else {
+      slot = slots_.size();
+      slots_.emplace_back();
+    }
+    instance& in = slots_[slot];
+    const std::uint64_t generation = (in.id >> 32) + 1;
+    std::vector<interval> keep;
+    keep.swap(in.intervals);
+    in = instance{};
+    if (keep.capacity() <= 64) {  // reuse small buffers, give big ones back (a pooled slot
+                                  // must not pin a long scope's interval list)
+      keep.clear();
+      in.intervals.swap(keep);
+    }
+    in.id = (generation << 32) | (slot + 1);
+    in.live = true;
+    ++live_instances_;
+    return in;
+  }
+
+  void release_instance(instance& in) {
+    in.live = false;
+    in.grafted.clear();
+    --live_instances_;
+    free_slots_.push_back((in.id & 0xffffffffu) - 1);
   }
 
   // The instance of the capture-time scope path of a graph node, grafted under `launch`.
@@ -774,58 +878,57 @@ class aggregator final : public activity_sink {
     for (std::uint32_t n = git->second; n != no_node; n = node_at(n).parent) chain.push_back(n);
     std::uint64_t cur = launch;
     for (auto it = chain.rbegin(); it != chain.rend(); ++it) {
-      instance& parent = instances_.at(cur);
+      instance& parent = *find_instance(cur);
       const node& captured = node_at(*it);
       const std::uint32_t grafted_node =
           find_or_create_node(parent.node, captured.name_id, captured.cat, captured.domain);
-      auto found = parent.grafted.find(grafted_node);
+      auto found = std::find_if(parent.grafted.begin(), parent.grafted.end(),
+                                [&](const auto& g) { return g.first == grafted_node; });
       if (found != parent.grafted.end()) {
         cur = found->second;
         continue;
       }
-      instance in;
+      instance& in = create_instance();  // a deque: `parent` stays valid
       in.parent = cur;
       in.node = grafted_node;
       in.step = parent.step;
       in.closed = true;
       in.open_ended = true;  // finalised with the launch scope at stop
-      const std::uint64_t id = ++instance_count_;
-      instances_.emplace(id, std::move(in));
-      instances_.at(cur).grafted.emplace(grafted_node, id);
+      parent.grafted.emplace_back(grafted_node, in.id);
       // One "call" of a grafted scope per replay that ran it.
       node& gn = node_at(grafted_node);
-      std::lock_guard<spin_lock> g(gn.host_lock);
-      ++gn.host.calls;
-      cur = id;
+      {
+        std::lock_guard<spin_lock> g(gn.host_lock);
+        ++gn.host.calls;
+      }
+      cur = in.id;
     }
     return cur;
   }
 
   void maybe_finalize(std::uint64_t id) {
-    auto it = instances_.find(id);
-    if (it == instances_.end()) return;
-    const instance& in = it->second;
-    if (in.closed && !in.open_ended && in.received >= in.expected && in.grafted.empty())
+    const instance* in = find_instance(id);
+    if (in != nullptr && in->closed && !in->open_ended && in->received >= in->expected &&
+        in->grafted.empty())
       finalize(id);
   }
 
   void finalize(std::uint64_t id) {
-    auto it = instances_.find(id);
-    if (it == instances_.end()) return;
-    instance& in = it->second;
+    instance* in = find_instance(id);
+    if (in == nullptr) return;
     // Grafted children first: they hold part of this instance's graph work.
-    for (auto& kv : in.grafted) finalize(kv.second);
-    gpu_acc acc = in.gpu;
-    if (in.last > 0) {
-      acc.envelope = in.last - in.first;
-      acc.occupied = union_length(in.intervals);
+    for (const auto& g : in->grafted) finalize(g.second);
+    gpu_acc acc = in->gpu;
+    if (in->last > 0) {
+      acc.envelope = in->last - in->first;
+      acc.occupied = union_length(in->intervals);
     }
-    node& n = node_at(in.node);
+    node& n = node_at(in->node);
     n.gpu.add(acc);
-    n.launches += in.launches;
-    if (in.is_step) steps_[in.step].gpu.add(acc);
-    if (in.stage >= 0) stages_[static_cast<std::size_t>(in.stage)].gpu.add(acc);
-    instances_.erase(it);
+    n.launches += in->launches;
+    if (in->is_step) steps_[in->step].gpu.add(acc);
+    if (in->stage >= 0) stages_[static_cast<std::size_t>(in->stage)].gpu.add(acc);
+    release_instance(*in);
   }
 
   void add_trace_op(const gpu_op& op, std::uint32_t op_name, const pending& p) {
@@ -836,12 +939,9 @@ class aggregator final : public activity_sink {
     trace_op t;
     t.name = name_of(op_name);
     t.kind = kind_label(op.kind);
-    if (p.instance != 0) {
-      auto it = instances_.find(p.instance);
-      if (it != instances_.end()) {
-        t.scope_path = node_at(it->second.node).path;
-        t.step = it->second.step;
-      }
+    if (const instance* in = find_instance(p.instance)) {
+      t.scope_path = node_at(in->node).path;
+      t.step = in->step;
     }
     t.device = op.device_id;
     t.stream = op.stream_id;
@@ -854,20 +954,10 @@ class aggregator final : public activity_sink {
     trace_.ops.push_back(std::move(t));
   }
 
-  // Launches that never produced a record (a zero-byte copy, a failed launch) would pile up:
-  // drop those far older than the newest id.
-  void prune_pending(std::uint32_t newest) {
-    for (auto it = pending_.begin(); it != pending_.end();) {
-      if (newest - it->first > prune_threshold_ / 2)
-        it = pending_.erase(it);
-      else
-        ++it;
-    }
-  }
-
   aggregator_options options_;
   const std::uint64_t epoch_;
   const std::uint64_t origin_ns_;
+  std::uint32_t step_name_id_ = 0;
 
   mutable std::mutex names_mutex_;
   std::vector<std::unique_ptr<std::string>> names_;
@@ -882,9 +972,10 @@ class aggregator final : public activity_sink {
   std::atomic<std::uint64_t> thread_count_{0};
 
   mutable std::mutex mutex_;  // everything below
-  std::unordered_map<std::uint64_t, instance> instances_;
-  std::uint64_t instance_count_ = 0;
-  std::unordered_map<std::uint32_t, pending> pending_;
+  std::deque<instance> slots_;
+  std::vector<std::size_t> free_slots_;
+  std::size_t live_instances_ = 0;
+  pending_table pending_;
   std::unordered_map<std::uint32_t, std::uint32_t> aliases_;
   std::unordered_map<std::uint64_t, std::uint32_t> graph_nodes_;
   std::unordered_map<kernel_key, kernel_acc, kernel_key_hash> kernels_;

@@ -9,8 +9,10 @@
 namespace diffscope::detail {
 
 /// Quantiles of nanosecond durations: exact while there are at most `exact_limit` samples,
-/// then a log-bucketed histogram (buckets 2% wide, geometric midpoints) whose quantiles are
-/// within 1% of the true sample; memory stays under ~6 KB however many samples arrive.
+/// then a log-linear histogram (each power of two split into 64 equal buckets, read at their
+/// midpoints) whose quantiles are within 0.8% of the true sample. Integer arithmetic only
+/// (this runs at every scope exit); memory grows with the largest duration seen, about
+/// 4 KB for millisecond scopes, 9 KB at most.
 class duration_histogram {
  public:
   static constexpr std::size_t exact_limit = 256;
@@ -47,18 +49,33 @@ class duration_histogram {
     std::uint64_t seen = 0;
     for (std::size_t i = 0; i < buckets_.size(); ++i) {
       seen += buckets_[i];
-      if (seen > rank) return i == 0 ? 0.0 : std::exp((static_cast<double>(i) - 0.5) * log_base);
+      if (seen > rank) return bucket_midpoint(i);
     }
-    return std::exp((static_cast<double>(buckets_.size()) - 0.5) * log_base);
+    return bucket_midpoint(buckets_.size() - 1);
   }
 
  private:
-  static constexpr double log_base = 0.0198026272961797;  // ln(1.02)
+  static constexpr unsigned sub_bits = 6;  // 64 buckets per power of two
+  static constexpr std::uint64_t linear_limit = 1u << sub_bits;
+
+  // Values below 64 ns get a bucket each; above, bucket = 64 + 64 * (e - 6) + the six bits
+  // after the leading one, e being the leading bit's position.
+  static std::size_t bucket_of(std::uint64_t ns) noexcept {
+    if (ns < linear_limit) return static_cast<std::size_t>(ns);
+    const unsigned e = 63u - static_cast<unsigned>(__builtin_clzll(ns));
+    const std::uint64_t sub = (ns >> (e - sub_bits)) & (linear_limit - 1);
+    return static_cast<std::size_t>(linear_limit + (e - sub_bits) * linear_limit + sub);
+  }
+  static double bucket_midpoint(std::size_t i) noexcept {
+    if (i < linear_limit) return static_cast<double>(i);
+    const std::size_t e = (i - linear_limit) / linear_limit + sub_bits;
+    const std::size_t sub = (i - linear_limit) % linear_limit;
+    return (static_cast<double>(linear_limit + sub) + 0.5) *
+           std::ldexp(1.0, static_cast<int>(e - sub_bits));
+  }
 
   void bucket_add(std::uint64_t ns) {
-    // Bucket 0 holds 0 ns; bucket i >= 1 holds [1.02^(i-1), 1.02^i).
-    const std::size_t i =
-        ns == 0 ? 0 : static_cast<std::size_t>(std::log(static_cast<double>(ns)) / log_base) + 1;
+    const std::size_t i = bucket_of(ns);
     if (i >= buckets_.size()) buckets_.resize(i + 1, 0);
     ++buckets_[i];
   }

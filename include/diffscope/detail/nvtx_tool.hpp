@@ -112,7 +112,9 @@ inline void nvtx_push(std::optional<range_domain> dom, std::string_view name, st
                                    ? classify_diffscope_domain(name, cat_id, payload)
                                    : classify_default_domain(name);
     std::uint32_t id;
-    if (registered != nullptr && c.name.data() == name.data() && c.name.size() == name.size())
+    if (c.step)
+      id = agg->step_name_id();
+    else if (registered != nullptr && c.name.data() == name.data() && c.name.size() == name.size())
       id = registered_name_id(*agg, st.sink_epoch.load(std::memory_order_relaxed), *registered);
     else
       id = agg->intern(c.name);
@@ -192,6 +194,12 @@ inline int NVTX_API nvtx_domain_range_push_ex(nvtxDomainHandle_t d,
                                               const nvtxEventAttributes_t* a) {
   const auto dom = collected_domain(d);
   if (!dom) return 0;
+  if (a != nullptr && a->messageType == NVTX_MESSAGE_TYPE_REGISTERED &&
+      a->message.registered != nullptr) {  // the macros' path: no string to build
+    auto* reg = reinterpret_cast<nvtx_string_record*>(a->message.registered);
+    nvtx_push(dom, reg->text, a->category, nvtx_payload(a), reg);
+    return 0;
+  }
   nvtx_string_record* reg = nullptr;
   std::string storage;
   const std::string_view msg = nvtx_message(a, &reg, storage);
