@@ -125,13 +125,19 @@ inline collector_state& collector_globals() {
   return *s;
 }
 
-/// Device memory in use now, when a context exists (never creates one: the collector must
-/// not change what the program does).
+/// Device memory in use now on the current device, when its context exists (never creates
+/// one: the collector must not change what the program does).
 inline void take_memory_checkpoint(collector_state& st, const std::string& name) {
-  if (!st.cupti.running() || st.cupti.counters().contexts_created.load() == 0) return;
+  if (!st.cupti.running()) return;
   int device = 0;
+  if (cudaGetDevice(&device) != cudaSuccess) {
+    cudaGetLastError();
+    return;
+  }
+  if (!primary_context_active(device).value_or(st.cupti.counters().contexts_created.load() > 0))
+    return;
   std::size_t free_b = 0, total_b = 0;
-  if (cudaGetDevice(&device) != cudaSuccess || cudaMemGetInfo(&free_b, &total_b) != cudaSuccess) {
+  if (cudaMemGetInfo(&free_b, &total_b) != cudaSuccess) {
     cudaGetLastError();
     return;
   }

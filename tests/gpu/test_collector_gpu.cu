@@ -254,12 +254,21 @@ TEST_SUITE("collector_gpu") {
     auto& c = diffscope::collector::instance();
     REQUIRE(c.start(quiet()));
     {
+      DIFFSCOPE_STAGE("CopyStage");
       DIFFSCOPE_SCOPE("copies");
       CUDA_OK(cudaMemcpy(d, h.data(), h.size(), cudaMemcpyHostToDevice));
       CUDA_OK(cudaMemset(d, 0, 1 << 20));
     }
     auto r = c.stop();
-    const auto* s = find_scope(r, "copies");
+    // Device memory checkpoints: at start, after the stage, at the end.
+    std::vector<std::string> names;
+    for (const auto& m : r.memory) {
+      names.push_back(m.name);
+      CHECK(m.used_mb > 0);
+      CHECK(m.peak_used_mb >= m.used_mb);
+    }
+    CHECK(names == std::vector<std::string>{"start", "after_CopyStage", "end"});
+    const auto* s = find_scope(r, "CopyStage/copies");
     REQUIRE(s);
     CHECK(s->gpu.memcpys == 1);
     CHECK(s->gpu.memsets == 1);

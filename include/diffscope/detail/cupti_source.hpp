@@ -15,6 +15,7 @@
 #include <cstdlib>
 #include <functional>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -458,6 +459,45 @@ inline std::uint64_t CUPTIAPI cupti_host_timestamp() {
   return now_ns();
 }
 
+/// Whether device `device`'s primary context is active, asked of the driver through the
+/// runtime's entry-point query (no libcuda link needed, never creates a context). Empty when
+/// the driver cannot be asked.
+inline std::optional<bool> primary_context_active(int device) {
+  using get_state_fn = CUresult(CUDAAPI*)(CUdevice, unsigned int*, int*);
+  using device_get_fn = CUresult(CUDAAPI*)(CUdevice*, int);
+  struct entry_points {
+    get_state_fn get_state = nullptr;
+    device_get_fn device_get = nullptr;
+  };
+  static const entry_points fns = [] {
+    entry_points e;
+    void* get_state = nullptr;
+    void* device_get = nullptr;
+    cudaDriverEntryPointQueryResult q1{}, q2{};
+    const cudaError_t before = cudaPeekAtLastError();
+    if (cudaGetDriverEntryPointByVersion("cuDevicePrimaryCtxGetState", &get_state, 12000,
+                                         cudaEnableDefault, &q1) == cudaSuccess &&
+        q1 == cudaDriverEntryPointSuccess &&
+        cudaGetDriverEntryPointByVersion("cuDeviceGet", &device_get, 12000, cudaEnableDefault,
+                                         &q2) == cudaSuccess &&
+        q2 == cudaDriverEntryPointSuccess) {
+      e.get_state = reinterpret_cast<get_state_fn>(get_state);
+      e.device_get = reinterpret_cast<device_get_fn>(device_get);
+    } else if (before == cudaSuccess) {
+      cudaGetLastError();
+    }
+    return e;
+  }();
+  if (fns.get_state == nullptr) return std::nullopt;
+  CUdevice dev{};
+  unsigned int flags = 0;
+  int is_active = 0;
+  if (fns.device_get(&dev, device) != CUDA_SUCCESS ||
+      fns.get_state(dev, &flags, &is_active) != CUDA_SUCCESS)
+    return std::nullopt;
+  return is_active != 0;
+}
+
 class cupti_source;
 
 /// Process-wide state: the running source (CUPTI's buffer callbacks have no user pointer),
@@ -765,34 +805,12 @@ class cupti_source {
   // a device the program never used is not given a context here. The calling thread's
   // current device and the runtime's last error are restored.
   void synchronize_devices() {
-    using get_state_fn = CUresult(CUDAAPI*)(CUdevice, unsigned int*, int*);
-    using device_get_fn = CUresult(CUDAAPI*)(CUdevice*, int);
-    void* get_state = nullptr;
-    void* device_get = nullptr;
-    cudaDriverEntryPointQueryResult q1{}, q2{};
     const cudaError_t before = cudaPeekAtLastError();
     int count = 0, current = -1;
     bool any_error = cudaGetDeviceCount(&count) != cudaSuccess;
     any_error |= cudaGetDevice(&current) != cudaSuccess;
-    const bool have_driver =
-        cudaGetDriverEntryPointByVersion("cuDevicePrimaryCtxGetState", &get_state, 12000,
-                                         cudaEnableDefault, &q1) == cudaSuccess &&
-        q1 == cudaDriverEntryPointSuccess &&
-        cudaGetDriverEntryPointByVersion("cuDeviceGet", &device_get, 12000, cudaEnableDefault,
-                                         &q2) == cudaSuccess &&
-        q2 == cudaDriverEntryPointSuccess;
     for (int d = 0; d < count; ++d) {
-      bool active = (d == current);
-      if (have_driver) {
-        CUdevice dev{};
-        unsigned int flags = 0;
-        int is_active = 0;
-        if (reinterpret_cast<device_get_fn>(device_get)(&dev, d) == CUDA_SUCCESS &&
-            reinterpret_cast<get_state_fn>(get_state)(dev, &flags, &is_active) == CUDA_SUCCESS) {
-          active = is_active != 0;
-        }
-      }
-      if (!active) continue;
+      if (!primary_context_active(d).value_or(d == current)) continue;
       any_error |= cudaSetDevice(d) != cudaSuccess;
       any_error |= cudaDeviceSynchronize() != cudaSuccess;
     }
