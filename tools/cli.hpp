@@ -1,0 +1,53 @@
+// diffscope command line: what every subcommand shares. Errors are reported as one line on
+// stderr naming the file or argument, with exit code 2 (usage or bad input); a subcommand
+// never crashes on bad input and never leaves partial output behind.
+#pragma once
+
+#include <cstdio>
+#include <fstream>
+#include <optional>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+namespace diffscope::cli {
+
+inline constexpr int exit_ok = 0;
+inline constexpr int exit_usage = 2;  ///< usage error or bad input
+
+/// A failure that ends the command with exit code `code` and `message` on stderr.
+struct failure : std::runtime_error {
+  int code;
+  failure(int c, const std::string& message) : std::runtime_error(message), code(c) {}
+};
+
+/// Arguments after the subcommand name.
+using args = std::vector<std::string>;
+
+/// Reads a whole file; throws failure(exit_usage) naming it when it cannot be read.
+inline std::string read_file(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  if (!f) throw failure(exit_usage, path + ": cannot open");
+  std::ostringstream ss;
+  ss << f.rdbuf();
+  if (f.bad()) throw failure(exit_usage, path + ": read error");
+  return ss.str();
+}
+
+/// Parses a JSON file; throws failure(exit_usage) naming it when it is empty, truncated or
+/// not JSON.
+inline nlohmann::json read_json(const std::string& path) {
+  const std::string text = read_file(path);
+  if (text.find_first_not_of(" \t\r\n") == std::string::npos)
+    throw failure(exit_usage, path + ": empty file");
+  try {
+    return nlohmann::json::parse(text);
+  } catch (const nlohmann::json::parse_error& e) {
+    throw failure(exit_usage, path + ": not valid JSON (" + e.what() + ")");
+  }
+}
+
+}  // namespace diffscope::cli
