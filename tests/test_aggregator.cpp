@@ -380,6 +380,22 @@ TEST_SUITE("aggregator") {
     CHECK(r.trace.ops[0].launch_thread != 0);
   }
 
+  TEST_CASE("a final snapshot moves the trace out so nothing keeps a second copy") {
+    aggregator_options o;
+    o.keep_trace = true;
+    driver d(o);
+    d.push("s");
+    auto a = d.launch();
+    d.pop(100);
+    d.op(a, 10, 20);
+    auto copy = d.agg.snapshot(true);
+    CHECK(copy.trace.ops.size() == 1);
+    auto final_results = d.agg.snapshot(true, /*take_trace=*/true);
+    CHECK(final_results.trace.ops.size() == 1);
+    CHECK(final_results.trace.ranges.size() == 1);
+    CHECK(d.agg.snapshot(true).trace.ops.empty());
+  }
+
   TEST_CASE("eight threads launching at once are never misattributed") {
     driver d;
     constexpr int threads = 8, launches = 2000;

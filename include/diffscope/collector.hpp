@@ -252,12 +252,12 @@ class collector {
       st.cupti.flush(true);
       st.cupti.stop();
     }
-    st.agg->finalize_all();
-    results r = build_results(st);
+    st.agg->finalize_all();  // also gives back the pending-launch table
+    results r = build_results(st, /*final_snapshot=*/true);
     r.faults.unclosed_at_stop = unclosed;
     st.active = false;
     st.last = r;
-    st.last.trace = {};  // the big part; the caller has it
+    st.last.trace = {};  // the big part: the caller has it, nobody keeps a copy
     detail::write_outputs(st.options, r);
     return r;
   }
@@ -281,8 +281,8 @@ class collector {
  private:
   collector() = default;
 
-  static results build_results(detail::collector_state& st) {
-    results r = st.agg->snapshot(st.cupti_status.ok);
+  static results build_results(detail::collector_state& st, bool final_snapshot = false) {
+    results r = st.agg->snapshot(st.cupti_status.ok, final_snapshot);
     r.status.gpu_timing = st.cupti_status.ok;
     r.status.reason = st.cupti_status.ok ? std::string() : st.cupti_status.reason;
     r.status.cupti_holder = st.cupti_status.holder;

@@ -337,8 +337,10 @@ class aggregator final : public activity_sink {
     return n;
   }
 
-  /// Builds the results. `gpu_measured` says whether GPU timing was available at all.
-  results snapshot(bool gpu_measured) const {
+  /// Builds the results. `gpu_measured` says whether GPU timing was available at all. The
+  /// trace's raw events are copied, or moved out with `take_trace` (a final snapshot: the
+  /// aggregator then keeps none).
+  results snapshot(bool gpu_measured, bool take_trace = false) {
     results r;
     r.wall_ms = (now_ns() - origin_ns_) / 1e6;
     std::lock_guard<std::mutex> g(mutex_);
@@ -406,7 +408,13 @@ class aggregator final : public activity_sink {
     r.overhead.ranges = ranges_.load();
     r.overhead.callbacks = callbacks_.load();
     r.overhead.records = records_.load();
-    r.trace = trace_;
+    if (take_trace) {
+      r.trace = std::move(trace_);
+      trace_.ranges = {};
+      trace_.ops = {};
+    } else {
+      r.trace = trace_;
+    }
     return r;
   }
 
@@ -512,8 +520,10 @@ class aggregator final : public activity_sink {
       bool used = false;
       pending p;
     };
-    pending_table() : table_(size) {}
+    // The table is allocated at the first launch (host-only runs never pay for it) and
+    // given back by clear().
     void insert(std::uint32_t id, const pending& p) {
+      if (table_.empty()) table_.resize(size);
       entry& e = table_[id & (size - 1)];
       if (e.used && e.correlation_id != id) {
         overflow_[e.correlation_id] = e.p;  // an older launch still waiting
@@ -523,24 +533,28 @@ class aggregator final : public activity_sink {
       e = entry{id, true, p};
     }
     pending* find(std::uint32_t id) {
-      entry& e = table_[id & (size - 1)];
-      if (e.used && e.correlation_id == id) return &e.p;
+      if (!table_.empty()) {
+        entry& e = table_[id & (size - 1)];
+        if (e.used && e.correlation_id == id) return &e.p;
+      }
       auto it = overflow_.find(id);
       return it == overflow_.end() ? nullptr : &it->second;
     }
     void erase(std::uint32_t id) {
-      entry& e = table_[id & (size - 1)];
-      if (e.used && e.correlation_id == id) {
-        e.used = false;
-        --used_;
-        return;
+      if (!table_.empty()) {
+        entry& e = table_[id & (size - 1)];
+        if (e.used && e.correlation_id == id) {
+          e.used = false;
+          --used_;
+          return;
+        }
       }
       overflow_.erase(id);
     }
     void clear() {
-      for (entry& e : table_) e.used = false;
+      std::vector<entry>().swap(table_);
       used_ = 0;
-      overflow_.clear();
+      overflow_ = {};
     }
     std::size_t count() const { return used_ + overflow_.size(); }
 
