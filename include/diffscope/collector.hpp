@@ -340,14 +340,20 @@ inline void collector_auto_start() {
   if (o.wants_output()) collector::instance().start(o);
 }
 
+/// Connects the NVTX tool to this collector: auto-start from the environment at the first
+/// range, memory checkpoints after each stage. Both injection routes call it first.
+inline void install_collector_hooks() noexcept {
+  auto& nv = nvtx_state();
+  nv.on_first_init = &collector_auto_start;
+  nv.on_stage_end = &collector_stage_end;
+}
+
 /// Makes this program's NVTX copies call our tool. NVTX defines the pointer as a weak,
 /// zero-initialised symbol in every translation unit that includes it; setting it before
 /// the first NVTX call is NVTX's documented static-injection hook. An injection named by
 /// NVTX_INJECTION64_PATH (Nsight Systems, libdiffscope_inject.so) still takes precedence.
 inline bool install_static_injection() noexcept {
-  auto& nv = nvtx_state();
-  nv.on_first_init = &collector_auto_start;
-  nv.on_stage_end = &collector_stage_end;
+  install_collector_hooks();
   if (InitializeInjectionNvtx2_fnptr == nullptr)
     InitializeInjectionNvtx2_fnptr = &nvtx_initialize_injection;
   return true;
