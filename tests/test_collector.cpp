@@ -7,10 +7,13 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <stdexcept>
 #include <string>
+
+#include <unistd.h>
 
 #include <cuda_runtime_api.h>
 
@@ -179,7 +182,10 @@ TEST_SUITE("collector") {
   }
 
   TEST_CASE("a session writes the dump, trace and summary it was asked for") {
-    const std::string dir = "diffscope_test_collector_out";
+    // A private temporary directory: the test may run from any working directory.
+    const std::string dir = (std::filesystem::temp_directory_path() /
+                             ("diffscope_test_collector_" + std::to_string(getpid())))
+                                .string();
     std::remove((dir + "/perf.json").c_str());
     std::remove((dir + "/trace.json").c_str());
     diffscope::collector_options o;
@@ -196,6 +202,7 @@ TEST_SUITE("collector") {
     const std::string trace = read_file(dir + "/trace.json");
     CHECK(trace.find("\"traceEvents\"") != std::string::npos);
     CHECK(trace.find("denoising_step_0") != std::string::npos);
+    std::filesystem::remove_all(dir);
   }
 
   TEST_CASE("snapshot while running returns what was collected so far") {
