@@ -30,6 +30,7 @@
 #include <diffscope/detail/aggregator.hpp>
 #include <diffscope/detail/cupti_source.hpp>
 #include <diffscope/detail/nvtx_tool.hpp>
+#include <diffscope/gate.hpp>
 #include <diffscope/perf_dump.hpp>
 #include <diffscope/report.hpp>
 #include <diffscope/results.hpp>
@@ -46,9 +47,15 @@ struct collector_options {
   bool gpu = true;         ///< false: host timings only, CUPTI untouched
   std::uint64_t trace_cap = 2'000'000;  ///< raw events kept for the trace
   perf_dump_options dump;               ///< tag, meta, legacy step entries, ...
+  /// Watch stdout and stderr with the native-backend gate (gate.hpp) while collecting; a
+  /// tripped gate writes no dump or trace at the requested paths.
+  bool watch_output = false;
+  bool expect_bcg = false;    ///< the gate requires the breakable-CUDA-graph capture marker
+  bool keep_invalid = false;  ///< a tripped gate writes them beside as <path>.invalid.json
 
   /// From DIFFSCOPE_DUMP, DIFFSCOPE_TRACE, DIFFSCOPE_SUMMARY (1/true/yes), DIFFSCOPE_NO_GPU,
-  /// DIFFSCOPE_TRACE_CAP, DIFFSCOPE_TAG, DIFFSCOPE_LEGACY_STEPS.
+  /// DIFFSCOPE_TRACE_CAP, DIFFSCOPE_TAG, DIFFSCOPE_LEGACY_STEPS, DIFFSCOPE_GATE,
+  /// DIFFSCOPE_EXPECT_BCG (implies DIFFSCOPE_GATE), DIFFSCOPE_KEEP_INVALID.
   static collector_options from_env() {
     collector_options o;
     auto env = [](const char* n) -> std::string {
@@ -69,6 +76,9 @@ struct collector_options {
     }
     if (const std::string tag = env("DIFFSCOPE_TAG"); !tag.empty()) o.dump.tag = tag;
     o.dump.legacy_step_entries = truthy(env("DIFFSCOPE_LEGACY_STEPS"));
+    o.expect_bcg = truthy(env("DIFFSCOPE_EXPECT_BCG"));
+    o.watch_output = truthy(env("DIFFSCOPE_GATE")) || o.expect_bcg;
+    o.keep_invalid = truthy(env("DIFFSCOPE_KEEP_INVALID"));
     return o;
   }
 
@@ -114,6 +124,8 @@ struct collector_state {
   cupti_start_result cupti_status;
   calibration calib;
   std::string nvtx_note;  // why ranges may be missing
+  // options.watch_output: the gate's view of stdout and stderr.
+  std::unique_ptr<output_watch> watch;
   std::mutex memory_mutex;
   std::vector<memory_checkpoint> memory;
   double peak_used_mb = 0;
@@ -171,12 +183,22 @@ inline environment_info read_environment(const collector_state& st) {
 }
 
 inline void write_outputs(const collector_options& o, const results& r) {
-  if (!o.dump_path.empty()) {
-    if (auto err = write_perf_dump(o.dump_path, r, o.dump))
+  // A tripped gate keeps no numbers at the requested paths (gate.hpp).
+  perf_dump_options dump = o.dump;
+  std::string unused;
+  const std::string dump_path =
+      o.dump_path.empty()
+          ? o.dump_path
+          : gated_output_path(o.dump_path, "perf dump", o.keep_invalid, dump.gate_verdict);
+  const std::string trace_path =
+      o.trace_path.empty() ? o.trace_path
+                           : gated_output_path(o.trace_path, "trace", o.keep_invalid, unused);
+  if (!dump_path.empty()) {
+    if (auto err = write_perf_dump(dump_path, r, dump))
       std::fprintf(stderr, "diffscope: could not write the perf dump: %s\n", err->c_str());
   }
-  if (!o.trace_path.empty()) {
-    if (auto err = write_chrome_trace(o.trace_path, r))
+  if (!trace_path.empty()) {
+    if (auto err = write_chrome_trace(trace_path, r))
       std::fprintf(stderr, "diffscope: could not write the trace: %s\n", err->c_str());
   }
   if (o.summary) print_summary(stderr, r);
@@ -226,6 +248,14 @@ class collector {
       st.cupti_status = {};
       st.cupti_status.reason = "GPU timing disabled (DIFFSCOPE_NO_GPU or options.gpu = false)";
     }
+    if (options.watch_output && !st.watch) {
+      gate_options go;
+      go.expect_bcg = options.expect_bcg;
+      st.watch = std::make_unique<output_watch>(go);
+      if (!st.watch->active())
+        std::fprintf(stderr, "diffscope: the gate cannot watch the output (%s)\n",
+                     st.watch->error().c_str());
+    }
     detail::cupti_source::set_exit_hook(&detail::collector_exit_hook);
     static const bool atexit_registered = (std::atexit(&detail::collector_exit_hook), true);
     (void)atexit_registered;
@@ -258,7 +288,10 @@ class collector {
     st.active = false;
     st.last = r;
     st.last.trace = {};  // the big part: the caller has it, nobody keeps a copy
+    // Everything printed so far is scanned before the outputs consult the verdict.
+    if (st.watch) st.watch->stop();
     detail::write_outputs(st.options, r);
+    st.watch.reset();
     return r;
   }
 

@@ -1,0 +1,331 @@
+// `diffscope gate`: the native-backend gate (include/diffscope/gate.hpp, docs/gate.md) on a
+// saved log, or around a command whose stdout and stderr pass through byte for byte.
+//   diffscope gate [--expect-bcg] --log FILE
+//   diffscope gate [--expect-bcg] [--kill-on-fallback] [--kill-grace S] -- CMD [ARGS...]
+// Exit: 0 (log) or the command's own code when the gate holds; 3 when it trips; 2 bad usage
+// or an unreadable log; 127 command not found, 126 not executable; 128+N killed by signal N.
+#pragma once
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include <diffscope/gate.hpp>
+
+#include "cli.hpp"
+
+namespace diffscope::cli {
+
+inline constexpr int exit_gate_tripped = 3;
+
+namespace gate_detail {
+
+inline constexpr const char* usage =
+    "usage: diffscope gate [--expect-bcg] --log FILE\n"
+    "       diffscope gate [--expect-bcg] [--kill-on-fallback] [--kill-grace SECONDS] -- CMD "
+    "[ARGS...]\n"
+    "\n"
+    "Checks output for SGLang's invalid-run signals: a diffusers-backend fallback (the run is\n"
+    "not SGLang evidence) and, with --expect-bcg, the breakable-CUDA-graph capture marker and\n"
+    "its failure markers. --log scans a saved log (FILE or - for stdin). With a command, its\n"
+    "stdout and stderr pass through unchanged while being scanned.\n"
+    "\n"
+    "  --expect-bcg        the run used breakable CUDA graphs: require '[Diffusion BCG] "
+    "captured'\n"
+    "                      and none of its failure markers\n"
+    "  --kill-on-fallback  on a fallback signal, SIGTERM the command's process group (SIGKILL\n"
+    "                      after the grace period)\n"
+    "  --kill-grace S      seconds between SIGTERM and SIGKILL (default 5)\n"
+    "\n"
+    "The verdict is one line on stderr. Exit: 0 (--log) or the command's exit code when the\n"
+    "gate holds, 3 when it trips, 2 bad usage or unreadable log, 127 command not found,\n"
+    "128+N when the command was killed by signal N.\n";
+
+struct gate_args {
+  bool help = false;
+  bool expect_bcg = false;
+  bool kill_on_fallback = false;
+  double kill_grace_s = 5.0;
+  bool has_log = false;
+  std::string log;
+  std::vector<std::string> command;
+};
+
+inline gate_args parse_gate_args(const args& a) {
+  gate_args g;
+  bool has_command = false;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    const std::string& s = a[i];
+    if (s == "--") {
+      g.command.assign(a.begin() + static_cast<std::ptrdiff_t>(i) + 1, a.end());
+      has_command = true;
+      break;
+    }
+    if (s == "-h" || s == "--help") {
+      g.help = true;
+    } else if (s == "--expect-bcg") {
+      g.expect_bcg = true;
+    } else if (s == "--kill-on-fallback") {
+      g.kill_on_fallback = true;
+    } else if (s == "--kill-grace") {
+      if (i + 1 >= a.size()) throw failure(exit_usage, "--kill-grace needs a number of seconds");
+      const std::string& v = a[++i];
+      char* end = nullptr;
+      g.kill_grace_s = std::strtod(v.c_str(), &end);
+      if (v.empty() || end == nullptr || *end != '\0' || !(g.kill_grace_s >= 0) ||
+          g.kill_grace_s > 86400)
+        throw failure(exit_usage, "--kill-grace: not a number of seconds: '" + v + "'");
+    } else if (s == "--log") {
+      if (i + 1 >= a.size()) throw failure(exit_usage, "--log needs a file (or - for stdin)");
+      g.log = a[++i];
+      g.has_log = true;
+    } else {
+      throw failure(exit_usage, "unknown argument '" + s + "' (diffscope gate --help)");
+    }
+  }
+  if (g.help) return g;
+  if (g.has_log && has_command) throw failure(exit_usage, "give --log FILE or -- CMD, not both");
+  if (!g.has_log && !has_command)
+    throw failure(exit_usage,
+                  "nothing to check: give --log FILE or -- CMD (diffscope gate --help)");
+  if (has_command && g.command.empty()) throw failure(exit_usage, "no command after --");
+  if (g.has_log && g.log.empty()) throw failure(exit_usage, "--log: empty file name");
+  if (g.has_log && g.kill_on_fallback)
+    throw failure(exit_usage, "--kill-on-fallback needs a command (-- CMD), not --log");
+  return g;
+}
+
+inline gate_options options_for(const gate_args& g) {
+  gate_options o;
+  o.expect_bcg = g.expect_bcg;
+  return o;
+}
+
+inline int scan_log(const gate_args& g) {
+  gate_options o = options_for(g);
+  o.stream_names[0] = g.log == "-" ? "stdin" : g.log;
+  gate_scanner scanner(o);
+  const int fd = g.log == "-" ? 0 : ::open(g.log.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) throw failure(exit_usage, g.log + ": cannot open (" + std::strerror(errno) + ")");
+  std::vector<char> buf(1 << 16);
+  for (;;) {
+    const ssize_t r = ::read(fd, buf.data(), buf.size());
+    if (r > 0) {
+      scanner.feed(buf.data(), static_cast<std::size_t>(r));
+    } else if (r == 0) {
+      break;
+    } else if (errno != EINTR) {
+      const int e = errno;
+      if (fd != 0) ::close(fd);
+      throw failure(exit_usage, g.log + ": read error (" + std::strerror(e) + ")");
+    }
+  }
+  if (fd != 0) ::close(fd);
+  scanner.finish();
+  const gate_verdict v = scanner.verdict();
+  std::fprintf(stderr, "diffscope gate: %s\n", verdict_text(v).c_str());
+  return v.ok() ? exit_ok : exit_gate_tripped;
+}
+
+/// Signals that arrive while the command runs, through a self-pipe (the handler only writes).
+struct signal_relay {
+  int pipe[2] = {-1, -1};
+};
+
+inline signal_relay& relay() {
+  static signal_relay r;
+  return r;
+}
+
+inline void relay_signal(int sig) {
+  const int saved = errno;
+  const auto c = static_cast<unsigned char>(sig);
+  (void)!::write(relay().pipe[1], &c, 1);
+  errno = saved;
+}
+
+inline void set_handler(int sig, void (*handler)(int)) {
+  struct sigaction sa {};
+  sa.sa_handler = handler;
+  sigemptyset(&sa.sa_mask);
+  sa.sa_flags = SA_RESTART;
+  ::sigaction(sig, &sa, nullptr);
+}
+
+inline std::string signal_name(int sig) {
+  const char* d = ::strsignal(sig);
+  return "signal " + std::to_string(sig) + (d != nullptr ? std::string(" (") + d + ")" : "");
+}
+
+inline int run_command(const gate_args& g) {
+  gate_options o = options_for(g);
+  o.stream_names = {"stdout", "stderr"};
+  gate_scanner scanner(o);
+
+  int out[2], err[2], exec_err[2];
+  auto& sr = relay();
+  if (::pipe2(out, O_CLOEXEC) != 0 || ::pipe2(err, O_CLOEXEC) != 0 ||
+      ::pipe2(exec_err, O_CLOEXEC) != 0 || ::pipe2(sr.pipe, O_CLOEXEC | O_NONBLOCK) != 0)
+    throw failure(exit_usage, std::string("cannot create pipes (") + std::strerror(errno) + ")");
+
+  // With --kill-on-fallback the command gets its own process group (so its helpers die with
+  // it); the terminal's Ctrl-C then reaches only us, and we pass it on. Otherwise it shares
+  // ours, gets Ctrl-C itself, and we ignore it, as system(3) does.
+  const bool own_group = g.kill_on_fallback;
+  const int forwarded[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT};
+  for (int sig : forwarded)
+    set_handler(sig, (!own_group && (sig == SIGINT || sig == SIGQUIT)) ? SIG_IGN : relay_signal);
+  set_handler(SIGPIPE, SIG_IGN);  // our stdout closed: keep scanning, drop the output
+
+  std::vector<char*> argv;
+  for (const std::string& s : g.command) argv.push_back(const_cast<char*>(s.c_str()));
+  argv.push_back(nullptr);
+
+  std::fflush(stdout);
+  std::fflush(stderr);
+  const pid_t pid = ::fork();
+  if (pid < 0) throw failure(exit_usage, std::string("cannot fork (") + std::strerror(errno) + ")");
+  if (pid == 0) {
+    if (own_group) ::setpgid(0, 0);
+    ::dup2(out[1], 1);
+    ::dup2(err[1], 2);
+    for (int sig : forwarded) set_handler(sig, SIG_DFL);
+    set_handler(SIGPIPE, SIG_DFL);
+    ::execvp(argv[0], argv.data());
+    const int e = errno;
+    (void)!::write(exec_err[1], &e, sizeof e);
+    ::_exit(127);
+  }
+  if (own_group) ::setpgid(pid, pid);  // also here: no race with an early kill
+  ::close(out[1]);
+  ::close(err[1]);
+  ::close(exec_err[1]);
+  int exec_errno = 0;
+  ssize_t got;
+  do {
+    got = ::read(exec_err[0], &exec_errno, sizeof exec_errno);
+  } while (got < 0 && errno == EINTR);
+  ::close(exec_err[0]);
+  if (got == static_cast<ssize_t>(sizeof exec_errno)) {
+    int status = 0;
+    ::waitpid(pid, &status, 0);
+    ::close(out[0]);
+    ::close(err[0]);
+    const std::string name = g.command[0];
+    if (exec_errno == ENOENT)
+      std::fprintf(stderr, "diffscope gate: %s: command not found\n", name.c_str());
+    else
+      std::fprintf(stderr, "diffscope gate: %s: cannot execute (%s)\n", name.c_str(),
+                   std::strerror(exec_errno));
+    return exec_errno == ENOENT ? 127 : 126;
+  }
+
+  using clock = std::chrono::steady_clock;
+  const int fds[2] = {out[0], err[0]};
+  for (int fd : fds) ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK);
+  bool open[2] = {true, true};
+  unsigned char last_err_byte = '\n';
+  std::vector<char> buf(1 << 16);
+  bool child_done = false, term_sent = false, kill_sent = false;
+  int status = 0;
+  clock::time_point term_at{}, last_activity = clock::now();
+  const auto grace = std::chrono::duration<double>(g.kill_grace_s);
+
+  auto drain = [&](int s) {
+    for (;;) {
+      const ssize_t r = ::read(fds[s], buf.data(), buf.size());
+      if (r > 0) {
+        ::diffscope::detail::gate_write_all(s == 0 ? 1 : 2, buf.data(),
+                                            static_cast<std::size_t>(r));
+        scanner.feed(s, buf.data(), static_cast<std::size_t>(r));
+        if (s == 1)
+          last_err_byte = static_cast<unsigned char>(buf[static_cast<std::size_t>(r) - 1]);
+        last_activity = clock::now();
+        continue;
+      }
+      if (r < 0 && errno == EINTR) continue;
+      if (r == 0 || errno != EAGAIN) open[s] = false;
+      return;
+    }
+  };
+
+  for (;;) {
+    if (!child_done && ::waitpid(pid, &status, WNOHANG) == pid) {
+      child_done = true;
+      last_activity = clock::now();
+    }
+    if (child_done && !open[0] && !open[1]) break;
+    // The command is gone but something it started still holds the pipes: stop waiting once
+    // they have been quiet for a while.
+    if (child_done && clock::now() - last_activity > std::chrono::seconds(2)) break;
+    if (g.kill_on_fallback && scanner.fallback_seen() && !term_sent && !child_done) {
+      ::kill(-pid, SIGTERM);
+      term_sent = true;
+      term_at = clock::now();
+    }
+    if (term_sent && !kill_sent && !child_done && clock::now() - term_at >= grace) {
+      ::kill(-pid, SIGKILL);
+      kill_sent = true;
+    }
+    pollfd pf[3] = {{open[0] ? fds[0] : -1, POLLIN, 0},
+                    {open[1] ? fds[1] : -1, POLLIN, 0},
+                    {sr.pipe[0], POLLIN, 0}};
+    const int timeout_ms = child_done ? 100 : 20;
+    if (::poll(pf, 3, timeout_ms) < 0 && errno != EINTR) break;
+    for (int s = 0; s < 2; ++s)
+      if (open[s] && pf[s].revents != 0) drain(s);
+    unsigned char sig;
+    while (::read(sr.pipe[0], &sig, 1) == 1)
+      if (!child_done) ::kill(own_group ? -pid : pid, sig);
+  }
+  for (int s = 0; s < 2; ++s) {
+    if (open[s]) drain(s);
+    ::close(fds[s]);
+  }
+  if (!child_done) ::waitpid(pid, &status, 0);
+  for (int sig : forwarded) set_handler(sig, SIG_DFL);
+  ::close(sr.pipe[0]);
+  ::close(sr.pipe[1]);
+  scanner.finish();
+
+  const gate_verdict v = scanner.verdict();
+  int code = 0;
+  std::string how;
+  if (WIFEXITED(status)) {
+    code = WEXITSTATUS(status);
+    if (code != 0) how = "; the command exited with " + std::to_string(code);
+  } else if (WIFSIGNALED(status)) {
+    code = 128 + WTERMSIG(status);
+    how = "; the command was killed by " + signal_name(WTERMSIG(status));
+    if (term_sent)
+      how += kill_sent ? " (SIGKILL after the fallback signal)" : " (after the fallback signal)";
+  }
+  std::fflush(stdout);
+  std::fprintf(stderr, "%sdiffscope gate: %s%s\n", last_err_byte == '\n' ? "" : "\n",
+               verdict_text(v).c_str(), how.c_str());
+  return v.ok() ? code : exit_gate_tripped;
+}
+
+}  // namespace gate_detail
+
+/// `diffscope gate`.
+inline int run_gate(const args& a) {
+  const gate_detail::gate_args g = gate_detail::parse_gate_args(a);
+  if (g.help) {
+    std::fputs(gate_detail::usage, stdout);
+    return exit_ok;
+  }
+  return g.has_log ? gate_detail::scan_log(g) : gate_detail::run_command(g);
+}
+
+}  // namespace diffscope::cli
