@@ -395,8 +395,8 @@ TEST_SUITE("perf_dump") {
     const auto ds = dump(r, o)["diffscope"];
     CHECK(ds.keys() == std::vector<std::string>{"schema_version", "version", "timing", "status",
                                                 "gate", "environment", "stages", "steps", "scopes",
-                                                "kernels_total", "kernels", "memory", "faults",
-                                                "overhead", "trace"});
+                                                "kernels_total", "kernels", "hotspots", "memory",
+                                                "faults", "overhead", "trace"});
     CHECK(ds["schema_version"].num == 1);
     CHECK(ds["timing"].has("total_duration_ms"));
     CHECK(ds["timing"].has("steps.duration_ms"));

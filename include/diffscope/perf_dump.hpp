@@ -24,6 +24,7 @@
 
 #include <diffscope/detail/atomic_file.hpp>
 #include <diffscope/detail/json_writer.hpp>
+#include <diffscope/hotspots.hpp>
 #include <diffscope/results.hpp>
 #include <diffscope/version.hpp>
 
@@ -336,6 +337,10 @@ inline void write_diffscope_section(json_writer& w, const results& r, const perf
     w.end_object();
   }
   w.end_array();
+
+  // Categories and fast-path families over every kernel (hotspots.hpp).
+  w.key("hotspots");
+  write_hotspots_json(w, r);
 
   w.key("memory").begin_array();
   for (const memory_checkpoint& m : r.memory) {

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include <diffscope/detail/json_writer.hpp>
+#include <diffscope/hotspots.hpp>
 #include <diffscope/perf_dump.hpp>
 #include <diffscope/results.hpp>
 
@@ -226,6 +227,8 @@ inline std::string summary_text(const results& r, std::size_t top_kernels = 10) 
            ", by total GPU time)\n";
     t.render(out);
   }
+
+  if (!r.kernels.empty() && top_kernels > 0) out += "\n" + hotspots_text(r, 0);
 
   const fault_counts& f = r.faults;
   const std::pair<const char*, std::uint64_t> faults[] = {

@@ -1,0 +1,114 @@
+#!/usr/bin/env python3
+"""CLI test of `diffscope hotspots`: ranking, totals, categories, family notes, gzip and
+plain traces, perf dumps, --top, --rules, and exit 2 with a reason naming the file on
+malformed input. Usage: test_hotspots_cli.py DIFFSCOPE_BINARY FIXTURE_DIR"""
+import gzip, os, shutil, subprocess, sys, tempfile
+
+exe, fx = sys.argv[1], sys.argv[2]
+failures = []
+
+
+def run(*args):
+    p = subprocess.run([exe, "hotspots", *args], capture_output=True, text=True, timeout=30)
+    return p.returncode, p.stdout, p.stderr
+
+
+def check(cond, what):
+    if not cond:
+        failures.append(what)
+
+
+def rows(out):
+    """Ranking rows: the lines of the first table after its header."""
+    lines = out.splitlines()
+    start = next(i for i, l in enumerate(lines) if l.startswith("  kernel "))
+    out_rows = []
+    for l in lines[start + 1:]:
+        if not l.startswith("  "):
+            break
+        out_rows.append(l)
+    return out_rows
+
+
+unfused = os.path.join(fx, "trace_unfused.json")
+rc, out, err = run(unfused)
+check(rc == 0, f"unfused rc {rc}: {err}")
+r = rows(out)
+check(len(r) == 10, f"10 kernel rows, got {len(r)}")
+check(r[0].split()[0] == "nvjet_tst_128x256_64x4_2x1_v_bz_coopB_TNT" and "10.00" in r[0].split(), r[0])
+check(r[1].startswith("  fmha_cutlassF") and " gemm " in r[1], "cutlass-named SDPA kernel is gemm by the contract's rules")
+check(any(l.startswith("  triton_poi_fused_gemm_silu_0") and " gemm " in l for l in r), "first match wins")
+check("Memset" not in out, "gpu_memset events are not counted (SGLang: kernel + gpu_memcpy)")
+check("26.80 ms in 70 operations" in out, "total over kernel + gpu_memcpy")
+for fam in ["missed    fused QK norm + RoPE", "missed    AdaLN scale/shift/gate", "missed    RMSNorm",
+            "missed    Ulysses / USP overlap", "missed    attention backend: SDPA memory-efficient"]:
+    check(fam in out, f"unfused: {fam}")
+
+rc, out2, _ = run("--top", "3", unfused)
+check(rc == 0 and len(rows(out2)) == 3 and "Top 3 of 10" in out2, "--top 3")
+
+fused = os.path.join(fx, "trace_fused.json")
+rc, out, err = run(fused)
+check(rc == 0, f"fused rc {rc}: {err}")
+check("missed" not in out and "hint:" not in out, "fused: no miss, no hint")
+for fam in ["engaged   fused QK norm + RoPE", "engaged   AdaLN", "engaged   Ulysses / USP overlap",
+            "engaged   attention backend", "engaged   GroupNorm+SiLU"]:
+    check(fam in out, f"fused: {fam}")
+
+with tempfile.TemporaryDirectory() as tmp:
+    # gzip, detected by magic bytes whatever the name; a plain file named .gz works too.
+    for name, data in [("t.json.gz", gzip.compress(open(unfused, "rb").read())),
+                       ("t.json", gzip.compress(open(unfused, "rb").read())),
+                       ("plain.json.gz", open(unfused, "rb").read())]:
+        p = os.path.join(tmp, name)
+        open(p, "wb").write(data)
+        rc, o, e = run(p)
+        check(rc == 0 and rows(o) == r, f"{name}: same ranking as the plain trace ({e})")
+    gz = gzip.compress(open(unfused, "rb").read())
+    bad_cases = [("truncated.json.gz", gz[: len(gz) // 2], "truncated"),
+                 ("corrupt.json.gz", gz[:20] + b"\x00" * 64 + gz[84:], "gzip")]
+    for name, data, word in bad_cases:
+        p = os.path.join(tmp, name)
+        open(p, "wb").write(data)
+        rc, o, e = run(p)
+        check(rc == 2 and p in e and o == "", f"{name}: exit 2 naming the file, got {rc} {e!r}")
+
+dump = os.path.join(fx, "dump_qknorm_missed.json")
+rc, out, err = run(dump)
+check(rc == 0 and "diffscope perf dump" in out and "top 5 of 8" in out, f"dump header: {err}")
+check("missed    fused QK norm + RoPE: 192 separate kernels, 7.00 ms combined in attention/norm_rope scopes" in out,
+      "dump: QK norm + RoPE miss with combined time")
+check("By scope" in out and "By denoise step" in out, "dump: per scope and per step")
+rc, out, _ = run(os.path.join(fx, "dump_norm_outside_attention.json"))
+check(rc == 0 and "fused QK norm + RoPE" not in out, "norm/rope outside attention: no QK hint")
+rc, out, _ = run(os.path.join(fx, "dump_qknorm_fused.json"))
+check(rc == 0 and "engaged   fused QK norm + RoPE" in out and "hint:" not in out, "fused QK: engaged")
+
+rc, out, err = run("--rules", os.path.join(fx, "custom.rules"), fused)
+check(rc == 0 and "custom rules" in out and " attention_any " in out, f"--rules: {err}")
+bad = os.path.join(fx, "bad_regex.rules")
+rc, out, err = run("--rules", bad, fused)
+check(rc == 2 and f"{bad}:4: bad regex '(unclosed|paren'" in err and out == "", f"bad regex: {err!r}")
+rc, out, _ = run("--print-rules")
+check(rc == 0 and "gemm              gemm|nvjet|cutlass" in out, "--print-rules")
+
+for name, why in [("truncated.json", "truncated"), ("not_json.txt", "not JSON"),
+                  ("not_gzip.json.gz", "not JSON"), ("no_trace_events.json", "neither a Chrome trace"),
+                  ("trace_events_object.json", "traceEvents is not an array"),
+                  ("event_not_object.json", "traceEvents[1] is not an object"),
+                  ("dur_string.json", "\"dur\" that is not a number"),
+                  ("dump_kernels_wrong_type.json", "count is not a number"),
+                  ("missing_file.json", "cannot open")]:
+    p = os.path.join(fx, name)
+    rc, out, err = run(p)
+    check(rc == 2 and p in err and why in err and out == "" and err.count("\n") == 1,
+          f"{name}: want exit 2 and '{why}', got {rc} {err!r}")
+for args, why in [(["--top", "0", unfused], "--top"), (["--top"], "--top needs"), ([], "no FILE"),
+                  (["--bogus", unfused], "unknown option")]:
+    rc, out, err = run(*args)
+    check(rc == 2 and why in err, f"{args}: {rc} {err!r}")
+
+if failures:
+    print("FAILED:\n  " + "\n  ".join(failures))
+    sys.exit(1)
+print("test_hotspots_cli: all checks passed")

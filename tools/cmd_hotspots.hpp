@@ -1,0 +1,293 @@
+// diffscope hotspots [--top N] [--rules FILE] FILE
+// Ranks GPU kernels of a diffscope perf dump (diffscope.kernels) or a torch.profiler Chrome
+// trace (.json or .json.gz; events with cat "kernel" or "gpu_memcpy", dur summed by name:
+// SGLang's quick ranking), with categories and SGLang's known fast-path families. Traces are
+// streamed: memory does not grow with the file size.
+#pragma once
+
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include <diffscope/hotspots.hpp>
+#include <diffscope/results.hpp>
+
+#include "cli.hpp"
+#include "trace_stream.hpp"
+
+namespace diffscope::cli {
+
+/// Most operation intervals kept per kind for the all-to-all/attention overlap check.
+inline constexpr std::size_t max_overlap_intervals = 1u << 18;
+/// Most distinct kernel names aggregated from a trace; later new names go to one bucket.
+inline constexpr std::size_t max_trace_kernel_names = 1u << 18;
+
+inline constexpr const char* hotspots_usage =
+    "usage: diffscope hotspots [--top N] [--rules FILE] [--print-rules] FILE\n"
+    "  FILE: a diffscope perf dump or a torch.profiler Chrome trace (.json or .json.gz)\n"
+    "  --top N        kernels listed (default 30)\n"
+    "  --rules FILE   category rules, one per line: <category> <regex> (replaces the defaults)\n"
+    "  --print-rules  print the default rules (a starting point for --rules) and exit\n";
+
+/// What a trace or dump gave the ranking.
+struct hotspot_source {
+  results res;
+  overlap_input overlap;
+  bool is_trace = false;
+  std::uint64_t events = 0, kernels_total = 0;
+  std::uint64_t names_folded = 0;  ///< distinct names beyond the cap, folded into one row
+  bool gzip = false;
+};
+
+/// A torch.profiler (Kineto) trace, streamed: sums dur (us) by name over kernel and
+/// gpu_memcpy events, and keeps intervals of all-to-all and attention kernels (capped).
+inline hotspot_source hotspots_from_trace(const std::string& path, trace_scan_info* info_out) {
+  struct agg {
+    std::string kind;
+    std::uint64_t count = 0;
+    double total_us = 0, min_us = 0, max_us = 0;
+    overlap_role role = overlap_role::none;
+  };
+  hotspot_source src;
+  std::unordered_map<std::string, agg> by_name;
+  const std::string folded = "(other kernel names beyond the name cap)";
+  src.overlap.available = true;
+  const trace_scan_info info = scan_trace(path, [&](const trace_event& ev) {
+    const bool kernel = ev.cat == "kernel";
+    if (!kernel && ev.cat != "gpu_memcpy") return;
+    if (!ev.has_name || !ev.name_is_string)
+      throw failure(exit_usage, path + ": traceEvents[" + std::to_string(ev.index) + "] (cat " +
+                                    ev.cat + ") has no string \"name\"");
+    if (!ev.dur_is_number)
+      throw failure(exit_usage, path + ": traceEvents[" + std::to_string(ev.index) +
+                                    "] has a \"dur\" that is not a number");
+    const double dur = ev.has_dur ? ev.dur : 0.0;  // SGLang: e.get("dur", 0)
+    auto it = by_name.find(ev.name);
+    if (it == by_name.end()) {
+      std::string key = ev.name;
+      if (by_name.size() >= max_trace_kernel_names) {
+        ++src.names_folded;
+        key = folded;
+      }
+      it = by_name.try_emplace(std::move(key)).first;
+      agg& a = it->second;
+      if (a.count == 0) {
+        a.kind = kernel ? "kernel" : "memcpy";
+        a.min_us = dur;
+        a.max_us = dur;
+        if (kernel) a.role = classify_overlap_role(ev.name);
+      }
+    }
+    agg& a = it->second;
+    ++a.count;
+    a.total_us += dur;
+    a.min_us = std::min(a.min_us, dur);
+    a.max_us = std::max(a.max_us, dur);
+    if (a.role != overlap_role::none && ev.has_ts && ev.ts_is_number) {
+      auto& list =
+          a.role == overlap_role::all_to_all ? src.overlap.all_to_all : src.overlap.attention;
+      if (list.size() < max_overlap_intervals) {
+        list.push_back({ev.ts, ev.ts + dur});
+      } else {
+        src.overlap.truncated = true;
+      }
+    }
+  });
+  if (info_out != nullptr) *info_out = info;
+  src.is_trace = true;
+  src.events = info.events;
+  src.gzip = info.gzip;
+  src.kernels_total = by_name.size();
+  for (auto& [name, a] : by_name) {
+    kernel_result k;
+    k.name = name;
+    k.kind = a.kind;
+    k.count = a.count;
+    k.total_ms = a.total_us / 1000.0;
+    k.min_ms = a.min_us / 1000.0;
+    k.max_ms = a.max_us / 1000.0;
+    src.res.kernels.push_back(std::move(k));
+  }
+  return src;
+}
+
+namespace detail_hotspots {
+
+inline const nlohmann::json& member(const nlohmann::json& o, const char* key,
+                                    const std::string& where, const std::string& path) {
+  if (!o.is_object() || !o.contains(key))
+    throw failure(exit_usage, path + ": " + where + " has no \"" + key + "\"");
+  return o.at(key);
+}
+
+inline double number_at(const nlohmann::json& o, const char* key, const std::string& where,
+                        const std::string& path) {
+  const auto& v = member(o, key, where, path);
+  if (!v.is_number())
+    throw failure(exit_usage, path + ": " + where + "." + key + " is not a number");
+  return v.get<double>();
+}
+
+inline std::string string_at(const nlohmann::json& o, const char* key, const std::string& where,
+                             const std::string& path) {
+  const auto& v = member(o, key, where, path);
+  if (!v.is_string())
+    throw failure(exit_usage, path + ": " + where + "." + key + " is not a string");
+  return v.get<std::string>();
+}
+
+inline category category_from_name(const std::string& s) {
+  for (category c : {category::stage, category::denoise_step, category::attention,
+                     category::norm_rope, category::other})
+    if (s == category_name(c)) return c;
+  return category::other;
+}
+
+}  // namespace detail_hotspots
+
+/// A diffscope perf dump: kernels (the top ones the dump lists), scopes and steps.
+inline hotspot_source hotspots_from_dump(const std::string& path) {
+  using namespace detail_hotspots;
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(read_maybe_gzip(path));
+  } catch (const nlohmann::json::exception& e) {
+    throw failure(exit_usage, path + ": not valid JSON (" + e.what() + ")");
+  }
+  hotspot_source src;
+  const auto& ds = member(j, "diffscope", "the dump", path);
+  const auto& kernels = member(ds, "kernels", "diffscope", path);
+  if (!kernels.is_array()) throw failure(exit_usage, path + ": diffscope.kernels is not an array");
+  for (std::size_t i = 0; i < kernels.size(); ++i) {
+    const std::string where = "diffscope.kernels[" + std::to_string(i) + "]";
+    const auto& k = kernels[i];
+    if (!k.is_object()) throw failure(exit_usage, path + ": " + where + " is not an object");
+    kernel_result r;
+    r.name = string_at(k, "name", where, path);
+    r.kind = k.contains("kind") && k["kind"].is_string() ? k["kind"].get<std::string>() : "kernel";
+    r.scope_path = k.contains("scope_path") && k["scope_path"].is_string()
+                       ? k["scope_path"].get<std::string>()
+                       : "";
+    const double count = number_at(k, "count", where, path);
+    if (count < 0) throw failure(exit_usage, path + ": " + where + ".count is negative");
+    r.count = static_cast<std::uint64_t>(count);
+    r.total_ms = number_at(k, "total_ms", where, path);
+    r.min_ms = k.contains("min_ms") && k["min_ms"].is_number() ? k["min_ms"].get<double>() : 0;
+    r.max_ms = k.contains("max_ms") && k["max_ms"].is_number() ? k["max_ms"].get<double>() : 0;
+    src.res.kernels.push_back(std::move(r));
+  }
+  src.kernels_total = ds.contains("kernels_total") && ds["kernels_total"].is_number_unsigned()
+                          ? ds["kernels_total"].get<std::uint64_t>()
+                          : kernels.size();
+  if (ds.contains("scopes") && ds["scopes"].is_array()) {
+    for (const auto& s : ds["scopes"]) {
+      if (!s.is_object() || !s.contains("path") || !s["path"].is_string()) continue;
+      scope_result sr;
+      sr.path = s["path"].get<std::string>();
+      if (s.contains("category") && s["category"].is_string())
+        sr.cat = category_from_name(s["category"].get<std::string>());
+      src.res.scopes.push_back(std::move(sr));
+    }
+  }
+  if (ds.contains("steps") && ds["steps"].is_array()) {
+    for (const auto& s : ds["steps"]) {
+      if (!s.is_object() || !s.contains("step") || !s["step"].is_number_integer()) continue;
+      step_result st;
+      st.step = s["step"].get<std::int64_t>();
+      if (s.contains("gpu") && s["gpu"].is_object() && s["gpu"].contains("busy_ms") &&
+          s["gpu"]["busy_ms"].is_number()) {
+        st.gpu.measured = true;
+        st.gpu.busy_ms = s["gpu"]["busy_ms"].get<double>();
+      }
+      src.res.steps.push_back(std::move(st));
+    }
+  }
+  return src;
+}
+
+/// Reads a rules file; failure(exit_usage) naming the file and line on a bad rule.
+inline kernel_classifier load_rules(const std::string& path) {
+  std::vector<category_rule> rules;
+  if (auto err = parse_category_rules(read_file(path), path, rules))
+    throw failure(exit_usage, *err);
+  if (rules.empty()) throw failure(exit_usage, path + ": no rules in the file");
+  return kernel_classifier(std::move(rules));
+}
+
+inline int run_hotspots(const args& a) {
+  std::size_t top = 30;
+  std::string rules_path, file;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    const std::string& s = a[i];
+    if (s == "-h" || s == "--help") {
+      std::fputs(hotspots_usage, stdout);
+      return exit_ok;
+    }
+    if (s == "--print-rules") {
+      std::fputs(default_category_rules_text, stdout);
+      return exit_ok;
+    }
+    if (s == "--top" || s == "--rules") {
+      if (i + 1 >= a.size()) throw failure(exit_usage, s + " needs a value");
+      const std::string& v = a[++i];
+      if (s == "--rules") {
+        rules_path = v;
+        continue;
+      }
+      char* end = nullptr;
+      const long n = std::strtol(v.c_str(), &end, 10);
+      if (v.empty() || *end != '\0' || n < 1 || n > 1000000)
+        throw failure(exit_usage, "--top '" + v + "': expected a positive integer");
+      top = static_cast<std::size_t>(n);
+      continue;
+    }
+    if (!s.empty() && s[0] == '-' && s != "-")
+      throw failure(exit_usage, "unknown option '" + s + "' (diffscope hotspots --help)");
+    if (!file.empty()) throw failure(exit_usage, "more than one FILE ('" + s + "')");
+    file = s;
+  }
+  if (file.empty()) throw failure(exit_usage, "no FILE (diffscope hotspots --help)");
+
+  const kernel_classifier rules = rules_path.empty() ? kernel_classifier() : load_rules(rules_path);
+  trace_scan_info info;
+  hotspot_source src = hotspots_from_trace(file, &info);
+  if (!info.has_trace_events) {
+    if (!info.has_diffscope)
+      throw failure(exit_usage, file +
+                                    ": neither a Chrome trace (no \"traceEvents\") nor a "
+                                    "diffscope perf dump (no \"diffscope\" object)");
+    src = hotspots_from_dump(file);
+  }
+  const hotspot_report rep =
+      analyze_hotspots(src.res, rules, src.is_trace ? &src.overlap : nullptr);
+
+  std::string out;
+  if (src.is_trace) {
+    out += file + ": torch.profiler trace" + (src.gzip ? " (gzip)" : "") + ", " +
+           std::to_string(src.events) + " events, " + std::to_string(rep.operations) +
+           " kernel/gpu_memcpy events\n";
+    if (src.names_folded > 0)
+      out += "note: more than " + std::to_string(max_trace_kernel_names) +
+             " distinct names; later new names are summed in one row\n";
+  } else {
+    out += file + ": diffscope perf dump, " + std::to_string(src.res.kernels.size()) +
+           " kernel entries";
+    if (src.kernels_total > src.res.kernels.size())
+      out += " (the dump lists the top " + std::to_string(src.res.kernels.size()) + " of " +
+             std::to_string(src.kernels_total) + ")";
+    out += "\n";
+  }
+  out += "\n";
+  if (rep.kernels.empty()) {
+    out += "no kernel or memcpy operations\n";
+  } else {
+    out += hotspots_text(rep, top);
+  }
+  std::fwrite(out.data(), 1, out.size(), stdout);
+  return std::fflush(stdout) == 0 ? exit_ok : exit_usage;
+}
+
+}  // namespace diffscope::cli

@@ -1,0 +1,529 @@
+// Streaming reader for Chrome-trace JSON (torch.profiler / Kineto, diffscope's own traces),
+// plain or gzip: walks "traceEvents" without loading the file, with a small incremental
+// JSON tokenizer that keeps per event only name, cat, ph, ts and dur and skips the rest
+// (args included) while still checking that the JSON is well formed. Memory is bounded
+// whatever the file size: one read buffer, one event's fields (a name is cut at
+// max_field_bytes), a nesting stack capped at max_depth.
+#pragma once
+
+#include <zlib.h>
+
+#include <charconv>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "cli.hpp"
+
+namespace diffscope::cli {
+
+/// The fields of one trace event the readers use. Strings are only valid during the callback.
+struct trace_event {
+  std::string name, cat, ph;
+  double ts = 0, dur = 0;
+  bool has_name = false, has_cat = false, has_ts = false, has_dur = false;
+  bool name_is_string = true, dur_is_number = true, ts_is_number = true;
+  std::uint64_t index = 0;  ///< position in traceEvents
+};
+
+/// What a scan saw at the top level.
+struct trace_scan_info {
+  bool gzip = false;
+  bool has_trace_events = false;    ///< a "traceEvents" array (or a top-level array)
+  bool has_diffscope = false;       ///< a top-level "diffscope" key (a perf dump)
+  bool has_total_duration = false;  ///< a top-level "total_duration_ms" key (a perf dump)
+  std::uint64_t events = 0;
+  std::uint64_t bytes = 0;  ///< uncompressed bytes read
+};
+
+inline constexpr std::size_t trace_read_buffer = 1u << 20;
+inline constexpr std::size_t max_field_bytes = 1u << 16;  ///< longer names are cut
+inline constexpr std::size_t max_json_depth = 512;
+
+/// Reads a file in chunks, inflating it when it starts with the gzip magic bytes (the
+/// extension does not matter). Throws failure(exit_usage, "<path>: ...") on errors.
+class byte_source {
+ public:
+  explicit byte_source(const std::string& path) : path_(path), buf_(trace_read_buffer) {
+    std::FILE* f = std::fopen(path.c_str(), "rb");
+    if (f == nullptr) throw failure(exit_usage, path + ": cannot open");
+    unsigned char magic[2] = {0, 0};
+    const std::size_t n = std::fread(magic, 1, 2, f);
+    std::fclose(f);
+    gzip_ = n == 2 && magic[0] == 0x1f && magic[1] == 0x8b;
+    gz_ = gzopen(path.c_str(), "rb");
+    if (gz_ == nullptr) throw failure(exit_usage, path + ": cannot open");
+    gzbuffer(gz_, 1u << 18);
+  }
+  byte_source(const byte_source&) = delete;
+  byte_source& operator=(const byte_source&) = delete;
+  ~byte_source() {
+    if (gz_ != nullptr) gzclose(gz_);
+  }
+
+  bool gzip() const noexcept { return gzip_; }
+  std::uint64_t offset() const noexcept { return consumed_ + pos_; }
+  const std::string& path() const noexcept { return path_; }
+
+  /// Next byte, or -1 at the end of the data.
+  int get() {
+    if (pos_ == end_ && !refill()) return -1;
+    return static_cast<unsigned char>(buf_[pos_++]);
+  }
+  int peek() {
+    if (pos_ == end_ && !refill()) return -1;
+    return static_cast<unsigned char>(buf_[pos_]);
+  }
+  /// The unread part of the buffer (refilled when empty); empty at the end of the data.
+  std::string_view window() {
+    if (pos_ == end_ && !refill()) return {};
+    return std::string_view(buf_.data() + pos_, end_ - pos_);
+  }
+  void advance(std::size_t n) noexcept { pos_ += n; }
+
+ private:
+  bool refill() {
+    if (eof_) return false;
+    consumed_ += end_;
+    pos_ = end_ = 0;
+    const int n = gzread(gz_, buf_.data(), static_cast<unsigned>(buf_.size()));
+    int err = Z_OK;
+    const char* msg = gzerror(gz_, &err);
+    if (n < 0 || (err != Z_OK && err != Z_STREAM_END)) {
+      if (err == Z_BUF_ERROR) throw failure(exit_usage, path_ + ": gzip data is truncated");
+      throw failure(exit_usage, path_ + ": " + (gzip_ ? "corrupt gzip data" : "read error") + " (" +
+                                    (msg != nullptr ? msg : "?") + ")");
+    }
+    if (n == 0) {
+      eof_ = true;
+      return false;
+    }
+    end_ = static_cast<std::size_t>(n);
+    return true;
+  }
+
+  std::string path_;
+  std::vector<char> buf_;
+  gzFile gz_ = nullptr;
+  bool gzip_ = false, eof_ = false;
+  std::size_t pos_ = 0, end_ = 0;
+  std::uint64_t consumed_ = 0;
+};
+
+/// The incremental tokenizer over a byte_source. Every error throws failure(exit_usage)
+/// naming the file and the byte offset.
+class json_stream {
+ public:
+  explicit json_stream(byte_source& src) : src_(src) {}
+
+  [[noreturn]] void fail(const std::string& what) {
+    throw failure(exit_usage,
+                  src_.path() + ": " + what + " (at byte " + std::to_string(src_.offset()) + ")");
+  }
+
+  int peek_non_ws() {
+    for (;;) {
+      const std::string_view w = src_.window();
+      if (w.empty()) return -1;
+      std::size_t i = 0;
+      while (i < w.size() && (w[i] == ' ' || w[i] == '\n' || w[i] == '\r' || w[i] == '\t')) ++i;
+      src_.advance(i);
+      if (i < w.size()) return static_cast<unsigned char>(w[i]);
+    }
+  }
+
+  void expect(char c, const char* what) {
+    const int got = peek_non_ws();
+    if (got != static_cast<unsigned char>(c)) {
+      if (got < 0) fail(std::string("truncated JSON: expected ") + what);
+      fail(std::string("not valid JSON: expected ") + what);
+    }
+    src_.advance(1);
+  }
+
+  /// After a member or element: true when another follows (a ',' was read), false at
+  /// the closing bracket (consumed).
+  bool next_in(char close) {
+    const int c = peek_non_ws();
+    if (c == ',') {
+      src_.advance(1);
+      return true;
+    }
+    if (c == static_cast<unsigned char>(close)) {
+      src_.advance(1);
+      return false;
+    }
+    if (c < 0) fail("truncated JSON");
+    fail(std::string("not valid JSON: expected ',' or '") + close + "'");
+  }
+
+  /// Reads a string (the opening quote is next), unescaped into `out` (cut at `cap`
+  /// bytes) when out is non-null.
+  void string(std::string* out, std::size_t cap = max_field_bytes) {
+    expect('"', "a string");
+    if (out) out->clear();
+    for (;;) {
+      const std::string_view w = src_.window();
+      if (w.empty()) fail("truncated JSON in a string");
+      std::size_t i = plain_run(w);
+      while (i < w.size() && w[i] != '"' && w[i] != '\\' &&
+             static_cast<unsigned char>(w[i]) >= 0x20)
+        ++i;
+      if (out && out->size() < cap) out->append(w.data(), std::min(i, cap - out->size()));
+      src_.advance(i);
+      if (i == w.size()) continue;
+      const char c = w[i];
+      src_.advance(1);
+      if (c == '"') return;
+      if (c != '\\') fail("not valid JSON: control character in a string");
+      escape(out, cap);
+    }
+  }
+
+  /// Reads a number into `out`.
+  double number() {
+    char buf[64];
+    const std::size_t n = number_text(buf, sizeof buf);
+    double v = 0;
+    const auto res = std::from_chars(buf, buf + n, v);
+    if (res.ec != std::errc() || res.ptr != buf + n) {
+      if (src_.peek() < 0) fail("truncated JSON");
+      fail("not valid JSON: bad number");
+    }
+    return v;
+  }
+
+  /// Skips a number (skipped values are not converted, only scanned).
+  void skip_number() { number_text(nullptr, 4096); }
+
+  /// Skips one value of any type, checking its syntax.
+  void skip_value() {
+    std::vector<char>& stack = stack_;  // open containers: '{' or '['
+    const std::size_t base = stack.size();
+    for (;;) {
+      int c = peek_non_ws();
+      if (c < 0) fail("truncated JSON");
+      if (c == '{' || c == '[') {
+        src_.advance(1);
+        if (stack.size() - base >= max_json_depth) fail("JSON nested too deeply");
+        stack.push_back(static_cast<char>(c));
+        const int d = peek_non_ws();
+        if (d == (c == '{' ? '}' : ']')) {
+          src_.advance(1);
+          stack.pop_back();
+        } else {
+          if (c == '{') {
+            string(nullptr);
+            expect(':', "':'");
+          }
+          continue;
+        }
+      } else if (c == '"') {
+        string(nullptr);
+      } else if (c == '-' || (c >= '0' && c <= '9')) {
+        skip_number();
+      } else if (c == 't') {
+        literal("true");
+      } else if (c == 'f') {
+        literal("false");
+      } else if (c == 'n') {
+        literal("null");
+      } else {
+        fail("not valid JSON: unexpected character '" + std::string(1, static_cast<char>(c)) + "'");
+      }
+      // A value is complete: close containers that end here.
+      for (;;) {
+        if (stack.size() == base) return;
+        const char open = stack.back();
+        if (next_in(open == '{' ? '}' : ']')) {
+          if (open == '{') {
+            string(nullptr);
+            expect(':', "':'");
+          }
+          break;
+        }
+        stack.pop_back();
+      }
+    }
+  }
+
+  void literal(const char* word) {
+    for (const char* p = word; *p != '\0'; ++p) {
+      const int c = src_.get();
+      if (c < 0) fail("truncated JSON");
+      if (c != *p) fail("not valid JSON: bad literal");
+    }
+  }
+
+  std::uint64_t offset() const noexcept { return src_.offset(); }
+
+ private:
+  void escape(std::string* out, std::size_t cap) {
+    const int c = src_.get();
+    if (c < 0) fail("truncated JSON in a string");
+    std::uint32_t cp = 0;
+    switch (c) {
+      case '"':
+        cp = '"';
+        break;
+      case '\\':
+        cp = '\\';
+        break;
+      case '/':
+        cp = '/';
+        break;
+      case 'b':
+        cp = '\b';
+        break;
+      case 'f':
+        cp = '\f';
+        break;
+      case 'n':
+        cp = '\n';
+        break;
+      case 'r':
+        cp = '\r';
+        break;
+      case 't':
+        cp = '\t';
+        break;
+      case 'u': {
+        cp = hex4();
+        if (cp >= 0xD800 && cp <= 0xDBFF) {  // a surrogate pair, when the low half follows
+          if (src_.peek() == '\\') {
+            src_.advance(1);
+            if (src_.get() != 'u') fail("not valid JSON: bad escape");
+            const std::uint32_t lo = hex4();
+            cp = (lo >= 0xDC00 && lo <= 0xDFFF) ? 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00)
+                                                : 0xFFFD;
+          } else {
+            cp = 0xFFFD;
+          }
+        } else if (cp >= 0xDC00 && cp <= 0xDFFF) {
+          cp = 0xFFFD;
+        }
+        break;
+      }
+      default:
+        fail("not valid JSON: bad escape");
+    }
+    if (out == nullptr || out->size() >= cap) return;
+    if (cp < 0x80) {
+      out->push_back(static_cast<char>(cp));
+    } else if (cp < 0x800) {
+      out->push_back(static_cast<char>(0xC0 | (cp >> 6)));
+      out->push_back(static_cast<char>(0x80 | (cp & 0x3F)));
+    } else if (cp < 0x10000) {
+      out->push_back(static_cast<char>(0xE0 | (cp >> 12)));
+      out->push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
+      out->push_back(static_cast<char>(0x80 | (cp & 0x3F)));
+    } else {
+      out->push_back(static_cast<char>(0xF0 | (cp >> 18)));
+      out->push_back(static_cast<char>(0x80 | ((cp >> 12) & 0x3F)));
+      out->push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
+      out->push_back(static_cast<char>(0x80 | (cp & 0x3F)));
+    }
+  }
+
+  std::uint32_t hex4() {
+    std::uint32_t v = 0;
+    for (int i = 0; i < 4; ++i) {
+      const int c = src_.get();
+      if (c < 0) fail("truncated JSON in a string");
+      v <<= 4;
+      if (c >= '0' && c <= '9') {
+        v |= static_cast<std::uint32_t>(c - '0');
+      } else if (c >= 'a' && c <= 'f') {
+        v |= static_cast<std::uint32_t>(c - 'a' + 10);
+      } else if (c >= 'A' && c <= 'F') {
+        v |= static_cast<std::uint32_t>(c - 'A' + 10);
+      } else {
+        fail("not valid JSON: bad \\u escape");
+      }
+    }
+    return v;
+  }
+
+  // The characters of a number, copied to buf (when non-null, up to cap); returns their count.
+  std::size_t number_text(char* buf, std::size_t cap) {
+    std::size_t n = 0;
+    for (bool more = true; more;) {
+      const std::string_view w = src_.window();
+      if (w.empty()) break;
+      std::size_t i = 0;
+      for (; i < w.size(); ++i) {
+        const char c = w[i];
+        if (!((c >= '0' && c <= '9') || c == '-' || c == '+' || c == '.' || c == 'e' || c == 'E')) {
+          more = false;
+          break;
+        }
+        if (n == cap) fail("not valid JSON: number too long");
+        if (buf != nullptr) buf[n] = c;
+        ++n;
+      }
+      src_.advance(i);
+    }
+    if (n == 0) {
+      if (src_.peek() < 0) fail("truncated JSON");
+      fail("not valid JSON: bad number");
+    }
+    return n;
+  }
+
+  // Length of the leading part of `w` that has no '"', '\\' or control byte, 8 bytes at a
+  // time (a word with a candidate byte ends the run; the caller checks bytewise from there).
+  static std::size_t plain_run(std::string_view w) noexcept {
+    constexpr std::uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
+    std::size_t i = 0;
+    for (; i + 8 <= w.size(); i += 8) {
+      std::uint64_t x;
+      std::memcpy(&x, w.data() + i, 8);
+      const std::uint64_t q = x ^ (ones * '"'), b = x ^ (ones * '\\');
+      const std::uint64_t hit = ((q - ones) & ~q) | ((b - ones) & ~b) | (x - ones * 0x20);
+      if ((hit & ~x & highs) != 0) break;
+    }
+    return i;
+  }
+
+  byte_source& src_;
+  std::vector<char> stack_;
+};
+
+namespace detail {
+
+template <class OnEvent>
+void read_trace_events(json_stream& js, trace_scan_info& info, OnEvent& on_event) {
+  trace_event ev;
+  std::string key;
+  // The '[' was consumed by the caller; an empty array ends at once.
+  if (js.peek_non_ws() == ']') {
+    js.expect(']', "']'");
+    return;
+  }
+  do {
+    if (js.peek_non_ws() != '{') {
+      if (js.peek_non_ws() < 0) js.fail("truncated JSON in traceEvents");
+      js.fail("traceEvents[" + std::to_string(info.events) + "] is not an object");
+    }
+    js.expect('{', "'{'");
+    ev.name.clear();
+    ev.cat.clear();
+    ev.ph.clear();
+    ev.has_name = ev.has_cat = ev.has_ts = ev.has_dur = false;
+    ev.name_is_string = ev.dur_is_number = ev.ts_is_number = true;
+    ev.ts = ev.dur = 0;
+    ev.index = info.events;
+    if (js.peek_non_ws() == '}') {
+      js.expect('}', "'}'");
+    } else {
+      do {
+        js.string(&key, 64);
+        js.expect(':', "':'");
+        const int c = js.peek_non_ws();
+        const bool is_string = c == '"';
+        const bool is_number = c == '-' || (c >= '0' && c <= '9');
+        if (key == "name") {
+          ev.has_name = true;
+          ev.name_is_string = is_string;
+          is_string ? js.string(&ev.name) : js.skip_value();
+        } else if (key == "cat" && is_string) {
+          ev.has_cat = true;
+          js.string(&ev.cat, 256);
+        } else if (key == "ph" && is_string) {
+          js.string(&ev.ph, 16);
+        } else if (key == "dur") {
+          ev.has_dur = true;
+          ev.dur_is_number = is_number;
+          if (is_number) {
+            ev.dur = js.number();
+          } else {
+            js.skip_value();
+          }
+        } else if (key == "ts") {
+          ev.has_ts = true;
+          ev.ts_is_number = is_number;
+          if (is_number) {
+            ev.ts = js.number();
+          } else {
+            js.skip_value();
+          }
+        } else {
+          js.skip_value();
+        }
+      } while (js.next_in('}'));
+    }
+    ++info.events;
+    on_event(ev);
+  } while (js.next_in(']'));
+}
+
+}  // namespace detail
+
+/// Streams the file at `path` and calls on_event(const trace_event&) for every element of
+/// its "traceEvents" array (or of a top-level array). Other top-level keys are skipped
+/// (and checked). Throws failure(exit_usage, "<path>: <reason>") on malformed JSON or
+/// gzip, an element that is not an object, or "traceEvents" that is not an array. A file
+/// that is valid JSON without trace events is no error: info says what it has.
+template <class OnEvent>
+trace_scan_info scan_trace(const std::string& path, OnEvent&& on_event) {
+  byte_source src(path);
+  json_stream js(src);
+  trace_scan_info info;
+  info.gzip = src.gzip();
+  const int first = js.peek_non_ws();
+  if (first < 0) throw failure(exit_usage, path + ": empty file");
+  if (first == '[') {
+    js.expect('[', "'['");
+    info.has_trace_events = true;
+    detail::read_trace_events(js, info, on_event);
+  } else if (first == '{') {
+    js.expect('{', "'{'");
+    if (js.peek_non_ws() == '}') {
+      js.expect('}', "'}'");
+    } else {
+      std::string key;
+      do {
+        js.string(&key, 256);
+        js.expect(':', "':'");
+        if (key == "traceEvents") {
+          if (js.peek_non_ws() != '[') {
+            if (js.peek_non_ws() < 0) js.fail("truncated JSON");
+            js.fail("traceEvents is not an array");
+          }
+          js.expect('[', "'['");
+          info.has_trace_events = true;
+          detail::read_trace_events(js, info, on_event);
+        } else {
+          info.has_diffscope |= key == "diffscope";
+          info.has_total_duration |= key == "total_duration_ms";
+          js.skip_value();
+        }
+      } while (js.next_in('}'));
+    }
+  } else {
+    throw failure(exit_usage, path + ": not JSON (" + (info.gzip ? "gzip content" : "file") +
+                                  " does not start with '{' or '[')");
+  }
+  if (js.peek_non_ws() >= 0) js.fail("not valid JSON: data after the top-level value");
+  info.bytes = js.offset();
+  return info;
+}
+
+/// The whole (uncompressed) content of a plain or gzip file, for small files (dumps).
+inline std::string read_maybe_gzip(const std::string& path, std::uint64_t max_bytes = 1ull << 30) {
+  byte_source src(path);
+  std::string out;
+  for (;;) {
+    const std::string_view w = src.window();
+    if (w.empty()) break;
+    out.append(w);
+    src.advance(w.size());
+    if (out.size() > max_bytes) throw failure(exit_usage, path + ": too large for a perf dump");
+  }
+  return out;
+}
+
+}  // namespace diffscope::cli
