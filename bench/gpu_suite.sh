@@ -69,6 +69,20 @@ note "main job: exit $?"
 cp build-gpu/out/perf.json "$out/main_job_perf.json" 2>/dev/null
 gzip -c build-gpu/out/trace.json >"$out/main_job_trace.json.gz" 2>/dev/null
 
+# The same job collected by libdiffscope_inject.so instead (NVTX_INJECTION64_PATH takes
+# precedence over the static injection linked into toy_dit).
+if [ -f build-gpu/tools/libdiffscope_inject.so ]; then
+  rm -rf build-gpu/out-inject
+  NVTX_INJECTION64_PATH="$PWD/build-gpu/tools/libdiffscope_inject.so" \
+    DIFFSCOPE_DUMP=build-gpu/out-inject/perf.json $toy --quiet >/dev/null 2>&1
+  note "main job through libdiffscope_inject.so: exit $? $(python3 -c '
+import json, sys
+d = json.load(open("build-gpu/out-inject/perf.json"))["diffscope"]
+k = sum(s["gpu"]["kernels"] for s in d["scopes"] if s["depth"] == 0 and s["gpu"])
+print("gpu_timing=%s kernels_in_top_scopes=%d" % (d["status"]["gpu_timing"], k))
+' 2>&1)"
+fi
+
 {
   build-gpu/bench/bench_collector_gpu
   build-gpu/bench/bench_cupti_launch 100000

@@ -6,6 +6,10 @@
 #include <vector>
 
 #include "cli.hpp"
+#include "cmd_compare.hpp"
+#include "cmd_gate.hpp"
+#include "cmd_hotspots.hpp"
+#include "cmd_merge.hpp"
 
 namespace diffscope::cli {
 
@@ -16,7 +20,14 @@ struct command {
 };
 
 inline const std::vector<command>& commands() {
-  static const std::vector<command> table = {};
+  static const std::vector<command> table = {
+      {"compare", "compare perf dumps like SGLang's compare_perf.py (+ repeated runs)",
+       run_compare},
+      {"merge", "merge per-rank perf dumps into one (max over ranks)", run_merge},
+      {"hotspots", "rank kernels of a dump or torch.profiler trace; fast-path families",
+       run_hotspots},
+      {"gate", "check output for diffusers fallback / CUDA-graph failure signals", run_gate},
+  };
   return table;
 }
 

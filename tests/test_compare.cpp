@@ -1,0 +1,130 @@
+// diffscope compare/merge internals: the dump reader's type checks and defaults, the
+// compare_perf.py arithmetic, the repeated-run verdict rule and the merge rule. The CLI
+// itself is tested end to end by tests/tools/test_compare_cli.py.
+#include <doctest/doctest.h>
+
+#include "../tools/cmd_compare.hpp"
+#include "../tools/cmd_merge.hpp"
+
+using namespace diffscope::cli;
+
+namespace {
+perf_dump_data parse(const std::string& text) {
+  return parse_dump(text, "x.json");
+}
+std::string error_of(const std::string& text) {
+  try {
+    parse(text);
+  } catch (const failure& f) {
+    CHECK(f.code == exit_usage);
+    return f.what();
+  }
+  return "";
+}
+}  // namespace
+
+TEST_SUITE("compare") {
+  TEST_CASE("the dump reader takes compare_perf.py's defaults for missing keys") {
+    const auto d = parse(R"({"steps": [{"duration_ms": 3}, {"name": "A"}]})");
+    CHECK(d.total_duration_ms == 0.0);
+    CHECK(d.commit_hash == "N/A");
+    REQUIRE(d.steps.size() == 2);
+    CHECK(d.steps[0].name == "unknown");
+    CHECK(d.steps[0].duration_ms == 3.0);
+    CHECK(d.steps[1].duration_ms == 0.0);
+    CHECK_FALSE(d.has_diffscope);
+  }
+
+  TEST_CASE("the dump reader names the file and the key of a wrong type") {
+    CHECK(error_of("") == "x.json: empty file");
+    CHECK(error_of("[]") == "x.json: top level is not a JSON object");
+    CHECK(error_of(R"({"total_duration_ms": "1"})") == "x.json: total_duration_ms is not a number");
+    CHECK(error_of(R"({"total_duration_ms": false})") ==
+          "x.json: total_duration_ms is not a number");
+    CHECK(error_of(R"({"steps": [{"name": null}]})") == "x.json: steps[0].name is not a string");
+    CHECK(error_of(R"({"denoise_steps_ms": [{"step": "0"}]})") ==
+          "x.json: denoise_steps_ms[0].step is not an integer");
+    CHECK(error_of(R"({"diffscope": {"status": {"gpu_timing": 1}}})") ==
+          "x.json: diffscope.status.gpu_timing is not a boolean");
+    CHECK(error_of(R"({"steps": [)").rfind("x.json: not valid JSON (", 0) == 0);
+  }
+
+  TEST_CASE("numbers are formatted as Python's format() formats them") {
+    using compare_detail::py_fixed;
+    CHECK(py_fixed(1.125, 2) == "1.12");  // exact binary value, round half even
+    CHECK(py_fixed(2.675, 2) == "2.67");  // 2.67499999...
+    CHECK(py_fixed(0.0, 2, true) == "+0.00");
+    CHECK(py_fixed(-0.0, 1, true) == "-0.0");
+    CHECK(py_fixed(std::nan(""), 2, true) == "+nan");
+    CHECK(py_fixed(-std::nan(""), 2) == "nan");
+    CHECK(py_fixed(-HUGE_VAL, 1, true) == "-inf");
+  }
+
+  TEST_CASE("stage status uses max(10 %, 120 ms) and e2e status +-2 %") {
+    using namespace compare_detail;
+    CHECK(std::string(stage_status(1000, 1120)) == neutral);  // +12 % but not > 1120 ms
+    CHECK(std::string(stage_status(1000, 1120.001)) == red);
+    CHECK(std::string(stage_status(100, 219)) == neutral);  // +119 %, +119 ms
+    CHECK(std::string(stage_status(200, 79.9)) == green);
+    CHECK(std::string(e2e_status(-2.0)) == neutral);
+    CHECK(std::string(e2e_status(-2.01)) == check);
+    CHECK(std::string(e2e_status(2.01)) == cross);
+    CHECK(diff_of(0, 5).second == 0.0);
+  }
+
+  TEST_CASE("legacy denoising_step_<digits> entries are summed into one row") {
+    using namespace compare_detail;
+    std::vector<dump_stage> s = {
+        {"A", 1}, {"denoising_step_0", 2}, {"denoising_step_x", 4}, {"denoising_step_1", 3},
+        {"A", 5}, {"denoising_step_", 6}};
+    const auto c = consolidate(s);
+    CHECK(c.order ==
+          std::vector<std::string>{"A", "Denoising Loop", "denoising_step_x", "denoising_step_"});
+    CHECK(c.durations.at("Denoising Loop") == 5.0);
+    CHECK(c.counts.at("Denoising Loop") == 2);
+    CHECK(c.durations.at("A") == 6.0);
+  }
+
+  TEST_CASE("the repeated-run verdict: docs/compare.md's worked example") {
+    // base 100, 102, 98 (median 100, spread 2); new 106, 105, 109 (median 106, spread 2).
+    auto v = judge({100, 102, 98}, {106, 105, 109});
+    CHECK(v.base_median == 100);
+    CHECK(v.new_median == 106);
+    CHECK(v.threshold == doctest::Approx(2.0));
+    CHECK(v.noise == 4);
+    CHECK(std::string(v.verdict) == "slower");
+    CHECK(std::string(judge({100, 102, 98}, {94, 95, 93}).verdict) == "faster");
+    // +3 ms but the runs scatter by +-5 ms: unsure.
+    CHECK(std::string(judge({100, 110, 90}, {103, 98, 108}).verdict) == "unsure");
+    // +1 ms, within the threshold, runs tight: same.
+    CHECK(std::string(judge({100, 100.5, 99.5}, {101, 101.5, 100.5}).verdict) == "same");
+    // +1 ms within the threshold but runs too noisy to rule out a 2 ms change: unsure.
+    CHECK(std::string(judge({100, 104, 96}, {101, 99, 103}).verdict) == "unsure");
+    // Even counts take the mean of the middle two; one run per side has no spread.
+    CHECK(median_of({4, 1, 3, 2}) == 2.5);
+    CHECK(std::string(judge({100}, {103}).verdict) == "slower");
+    CHECK(std::string(judge({100}, {101}, {5.0, 0.1}).verdict) == "same");
+  }
+
+  TEST_CASE("merge takes the maximum over ranks and keeps each rank") {
+    std::vector<perf_dump_data> r = {
+        parse(
+            R"({"commit_hash": "a", "total_duration_ms": 10, "steps": [{"name": "S", "duration_ms": 4}],
+                  "denoise_steps_ms": [{"step": 0, "duration_ms": 1}], "meta": {"z": "1", "a": "2"}})"),
+        parse(
+            R"({"commit_hash": "b", "total_duration_ms": 12, "steps": [{"name": "S", "duration_ms": 3},
+                  {"name": "T", "duration_ms": 1}], "denoise_steps_ms": [{"step": 0, "duration_ms": 0.5},
+                  {"step": 1, "duration_ms": 2}]})")};
+    std::vector<std::string> warnings;
+    const auto m = merge_dumps(r, warnings);
+    REQUIRE(warnings.size() == 1);
+    CHECK(warnings[0].find("commit_hash differs") == 0);
+    CHECK(m["total_duration_ms"].get<double>() == 12.0);
+    CHECK(m["steps"].size() == 2);
+    CHECK(m["steps"][0]["duration_ms"].get<double>() == 4.0);
+    CHECK(m["denoise_steps_ms"][1]["duration_ms"].get<double>() == 2.0);
+    CHECK(m["meta"].dump() == R"({"z":"1","a":"2"})");
+    CHECK(m["diffscope"]["ranks"].size() == 2);
+    CHECK(dump_text(m).rfind("{\n  \"timestamp\": ", 0) == 0);
+  }
+}

@@ -1,0 +1,503 @@
+// `diffscope compare`: SGLang's compare_perf.py report, byte for byte, on any perf dumps
+// (ours or SGLang's), plus per-scope GPU rows where both sides carry a "diffscope" object;
+// and `--base A... --new B...`: repeated runs compared by median with a noise-aware verdict.
+// The logic mirrors compare_perf.py of sglang 0.5.23 (docs/compare.md lists each rule).
+#pragma once
+
+#include <sys/time.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <ctime>
+#include <string>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include "cli.hpp"
+#include "dump_reader.hpp"
+
+namespace diffscope::cli {
+
+namespace compare_detail {
+
+// compare_perf.py's status emojis, as its source spells them.
+inline constexpr const char* red = "\xF0\x9F\x94\xB4";              // U+1F534
+inline constexpr const char* green = "\xF0\x9F\x9F\xA2";            // U+1F7E2
+inline constexpr const char* neutral = "\xE2\x9A\xAA\xEF\xB8\x8F";  // U+26AA U+FE0F
+inline constexpr const char* check = "\xE2\x9C\x85";                // U+2705
+inline constexpr const char* cross = "\xE2\x9D\x8C";                // U+274C
+inline constexpr const char* denoising_group = "Denoising Loop";
+
+/// Python's format(v, "[+].<prec>f"): printf's %f is correctly rounded like Python's, but
+/// non-finite values differ ("-nan" vs "nan"; Python never signs a NaN negative).
+inline std::string py_fixed(double v, int prec, bool plus = false) {
+  if (std::isnan(v)) return plus ? "+nan" : "nan";
+  if (std::isinf(v)) return v < 0 ? "-inf" : (plus ? "+inf" : "inf");
+  char buf[512];
+  std::snprintf(buf, sizeof buf, plus ? "%+.*f" : "%.*f", prec, v);
+  return buf;
+}
+
+/// calculate_diff: (new - base, percent of base; 0 when base is 0).
+inline std::pair<double, double> diff_of(double base, double now) {
+  const double diff = now - base;
+  return {diff, base == 0 ? 0.0 : (diff / base) * 100};
+}
+
+/// get_perf_status_emoji with its defaults rel_tol 0.1, min_abs_tol 120 ms.
+inline const char* stage_status(double base, double now) {
+  const double rel_tol = 0.1, min_abs_tol = 120.0;
+  const double upper = std::max(base * (1 + rel_tol), base + min_abs_tol);
+  const double lower = std::min(base * (1 - rel_tol), base - min_abs_tol);
+  if (now > upper) return red;
+  if (now < lower) return green;
+  return neutral;
+}
+
+/// _get_status_emoji_from_diff_percent: +-2 % on the end-to-end time.
+inline const char* e2e_status(double pct) {
+  if (pct < -2.0) return check;
+  if (pct > 2.0) return cross;
+  return neutral;
+}
+
+/// consolidate_steps: denoising_step_<digits> entries summed into "Denoising Loop", other
+/// repeated names summed; names in order of first occurrence.
+struct consolidated {
+  std::unordered_map<std::string, double> durations;
+  std::unordered_map<std::string, long> counts;
+  std::vector<std::string> order;
+};
+
+inline bool is_legacy_step(const std::string& name) {
+  const std::size_t prefix = sizeof("denoising_step_") - 1;
+  if (name.size() <= prefix || name.compare(0, prefix, "denoising_step_") != 0) return false;
+  // Python's \d also matches non-ASCII digits; SGLang writes ASCII ones.
+  return std::all_of(name.begin() + prefix, name.end(),
+                     [](char c) { return c >= '0' && c <= '9'; });
+}
+
+inline consolidated consolidate(const std::vector<dump_stage>& steps) {
+  consolidated c;
+  for (const dump_stage& s : steps) {
+    const std::string key = is_legacy_step(s.name) ? denoising_group : s.name;
+    auto it = c.durations.find(key);
+    if (it == c.durations.end()) {
+      it = c.durations.emplace(key, 0.0).first;
+      c.counts[key] = 0;
+      c.order.push_back(key);
+    }
+    it->second += s.duration_ms;
+    ++c.counts[key];
+  }
+  return c;
+}
+
+inline double get_or(const std::unordered_map<std::string, double>& m, const std::string& k,
+                     double def) {
+  const auto it = m.find(k);
+  return it == m.end() ? def : it->second;
+}
+
+/// Stage order: the newest file's stages first, then earlier files', then the baseline's.
+inline std::vector<std::string> combined_order(const consolidated& base,
+                                               const std::vector<consolidated>& others) {
+  std::vector<std::string> out;
+  auto add = [&](const std::vector<std::string>& names) {
+    for (const auto& n : names)
+      if (std::find(out.begin(), out.end(), n) == out.end()) out.push_back(n);
+  };
+  for (auto it = others.rbegin(); it != others.rend(); ++it) add(it->order);
+  add(base.order);
+  return out;
+}
+
+/// os.path.basename.
+inline std::string base_name(const std::string& p) {
+  const auto slash = p.rfind('/');
+  return slash == std::string::npos ? p : p.substr(slash + 1);
+}
+
+/// Python's datetime.now().isoformat(): local time, microseconds only when non-zero.
+inline std::string now_isoformat() {
+  timeval tv{};
+  gettimeofday(&tv, nullptr);
+  std::tm tm{};
+  const std::time_t secs = tv.tv_sec;
+  localtime_r(&secs, &tm);
+  char buf[64];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
+  std::string s = buf;
+  if (tv.tv_usec != 0) {
+    std::snprintf(buf, sizeof buf, ".%06ld", static_cast<long>(tv.tv_usec));
+    s += buf;
+  }
+  return s;
+}
+
+inline std::string md_cell(const std::string& s) {  // our own tables only
+  std::string out;
+  for (char c : s) {
+    if (c == '|') out += '\\';
+    out += c == '\n' ? ' ' : c;
+  }
+  return out;
+}
+
+inline const dump_scope* find_scope(const perf_dump_data& d, const std::string& path) {
+  for (const auto& s : d.scopes)
+    if (s.path == path) return &s;
+  return nullptr;
+}
+
+/// Our section for one (base, new) pair that both carry a diffscope object.
+inline std::string scope_section(const perf_dump_data& base, const perf_dump_data& now,
+                                 const std::string& label) {
+  std::string o = "\n#### 3. diffscope: GPU time per scope (" + label + ")\n";
+  for (const perf_dump_data* d : {&base, &now}) {
+    if (d->gpu_timing) continue;
+    o += "GPU timing was not measured in " + base_name(d->file) +
+         (d->gpu_reason.empty() ? std::string() : " (" + d->gpu_reason + ")") + ": no GPU rows.\n";
+    return o;
+  }
+  o += "| Scope | Base busy (ms) | New busy (ms) | Busy diff (%) | Base envelope (ms) | New "
+       "envelope (ms) | Envelope diff (%) |\n";
+  o += "| :--- | :--- | :--- | :--- | :--- | :--- | :--- |\n";
+  std::vector<std::string> paths;
+  for (const auto* d : {&base, &now})
+    for (const auto& s : d->scopes)
+      if (std::find(paths.begin(), paths.end(), s.path) == paths.end()) paths.push_back(s.path);
+  auto cell = [](const dump_scope* s, bool busy) {
+    if (!s || !s->has_gpu) return std::string("-");
+    return py_fixed(busy ? s->busy_ms : s->envelope_ms, 2);
+  };
+  auto pct = [](const dump_scope* b, const dump_scope* n, bool busy) {
+    if (!b || !n || !b->has_gpu || !n->has_gpu) return std::string("-");
+    const double bv = busy ? b->busy_ms : b->envelope_ms, nv = busy ? n->busy_ms : n->envelope_ms;
+    return py_fixed(diff_of(bv, nv).second, 1, true) + "%";
+  };
+  for (const auto& p : paths) {
+    const dump_scope* b = find_scope(base, p);
+    const dump_scope* n = find_scope(now, p);
+    if ((!b || !b->has_gpu) && (!n || !n->has_gpu)) continue;  // host-only on both sides
+    o += "| " + md_cell(p) + " | " + cell(b, true) + " | " + cell(n, true) + " | " +
+         pct(b, n, true) + " | " + cell(b, false) + " | " + cell(n, false) + " | " +
+         pct(b, n, false) + " |\n";
+  }
+  return o;
+}
+
+}  // namespace compare_detail
+
+/// The report of compare_perf.py for dumps[0] (baseline) against the others, with
+/// `timestamp` in its Timestamp line; then, unless sglang_only, our per-scope sections.
+inline std::string compare_report(const std::vector<perf_dump_data>& dumps,
+                                  const std::string& timestamp, bool sglang_only = false) {
+  using namespace compare_detail;
+  const perf_dump_data& base = dumps.at(0);
+  const std::vector<perf_dump_data> others(dumps.begin() + 1, dumps.end());
+  std::vector<std::string> labels;
+  for (const auto& d : others) labels.push_back(base_name(d.file));
+  const double base_e2e = base.total_duration_ms;
+  const consolidated b = consolidate(base.steps);
+  std::vector<consolidated> processed;
+  for (const auto& d : others) processed.push_back(consolidate(d.steps));
+  const std::vector<std::string> order = combined_order(b, processed);
+
+  std::string o = "### Performance Comparison Report\n\n";
+  if (others.size() == 1) {
+    const double new_e2e = others[0].total_duration_ms;
+    const auto [diff_ms, diff_pct] = diff_of(base_e2e, new_e2e);
+    o += "#### 1. High-level Summary\n";
+    o += "| Metric | Baseline | New | Diff | Status |\n";
+    o += "| :--- | :--- | :--- | :--- | :--- |\n";
+    o += "| **E2E Latency** | " + py_fixed(base_e2e, 2) + " ms | " + py_fixed(new_e2e, 2) +
+         " ms | **" + py_fixed(diff_ms, 2, true) + " ms (" + py_fixed(diff_pct, 1, true) +
+         "%)** | " + e2e_status(diff_pct) + " |\n";
+    o += "| **Throughput** | " + py_fixed(base_e2e != 0 ? 1000 / base_e2e : 0, 2) + " req/s | " +
+         py_fixed(new_e2e != 0 ? 1000 / new_e2e : 0, 2) + " req/s | - | - |\n";
+    o += "\n\n";
+    o += "#### 2. Stage Breakdown\n";
+    o += "| Stage Name | Baseline (ms) | New (ms) | Diff (ms) | Diff (%) | Status |\n";
+    o += "| :--- | :--- | :--- | :--- | :--- | :--- |\n";
+    const consolidated& n = processed[0];
+    for (const auto& stage : order) {
+      const double bv = get_or(b.durations, stage, 0.0);
+      const double nv = get_or(n.durations, stage, 0.0);
+      const auto bc = b.counts.count(stage) ? b.counts.at(stage) : 1;
+      const auto nc = n.counts.count(stage) ? n.counts.at(stage) : 1;
+      const auto [s_diff, s_pct] = diff_of(bv, nv);
+      std::string count;
+      if (stage == denoising_group)
+        count = nc == bc ? " (" + std::to_string(nc) + " steps)"
+                         : " (" + std::to_string(bc) + "->" + std::to_string(nc) + " steps)";
+      o += "| " + stage + count + " | " + py_fixed(bv, 2) + " | " + py_fixed(nv, 2) + " | " +
+           py_fixed(s_diff, 2, true) + " | " + py_fixed(s_pct, 1, true) + "% | " +
+           stage_status(bv, nv) + " |\n";
+    }
+  } else {
+    std::string cols, seps;
+    for (const auto& l : labels) {
+      cols += cols.empty() ? l : " | " + l;
+      seps += seps.empty() ? ":---" : " | :---";
+    }
+    o += "#### 1. High-level Summary\n";
+    o += "| Metric | Baseline | " + cols + " |\n";
+    o += "| :--- | :--- | " + seps + " |\n";
+    o += "| **E2E Latency** | " + py_fixed(base_e2e, 2) + " ms |";
+    for (const auto& d : others) {
+      const double pct = diff_of(base_e2e, d.total_duration_ms).second;
+      o += " " + py_fixed(d.total_duration_ms, 2) + " ms (" + py_fixed(pct, 1, true) + "%) " +
+           e2e_status(pct) + " |";
+    }
+    o += "\n\n\n";
+    o += "#### 2. Stage Breakdown\n";
+    o += "| Stage Name | Baseline | " + cols + " |\n";
+    o += "| :--- | :--- | " + seps + " |\n";
+    for (const auto& stage : order) {
+      const double bv = get_or(b.durations, stage, 0.0);
+      o += "| " + stage + " | " + py_fixed(bv, 2) + " |";
+      for (const auto& n : processed) {
+        const double nv = get_or(n.durations, stage, 0.0);
+        o += " " + py_fixed(nv, 2) + " (" + py_fixed(diff_of(bv, nv).second, 1, true) + "%) " +
+             stage_status(bv, nv) + " |";
+      }
+      o += "\n";
+    }
+  }
+  o += "\n\n";
+  o += "<details>\n<summary>Metadata</summary>\n\n";
+  o += "- Baseline Commit: `" + base.commit_hash + "`\n";
+  for (std::size_t i = 0; i < others.size(); ++i)
+    o += "- " + (others.size() == 1 ? std::string("New") : labels[i]) + " Commit: `" +
+         others[i].commit_hash + "`\n";
+  o += "- Timestamp: " + timestamp + "\n";
+  o += "</details>\n";
+  if (sglang_only || !base.has_diffscope) return o;
+  for (std::size_t i = 0; i < others.size(); ++i)
+    if (others[i].has_diffscope)
+      o += scope_section(base, others[i], others.size() == 1 ? "New" : labels[i]);
+  return o;
+}
+
+// ---- repeated runs ---------------------------------------------------------------------
+
+struct noise_options {
+  double rel_tol_pct = 2.0;  ///< smallest relative difference that matters, % of base median
+  double abs_tol_ms = 0.1;   ///< smallest absolute difference that matters
+};
+
+struct noise_verdict {
+  double base_median = 0, new_median = 0, diff = 0, diff_pct = 0;
+  double base_spread = 0, new_spread = 0;  ///< (max - min) / 2 of each side
+  double threshold = 0;                    ///< max(rel_tol * |base median|, abs_tol)
+  double noise = 0;                        ///< base_spread + new_spread
+  const char* verdict = "same";            ///< faster, slower, same or unsure
+};
+
+inline double median_of(std::vector<double> v) {
+  if (v.empty()) return 0.0;
+  std::sort(v.begin(), v.end());
+  const std::size_t m = v.size() / 2;
+  return v.size() % 2 ? v[m] : (v[m - 1] + v[m]) / 2;
+}
+
+inline double half_range(const std::vector<double>& v) {
+  if (v.empty()) return 0.0;
+  const auto [lo, hi] = std::minmax_element(v.begin(), v.end());
+  return (*hi - *lo) / 2;
+}
+
+/// The verdict rule (docs/compare.md): a difference is real when it is larger than both
+/// the threshold and the combined spread; "same" needs a small difference AND runs tight
+/// enough to have shown a threshold-sized one; anything else is "unsure".
+inline noise_verdict judge(const std::vector<double>& base, const std::vector<double>& now,
+                           const noise_options& opt = {}) {
+  noise_verdict v;
+  v.base_median = median_of(base);
+  v.new_median = median_of(now);
+  std::tie(v.diff, v.diff_pct) = compare_detail::diff_of(v.base_median, v.new_median);
+  v.base_spread = half_range(base);
+  v.new_spread = half_range(now);
+  v.threshold = std::max(opt.rel_tol_pct / 100 * std::fabs(v.base_median), opt.abs_tol_ms);
+  v.noise = v.base_spread + v.new_spread;
+  const double d = std::fabs(v.diff);
+  if (d > v.threshold && d > v.noise)
+    v.verdict = v.diff < 0 ? "faster" : "slower";
+  else if (d <= v.threshold && v.noise <= v.threshold)
+    v.verdict = "same";
+  else
+    v.verdict = "unsure";
+  return v;
+}
+
+/// The Markdown table of `--base ... --new ...`.
+inline std::string repeated_report(const std::vector<perf_dump_data>& base,
+                                   const std::vector<perf_dump_data>& now,
+                                   const noise_options& opt = {}) {
+  using namespace compare_detail;
+  struct row {
+    std::string name;
+    std::vector<double> b, n;
+  };
+  std::vector<row> rows;
+  auto values = [](const std::vector<perf_dump_data>& runs, auto&& get) {
+    std::vector<double> v;
+    for (const auto& r : runs) v.push_back(get(r));
+    return v;
+  };
+  auto add = [&](std::string name, auto&& get) {
+    rows.push_back({std::move(name), values(base, get), values(now, get)});
+  };
+  add("**E2E Latency**", [](const perf_dump_data& d) { return d.total_duration_ms; });
+
+  // Stages as compare_perf consolidates them; a stage missing from a run counts as 0.
+  std::vector<consolidated> cb, cn;
+  for (const auto& d : base) cb.push_back(consolidate(d.steps));
+  for (const auto& d : now) cn.push_back(consolidate(d.steps));
+  // Rows in the base runs' stage order, then stages only the new runs have.
+  std::vector<std::string> order;
+  for (const auto* side : {&cb, &cn})
+    for (const auto& c : *side)
+      for (const auto& n : c.order)
+        if (std::find(order.begin(), order.end(), n) == order.end()) order.push_back(n);
+  for (const auto& stage : order) {
+    row r{stage, {}, {}};
+    for (const auto& c : cb) r.b.push_back(get_or(c.durations, stage, 0.0));
+    for (const auto& c : cn) r.n.push_back(get_or(c.durations, stage, 0.0));
+    rows.push_back(std::move(r));
+  }
+
+  std::size_t steps = 0;
+  for (const auto* side : {&base, &now})
+    for (const auto& d : *side) steps = std::max(steps, d.denoise_steps.size());
+  if (steps > 0) {
+    add("Denoise steps (sum)", [](const perf_dump_data& d) {
+      double s = 0;
+      for (const auto& x : d.denoise_steps) s += x.duration_ms;
+      return s;
+    });
+    for (std::size_t i = 0; i < steps; ++i)
+      add("Denoise step " + std::to_string(i), [i](const perf_dump_data& d) {
+        return i < d.denoise_steps.size() ? d.denoise_steps[i].duration_ms : 0.0;
+      });
+  }
+
+  // GPU busy per scope when every run measured it.
+  bool all_gpu = true;
+  for (const auto* side : {&base, &now})
+    for (const auto& d : *side) all_gpu = all_gpu && d.has_diffscope && d.gpu_timing;
+  if (all_gpu) {
+    std::vector<std::string> paths;
+    for (const auto* side : {&base, &now})
+      for (const auto& d : *side)
+        for (const auto& s : d.scopes)
+          if (s.has_gpu && std::find(paths.begin(), paths.end(), s.path) == paths.end())
+            paths.push_back(s.path);
+    for (const auto& p : paths)
+      add("GPU busy `" + md_cell(p) + "`", [&p](const perf_dump_data& d) {
+        const dump_scope* s = find_scope(d, p);
+        return s && s->has_gpu ? s->busy_ms : 0.0;
+      });
+  }
+
+  auto names = [](const std::vector<perf_dump_data>& runs) {
+    std::string s;
+    for (const auto& r : runs) s += (s.empty() ? "" : ", ") + base_name(r.file);
+    return s;
+  };
+  std::string o = "### Repeated-run Comparison\n\n";
+  o += "- Base: " + std::to_string(base.size()) + " runs (" + names(base) + ")\n";
+  o += "- New: " + std::to_string(now.size()) + " runs (" + names(now) + ")\n";
+  o += "- Median per side; spread = (max - min) / 2; threshold = max(" +
+       py_fixed(opt.rel_tol_pct, 1) + "% of base median, " + py_fixed(opt.abs_tol_ms, 2) +
+       " ms); faster/slower when |diff| > threshold and |diff| > base spread + new spread, "
+       "same when |diff| <= threshold and base spread + new spread <= threshold, else "
+       "unsure.\n\n";
+  o += "| Metric | Base median (ms) | New median (ms) | Diff (ms) | Diff (%) | Base spread (ms) "
+       "| New spread (ms) | Verdict |\n";
+  o += "| :--- | :--- | :--- | :--- | :--- | :--- | :--- | :--- |\n";
+  for (const auto& r : rows) {
+    const noise_verdict v = judge(r.b, r.n, opt);
+    o += "| " + r.name + " | " + py_fixed(v.base_median, 2) + " | " + py_fixed(v.new_median, 2) +
+         " | " + py_fixed(v.diff, 2, true) + " | " + py_fixed(v.diff_pct, 1, true) + "% | " +
+         py_fixed(v.base_spread, 2) + " | " + py_fixed(v.new_spread, 2) + " | " + v.verdict +
+         " |\n";
+  }
+  return o;
+}
+
+// ---- the command ---------------------------------------------------------------------
+
+inline constexpr const char* compare_usage =
+    "usage: diffscope compare [--sglang-only] BASE.json NEW.json [NEW2.json ...]\n"
+    "       diffscope compare [--rel-tol PCT] [--abs-tol MS] --base A.json... --new B.json...\n"
+    "Prints SGLang compare_perf.py's Markdown report (then per-scope GPU rows where both\n"
+    "dumps carry a diffscope object; --sglang-only leaves them out). With --base/--new,\n"
+    "compares repeated runs by median with a verdict per row (docs/compare.md).\n";
+
+inline double parse_tolerance(const std::string& opt, const std::string& text) {
+  std::size_t used = 0;
+  double v = 0;
+  try {
+    v = std::stod(text, &used);
+  } catch (const std::exception&) {
+    used = 0;
+  }
+  if (used != text.size() || !std::isfinite(v) || v < 0)
+    throw failure(exit_usage, opt + ": '" + text + "' is not a number >= 0");
+  return v;
+}
+
+inline int run_compare(const args& a) {
+  bool sglang_only = false;
+  int mode = 0;  // 0 positional, 1 after --base, 2 after --new
+  bool repeated = false;
+  noise_options opt;
+  std::vector<std::string> files, base_files, new_files;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    const std::string& s = a[i];
+    if (s == "-h" || s == "--help") {
+      std::fputs(compare_usage, stdout);
+      return exit_ok;
+    }
+    if (s == "--sglang-only") {
+      sglang_only = true;
+    } else if (s == "--base" || s == "--new") {
+      repeated = true;
+      mode = s == "--base" ? 1 : 2;
+    } else if (s == "--rel-tol" || s == "--abs-tol") {
+      if (i + 1 >= a.size()) throw failure(exit_usage, s + " needs a value");
+      (s == "--rel-tol" ? opt.rel_tol_pct : opt.abs_tol_ms) = parse_tolerance(s, a[++i]);
+    } else if (s.size() > 1 && s[0] == '-') {
+      throw failure(exit_usage, "unknown option '" + s + "' (diffscope compare --help)");
+    } else {
+      (mode == 0 ? files : mode == 1 ? base_files : new_files).push_back(s);
+    }
+  }
+  std::string out;
+  if (repeated) {
+    if (!files.empty())
+      throw failure(exit_usage, "'" + files[0] + "': files go after --base or --new");
+    if (base_files.empty() || new_files.empty())
+      throw failure(exit_usage, "--base and --new each need at least one file");
+    std::vector<perf_dump_data> b, n;
+    for (const auto& f : base_files) b.push_back(load_dump(f));
+    for (const auto& f : new_files) n.push_back(load_dump(f));
+    out = repeated_report(b, n, opt);
+  } else {
+    if (files.size() < 2)
+      throw failure(exit_usage, "need at least 2 files to compare (diffscope compare --help)");
+    std::vector<perf_dump_data> dumps;
+    for (const auto& f : files) dumps.push_back(load_dump(f));
+    out = compare_report(dumps, compare_detail::now_isoformat(), sglang_only);
+  }
+  // All inputs were read before the first byte goes out: no partial report.
+  if (std::fwrite(out.data(), 1, out.size(), stdout) != out.size() || std::fflush(stdout) != 0)
+    throw failure(exit_usage, "cannot write to stdout");
+  return exit_ok;
+}
+
+}  // namespace diffscope::cli

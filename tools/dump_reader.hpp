@@ -1,0 +1,223 @@
+// Reads a perf dump (SGLang's `--perf-dump-path` file or ours, which adds a "diffscope"
+// object) into a struct, checking the type of every key it uses. Missing keys take the
+// defaults SGLang's compare_perf.py uses (total_duration_ms 0, steps [], a step's name
+// "unknown" and duration_ms 0.0, commit_hash "N/A"); a key of the wrong type is an error
+// naming the file and the key, never a crash. Unknown keys are ignored.
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "cli.hpp"
+
+namespace diffscope::cli {
+
+/// JSON with key order kept (meta and memory checkpoints are written back by merge).
+using ordered_json = nlohmann::ordered_json;
+
+struct dump_stage {
+  std::string name;
+  double duration_ms = 0.0;
+};
+
+struct dump_denoise_step {
+  std::int64_t step = 0;
+  double duration_ms = 0.0;
+};
+
+struct dump_memory {
+  std::string name;
+  double allocated_mb = 0.0, reserved_mb = 0.0, peak_allocated_mb = 0.0, peak_reserved_mb = 0.0;
+};
+
+/// One row of diffscope.scopes[]: GPU numbers are absent (has_gpu false) when not measured.
+struct dump_scope {
+  std::string path;
+  bool has_gpu = false;
+  double busy_ms = 0.0, envelope_ms = 0.0;
+};
+
+struct perf_dump_data {
+  std::string file;  ///< the path it was read from (for messages and column labels)
+  std::string timestamp, request_id, tag;
+  std::string commit_hash = "N/A";
+  double total_duration_ms = 0.0;
+  std::vector<dump_stage> steps;
+  std::vector<dump_denoise_step> denoise_steps;
+  std::vector<dump_memory> memory;
+  ordered_json meta = ordered_json::object();
+  /// The "diffscope" object, null when the dump has none (an SGLang dump).
+  ordered_json diffscope;
+  bool has_diffscope = false;
+  bool gpu_timing = false;  ///< diffscope.status.gpu_timing
+  std::string gpu_reason;   ///< diffscope.status.reason
+  std::vector<dump_scope> scopes;
+};
+
+namespace detail {
+
+inline bool is_number(const ordered_json& v) {
+  return v.is_number();
+}
+
+/// A number (not a bool, which nlohmann keeps apart), finite.
+inline double number_at(const ordered_json& v, const std::string& file, const std::string& where) {
+  if (!is_number(v)) throw failure(exit_usage, file + ": " + where + " is not a number");
+  const double d = v.get<double>();
+  if (!std::isfinite(d)) throw failure(exit_usage, file + ": " + where + " is not finite");
+  return d;
+}
+
+inline std::string string_at(const ordered_json& v, const std::string& file,
+                             const std::string& where) {
+  if (!v.is_string()) throw failure(exit_usage, file + ": " + where + " is not a string");
+  return v.get<std::string>();
+}
+
+inline const ordered_json* find_key(const ordered_json& obj, const char* key) {
+  const auto it = obj.find(key);
+  return it == obj.end() ? nullptr : &*it;
+}
+
+inline void read_diffscope(const ordered_json& ds, perf_dump_data& d) {
+  const std::string& f = d.file;
+  if (!ds.is_object()) throw failure(exit_usage, f + ": diffscope is not an object");
+  d.has_diffscope = true;
+  d.diffscope = ds;
+  if (const auto* st = find_key(ds, "status")) {
+    if (!st->is_object()) throw failure(exit_usage, f + ": diffscope.status is not an object");
+    if (const auto* g = find_key(*st, "gpu_timing")) {
+      if (!g->is_boolean())
+        throw failure(exit_usage, f + ": diffscope.status.gpu_timing is not a boolean");
+      d.gpu_timing = g->get<bool>();
+    }
+    if (const auto* r = find_key(*st, "reason"); r && !r->is_null())
+      d.gpu_reason = string_at(*r, f, "diffscope.status.reason");
+  }
+  const auto* scopes = find_key(ds, "scopes");
+  if (!scopes) return;
+  if (!scopes->is_array()) throw failure(exit_usage, f + ": diffscope.scopes is not an array");
+  for (std::size_t i = 0; i < scopes->size(); ++i) {
+    const auto& s = (*scopes)[i];
+    const std::string at = "diffscope.scopes[" + std::to_string(i) + "]";
+    if (!s.is_object()) throw failure(exit_usage, f + ": " + at + " is not an object");
+    dump_scope sc;
+    const auto* p = find_key(s, "path");
+    if (!p) throw failure(exit_usage, f + ": " + at + " has no path");
+    sc.path = string_at(*p, f, at + ".path");
+    if (const auto* g = find_key(s, "gpu"); g && !g->is_null()) {
+      if (!g->is_object()) throw failure(exit_usage, f + ": " + at + ".gpu is not an object");
+      const auto* b = find_key(*g, "busy_ms");
+      const auto* e = find_key(*g, "envelope_ms");
+      if (!b || !e) throw failure(exit_usage, f + ": " + at + ".gpu lacks busy_ms/envelope_ms");
+      sc.busy_ms = number_at(*b, f, at + ".gpu.busy_ms");
+      sc.envelope_ms = number_at(*e, f, at + ".gpu.envelope_ms");
+      sc.has_gpu = true;
+    }
+    d.scopes.push_back(std::move(sc));
+  }
+}
+
+}  // namespace detail
+
+/// Reads a parsed dump; `file` names it in messages. Throws failure(exit_usage).
+inline perf_dump_data read_dump(const ordered_json& j, const std::string& file) {
+  perf_dump_data d;
+  d.file = file;
+  if (!j.is_object()) throw failure(exit_usage, file + ": top level is not a JSON object");
+  const std::pair<const char*, std::string*> strings[] = {{"timestamp", &d.timestamp},
+                                                          {"request_id", &d.request_id},
+                                                          {"commit_hash", &d.commit_hash},
+                                                          {"tag", &d.tag}};
+  for (const auto& [key, dst] : strings)
+    if (const auto* v = detail::find_key(j, key)) *dst = detail::string_at(*v, file, key);
+  if (const auto* v = detail::find_key(j, "total_duration_ms"))
+    d.total_duration_ms = detail::number_at(*v, file, "total_duration_ms");
+  if (const auto* v = detail::find_key(j, "steps")) {
+    if (!v->is_array()) throw failure(exit_usage, file + ": steps is not an array");
+    for (std::size_t i = 0; i < v->size(); ++i) {
+      const auto& s = (*v)[i];
+      const std::string at = "steps[" + std::to_string(i) + "]";
+      if (!s.is_object()) throw failure(exit_usage, file + ": " + at + " is not an object");
+      dump_stage st{"unknown", 0.0};
+      if (const auto* n = detail::find_key(s, "name"))
+        st.name = detail::string_at(*n, file, at + ".name");
+      if (const auto* du = detail::find_key(s, "duration_ms"))
+        st.duration_ms = detail::number_at(*du, file, at + ".duration_ms");
+      d.steps.push_back(std::move(st));
+    }
+  }
+  if (const auto* v = detail::find_key(j, "denoise_steps_ms")) {
+    if (!v->is_array()) throw failure(exit_usage, file + ": denoise_steps_ms is not an array");
+    for (std::size_t i = 0; i < v->size(); ++i) {
+      const auto& s = (*v)[i];
+      const std::string at = "denoise_steps_ms[" + std::to_string(i) + "]";
+      if (!s.is_object()) throw failure(exit_usage, file + ": " + at + " is not an object");
+      dump_denoise_step ds;
+      ds.step = static_cast<std::int64_t>(i);
+      if (const auto* n = detail::find_key(s, "step")) {
+        if (!n->is_number_integer())
+          throw failure(exit_usage, file + ": " + at + ".step is not an integer");
+        ds.step = n->get<std::int64_t>();
+      }
+      if (const auto* du = detail::find_key(s, "duration_ms"))
+        ds.duration_ms = detail::number_at(*du, file, at + ".duration_ms");
+      d.denoise_steps.push_back(ds);
+    }
+  }
+  if (const auto* v = detail::find_key(j, "memory_checkpoints")) {
+    if (!v->is_object()) throw failure(exit_usage, file + ": memory_checkpoints is not an object");
+    for (const auto& [name, m] : v->items()) {
+      const std::string at = "memory_checkpoints[\"" + name + "\"]";
+      if (!m.is_object()) throw failure(exit_usage, file + ": " + at + " is not an object");
+      dump_memory mem;
+      mem.name = name;
+      const std::pair<const char*, double*> fields[] = {
+          {"allocated_mb", &mem.allocated_mb},
+          {"reserved_mb", &mem.reserved_mb},
+          {"peak_allocated_mb", &mem.peak_allocated_mb},
+          {"peak_reserved_mb", &mem.peak_reserved_mb}};
+      for (const auto& [key, dst] : fields)
+        if (const auto* x = detail::find_key(m, key))
+          *dst = detail::number_at(*x, file, at + "." + key);
+      d.memory.push_back(std::move(mem));
+    }
+  }
+  if (const auto* v = detail::find_key(j, "meta")) {
+    if (!v->is_object()) throw failure(exit_usage, file + ": meta is not an object");
+    d.meta = *v;
+  }
+  if (const auto* v = detail::find_key(j, "diffscope"); v && !v->is_null())
+    detail::read_diffscope(*v, d);
+  return d;
+}
+
+/// Parses and reads a dump held in memory (the fuzz target's entry point).
+inline perf_dump_data parse_dump(const std::string& text, const std::string& file) {
+  if (text.find_first_not_of(" \t\r\n") == std::string::npos)
+    throw failure(exit_usage, file + ": empty file");
+  ordered_json j;
+  try {
+    j = ordered_json::parse(text);
+  } catch (const nlohmann::json::exception& e) {
+    // Parse errors and number overflows (1e999) alike. what() quotes the bytes it read:
+    // keep the message one printable line.
+    std::string why = e.what();
+    for (char& c : why)
+      if (static_cast<unsigned char>(c) < 0x20 || static_cast<unsigned char>(c) >= 0x7f) c = '?';
+    throw failure(exit_usage, file + ": not valid JSON (" + why + ")");
+  }
+  return read_dump(j, file);
+}
+
+/// Reads a dump file. Throws failure(exit_usage) naming the file on any problem.
+inline perf_dump_data load_dump(const std::string& path) {
+  return parse_dump(read_file(path), path);
+}
+
+}  // namespace diffscope::cli
