@@ -205,6 +205,21 @@ TEST_SUITE("collector") {
     std::filesystem::remove_all(dir);
   }
 
+  TEST_CASE("output paths expand {pid} and {rank} when written") {
+    const std::string pid = std::to_string(static_cast<long long>(getpid()));
+    unsetenv("RANK");
+    unsetenv("LOCAL_RANK");
+    CHECK(diffscope::detail::expand_output_path("d/dump-{pid}.json") == "d/dump-" + pid + ".json");
+    CHECK(diffscope::detail::expand_output_path("r{rank}-{rank}.json") == "r0-0.json");
+    setenv("LOCAL_RANK", "3", 1);
+    CHECK(diffscope::detail::expand_output_path("r{rank}.json") == "r3.json");
+    setenv("RANK", "5", 1);
+    CHECK(diffscope::detail::expand_output_path("r{rank}.json") == "r5.json");
+    unsetenv("RANK");
+    unsetenv("LOCAL_RANK");
+    CHECK(diffscope::detail::expand_output_path("plain.json") == "plain.json");
+  }
+
   TEST_CASE("snapshot while running returns what was collected so far") {
     auto& c = diffscope::collector::instance();
     c.start(quiet());

@@ -167,7 +167,12 @@ inline std::string signal_name(int sig) {
   return "signal " + std::to_string(sig) + (d != nullptr ? std::string(" (") + d + ")" : "");
 }
 
-inline int run_command(const gate_args& g) {
+/// Runs g.command with its output passed through and scanned. Returns the command's code, or
+/// 3 when the gate trips; `verdict` and `command_code` (when given) receive the verdict and the
+/// command's own code (127 not found, 126 not executable, 128+N killed), for callers that
+/// decide themselves (diffscope run).
+inline int run_command(const gate_args& g, gate_verdict* verdict = nullptr,
+                       int* command_code = nullptr) {
   gate_options o = options_for(g);
   o.stream_names = {"stdout", "stderr"};
   gate_scanner scanner(o);
@@ -227,6 +232,7 @@ inline int run_command(const gate_args& g) {
     else
       std::fprintf(stderr, "diffscope gate: %s: cannot execute (%s)\n", name.c_str(),
                    std::strerror(exec_errno));
+    if (command_code != nullptr) *command_code = exec_errno == ENOENT ? 127 : 126;
     return exec_errno == ENOENT ? 127 : 126;
   }
 
@@ -313,6 +319,8 @@ inline int run_command(const gate_args& g) {
   std::fflush(stdout);
   std::fprintf(stderr, "%sdiffscope gate: %s%s\n", last_err_byte == '\n' ? "" : "\n",
                verdict_text(v).c_str(), how.c_str());
+  if (verdict != nullptr) *verdict = v;
+  if (command_code != nullptr) *command_code = code;
   return v.ok() ? code : exit_gate_tripped;
 }
 

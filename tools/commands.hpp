@@ -10,6 +10,7 @@
 #include "cmd_gate.hpp"
 #include "cmd_hotspots.hpp"
 #include "cmd_merge.hpp"
+#include "cmd_run.hpp"
 
 namespace diffscope::cli {
 
@@ -27,6 +28,7 @@ inline const std::vector<command>& commands() {
       {"hotspots", "rank kernels of a dump or torch.profiler trace; fast-path families",
        run_hotspots},
       {"gate", "check output for diffusers fallback / CUDA-graph failure signals", run_gate},
+      {"run", "collect from an unmodified command (libdiffscope_inject.so), gated", run_run},
   };
   return table;
 }

@@ -182,17 +182,34 @@ inline environment_info read_environment(const collector_state& st) {
   return e;
 }
 
+/// An output path with its placeholders filled in when it is written: {pid} (this process),
+/// {rank} (RANK, else LOCAL_RANK, else 0). Each process of a multi-process run (workers,
+/// torchrun ranks) thus writes its own file; `diffscope run` sets DIFFSCOPE_DUMP this way.
+inline std::string expand_output_path(std::string path) {
+  auto replace_all = [&path](const std::string& key, const std::string& value) {
+    for (std::size_t pos = path.find(key); pos != std::string::npos;
+         pos = path.find(key, pos + value.size()))
+      path.replace(pos, key.size(), value);
+  };
+  replace_all("{pid}", std::to_string(static_cast<long long>(getpid())));
+  const char* rank = std::getenv("RANK");
+  if (rank == nullptr || *rank == '\0') rank = std::getenv("LOCAL_RANK");
+  replace_all("{rank}", rank != nullptr && *rank != '\0' ? rank : "0");
+  return path;
+}
+
 inline void write_outputs(const collector_options& o, const results& r) {
   // A tripped gate keeps no numbers at the requested paths (gate.hpp).
   perf_dump_options dump = o.dump;
   std::string unused;
   const std::string dump_path =
-      o.dump_path.empty()
-          ? o.dump_path
-          : gated_output_path(o.dump_path, "perf dump", o.keep_invalid, dump.gate_verdict);
+      o.dump_path.empty() ? o.dump_path
+                          : gated_output_path(expand_output_path(o.dump_path), "perf dump",
+                                              o.keep_invalid, dump.gate_verdict);
   const std::string trace_path =
-      o.trace_path.empty() ? o.trace_path
-                           : gated_output_path(o.trace_path, "trace", o.keep_invalid, unused);
+      o.trace_path.empty()
+          ? o.trace_path
+          : gated_output_path(expand_output_path(o.trace_path), "trace", o.keep_invalid, unused);
   if (!dump_path.empty()) {
     if (auto err = write_perf_dump(dump_path, r, dump))
       std::fprintf(stderr, "diffscope: could not write the perf dump: %s\n", err->c_str());

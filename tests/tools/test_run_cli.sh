@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# `diffscope run` on programs that know nothing of diffscope (a C program with plain NVTX
+# calls and SGLang's names): dumps, merged dumps of spawned processes, traces, the gate,
+# exit codes. Usage: test_run_cli.sh DIFFSCOPE APP PYTHON SOURCE_DIR WORK_DIR
+set -uo pipefail
+ds=$1 app=$2 python=$3 src=$4 work=$5
+rm -rf "$work" && mkdir -p "$work"
+failures=0
+fail() { echo "FAIL: $*" >&2; failures=$((failures + 1)); }
+check_dump() { "$python" "$src/tests/tools/check_perf_dump.py" --quiet "$1" || fail "contract: $1"; }
+
+# One process: its dump, the mapping, its exit code and stdout untouched.
+out=$("$ds" run --dump "$work/one.json" --trace "$work/one_trace.json" -- "$app" 4 7 2>"$work/one.err")
+rc=$?
+[ "$rc" -eq 7 ] || fail "exit code $rc, want 7"
+[ "$out" = "plain_nvtx_app: 4 steps" ] || fail "stdout: $out"
+check_dump "$work/one.json"
+"$python" "$src/tests/tools/check_chrome_trace.py" "$work/one_trace.json" >/dev/null || fail "trace"
+"$python" - "$work/one.json" <<'PY' || fail "one: mapping"
+import json, sys
+d = json.load(open(sys.argv[1]))
+assert [s["name"] for s in d["steps"]] == ["TextEncodingStage", "DenoisingStage", "DecodingStage"]
+assert [s["step"] for s in d["denoise_steps_ms"]] == [0, 1, 2, 3]
+PY
+grep -q "diffscope gate: valid" "$work/one.err" || fail "no gate verdict line"
+
+# Spawned processes: each writes its own dump, the result is their merge.
+"$ds" run --dump "$work/two.json" -- sh -c "'$app' 3 >/dev/null & '$app' 5 >/dev/null; wait" 2>/dev/null
+rc=$?
+[ "$rc" -eq 0 ] || fail "two: exit $rc"
+check_dump "$work/two.json"
+"$python" - "$work/two.json" <<'PY' || fail "two: merge"
+import json, sys
+d = json.load(open(sys.argv[1]))
+assert len(d["diffscope"]["ranks"]) == 2, d["diffscope"].keys()
+assert [s["step"] for s in d["denoise_steps_ms"]] == [0, 1, 2, 3, 4]
+PY
+
+# The gate: a fallback signal keeps no dump (exit 3); --keep-invalid writes it beside.
+fallback="echo 'INFO Falling back to diffusers backend'; '$app' 2"
+"$ds" run --dump "$work/bad.json" -- sh -c "$fallback" >/dev/null 2>"$work/bad.err"
+rc=$?
+[ "$rc" -eq 3 ] || fail "gate: exit $rc, want 3"
+[ ! -e "$work/bad.json" ] || fail "gate: a dump was written"
+grep -q "gate tripped (fallback)" "$work/bad.err" || fail "gate: no reason on stderr"
+"$ds" run --keep-invalid --dump "$work/bad.json" -- sh -c "$fallback" >/dev/null 2>&1
+[ "$?" -eq 3 ] || fail "keep-invalid: exit"
+[ -e "$work/bad.json.invalid.json" ] && [ ! -e "$work/bad.json" ] || fail "keep-invalid: files"
+"$ds" run --no-gate --dump "$work/nogate.json" -- sh -c "$fallback" >/dev/null 2>&1
+[ "$?" -eq 0 ] && [ -e "$work/nogate.json" ] || fail "--no-gate"
+
+# Exit codes and errors.
+"$ds" run --dump "$work/x.json" -- diffscope_no_such_command_xyz >/dev/null 2>"$work/nf.err"
+[ "$?" -eq 127 ] || fail "not found: exit"
+grep -q "command not found" "$work/nf.err" || fail "not found: message"
+"$ds" run --dump "$work/none.json" -- true 2>"$work/none.err"
+[ "$?" -eq 2 ] && [ ! -e "$work/none.json" ] || fail "no ranges: exit/file"
+grep -q "no process wrote a dump" "$work/none.err" || fail "no ranges: message"
+"$ds" run --dump 2>/dev/null
+[ "$?" -eq 2 ] || fail "usage: --dump without a file"
+"$ds" run --dump "$work/y.json" 2>/dev/null
+[ "$?" -eq 2 ] || fail "usage: no command"
+DIFFSCOPE_INJECT_LIB=/nonexistent.so "$ds" run -- true 2>/dev/null
+[ "$?" -eq 2 ] || fail "missing injection library"
+[ -z "$(ls /tmp | grep '^diffscope-run-' || true)" ] || true  # temp dirs are removed (best effort)
+
+if [ "$failures" -ne 0 ]; then
+  echo "test_run_cli: $failures failure(s)" >&2
+  exit 1
+fi
+echo "test_run_cli: ok"

@@ -1,0 +1,231 @@
+// `diffscope run`: collect from an unmodified process (Python, SGLang) through
+// libdiffscope_inject.so, gate its output, and write the requested outputs.
+//   diffscope run [--dump FILE] [--trace FILE] [--summary] [--expect-bcg] [--no-gate]
+//                 [--keep-invalid] -- CMD [ARGS...]
+// Every process the command starts that uses NVTX (workers, torchrun ranks) writes its own
+// dump into a private directory; at the end the requested dump is that dump (one process) or
+// their merge (several: the critical path over ranks, as `diffscope merge`).
+#pragma once
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include <diffscope/detail/atomic_file.hpp>
+
+#include "cli.hpp"
+#include "cmd_gate.hpp"
+#include "cmd_merge.hpp"
+
+namespace diffscope::cli {
+
+namespace run_detail {
+
+inline constexpr const char* usage =
+    "usage: diffscope run [--dump FILE] [--trace FILE] [--summary] [--expect-bcg]\n"
+    "                     [--no-gate] [--keep-invalid] -- CMD [ARGS...]\n"
+    "Runs CMD with the diffscope collector injected into it and every process it starts\n"
+    "(NVTX_INJECTION64_PATH=libdiffscope_inject.so), its output passed through and gated\n"
+    "(diffscope gate). Writes the perf dump (one process: its dump; several: their merge),\n"
+    "the trace (one per process: FILE, or FILE with -<pid> before the extension), and the\n"
+    "summary of each process on stderr.\n"
+    "Exit: the command's code; 3 when the gate trips (no dump is kept, unless --keep-invalid\n"
+    "writes it beside as FILE.invalid.json); 2 bad usage, no injection library, or a dump was\n"
+    "asked for and no process wrote one; 127 command not found.\n"
+    "DIFFSCOPE_INJECT_LIB overrides where libdiffscope_inject.so is looked for (next to this\n"
+    "program, then ../lib).\n";
+
+struct run_args {
+  bool help = false;
+  std::string dump, trace;
+  bool summary = false, expect_bcg = false, no_gate = false, keep_invalid = false;
+  std::vector<std::string> command;
+};
+
+inline run_args parse(const args& a) {
+  run_args r;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    const std::string& s = a[i];
+    auto value = [&](const char* what) -> std::string {
+      if (i + 1 >= a.size() || a[i + 1] == "--") throw failure(exit_usage, s + " needs " + what);
+      return a[++i];
+    };
+    if (s == "--") {
+      r.command.assign(a.begin() + static_cast<std::ptrdiff_t>(i) + 1, a.end());
+      if (r.command.empty()) throw failure(exit_usage, "no command after --");
+      return r;
+    }
+    if (s == "-h" || s == "--help") {
+      r.help = true;
+      return r;
+    }
+    if (s == "--dump") {
+      r.dump = value("a file");
+    } else if (s == "--trace") {
+      r.trace = value("a file");
+    } else if (s == "--summary") {
+      r.summary = true;
+    } else if (s == "--expect-bcg") {
+      r.expect_bcg = true;
+    } else if (s == "--no-gate") {
+      r.no_gate = true;
+    } else if (s == "--keep-invalid") {
+      r.keep_invalid = true;
+    } else {
+      throw failure(exit_usage, "unknown argument '" + s + "' (diffscope run --help)");
+    }
+  }
+  throw failure(exit_usage, "no command: give -- CMD [ARGS...] (diffscope run --help)");
+}
+
+inline bool is_file(const std::string& p) {
+  struct stat st {};
+  return ::stat(p.c_str(), &st) == 0 && S_ISREG(st.st_mode);
+}
+
+/// libdiffscope_inject.so: DIFFSCOPE_INJECT_LIB, next to this program (build tree), or in
+/// ../lib (install tree).
+inline std::string find_inject_library() {
+  if (const char* env = std::getenv("DIFFSCOPE_INJECT_LIB"); env != nullptr && *env != '\0') {
+    if (!is_file(env))
+      throw failure(exit_usage, std::string("DIFFSCOPE_INJECT_LIB=") + env + ": no such file");
+    return std::filesystem::absolute(env).string();
+  }
+  std::error_code ec;
+  const auto self = std::filesystem::read_symlink("/proc/self/exe", ec);
+  if (!ec) {
+    for (const auto& dir : {self.parent_path(), self.parent_path().parent_path() / "lib"}) {
+      const auto candidate = dir / "libdiffscope_inject.so";
+      if (is_file(candidate.string())) return candidate.string();
+    }
+  }
+  throw failure(exit_usage,
+                "libdiffscope_inject.so not found next to diffscope or in ../lib; set "
+                "DIFFSCOPE_INJECT_LIB");
+}
+
+/// FILE with -<suffix> before its extension ("trace.json" -> "trace-123.json").
+inline std::string with_suffix(const std::string& path, const std::string& suffix) {
+  const std::filesystem::path p(path);
+  return (p.parent_path() / (p.stem().string() + "-" + suffix + p.extension().string())).string();
+}
+
+/// Files in `dir` named prefix*.json, sorted.
+inline std::vector<std::string> outputs_in(const std::string& dir, const std::string& prefix) {
+  std::vector<std::string> files;
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator(dir, ec)) {
+    const std::string name = e.path().filename().string();
+    if (name.rfind(prefix, 0) == 0 && e.path().extension() == ".json")
+      files.push_back(e.path().string());
+  }
+  std::sort(files.begin(), files.end());
+  return files;
+}
+
+/// Removes the private output directory however the command ends.
+struct temp_dir {
+  std::string path;
+  temp_dir() {
+    std::string tmpl = (std::filesystem::temp_directory_path() / "diffscope-run-XXXXXX").string();
+    if (::mkdtemp(tmpl.data()) == nullptr)
+      throw failure(exit_usage, "cannot create a temporary directory under " +
+                                    std::filesystem::temp_directory_path().string());
+    path = tmpl;
+  }
+  ~temp_dir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path, ec);
+  }
+  temp_dir(const temp_dir&) = delete;
+  temp_dir& operator=(const temp_dir&) = delete;
+};
+
+/// Writes the requested dump from the per-process dumps. Returns an error message, empty on
+/// success.
+inline std::string write_dump(const std::vector<std::string>& dumps, const std::string& out) {
+  if (dumps.size() == 1)
+    return diffscope::detail::write_file_atomically(out, read_file(dumps[0])).value_or("");
+  std::vector<perf_dump_data> ranks;
+  for (const auto& f : dumps) ranks.push_back(load_dump(f));
+  std::vector<std::string> warnings;
+  const ordered_json merged = merge_dumps(ranks, warnings);
+  for (const auto& w : warnings) std::fprintf(stderr, "diffscope run: warning: %s\n", w.c_str());
+  return diffscope::detail::write_file_atomically(out, dump_text(merged)).value_or("");
+}
+
+}  // namespace run_detail
+
+/// `diffscope run`.
+inline int run_run(const args& a) {
+  const run_detail::run_args r = run_detail::parse(a);
+  if (r.help) {
+    std::fputs(run_detail::usage, stdout);
+    return exit_ok;
+  }
+  const std::string library = run_detail::find_inject_library();
+  const run_detail::temp_dir dir;
+
+  // The command and everything it starts inherit this environment. The collector in each
+  // process expands {pid} when it writes. A process's own gate is off: this one gates.
+  ::setenv("NVTX_INJECTION64_PATH", library.c_str(), 1);
+  ::setenv("DIFFSCOPE_DUMP", (dir.path + "/dump-{pid}.json").c_str(), 1);
+  if (!r.trace.empty())
+    ::setenv("DIFFSCOPE_TRACE", (dir.path + "/trace-{pid}.json").c_str(), 1);
+  else
+    ::unsetenv("DIFFSCOPE_TRACE");
+  if (r.summary) ::setenv("DIFFSCOPE_SUMMARY", "1", 1);
+  for (const char* v : {"DIFFSCOPE_GATE", "DIFFSCOPE_EXPECT_BCG", "DIFFSCOPE_KEEP_INVALID"})
+    ::unsetenv(v);
+
+  gate_detail::gate_args g;
+  g.expect_bcg = r.expect_bcg;
+  g.command = r.command;
+  gate_verdict verdict;
+  int command_code = 0;
+  gate_detail::run_command(g, &verdict, &command_code);
+  if (command_code == 126 || command_code == 127) return command_code;  // said why already
+  const bool tripped = !r.no_gate && !verdict.ok();
+
+  const auto dumps = run_detail::outputs_in(dir.path, "dump-");
+  const auto traces = run_detail::outputs_in(dir.path, "trace-");
+  if (!r.dump.empty()) {
+    if (dumps.empty()) {
+      std::fprintf(stderr,
+                   "diffscope run: no process wrote a dump (no NVTX range was seen, or the "
+                   "command ended before its first range); nothing written to %s\n",
+                   r.dump.c_str());
+      return command_code != 0 ? command_code : exit_usage;
+    }
+    if (tripped && !r.keep_invalid) {
+      std::fprintf(stderr, "diffscope run: gate tripped (%s): no dump written to %s\n",
+                   verdict.code(), r.dump.c_str());
+    } else {
+      const std::string out = tripped ? r.dump + ".invalid.json" : r.dump;
+      const std::string err = run_detail::write_dump(dumps, out);
+      if (!err.empty()) throw failure(exit_usage, err);
+      if (tripped) std::fprintf(stderr, "diffscope run: invalid dump kept as %s\n", out.c_str());
+    }
+  }
+  if (!r.trace.empty() && !(tripped && !r.keep_invalid)) {
+    for (const auto& t : traces) {
+      std::string out = traces.size() == 1
+                            ? r.trace
+                            : run_detail::with_suffix(
+                                  r.trace, std::filesystem::path(t).stem().string().substr(6));
+      if (tripped) out += ".invalid.json";
+      if (auto err = diffscope::detail::write_file_atomically(out, read_file(t)))
+        throw failure(exit_usage, *err);
+    }
+  }
+  if (tripped) return exit_gate_tripped;
+  return command_code;
+}
+
+}  // namespace diffscope::cli
