@@ -21,6 +21,7 @@
 #include <vector>
 
 #include <diffscope/detail/json_writer.hpp>
+#include <diffscope/detail/text_table.hpp>
 #include <diffscope/results.hpp>
 
 namespace diffscope {
@@ -785,63 +786,14 @@ inline hotspot_report analyze_hotspots(const results& r) {
 
 namespace detail {
 
-/// Left-aligned first column, right-aligned others, two spaces apart.
+/// Rows as a text table: the first row holds the headers, the first `left` columns are
+/// left-aligned.
 inline void render_rows(std::string& out, const std::vector<std::vector<std::string>>& rows,
                         std::size_t left = 1) {
   if (rows.empty()) return;
-  const auto width_of = [](const std::string& s) {
-    std::size_t n = 0;
-    for (char c : s) n += (static_cast<unsigned char>(c) & 0xC0) != 0x80;
-    return n;
-  };
-  std::vector<std::size_t> w(rows[0].size(), 0);
-  for (const auto& row : rows)
-    for (std::size_t c = 0; c < row.size() && c < w.size(); ++c)
-      w[c] = std::max(w[c], width_of(row[c]));
-  for (const auto& row : rows) {
-    std::string l = "  ";
-    for (std::size_t c = 0; c < row.size() && c < w.size(); ++c) {
-      const std::size_t pad = w[c] - width_of(row[c]);
-      if (c > 0) l += "  ";
-      if (c < left) {
-        l += row[c];
-        if (c + 1 < row.size()) l.append(pad, ' ');
-      } else {
-        l.append(pad, ' ');
-        l += row[c];
-      }
-    }
-    out += l;
-    out.push_back('\n');
-  }
-}
-
-/// A name safe for a terminal line: controls become '?', invalid UTF-8 U+FFFD, cut to `max`
-/// code points with "...".
-inline std::string display_name(std::string_view s, std::size_t max) {
-  std::string out;
-  std::size_t cols = 0, i = 0, cut = std::string::npos;  // cut: bytes kept when shortened
-  const std::size_t keep = max > 3 ? max - 3 : 0;
-  while (i < s.size()) {
-    if (cols == keep) cut = out.size();
-    if (cols == max) return out.substr(0, cut) + "...";
-    const auto c = static_cast<unsigned char>(s[i]);
-    if (c >= 0x80) {
-      const std::size_t n = utf8_sequence_length(s, i);
-      if (n == 0) {
-        out += "\xEF\xBF\xBD";
-        ++i;
-      } else {
-        out.append(s.data() + i, n);
-        i += n;
-      }
-    } else {
-      out.push_back(c < 0x20 || c == 0x7F ? '?' : static_cast<char>(c));
-      ++i;
-    }
-    ++cols;
-  }
-  return out;
+  text_table t(rows[0], left);
+  for (std::size_t i = 1; i < rows.size(); ++i) t.add(rows[i]);
+  t.render(out);
 }
 
 }  // namespace detail

@@ -461,16 +461,7 @@ inline std::string perf_dump_json(const results& r, const perf_dump_options& o =
 /// Returns std::nullopt on success, else the error message. Never throws.
 inline std::optional<std::string> write_perf_dump(const std::string& path, const results& r,
                                                   const perf_dump_options& o = {}) noexcept {
-  try {
-    return detail::write_file_atomically(path, perf_dump_json(r, o));
-  } catch (const std::exception& e) {
-    try {
-      return "cannot write '" + path + "': " + e.what();
-    } catch (...) {
-    }
-  } catch (...) {
-  }
-  return std::optional<std::string>(std::in_place);
+  return detail::write_generated_file(path, [&] { return perf_dump_json(r, o); });
 }
 
 }  // namespace diffscope

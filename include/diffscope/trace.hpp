@@ -188,16 +188,7 @@ inline std::string chrome_trace_json(const results& r) {
 /// error message. Never throws.
 inline std::optional<std::string> write_chrome_trace(const std::string& path,
                                                      const results& r) noexcept {
-  try {
-    return detail::write_file_atomically(path, chrome_trace_json(r));
-  } catch (const std::exception& e) {
-    try {
-      return "cannot write '" + path + "': " + e.what();
-    } catch (...) {
-    }
-  } catch (...) {
-  }
-  return std::optional<std::string>(std::in_place);
+  return detail::write_generated_file(path, [&] { return chrome_trace_json(r); });
 }
 
 }  // namespace diffscope

@@ -112,4 +112,21 @@ inline std::optional<std::string> write_file_atomically(const std::string& path,
   return std::optional<std::string>(std::in_place);
 }
 
+/// Builds a file's content with `make()` and writes it atomically. Never throws: a failure
+/// while building (out of memory) or writing comes back as the error message, like
+/// write_file_atomically's own errors; std::nullopt on success.
+template <class Make>
+std::optional<std::string> write_generated_file(const std::string& path, Make&& make) noexcept {
+  try {
+    return write_file_atomically(path, make());
+  } catch (const std::exception& e) {
+    try {
+      return "cannot write '" + path + "': " + e.what();
+    } catch (...) {
+    }
+  } catch (...) {
+  }
+  return std::optional<std::string>(std::in_place);  // no memory left even for a message
+}
+
 }  // namespace diffscope::detail
