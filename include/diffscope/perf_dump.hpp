@@ -265,10 +265,8 @@ inline void write_diffscope_section(json_writer& w, const results& r, const perf
   w.field("pid", e.pid);
   w.end_object();
 
-  w.key("stages").begin_array();
-  for (const stage_result& s : r.stages) {
-    w.begin_object();
-    w.field("name", s.name);
+  // Stages and steps share every field but the one that names them.
+  const auto write_timed = [&w](const auto& s) {
     w.field("calls", s.calls);
     w.field("duration_ms", dump_duration_ms(s.host_ms, s.gpu));
     w.field("duration_source", duration_source(s.gpu));
@@ -276,6 +274,12 @@ inline void write_diffscope_section(json_writer& w, const results& r, const perf
     w.field("start_ms", s.start_ms);
     w.key("gpu");
     write_gpu_stats(w, s.gpu);
+  };
+  w.key("stages").begin_array();
+  for (const stage_result& s : r.stages) {
+    w.begin_object();
+    w.field("name", s.name);
+    write_timed(s);
     w.end_object();
   }
   w.end_array();
@@ -284,13 +288,7 @@ inline void write_diffscope_section(json_writer& w, const results& r, const perf
   for (const step_result& s : r.steps) {
     w.begin_object();
     w.field("step", s.step);
-    w.field("calls", s.calls);
-    w.field("duration_ms", dump_duration_ms(s.host_ms, s.gpu));
-    w.field("duration_source", duration_source(s.gpu));
-    w.field("host_ms", s.host_ms);
-    w.field("start_ms", s.start_ms);
-    w.key("gpu");
-    write_gpu_stats(w, s.gpu);
+    write_timed(s);
     w.end_object();
   }
   w.end_array();
