@@ -41,60 +41,70 @@ inline std::size_t utf8_sequence_length(std::string_view s, std::size_t i) noexc
   return n;
 }
 
+/// Appends `s` to `out` as valid UTF-8: valid multi-byte sequences pass through, every byte
+/// that is not part of one becomes U+FFFD, and each ASCII byte goes to `ascii(out, c)`, which
+/// decides how it is written. The one UTF-8 sanitiser of the outputs (JSON, console tables).
+template <class Ascii>
+void append_sanitised_utf8(std::string& out, std::string_view s, Ascii&& ascii) {
+  std::size_t i = 0;
+  while (i < s.size()) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    if (c < 0x80) {
+      ascii(out, c);
+      ++i;
+      continue;
+    }
+    const std::size_t n = utf8_sequence_length(s, i);
+    if (n == 0) {
+      out += "\xEF\xBF\xBD";  // U+FFFD REPLACEMENT CHARACTER
+      ++i;
+    } else {
+      out.append(s.data() + i, n);
+      i += n;
+    }
+  }
+}
+
 /// Appends `s` as a quoted JSON string. Quotes, backslashes and control characters are
 /// escaped exactly as Python's json.dumps escapes them; valid UTF-8 passes through; every byte that
 /// is not part of a valid UTF-8 sequence becomes U+FFFD, so the output is valid UTF-8 whatever a
 /// name holds.
 inline void append_json_string(std::string& out, std::string_view s) {
-  constexpr const char* hex = "0123456789abcdef";
   out.push_back('"');
-  std::size_t i = 0;
-  while (i < s.size()) {
-    const auto c = static_cast<unsigned char>(s[i]);
-    if (c >= 0x80) {
-      const std::size_t n = utf8_sequence_length(s, i);
-      if (n == 0) {
-        out += "\xEF\xBF\xBD";  // U+FFFD REPLACEMENT CHARACTER
-        ++i;
-      } else {
-        out.append(s.data() + i, n);
-        i += n;
-      }
-      continue;
-    }
+  append_sanitised_utf8(out, s, [](std::string& o, unsigned char c) {
+    constexpr const char* hex = "0123456789abcdef";
     switch (c) {
       case '"':
-        out += "\\\"";
+        o += "\\\"";
         break;
       case '\\':
-        out += "\\\\";
+        o += "\\\\";
         break;
       case '\b':
-        out += "\\b";
+        o += "\\b";
         break;
       case '\f':
-        out += "\\f";
+        o += "\\f";
         break;
       case '\n':
-        out += "\\n";
+        o += "\\n";
         break;
       case '\r':
-        out += "\\r";
+        o += "\\r";
         break;
       case '\t':
-        out += "\\t";
+        o += "\\t";
         break;
       default:
         if (c < 0x20) {  // as Python's json.dumps: \u00XX, lowercase hex
-          out += "\\u00";
-          out.push_back(hex[c >> 4]);
-          out.push_back(hex[c & 0xF]);
+          o += "\\u00";
+          o.push_back(hex[c >> 4]);
+          o.push_back(hex[c & 0xF]);
         } else {
-          out.push_back(static_cast<char>(c));
+          o.push_back(static_cast<char>(c));
         }
     }
-    ++i;
-  }
+  });
   out.push_back('"');
 }
 

@@ -41,23 +41,9 @@ inline std::string truncate_display(std::string_view s, std::size_t max) {
 inline std::string printable(std::string_view s) {
   std::string out;
   out.reserve(s.size());
-  std::size_t i = 0;
-  while (i < s.size()) {
-    const auto c = static_cast<unsigned char>(s[i]);
-    if (c >= 0x80) {
-      const std::size_t n = utf8_sequence_length(s, i);
-      if (n == 0) {
-        out += "\xEF\xBF\xBD";
-        ++i;
-      } else {
-        out.append(s.data() + i, n);
-        i += n;
-      }
-      continue;
-    }
-    out.push_back(c < 0x20 || c == 0x7F ? '?' : static_cast<char>(c));
-    ++i;
-  }
+  append_sanitised_utf8(out, s, [](std::string& o, unsigned char c) {
+    o.push_back(c < 0x20 || c == 0x7F ? '?' : static_cast<char>(c));
+  });
   return out;
 }
 
