@@ -191,10 +191,62 @@ inline std::string scope_section(const perf_dump_data& base, const perf_dump_dat
 
 }  // namespace compare_detail
 
+/// diffscope.status.mode of a dump: "perf" (scope-level timing) or "profile" (per-kernel
+/// CUPTI); empty when the dump does not say (an SGLang dump, or an older diffscope one, whose
+/// mode field said how the collector was attached, e.g. "linked").
+inline std::string dump_mode(const perf_dump_data& d) {
+  if (!d.has_diffscope || !d.diffscope.is_object()) return "";
+  const auto st = d.diffscope.find("status");
+  if (st == d.diffscope.end() || !st->is_object()) return "";
+  const auto m = st->find("mode");
+  if (m == st->end() || m->is_null()) return "";
+  if (!m->is_string())
+    throw failure(exit_usage, d.file + ": diffscope.status.mode is not a string");
+  const std::string mode = m->get<std::string>();
+  return mode == "perf" || mode == "profile" ? mode : "";
+}
+
+/// What the inputs' timing modes are, for the report: "perf", "profile", "" when no input
+/// says, or "mixed (perf: a.json; profile: b.json)". Dumps without a mode are compatible with
+/// any. A mix of known modes is refused (exit 2): a perf-mode scope time (one pair of events
+/// per scope) and a profile-mode one (CUPTI per kernel, with its overhead) measure different
+/// things, so their difference is not the change under test. allow_mixed turns it into a
+/// warning on stderr.
+inline std::string check_modes(const std::vector<const perf_dump_data*>& dumps, bool allow_mixed) {
+  std::vector<std::string> modes;
+  std::vector<std::string> files;  // per mode, the files in it
+  for (const perf_dump_data* d : dumps) {
+    const std::string m = dump_mode(*d);
+    if (m.empty()) continue;
+    const auto it = std::find(modes.begin(), modes.end(), m);
+    if (it == modes.end()) {
+      modes.push_back(m);
+      files.push_back(compare_detail::base_name(d->file));
+    } else {
+      files[static_cast<std::size_t>(it - modes.begin())] +=
+          ", " + compare_detail::base_name(d->file);
+    }
+  }
+  if (modes.empty()) return "";
+  if (modes.size() == 1) return modes[0];
+  std::string what;
+  for (std::size_t i = 0; i < modes.size(); ++i)
+    what += (i ? "; " : "") + modes[i] + ": " + files[i];
+  if (!allow_mixed)
+    throw failure(exit_usage, "inputs mix timing modes (" + what +
+                                  "): their times are not comparable; re-run in one mode, or "
+                                  "give --allow-mixed-modes");
+  std::fprintf(stderr, "diffscope compare: warning: inputs mix timing modes (%s)\n", what.c_str());
+  return "mixed (" + what + ")";
+}
+
 /// The report of compare_perf.py for dumps[0] (baseline) against the others, with
-/// `timestamp` in its Timestamp line; then, unless sglang_only, our per-scope sections.
+/// `timestamp` in its Timestamp line; then, unless sglang_only, the inputs' timing mode (when
+/// known: see check_modes) and our per-scope sections. compare_perf's part comes first and
+/// unchanged, so the mode line follows it.
 inline std::string compare_report(const std::vector<perf_dump_data>& dumps,
-                                  const std::string& timestamp, bool sglang_only = false) {
+                                  const std::string& timestamp, bool sglang_only = false,
+                                  const std::string& mode = "") {
   using namespace compare_detail;
   const perf_dump_data& base = dumps.at(0);
   const std::vector<perf_dump_data> others(dumps.begin() + 1, dumps.end());
@@ -275,7 +327,9 @@ inline std::string compare_report(const std::vector<perf_dump_data>& dumps,
          others[i].commit_hash + "`\n";
   o += "- Timestamp: " + timestamp + "\n";
   o += "</details>\n";
-  if (sglang_only || !base.has_diffscope) return o;
+  if (sglang_only) return o;
+  if (!mode.empty()) o += "\n- diffscope timing mode: " + mode + "\n";
+  if (!base.has_diffscope) return o;
   for (std::size_t i = 0; i < others.size(); ++i)
     if (others[i].has_diffscope)
       o += scope_section(base, others[i], others.size() == 1 ? "New" : labels[i]);
@@ -333,10 +387,13 @@ inline noise_verdict judge(const std::vector<double>& base, const std::vector<do
   return v;
 }
 
-/// The Markdown table of `--base ... --new ...`.
+/// The Markdown table of `--base ... --new ...`; `mode` from check_modes ("" leaves the line
+/// out); the labels name the two sides (diffscope ab passes its own).
 inline std::string repeated_report(const std::vector<perf_dump_data>& base,
                                    const std::vector<perf_dump_data>& now,
-                                   const noise_options& opt = {}) {
+                                   const noise_options& opt = {}, const std::string& mode = "",
+                                   const std::string& base_label = "Base",
+                                   const std::string& new_label = "New") {
   using namespace compare_detail;
   struct row {
     std::string name;
@@ -409,15 +466,16 @@ inline std::string repeated_report(const std::vector<perf_dump_data>& base,
     return s;
   };
   std::string o = "### Repeated-run Comparison\n\n";
-  o += "- Base: " + std::to_string(base.size()) + " runs (" + names(base) + ")\n";
-  o += "- New: " + std::to_string(now.size()) + " runs (" + names(now) + ")\n";
+  o += "- " + base_label + ": " + std::to_string(base.size()) + " runs (" + names(base) + ")\n";
+  o += "- " + new_label + ": " + std::to_string(now.size()) + " runs (" + names(now) + ")\n";
+  if (!mode.empty()) o += "- Timing mode: " + mode + "\n";
   o += "- Median per side; spread = (max - min) / 2; threshold = max(" +
        py_fixed(opt.rel_tol_pct, 1) + "% of base median, " + py_fixed(opt.abs_tol_ms, 2) +
        " ms); faster/slower when |diff| > threshold and |diff| > base spread + new spread, "
        "same when |diff| <= threshold and base spread + new spread <= threshold, else "
        "unsure.\n\n";
-  o += "| Metric | Base median (ms) | New median (ms) | Diff (ms) | Diff (%) | Base spread (ms) "
-       "| New spread (ms) | Verdict |\n";
+  o += "| Metric | " + base_label + " median (ms) | " + new_label + " median (ms) | Diff (ms) | " +
+       "Diff (%) | " + base_label + " spread (ms) | " + new_label + " spread (ms) | Verdict |\n";
   o += "| :--- | :--- | :--- | :--- | :--- | :--- | :--- | :--- |\n";
   for (const auto& r : rows) {
     const noise_verdict v = judge(r.b, r.n, opt);
@@ -432,11 +490,14 @@ inline std::string repeated_report(const std::vector<perf_dump_data>& base,
 // ---- the command ---------------------------------------------------------------------
 
 inline constexpr const char* compare_usage =
-    "usage: diffscope compare [--sglang-only] BASE.json NEW.json [NEW2.json ...]\n"
-    "       diffscope compare [--rel-tol PCT] [--abs-tol MS] --base A.json... --new B.json...\n"
+    "usage: diffscope compare [--sglang-only] [--allow-mixed-modes] BASE.json NEW.json [...]\n"
+    "       diffscope compare [--rel-tol PCT] [--abs-tol MS] [--allow-mixed-modes]\n"
+    "                         --base A.json... --new B.json...\n"
     "Prints SGLang compare_perf.py's Markdown report (then per-scope GPU rows where both\n"
     "dumps carry a diffscope object; --sglang-only leaves them out). With --base/--new,\n"
-    "compares repeated runs by median with a verdict per row (docs/compare.md).\n";
+    "compares repeated runs by median with a verdict per row (docs/compare.md).\n"
+    "Dumps of different timing modes (diffscope.status.mode perf vs profile) are refused\n"
+    "(exit 2) unless --allow-mixed-modes; dumps without a mode (SGLang's) go with any.\n";
 
 inline double parse_tolerance(const std::string& opt, const std::string& text) {
   std::size_t used = 0;
@@ -452,7 +513,7 @@ inline double parse_tolerance(const std::string& opt, const std::string& text) {
 }
 
 inline int run_compare(const args& a) {
-  bool sglang_only = false;
+  bool sglang_only = false, allow_mixed = false;
   int mode = 0;  // 0 positional, 1 after --base, 2 after --new
   bool repeated = false;
   noise_options opt;
@@ -465,6 +526,8 @@ inline int run_compare(const args& a) {
     }
     if (s == "--sglang-only") {
       sglang_only = true;
+    } else if (s == "--allow-mixed-modes") {
+      allow_mixed = true;
     } else if (s == "--base" || s == "--new") {
       repeated = true;
       mode = s == "--base" ? 1 : 2;
@@ -486,13 +549,20 @@ inline int run_compare(const args& a) {
     std::vector<perf_dump_data> b, n;
     for (const auto& f : base_files) b.push_back(load_dump(f));
     for (const auto& f : new_files) n.push_back(load_dump(f));
-    out = repeated_report(b, n, opt);
+    std::vector<const perf_dump_data*> all;
+    for (const auto* side : {&b, &n})
+      for (const auto& d : *side) all.push_back(&d);
+    const std::string modes = check_modes(all, allow_mixed);
+    out = repeated_report(b, n, opt, modes);
   } else {
     if (files.size() < 2)
       throw failure(exit_usage, "need at least 2 files to compare (diffscope compare --help)");
     std::vector<perf_dump_data> dumps;
     for (const auto& f : files) dumps.push_back(load_dump(f));
-    out = compare_report(dumps, compare_detail::now_isoformat(), sglang_only);
+    std::vector<const perf_dump_data*> all;
+    for (const auto& d : dumps) all.push_back(&d);
+    const std::string modes = check_modes(all, allow_mixed);
+    out = compare_report(dumps, compare_detail::now_isoformat(), sglang_only, modes);
   }
   // All inputs were read before the first byte goes out: no partial report.
   if (std::fwrite(out.data(), 1, out.size(), stdout) != out.size() || std::fflush(stdout) != 0)

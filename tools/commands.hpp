@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "cli.hpp"
+#include "cmd_ab.hpp"
 #include "cmd_compare.hpp"
 #include "cmd_gate.hpp"
 #include "cmd_hotspots.hpp"
@@ -29,6 +30,7 @@ inline const std::vector<command>& commands() {
        run_hotspots},
       {"gate", "check output for diffusers fallback / CUDA-graph failure signals", run_gate},
       {"run", "collect from an unmodified command (libdiffscope_inject.so), gated", run_run},
+      {"ab", "A/B runs A B B A ... on one idle GPU, compared by median", run_ab},
   };
   return table;
 }
