@@ -2,7 +2,9 @@
 // stage and each denoise step takes the maximum over ranks (the rank that finished last sets
 // the critical path), total_duration_ms and memory checkpoints too; timestamp, request_id,
 // commit_hash, tag and meta come from the first input. Each rank's own numbers are kept in
-// the "diffscope" object (ranks[]). Written atomically, indent 2, like SGLang's dumps.
+// the "diffscope" object (ranks[]), with the per-step and per-stage spread and straggler
+// (critical_path) and each rank's communication overlap per scope (comm). `--summary`
+// prints them as text. Written atomically, indent 2, like SGLang's dumps.
 #pragma once
 
 #include <algorithm>
@@ -15,6 +17,7 @@
 #include <vector>
 
 #include <diffscope/detail/atomic_file.hpp>
+#include <diffscope/detail/text_table.hpp>
 #include <diffscope/version.hpp>
 
 #include "cli.hpp"
@@ -39,6 +42,80 @@ inline std::vector<stage_key> keys_of(const std::vector<dump_stage>& steps) {
     keys.push_back({s.name, n});
   }
   return keys;
+}
+
+/// Each input's rank: diffscope.environment.rank when every input has a distinct one (>= 0),
+/// else the input order for all (mixing the two could give two inputs one rank).
+inline std::vector<std::int64_t> rank_ids(const std::vector<perf_dump_data>& ranks,
+                                          bool& from_environment,
+                                          std::vector<std::string>& warnings) {
+  std::vector<std::int64_t> ids;
+  bool all = true, any = false;
+  for (const auto& r : ranks) {
+    any = any || r.rank >= 0;
+    all = all && r.rank >= 0 && std::find(ids.begin(), ids.end(), r.rank) == ids.end();
+    ids.push_back(r.rank);
+  }
+  from_environment = all;
+  if (all) return ids;
+  if (any)
+    warnings.push_back(
+        "diffscope.environment.rank is missing or repeated in some inputs: ranks are numbered "
+        "in input order");
+  for (std::size_t i = 0; i < ids.size(); ++i) ids[i] = static_cast<std::int64_t>(i);
+  return ids;
+}
+
+/// Input indices in increasing rank.
+inline std::vector<std::size_t> by_rank(const std::vector<std::int64_t>& ids) {
+  std::vector<std::size_t> order(ids.size());
+  for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::stable_sort(order.begin(), order.end(),
+                   [&](std::size_t a, std::size_t b) { return ids[a] < ids[b]; });
+  return order;
+}
+
+/// One step or stage over the ranks that ran it: the critical path (max), the fastest (min),
+/// their difference (spread) and the rank that set the critical path (straggler; ties go to
+/// the lowest rank).
+inline ordered_json spread_row(const std::vector<std::pair<std::int64_t, double>>& per_rank) {
+  double hi = per_rank.at(0).second, lo = hi;
+  std::int64_t straggler = per_rank[0].first;
+  ordered_json values = ordered_json::array();
+  for (const auto& [rank, ms] : per_rank) {
+    if (ms > hi || (ms == hi && rank < straggler)) {
+      hi = ms;
+      straggler = rank;
+    }
+    lo = std::min(lo, ms);
+    values.push_back({{"rank", rank}, {"duration_ms", ms}});
+  }
+  return {{"duration_ms", hi},
+          {"min_ms", lo},
+          {"spread_ms", hi - lo},
+          {"straggler_rank", straggler},
+          {"ranks", std::move(values)}};
+}
+
+inline ordered_json comm_json(std::int64_t rank, const dump_comm& c) {
+  return {{"rank", rank},
+          {"busy_ms", c.busy_ms},
+          {"overlapped_ms", c.overlapped_ms},
+          {"exposed_ms", c.exposed_ms},
+          {"kernels", c.kernels},
+          {"overlapped_pct", c.busy_ms > 0 ? 100.0 * c.overlapped_ms / c.busy_ms : 0.0}};
+}
+
+/// An attention scope: category "attention" (DIFFSCOPE_ATTENTION), or a default-domain range
+/// whose last path element names attention like SGLang's modules do ("...blocks.0.attn",
+/// "attn1", "self_attention").
+inline bool is_attention_scope(const std::string& path, const std::string& category) {
+  if (category == "attention") return true;
+  const std::size_t slash = path.find_last_of('/');
+  std::string last = path.substr(slash == std::string::npos ? 0 : slash + 1);
+  for (char& c : last)
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+  return last.find("attn") != std::string::npos || last.find("attention") != std::string::npos;
 }
 
 inline std::string utc_now_iso() {
@@ -134,12 +211,18 @@ inline ordered_json merge_dumps(const std::vector<perf_dump_data>& ranks,
   out["memory_checkpoints"] = std::move(jm);
   out["meta"] = first.meta;
 
+  bool ids_from_environment = false;
+  const std::vector<std::int64_t> ids =
+      merge_detail::rank_ids(ranks, ids_from_environment, warnings);
+  const std::vector<std::size_t> rank_order = merge_detail::by_rank(ids);
+
   // GPU timing holds for the merge only when every rank measured it.
   bool gpu = true;
   std::string reason;
   ordered_json faults = ordered_json::object();
   ordered_json jr = ordered_json::array();
-  for (const auto& r : ranks) {
+  for (std::size_t ri = 0; ri < ranks.size(); ++ri) {
+    const perf_dump_data& r = ranks[ri];
     if (!(r.has_diffscope && r.gpu_timing) && gpu) {
       gpu = false;
       reason = r.file + ": " +
@@ -161,11 +244,111 @@ inline ordered_json merge_dumps(const std::vector<perf_dump_data>& ranks,
     for (const auto& s : r.denoise_steps)
       rd.push_back({{"step", s.step}, {"duration_ms", s.duration_ms}});
     jr.push_back({{"file", r.file},
+                  {"rank", ids[ri]},
+                  {"world_size", r.world_size},
+                  {"local_rank", r.local_rank},
                   {"total_duration_ms", r.total_duration_ms},
                   {"gpu_timing", r.has_diffscope && r.gpu_timing},
                   {"steps", std::move(rs)},
                   {"denoise_steps_ms", std::move(rd)}});
   }
+  // Spread and straggler per denoise step (by index) and per stage (by name and occurrence),
+  // over the ranks that ran it, ranks in increasing order.
+  ordered_json cp_steps = ordered_json::array();
+  for (std::size_t i = 0; i < steps; ++i) {
+    std::vector<std::pair<std::int64_t, double>> per_rank;
+    for (const std::size_t ri : rank_order)
+      if (i < ranks[ri].denoise_steps.size())
+        per_rank.emplace_back(ids[ri], ranks[ri].denoise_steps[i].duration_ms);
+    ordered_json row = {{"step", static_cast<std::int64_t>(i)}};
+    row.update(merge_detail::spread_row(per_rank));
+    cp_steps.push_back(std::move(row));
+  }
+  ordered_json cp_stages = ordered_json::array();
+  std::vector<std::vector<stage_key>> rank_keys;
+  for (const auto& r : ranks) rank_keys.push_back(merge_detail::keys_of(r.steps));
+  for (const auto& key : order) {
+    std::vector<std::pair<std::int64_t, double>> per_rank;
+    for (const std::size_t ri : rank_order) {
+      const auto& keys = rank_keys[ri];
+      const auto it = std::find(keys.begin(), keys.end(), key);
+      if (it != keys.end())
+        per_rank.emplace_back(
+            ids[ri], ranks[ri].steps[static_cast<std::size_t>(it - keys.begin())].duration_ms);
+    }
+    ordered_json row = {{"name", key.name},
+                        {"occurrence", static_cast<std::int64_t>(key.occurrence)}};
+    row.update(merge_detail::spread_row(per_rank));
+    cp_stages.push_back(std::move(row));
+  }
+
+  // Communication per rank: scopes by path (first appearance, lowest rank first), steps by
+  // step number, stages by name and occurrence; only regions where some rank ran comm kernels.
+  ordered_json comm_scopes = ordered_json::array();
+  std::vector<std::string> comm_paths;
+  for (const std::size_t ri : rank_order)
+    for (const auto& sc : ranks[ri].scopes)
+      if (sc.comm.present &&
+          std::find(comm_paths.begin(), comm_paths.end(), sc.path) == comm_paths.end())
+        comm_paths.push_back(sc.path);
+  for (const auto& path : comm_paths) {
+    std::string category;
+    ordered_json per_rank = ordered_json::array();
+    for (const std::size_t ri : rank_order)
+      for (const auto& sc : ranks[ri].scopes)
+        if (sc.path == path) {
+          if (category.empty()) category = sc.category;
+          if (sc.comm.present) per_rank.push_back(merge_detail::comm_json(ids[ri], sc.comm));
+          break;
+        }
+    comm_scopes.push_back({{"path", path},
+                           {"category", category},
+                           {"attention", merge_detail::is_attention_scope(path, category)},
+                           {"ranks", std::move(per_rank)}});
+  }
+  ordered_json comm_steps = ordered_json::array();
+  std::vector<std::int64_t> comm_step_ids;
+  for (const std::size_t ri : rank_order)
+    for (const auto& sc : ranks[ri].step_comm)
+      if (std::find(comm_step_ids.begin(), comm_step_ids.end(), sc.step) == comm_step_ids.end())
+        comm_step_ids.push_back(sc.step);
+  std::sort(comm_step_ids.begin(), comm_step_ids.end());
+  for (const std::int64_t step : comm_step_ids) {
+    ordered_json per_rank = ordered_json::array();
+    for (const std::size_t ri : rank_order)
+      for (const auto& sc : ranks[ri].step_comm)
+        if (sc.step == step) {
+          per_rank.push_back(merge_detail::comm_json(ids[ri], sc.comm));
+          break;
+        }
+    comm_steps.push_back({{"step", step}, {"ranks", std::move(per_rank)}});
+  }
+  ordered_json comm_stages = ordered_json::array();
+  {
+    std::vector<stage_key> seen;
+    std::vector<ordered_json> rows;
+    for (const std::size_t ri : rank_order) {
+      std::vector<dump_stage> names;
+      for (const auto& sc : ranks[ri].stage_comm) names.push_back({sc.name, 0.0});
+      const auto keys = merge_detail::keys_of(names);
+      for (std::size_t k = 0; k < keys.size(); ++k) {
+        const dump_comm& c = ranks[ri].stage_comm[k].comm;
+        if (!c.present) continue;
+        auto it = std::find(seen.begin(), seen.end(), keys[k]);
+        if (it == seen.end()) {
+          seen.push_back(keys[k]);
+          rows.push_back({{"name", keys[k].name},
+                          {"occurrence", static_cast<std::int64_t>(keys[k].occurrence)},
+                          {"ranks", ordered_json::array()}});
+          it = seen.end() - 1;
+        }
+        rows[static_cast<std::size_t>(it - seen.begin())]["ranks"].push_back(
+            merge_detail::comm_json(ids[ri], c));
+      }
+    }
+    for (auto& row : rows) comm_stages.push_back(std::move(row));
+  }
+
   ordered_json ds = ordered_json::object();
   ds["schema_version"] = 1;
   ds["version"] = DIFFSCOPE_VERSION_STRING;
@@ -176,6 +359,22 @@ inline ordered_json merge_dumps(const std::vector<perf_dump_data>& ranks,
   ds["status"] = {{"gpu_timing", gpu}, {"reason", reason}};
   ds["faults"] = std::move(faults);
   ds["ranks"] = std::move(jr);
+  ds["critical_path"] = {
+      {"rule",
+       "per denoise step (by index) and stage (by name and occurrence), over the ranks that "
+       "ran it: duration_ms the maximum, min_ms the minimum, spread_ms their difference, "
+       "straggler_rank the rank with the maximum (lowest on ties)"},
+      {"rank_source", ids_from_environment ? "diffscope.environment.rank" : "input order"},
+      {"denoise_steps", std::move(cp_steps)},
+      {"stages", std::move(cp_stages)}};
+  ds["comm"] = {{"rule",
+                 "each rank's own communication kernel time (names starting with nccl, custom "
+                 "all-reduce, all-to-all): busy_ms the union of comm kernel intervals, "
+                 "overlapped_ms the part with other work running on the device, exposed_ms "
+                 "the rest; summed over calls"},
+                {"scopes", std::move(comm_scopes)},
+                {"denoise_steps", std::move(comm_steps)},
+                {"stages", std::move(comm_stages)}};
   out["diffscope"] = std::move(ds);
   return out;
 }
@@ -185,14 +384,115 @@ inline std::string dump_text(const ordered_json& j) {
   return j.dump(2, ' ', true, nlohmann::json::error_handler_t::replace);
 }
 
+/// The merged dump as text: per denoise step and stage the critical path, spread and
+/// straggler with each rank's time, then communication per scope and rank (attention scopes
+/// first), then per step. Reads only what merge_dumps wrote.
+inline std::string merge_summary_text(const ordered_json& merged) {
+  using diffscope::detail::display_name;
+  using diffscope::detail::fixed;
+  using diffscope::detail::text_table;
+  const ordered_json& ds = merged.at("diffscope");
+  const ordered_json& cp = ds.at("critical_path");
+  std::vector<std::int64_t> ranks;
+  for (const auto& r : ds.at("ranks")) ranks.push_back(r.at("rank").get<std::int64_t>());
+  std::sort(ranks.begin(), ranks.end());
+  std::string out = "diffscope merge: " + std::to_string(ranks.size()) + " ranks (rank from " +
+                    cp.at("rank_source").get<std::string>() + "), GPU timing: " +
+                    (ds.at("status").at("gpu_timing").get<bool>()
+                         ? std::string("measured")
+                         : "not measured on every rank (" +
+                               ds.at("status").at("reason").get<std::string>() + ")") +
+                    "\n";
+  for (const auto id : ranks)
+    for (const auto& r : ds.at("ranks"))
+      if (r.at("rank").get<std::int64_t>() == id)
+        out += "  rank " + std::to_string(id) + ": " +
+               display_name(r.at("file").get<std::string>(), 100) + "\n";
+
+  auto spread_table = [&](const char* title, const ordered_json& rows, bool steps) {
+    if (rows.empty()) return;
+    std::vector<std::string> head = {
+        steps ? "step" : "stage", "critical ms", "min ms", "spread ms", "spread %", "straggler"};
+    for (const auto r : ranks) head.push_back("rank " + std::to_string(r) + " ms");
+    text_table t(head, 1);
+    double total = 0.0;
+    for (const auto& row : rows) {
+      const double hi = row.at("duration_ms").get<double>();
+      const double spread = row.at("spread_ms").get<double>();
+      total += hi;
+      std::vector<std::string> cells = {
+          steps ? std::to_string(row.at("step").get<std::int64_t>())
+                : display_name(row.at("name").get<std::string>(), 40),
+          fixed(hi, 3),
+          fixed(row.at("min_ms").get<double>(), 3),
+          fixed(spread, 3),
+          fixed(hi > 0 ? 100.0 * spread / hi : 0.0, 1),
+          std::to_string(row.at("straggler_rank").get<std::int64_t>())};
+      for (const auto r : ranks) {
+        std::string cell = "-";
+        for (const auto& v : row.at("ranks"))
+          if (v.at("rank").get<std::int64_t>() == r)
+            cell = fixed(v.at("duration_ms").get<double>(), 3);
+        cells.push_back(cell);
+      }
+      t.add(std::move(cells));
+    }
+    out += std::string("\n") + title + "\n";
+    t.render(out);
+    if (steps) out += "  sum of critical paths: " + fixed(total, 3) + " ms\n";
+  };
+  spread_table("denoise steps (critical path = slowest rank):", cp.at("denoise_steps"), true);
+  spread_table("stages (critical path = slowest rank):", cp.at("stages"), false);
+
+  const ordered_json& comm = ds.at("comm");
+  auto comm_table = [&](const char* title, const ordered_json& rows, bool scopes) {
+    text_table t({scopes ? "scope" : "step", "rank", "kernels", "comm busy ms", "overlapped ms",
+                  "exposed ms", "overlapped %"},
+                 1);
+    // Attention scopes first: they carry the sequence-parallel all-to-alls.
+    for (const bool attention : {true, false})
+      for (const auto& row : rows) {
+        if (scopes && row.at("attention").get<bool>() != attention) continue;
+        if (!scopes && !attention) continue;
+        std::string label = scopes ? display_name(row.at("path").get<std::string>(), 60) +
+                                         (attention ? " [attention]" : "")
+                                   : std::to_string(row.at("step").get<std::int64_t>());
+        for (const auto& c : row.at("ranks")) {
+          t.add({label, std::to_string(c.at("rank").get<std::int64_t>()),
+                 std::to_string(c.at("kernels").get<std::int64_t>()),
+                 fixed(c.at("busy_ms").get<double>(), 3),
+                 fixed(c.at("overlapped_ms").get<double>(), 3),
+                 fixed(c.at("exposed_ms").get<double>(), 3),
+                 fixed(c.at("overlapped_pct").get<double>(), 1)});
+          label = "";
+        }
+      }
+    out += std::string("\n") + title + "\n";
+    if (t.empty())
+      out += "  none (no communication kernels in the inputs' scopes)\n";
+    else
+      t.render(out);
+  };
+  comm_table("communication per scope (overlapped = other work ran meanwhile, exposed = alone):",
+             comm.at("scopes"), true);
+  if (!comm.at("denoise_steps").empty())
+    comm_table("communication per denoise step:", comm.at("denoise_steps"), false);
+  return out;
+}
+
 inline constexpr const char* merge_usage =
-    "usage: diffscope merge -o OUT.json IN.json [IN.json ...]\n"
+    "usage: diffscope merge [-o OUT.json] [--summary] IN.json [IN.json ...]\n"
     "Merges per-rank perf dumps of one request: every stage, denoise step, total and memory\n"
     "checkpoint takes the maximum over ranks (the critical path); per-rank values are kept\n"
-    "in diffscope.ranks. Written atomically.\n";
+    "in diffscope.ranks, the spread and straggler rank of each step and stage in\n"
+    "diffscope.critical_path, each rank's communication overlap per scope in diffscope.comm.\n"
+    "Ranks come from diffscope.environment.rank, else the input order. Written atomically.\n"
+    "--summary prints steps, stages (critical path, spread, straggler) and communication\n"
+    "(busy, overlapped, exposed per rank) as text on stdout. Needs -o or --summary.\n";
 
 inline int run_merge(const args& a) {
   std::string out_path;
+  bool summary = false;
   std::vector<std::string> inputs;
   for (std::size_t i = 0; i < a.size(); ++i) {
     const std::string& s = a[i];
@@ -203,13 +503,15 @@ inline int run_merge(const args& a) {
     if (s == "-o" || s == "--output") {
       if (i + 1 >= a.size()) throw failure(exit_usage, s + " needs a file name");
       out_path = a[++i];
+    } else if (s == "--summary") {
+      summary = true;
     } else if (s.size() > 1 && s[0] == '-') {
       throw failure(exit_usage, "unknown option '" + s + "' (diffscope merge --help)");
     } else {
       inputs.push_back(s);
     }
   }
-  if (out_path.empty())
+  if (out_path.empty() && !summary)
     throw failure(exit_usage, "-o OUT.json is required (diffscope merge --help)");
   if (inputs.empty()) throw failure(exit_usage, "no input dumps (diffscope merge --help)");
   std::vector<perf_dump_data> ranks;
@@ -217,8 +519,10 @@ inline int run_merge(const args& a) {
   std::vector<std::string> warnings;
   const ordered_json merged = merge_dumps(ranks, warnings);
   for (const auto& w : warnings) std::fprintf(stderr, "diffscope merge: warning: %s\n", w.c_str());
-  if (auto err = diffscope::detail::write_file_atomically(out_path, dump_text(merged)))
-    throw failure(exit_usage, *err);
+  if (!out_path.empty())
+    if (auto err = diffscope::detail::write_file_atomically(out_path, dump_text(merged)))
+      throw failure(exit_usage, *err);
+  if (summary) std::fputs(merge_summary_text(merged).c_str(), stdout);
   return exit_ok;
 }
 

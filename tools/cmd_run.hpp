@@ -4,13 +4,16 @@
 //                 [--keep-invalid] -- CMD [ARGS...]
 // Every process the command starts that uses NVTX (workers, torchrun ranks) writes its own
 // dump into a private directory; at the end the requested dump is that dump (one process) or
-// their merge (several: the critical path over ranks, as `diffscope merge`).
+// their merge (several: the critical path over ranks, as `diffscope merge`), and with several
+// each process's own dump is kept beside it as FILE-rank<r>.json (FILE-pid<pid>.json when the
+// process had no distinct RANK).
 #pragma once
 
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -32,9 +35,11 @@ inline constexpr const char* usage =
     "                     [--no-gate] [--keep-invalid] -- CMD [ARGS...]\n"
     "Runs CMD with the diffscope collector injected into it and every process it starts\n"
     "(NVTX_INJECTION64_PATH=libdiffscope_inject.so), its output passed through and gated\n"
-    "(diffscope gate). Writes the perf dump (one process: its dump; several: their merge),\n"
-    "the trace (one per process: FILE, or FILE with -<pid> before the extension), and the\n"
-    "summary of each process on stderr.\n"
+    "(diffscope gate). Writes the perf dump (one process: its dump; several: their merge,\n"
+    "as diffscope merge, plus each process's own dump as FILE with -rank<r> before the\n"
+    "extension, from its RANK, or -pid<pid> without one), the trace (one per process: FILE,\n"
+    "or FILE with -<pid> before the extension), and the summary of each process on stderr\n"
+    "(several: then the merged summary, as diffscope merge --summary).\n"
     "Exit: the command's code; 3 when the gate trips (no dump is kept, unless --keep-invalid\n"
     "writes it beside as FILE.invalid.json); 2 bad usage, no injection library, or a dump was\n"
     "asked for and no process wrote one; 127 command not found.\n"
@@ -147,17 +152,44 @@ struct temp_dir {
   temp_dir& operator=(const temp_dir&) = delete;
 };
 
-/// Writes the requested dump from the per-process dumps. Returns an error message, empty on
-/// success.
-inline std::string write_dump(const std::vector<std::string>& dumps, const std::string& out) {
+/// Where process `i`'s own dump goes beside the merged FILE: -rank<r> from its dump's
+/// diffscope.environment.rank when that rank is unique among the processes, else -pid<pid>
+/// from its private file name (dump-<pid>.json).
+inline std::vector<std::string> per_process_names(const std::vector<std::string>& dumps,
+                                                  const std::vector<perf_dump_data>& ranks,
+                                                  const std::string& out) {
+  std::vector<std::string> names;
+  for (std::size_t i = 0; i < dumps.size(); ++i) {
+    const std::int64_t r = ranks[i].rank;
+    const auto same = std::count_if(ranks.begin(), ranks.end(),
+                                    [&](const perf_dump_data& d) { return d.rank == r; });
+    const std::string pid = std::filesystem::path(dumps[i]).stem().string().substr(5);
+    names.push_back(
+        with_suffix(out, r >= 0 && same == 1 ? "rank" + std::to_string(r) : "pid" + pid));
+  }
+  return names;
+}
+
+/// Writes the requested dump from the per-process dumps (several: their merge, and each one
+/// beside it; `tail` is appended to every name, ".invalid.json" for a tripped gate). Prints
+/// the merged summary on stderr when asked. Returns an error message, empty on success.
+inline std::string write_dump(const std::vector<std::string>& dumps, const std::string& out,
+                              const std::string& tail, bool summary) {
   if (dumps.size() == 1)
-    return diffscope::detail::write_file_atomically(out, read_file(dumps[0])).value_or("");
+    return diffscope::detail::write_file_atomically(out + tail, read_file(dumps[0])).value_or("");
   std::vector<perf_dump_data> ranks;
   for (const auto& f : dumps) ranks.push_back(load_dump(f));
+  // The merge names each rank by the file kept for it, not the private one.
+  const auto names = per_process_names(dumps, ranks, out);
+  for (std::size_t i = 0; i < dumps.size(); ++i) ranks[i].file = names[i] + tail;
   std::vector<std::string> warnings;
   const ordered_json merged = merge_dumps(ranks, warnings);
   for (const auto& w : warnings) std::fprintf(stderr, "diffscope run: warning: %s\n", w.c_str());
-  return diffscope::detail::write_file_atomically(out, dump_text(merged)).value_or("");
+  for (std::size_t i = 0; i < dumps.size(); ++i)
+    if (auto err = diffscope::detail::write_file_atomically(names[i] + tail, read_file(dumps[i])))
+      return *err;
+  if (summary) std::fputs(merge_summary_text(merged).c_str(), stderr);
+  return diffscope::detail::write_file_atomically(out + tail, dump_text(merged)).value_or("");
 }
 
 }  // namespace run_detail
@@ -207,8 +239,9 @@ inline int run_run(const args& a) {
       std::fprintf(stderr, "diffscope run: gate tripped (%s): no dump written to %s\n",
                    verdict.code(), r.dump.c_str());
     } else {
-      const std::string out = tripped ? r.dump + ".invalid.json" : r.dump;
-      const std::string err = run_detail::write_dump(dumps, out);
+      const std::string tail = tripped ? ".invalid.json" : "";
+      const std::string out = r.dump + tail;
+      const std::string err = run_detail::write_dump(dumps, r.dump, tail, r.summary);
       if (!err.empty()) throw failure(exit_usage, err);
       if (tripped) std::fprintf(stderr, "diffscope run: invalid dump kept as %s\n", out.c_str());
     }

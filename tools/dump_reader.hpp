@@ -35,11 +35,30 @@ struct dump_memory {
   double allocated_mb = 0.0, reserved_mb = 0.0, peak_allocated_mb = 0.0, peak_reserved_mb = 0.0;
 };
 
+/// A "comm" object (scopes, steps, stages): communication kernel time, summed over calls.
+struct dump_comm {
+  bool present = false;  ///< the object was there (comm kernels ran in the region)
+  double busy_ms = 0.0, overlapped_ms = 0.0, exposed_ms = 0.0;
+  std::int64_t kernels = 0;
+};
+
 /// One row of diffscope.scopes[]: GPU numbers are absent (has_gpu false) when not measured.
 struct dump_scope {
   std::string path;
+  std::string category;  ///< "" when the dump has none
   bool has_gpu = false;
   double busy_ms = 0.0, envelope_ms = 0.0;
+  dump_comm comm;
+};
+
+/// diffscope.steps[i] / diffscope.stages[i] communication, in the dump's order.
+struct dump_step_comm {
+  std::int64_t step = 0;
+  dump_comm comm;
+};
+struct dump_stage_comm {
+  std::string name;
+  dump_comm comm;
 };
 
 struct perf_dump_data {
@@ -57,6 +76,10 @@ struct perf_dump_data {
   bool gpu_timing = false;  ///< diffscope.status.gpu_timing
   std::string gpu_reason;   ///< diffscope.status.reason
   std::vector<dump_scope> scopes;
+  /// diffscope.environment rank / world_size / local_rank; -1 when unknown or absent.
+  std::int64_t rank = -1, world_size = -1, local_rank = -1;
+  std::vector<dump_step_comm> step_comm;    ///< diffscope.steps[] that have "comm"
+  std::vector<dump_stage_comm> stage_comm;  ///< every diffscope.stages[] entry, comm or not
 };
 
 namespace detail {
@@ -84,6 +107,38 @@ inline const ordered_json* find_key(const ordered_json& obj, const char* key) {
   return it == obj.end() ? nullptr : &*it;
 }
 
+/// An optional "comm" member of `obj` (absent or null: not present).
+inline dump_comm comm_at(const ordered_json& obj, const std::string& file, const std::string& at) {
+  dump_comm c;
+  const auto* v = find_key(obj, "comm");
+  if (!v || v->is_null()) return c;
+  if (!v->is_object()) throw failure(exit_usage, file + ": " + at + ".comm is not an object");
+  const std::pair<const char*, double*> fields[] = {
+      {"busy_ms", &c.busy_ms}, {"overlapped_ms", &c.overlapped_ms}, {"exposed_ms", &c.exposed_ms}};
+  for (const auto& [key, dst] : fields) {
+    const auto* x = find_key(*v, key);
+    if (!x) throw failure(exit_usage, file + ": " + at + ".comm has no " + key);
+    *dst = number_at(*x, file, at + ".comm." + key);
+  }
+  if (const auto* k = find_key(*v, "kernels")) {
+    if (!k->is_number_integer() || k->get<std::int64_t>() < 0)
+      throw failure(exit_usage, file + ": " + at + ".comm.kernels is not a non-negative integer");
+    c.kernels = k->get<std::int64_t>();
+  }
+  c.present = true;
+  return c;
+}
+
+/// An optional integer member; -1 when absent or null.
+inline std::int64_t int_or_unknown(const ordered_json& obj, const char* key,
+                                   const std::string& file, const std::string& at) {
+  const auto* v = find_key(obj, key);
+  if (!v || v->is_null()) return -1;
+  if (!v->is_number_integer())
+    throw failure(exit_usage, file + ": " + at + "." + key + " is not an integer");
+  return v->get<std::int64_t>();
+}
+
 inline void read_diffscope(const ordered_json& ds, perf_dump_data& d) {
   const std::string& f = d.file;
   if (!ds.is_object()) throw failure(exit_usage, f + ": diffscope is not an object");
@@ -99,6 +154,43 @@ inline void read_diffscope(const ordered_json& ds, perf_dump_data& d) {
     if (const auto* r = find_key(*st, "reason"); r && !r->is_null())
       d.gpu_reason = string_at(*r, f, "diffscope.status.reason");
   }
+  if (const auto* env = find_key(ds, "environment"); env && !env->is_null()) {
+    if (!env->is_object())
+      throw failure(exit_usage, f + ": diffscope.environment is not an object");
+    d.rank = int_or_unknown(*env, "rank", f, "diffscope.environment");
+    d.world_size = int_or_unknown(*env, "world_size", f, "diffscope.environment");
+    d.local_rank = int_or_unknown(*env, "local_rank", f, "diffscope.environment");
+  }
+  if (const auto* steps = find_key(ds, "steps"); steps && !steps->is_null()) {
+    if (!steps->is_array()) throw failure(exit_usage, f + ": diffscope.steps is not an array");
+    for (std::size_t i = 0; i < steps->size(); ++i) {
+      const auto& s = (*steps)[i];
+      const std::string at = "diffscope.steps[" + std::to_string(i) + "]";
+      if (!s.is_object()) throw failure(exit_usage, f + ": " + at + " is not an object");
+      dump_step_comm sc;
+      sc.step = static_cast<std::int64_t>(i);
+      if (const auto* n = find_key(s, "step")) {
+        if (!n->is_number_integer())
+          throw failure(exit_usage, f + ": " + at + ".step is not an integer");
+        sc.step = n->get<std::int64_t>();
+      }
+      sc.comm = comm_at(s, f, at);
+      if (sc.comm.present) d.step_comm.push_back(sc);
+    }
+  }
+  if (const auto* stages = find_key(ds, "stages"); stages && !stages->is_null()) {
+    if (!stages->is_array()) throw failure(exit_usage, f + ": diffscope.stages is not an array");
+    for (std::size_t i = 0; i < stages->size(); ++i) {
+      const auto& s = (*stages)[i];
+      const std::string at = "diffscope.stages[" + std::to_string(i) + "]";
+      if (!s.is_object()) throw failure(exit_usage, f + ": " + at + " is not an object");
+      dump_stage_comm sc;
+      sc.name = "unknown";
+      if (const auto* n = find_key(s, "name")) sc.name = string_at(*n, f, at + ".name");
+      sc.comm = comm_at(s, f, at);
+      d.stage_comm.push_back(std::move(sc));
+    }
+  }
   const auto* scopes = find_key(ds, "scopes");
   if (!scopes) return;
   if (!scopes->is_array()) throw failure(exit_usage, f + ": diffscope.scopes is not an array");
@@ -110,6 +202,8 @@ inline void read_diffscope(const ordered_json& ds, perf_dump_data& d) {
     const auto* p = find_key(s, "path");
     if (!p) throw failure(exit_usage, f + ": " + at + " has no path");
     sc.path = string_at(*p, f, at + ".path");
+    if (const auto* c = find_key(s, "category"); c && !c->is_null())
+      sc.category = string_at(*c, f, at + ".category");
     if (const auto* g = find_key(s, "gpu"); g && !g->is_null()) {
       if (!g->is_object()) throw failure(exit_usage, f + ": " + at + ".gpu is not an object");
       const auto* b = find_key(*g, "busy_ms");
@@ -119,6 +213,7 @@ inline void read_diffscope(const ordered_json& ds, perf_dump_data& d) {
       sc.envelope_ms = number_at(*e, f, at + ".gpu.envelope_ms");
       sc.has_gpu = true;
     }
+    sc.comm = comm_at(s, f, at);
     d.scopes.push_back(std::move(sc));
   }
 }

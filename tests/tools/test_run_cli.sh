@@ -35,6 +35,27 @@ d = json.load(open(sys.argv[1]))
 assert len(d["diffscope"]["ranks"]) == 2, d["diffscope"].keys()
 assert [s["step"] for s in d["denoise_steps_ms"]] == [0, 1, 2, 3, 4]
 PY
+# ... and each process's own dump beside the merge, named by its rank (RANK) when the dump
+# records one (diffscope.environment.rank), else by its pid; --summary adds the merged summary.
+"$ds" run --summary --dump "$work/ranks.json" -- \
+  sh -c "RANK=0 '$app' 3 >/dev/null & RANK=1 '$app' 5 >/dev/null; wait" 2>"$work/ranks.err"
+[ "$?" -eq 0 ] || fail "ranks: exit"
+grep -q "denoise steps (critical path = slowest rank)" "$work/ranks.err" || fail "ranks: no merged summary"
+"$python" - "$work" <<'PY' || fail "ranks: per-process dumps"
+import glob, json, os, sys
+work = sys.argv[1]
+files = sorted(glob.glob(os.path.join(work, "ranks-*.json")))
+assert len(files) == 2, files
+for f in files:
+    env = json.load(open(f))["diffscope"]["environment"]
+    r = env.get("rank", -1)
+    want = f"ranks-rank{r}.json" if r is not None and r >= 0 else f"ranks-pid{env['pid']}.json"
+    assert os.path.basename(f) == want, (f, want)
+merged = json.load(open(os.path.join(work, "ranks.json")))
+assert len(merged["diffscope"]["ranks"]) == 2
+assert len(merged["diffscope"]["critical_path"]["denoise_steps"]) == 5
+PY
+for f in "$work"/ranks-*.json; do check_dump "$f"; done
 
 # The gate: a fallback signal keeps no dump (exit 3); --keep-invalid writes it beside.
 fallback="echo 'INFO Falling back to diffusers backend'; '$app' 2"
