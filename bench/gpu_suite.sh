@@ -5,6 +5,16 @@
 # Logs go to $OUT (or out/gpu); a summary is printed last.
 #
 #   bash bench/gpu_suite.sh
+#   SUITE_PARTS="core perf" bash bench/gpu_suite.sh   # a subset (the build is always made)
+#
+# Parts (SUITE_PARTS, default all of them, in this order):
+#   core   every test (-s for the GPU ones), toy_dit --check, the main job, via the injection lib
+#   bench  the micro-benchmarks and toy_dit collector on/off
+#   torch  bench/torch_overhead.sh: the PyTorch extension and Python loop (issue 6)
+#   perf   bench/perf_mode.py: perf mode against uninstrumented runs and CUDA events (issue 10)
+#   ab     bench/ab_toy_dit.sh: diffscope ab on toy_dit (issue 9)
+#   multi  bench/multi_gpu.sh: two ranks under diffscope run (issue 8; needs two GPUs)
+# SUITE_COMMIT labels the figures when the machine has no git.
 #
 # Optional: a .devdeps/usr prefix with doctest, nlohmann_json and Google Benchmark, for GPU
 # machines whose image lacks them (see docs/gpu.md).
@@ -23,7 +33,9 @@ if [ -d .devdeps/usr ]; then
 fi
 export PATH="/usr/local/cuda/bin:$PATH"
 
-note "gpu_suite: $(date -u +%Y-%m-%dT%H:%M:%SZ) commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet 2>/dev/null || echo +dirty)"
+parts=${SUITE_PARTS:-core bench torch perf ab multi}
+has() { [[ " $parts " == *" $1 "* ]]; }
+note "gpu_suite: $(date -u +%Y-%m-%dT%H:%M:%SZ) commit ${SUITE_COMMIT:-$(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet 2>/dev/null || echo +dirty)} parts: $parts"
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>&1 | sed 's/^/gpu: /' | tee -a "$summary"
 
 start=$(date +%s)
@@ -41,12 +53,14 @@ if ! cmake --build build-gpu -j "$(nproc)" >"$logs/build.log" 2>&1; then
 fi
 note "build: ok in $(($(date +%s) - start)) s"
 
+toy=build-gpu/examples/toy_dit/toy_dit
+if has core; then
 # Every test but the ones that download (no network on GPU machines).
 ctest --test-dir build-gpu -LE network --output-on-failure -j 4 >"$out/ctest.log" 2>&1
 note "ctest: $(grep -E 'tests passed|tests failed' "$out/ctest.log")"
 grep -E "\*\*\*(Failed|Skipped|Not Run)|Exception" "$out/ctest.log" | tee -a "$summary"
 # The GPU tests again with their MESSAGE lines (measured against ground truth).
-for t in test_collector_gpu test_cupti_source_gpu; do
+for t in test_collector_gpu test_cupti_source_gpu test_perf_mode_gpu; do
   echo "==== $t -s" >>"$out/gpu_tests.log"
   build-gpu/tests/$t -s >"$out/$t.tmp" 2>&1
   rc=$?
@@ -56,7 +70,6 @@ for t in test_collector_gpu test_cupti_source_gpu; do
   grep -B3 -A3 "ERROR:" "$out/$t.tmp" | head -40 | tee -a "$summary"
   rm -f "$out/$t.tmp"
 done
-toy=build-gpu/examples/toy_dit/toy_dit
 $toy --check >"$out/toy_dit_check.tmp" 2>&1
 note "toy_dit --check: exit $? $(tail -1 "$out/toy_dit_check.tmp")"
 rm -f "$out/toy_dit_check.tmp"
@@ -83,6 +96,9 @@ print("gpu_timing=%s kernels_in_top_scopes=%d" % (d["status"]["gpu_timing"], k))
 ' 2>&1)"
 fi
 
+fi
+
+if has bench; then
 {
   build-gpu/bench/bench_collector_gpu
   build-gpu/bench/bench_cupti_launch 100000
@@ -97,8 +113,37 @@ fi
 } >"$out/bench.log" 2>&1
 note "benchmarks:"
 sed 's/^/  /' "$out/bench.log" | tee -a "$summary" >/dev/null
+fi
+
+# Each driver prints its report with PASS/FAIL lines last; the summary keeps the tail.
+part() {  # $1 = name, then the command
+  local name=$1 t0
+  shift
+  t0=$(date +%s)
+  "$@" >"$out/$name.log" 2>&1
+  note "$name: exit $? in $(($(date +%s) - t0)) s"
+  tail -n "${TAIL_LINES:-25}" "$out/$name.log" | sed 's/^/  /' | tee -a "$summary" >/dev/null
+}
+ext=build-ext/libdiffscope_torch_ext.so
+has torch && part torch bash bench/torch_overhead.sh "$out/torch"
+if has perf; then
+  ext_args=()
+  [ -f "$ext" ] && ext_args=(--diffscope build-gpu/tools/diffscope --ext "$ext")
+  [ -f "$ext" ] || ext_args=(--diffscope build-gpu/tools/diffscope)
+  part perf python3 bench/perf_mode.py --toy "$toy" "${ext_args[@]}" --out "$out/perf_mode"
+fi
+has ab && part ab bash bench/ab_toy_dit.sh build-gpu/tools/diffscope "$toy"
+if has multi; then
+  if [ "$(nvidia-smi -L 2>/dev/null | wc -l)" -ge 2 ]; then
+    part multi bash bench/multi_gpu.sh build-gpu/tools/diffscope "$out/multi_gpu"
+  else
+    note "multi: skipped (fewer than two GPUs)"
+  fi
+fi
 note "total: $(($(date +%s) - start)) s"
 echo "==================== summary ===================="
 cat "$summary"
-echo "==================== main job (GPU) ====================="
-head -60 "$out/main_job.log"
+if has core; then
+  echo "==================== main job (GPU) ====================="
+  head -60 "$out/main_job.log"
+fi

@@ -190,6 +190,26 @@ TEST_SUITE("aggregator") {
     CHECK(find_scope(r, "DenoisingStage/denoise_step/transformer.blocks.0.attn"));
   }
 
+  TEST_CASE("the name mapping rules are configurable; an empty prefix turns a rule off") {
+    diffscope::detail::name_rules rules;
+    rules.stage_prefix = "Stage::";
+    rules.step_prefix = "step ";
+    rules.request_prefix = "";
+    rules.strip_shapes = false;
+    const auto stage = classify_default_domain("Stage::Denoise", rules);
+    CHECK(stage.cat == category::stage);
+    CHECK(stage.name == "Denoise");
+    const auto step = classify_default_domain("step 4", rules);
+    CHECK(step.cat == category::denoise_step);
+    CHECK(step.step == 4);
+    CHECK(classify_default_domain("denoising_step_4", rules).cat == category::other);
+    CHECK(classify_default_domain("stage_Denoise", rules).cat == category::other);
+    CHECK(classify_default_domain("request_x", rules).cat == category::other);
+    CHECK(classify_default_domain("blk in=[[1]]", rules).name == "blk in=[[1]]");
+    CHECK(classify_default_domain("request_x").cat == category::request);  // the defaults
+    CHECK(classify_default_domain("blk in=[[1]]").name == "blk");
+  }
+
   TEST_CASE("step names parse with and without timestep suffix") {
     CHECK(parse_step_name("denoising_step_0") == 0);
     CHECK(parse_step_name("denoising_step_12_t999") == 12);
@@ -426,6 +446,74 @@ TEST_SUITE("aggregator") {
       CHECK(s->gpu.busy_ms == doctest::Approx(launches * (t + 1) / 1e6));
     }
     CHECK(r.faults.unattributed_records == 0);
+  }
+
+  TEST_CASE("communication kernels: busy, overlapped by other work, exposed, per call") {
+    driver d;
+    d.step(0, 1);
+    d.push("attn", category::attention);
+    // Compute 0-100 and 150-200; all-to-all 50-175 (overlapped 50-100 and 150-175 = 75,
+    // exposed 100-150 = 50); a second comm kernel 300-320 with nothing beside it.
+    const auto k1 = d.launch();
+    const auto a2a = d.launch();
+    const auto k2 = d.launch();
+    const auto ar = d.launch();
+    d.pop();
+    d.pop();
+    d.op(k1, 1000, 1100, "gemm");
+    d.op(a2a, 1050, 1175, "ncclDevKernel_SendRecv(ncclDevKernelArgsStorage<4096ul>)");
+    d.op(k2, 1150, 1200, "flash_attn");
+    d.op(ar, 1300, 1320, "_Z25cross_device_reduce_1stageIfLi8EEvv");
+    auto r = d.agg.snapshot(true);
+    const auto* attn = find_scope(r, "denoise_step/attn");
+    REQUIRE(attn);
+    CHECK(attn->gpu.comm_kernels == 2);
+    CHECK(attn->gpu.comm_busy_ms == doctest::Approx(145e-6));
+    CHECK(attn->gpu.comm_overlapped_ms == doctest::Approx(75e-6));
+    CHECK(attn->gpu.comm_exposed_ms == doctest::Approx(70e-6));
+    CHECK(attn->gpu.occupied_ms == doctest::Approx(220e-6));  // 1000-1200 and 1300-1320
+    CHECK(attn->gpu.kernels == 4);
+    REQUIRE(r.steps.size() == 1);
+    CHECK(r.steps[0].gpu.comm_exposed_ms == doctest::Approx(70e-6));
+  }
+
+  TEST_CASE("requests: warm-up work stays out of nodes, stages, steps and kernels") {
+    driver d;
+    d.agg.push(range_domain::diffscope, d.agg.intern("warmup"), category::request, std::nullopt, 1,
+               "warmup", true);
+    d.push_at("DenoisingStage", 2, category::stage);
+    d.step(0, 3);
+    const auto w = d.launch();
+    d.pop(10);
+    d.pop(11);
+    d.pop(12);
+    d.agg.push(range_domain::diffscope, d.agg.intern("request"), category::request, std::nullopt,
+               20, "r1", false);
+    d.push_at("DenoisingStage", 21, category::stage);
+    d.step(0, 22);
+    const auto k = d.launch();
+    d.pop(30);
+    d.pop(31);
+    d.pop(40);
+    d.op(w, 100, 900, "warm_kernel");
+    d.op(k, 1000, 1100, "real_kernel");
+    auto r = d.agg.snapshot(true);
+    REQUIRE(r.requests.size() == 2);
+    CHECK(r.requests[0].warmup);
+    CHECK(r.requests[1].id == "r1");
+    CHECK(r.requests[1].gpu.kernels == 1);
+    CHECK(r.requests[1].host_ms == doctest::Approx(20e-6));
+    REQUIRE(r.requests[1].steps.size() == 1);
+    CHECK(r.requests[1].steps[0].gpu.envelope_ms == doctest::Approx(100e-6));
+    REQUIRE(r.steps.size() == 1);
+    CHECK(r.steps[0].calls == 1);
+    CHECK(r.steps[0].gpu.envelope_ms == doctest::Approx(100e-6));
+    REQUIRE(r.stages.size() == 1);
+    CHECK(r.stages[0].calls == 1);
+    REQUIRE(r.kernels.size() == 1);
+    CHECK(r.kernels[0].name == "real_kernel");
+    CHECK_FALSE(find_scope(r, "warmup"));
+    CHECK(find_scope(r, "request/DenoisingStage/denoise_step"));
   }
 
   TEST_CASE("histogram quantiles are exact for few samples and within 1% for many") {

@@ -5,6 +5,7 @@
 
 #include <diffscope/collector.hpp>
 
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -12,6 +13,7 @@
 #include <sstream>
 #include <stdexcept>
 #include <string>
+#include <thread>
 
 #include <unistd.h>
 
@@ -220,6 +222,141 @@ TEST_SUITE("collector") {
     CHECK(diffscope::detail::expand_output_path("plain.json") == "plain.json");
   }
 
+  TEST_CASE("{label} and {request} expand; request ids become safe file-name parts") {
+    unsetenv("DIFFSCOPE_LABEL");
+    CHECK(diffscope::detail::expand_output_path("o/{label}-{request}.json") == "o/run-all.json");
+    setenv("DIFFSCOPE_LABEL", "B", 1);
+    CHECK(diffscope::detail::expand_output_path("o/{label}-{request}.json", "r7") == "o/B-r7.json");
+    unsetenv("DIFFSCOPE_LABEL");
+    CHECK(diffscope::detail::file_name_part("a/b c:d") == "a_b_c_d");
+    CHECK(diffscope::detail::file_name_part("..") == "request");
+    CHECK(diffscope::detail::file_name_part(std::string(100, 'x')).size() == 64);
+  }
+
+  TEST_CASE("requests: warm-ups are left out of every table; the dump holds the last request") {
+    auto& c = diffscope::collector::instance();
+    c.start(quiet());
+    auto generate = [](int steps, int ms) {
+      DIFFSCOPE_STAGE("DenoisingStage");
+      for (int i = 0; i < steps; ++i) {
+        DIFFSCOPE_DENOISE_STEP(i);
+        DIFFSCOPE_SCOPE("block");
+        std::this_thread::sleep_for(std::chrono::milliseconds(ms));
+      }
+    };
+    {
+      DIFFSCOPE_WARMUP();
+      generate(3, 1);
+      DIFFSCOPE_SCOPE("compile_only_in_warmup");
+    }
+    for (int r = 1; r <= 3; ++r) {
+      DIFFSCOPE_REQUEST("req-" + std::to_string(r));
+      generate(2, r);
+    }
+    auto res = c.stop();
+    REQUIRE(res.requests.size() == 4);
+    CHECK(res.requests[0].warmup);
+    CHECK(res.requests[0].id == "warmup");
+    CHECK(res.requests[3].id == "req-3");
+    CHECK_FALSE(res.requests[3].warmup);
+    REQUIRE(res.requests[3].steps.size() == 2);
+    CHECK(res.requests[3].steps[1].host_ms >= 3.0);
+    REQUIRE(res.requests[3].stages.size() == 1);
+    CHECK(res.requests[3].stages[0].calls == 1);
+    CHECK(res.requests[3].host_ms >= res.requests[3].stages[0].host_ms);
+    // Whole-run tables: three counted requests, the warm-up nowhere.
+    REQUIRE(res.stages.size() == 1);
+    CHECK(res.stages[0].calls == 3);
+    REQUIRE(res.steps.size() == 2);  // step 2 ran only in the warm-up
+    CHECK(res.steps[0].calls == 3);
+    CHECK_FALSE(find_scope(res, "warmup"));
+    CHECK_FALSE(find_scope(res, "warmup/DenoisingStage"));
+    const auto* block = find_scope(res, "request/DenoisingStage/denoise_step/block");
+    REQUIRE(block);
+    CHECK(block->host.calls == 6);
+
+    const std::string dump = diffscope::perf_dump_json(res);
+    CHECK(dump.find("\"request_id\": \"req-3\"") != std::string::npos);
+    CHECK(dump.find("\"count\": 3,\n      \"warmups\": 1") != std::string::npos);
+    CHECK(dump.find("\"total_duration_ms\": ") != std::string::npos);
+    diffscope::perf_dump_options first;
+    first.request = 1;
+    CHECK(diffscope::perf_dump_json(res, first).find("\"request_id\": \"req-1\"") !=
+          std::string::npos);
+    const std::string text = diffscope::summary_text(res);
+    CHECK(text.find("Requests: 3 counted, 1 warm-up") != std::string::npos);
+  }
+
+  TEST_CASE("DIFFSCOPE_SKIP_REQUESTS=N makes the first N requests warm-ups") {
+    auto& c = diffscope::collector::instance();
+    auto o = quiet();
+    o.skip_requests = 1;
+    c.start(o);
+    for (int r = 0; r < 3; ++r) {
+      DIFFSCOPE_REQUEST(r);
+      DIFFSCOPE_STAGE("DenoisingStage");
+    }
+    auto res = c.stop();
+    REQUIRE(res.requests.size() == 3);
+    CHECK(res.requests[0].warmup);
+    CHECK(res.requests[0].id == "0");
+    CHECK_FALSE(res.requests[1].warmup);
+    REQUIRE(res.stages.size() == 1);
+    CHECK(res.stages[0].calls == 2);
+    setenv("DIFFSCOPE_SKIP_REQUESTS", "2", 1);
+    CHECK(diffscope::collector_options::from_env().skip_requests == 2);
+    setenv("DIFFSCOPE_SKIP_REQUESTS", "-1", 1);  // not a count: reported, ignored
+    CHECK(diffscope::collector_options::from_env().skip_requests == 0);
+    unsetenv("DIFFSCOPE_SKIP_REQUESTS");
+  }
+
+  TEST_CASE("plain NVTX names: request_<id> and warmup map to requests") {
+    auto& c = diffscope::collector::instance();
+    c.start(quiet());
+    nvtxRangePushA("warmup");
+    nvtxRangePushA("stage_DenoisingStage");
+    nvtxRangePop();
+    nvtxRangePop();
+    nvtxRangePushA("request_abc");
+    nvtxRangePushA("stage_DenoisingStage");
+    nvtxRangePop();
+    nvtxRangePop();
+    auto res = c.stop();
+    REQUIRE(res.requests.size() == 2);
+    CHECK(res.requests[0].warmup);
+    CHECK(res.requests[1].id == "abc");
+    REQUIRE(res.stages.size() == 1);
+    CHECK(res.stages[0].calls == 1);
+  }
+
+  TEST_CASE("{request} in the dump path writes one dump per counted request") {
+    const std::string dir = (std::filesystem::temp_directory_path() /
+                             ("diffscope_test_requests_" + std::to_string(getpid())))
+                                .string();
+    std::filesystem::remove_all(dir);
+    diffscope::collector_options o;
+    o.dump_path = dir + "/perf-{request}.json";
+    {
+      diffscope::collector_session session(o);
+      {
+        DIFFSCOPE_WARMUP();
+        DIFFSCOPE_STAGE("DenoisingStage");
+      }
+      for (const char* id : {"a", "b/c"}) {
+        DIFFSCOPE_REQUEST(id);
+        DIFFSCOPE_STAGE("DenoisingStage");
+      }
+    }
+    CHECK(std::filesystem::exists(dir + "/perf-a.json"));
+    CHECK(std::filesystem::exists(dir + "/perf-b_c.json"));
+    CHECK_FALSE(std::filesystem::exists(dir + "/perf-warmup.json"));
+    CHECK(read_file(dir + "/perf-b_c.json").find("\"request_id\": \"b/c\"") != std::string::npos);
+    std::size_t files = 0;
+    for (const auto& e : std::filesystem::directory_iterator(dir)) files += e.is_regular_file();
+    CHECK(files == 2);
+    std::filesystem::remove_all(dir);
+  }
+
   TEST_CASE("snapshot while running returns what was collected so far") {
     auto& c = diffscope::collector::instance();
     c.start(quiet());
@@ -229,6 +366,81 @@ TEST_SUITE("collector") {
     { DIFFSCOPE_SCOPE("second"); }
     auto r = c.stop();
     CHECK(find_scope(r, "second"));
+  }
+
+  TEST_CASE("the timing mode comes from DIFFSCOPE_MODE; unknown values keep the default") {
+    for (const char* v : {"DIFFSCOPE_MODE", "DIFFSCOPE_PERF_SCOPES", "DIFFSCOPE_PERF_STREAM"})
+      unsetenv(v);
+    auto o = diffscope::collector_options::from_env();
+    CHECK(o.mode == diffscope::timing_mode::profile);
+    CHECK_FALSE(o.perf_all_scopes);
+    CHECK(o.perf_stream == reinterpret_cast<void*>(1));  // CU_STREAM_LEGACY
+    setenv("DIFFSCOPE_MODE", "perf", 1);
+    setenv("DIFFSCOPE_PERF_SCOPES", "all", 1);
+    setenv("DIFFSCOPE_PERF_STREAM", "per-thread", 1);
+    o = diffscope::collector_options::from_env();
+    CHECK(o.mode == diffscope::timing_mode::perf);
+    CHECK(o.perf_all_scopes);
+    CHECK(o.perf_stream == reinterpret_cast<void*>(2));  // CU_STREAM_PER_THREAD
+    setenv("DIFFSCOPE_MODE", "fast", 1);                 // reported on stderr, default kept
+    setenv("DIFFSCOPE_PERF_SCOPES", "some", 1);
+    o = diffscope::collector_options::from_env();
+    CHECK(o.mode == diffscope::timing_mode::profile);
+    CHECK_FALSE(o.perf_all_scopes);
+    for (const char* v : {"DIFFSCOPE_MODE", "DIFFSCOPE_PERF_SCOPES", "DIFFSCOPE_PERF_STREAM"})
+      unsetenv(v);
+    CHECK(std::string(diffscope::timing_mode_name(diffscope::timing_mode::perf)) == "perf");
+  }
+
+  TEST_CASE("plain NVTX name rules come from the environment") {
+    setenv("DIFFSCOPE_STAGE_PREFIX", "Stage::", 1);
+    setenv("DIFFSCOPE_STEP_PREFIX", "none", 1);
+    setenv("DIFFSCOPE_STRIP_SHAPES", "0", 1);
+    const auto o = diffscope::collector_options::from_env();
+    CHECK(o.names.stage_prefix == "Stage::");
+    CHECK(o.names.step_prefix.empty());
+    CHECK(o.names.request_prefix == "request_");
+    CHECK_FALSE(o.names.strip_shapes);
+    for (const char* v :
+         {"DIFFSCOPE_STAGE_PREFIX", "DIFFSCOPE_STEP_PREFIX", "DIFFSCOPE_STRIP_SHAPES"})
+      unsetenv(v);
+    auto& c = diffscope::collector::instance();
+    auto opts = quiet();
+    opts.names.stage_prefix = "Stage::";
+    c.start(opts);
+    nvtxRangePushA("Stage::Denoise");
+    nvtxRangePop();
+    nvtxRangePushA("stage_Other");
+    nvtxRangePop();
+    auto r = c.stop();
+    REQUIRE(r.stages.size() == 1);
+    CHECK(r.stages[0].name == "Denoise");
+    CHECK(find_scope(r, "stage_Other"));
+  }
+
+  TEST_CASE("perf mode is labelled everywhere and, without a driver, keeps host timings") {
+    auto& c = diffscope::collector::instance();
+    auto o = quiet();
+    o.mode = diffscope::timing_mode::perf;
+    const bool gpu = c.start(o);
+    {
+      DIFFSCOPE_STAGE("DenoisingStage");
+      DIFFSCOPE_DENOISE_STEP(0);
+      DIFFSCOPE_SCOPE("work");
+    }
+    auto r = c.stop();
+    CHECK(r.status.mode == "perf");
+    CHECK(r.status.gpu_timing == gpu);
+    CHECK(r.overhead.per_launch_callback_ns == 0);  // perf mode has no launch callback
+    CHECK(r.overhead.callbacks == 0);
+    REQUIRE(r.steps.size() == 1);
+    CHECK(r.steps[0].host_ms > 0);
+    if (!gpu) {
+      CHECK(r.status.reason.find("no CUDA driver") == 0);
+      CHECK_FALSE(r.steps[0].gpu.measured);
+    }
+    CHECK(diffscope::summary_text(r).find("mode: perf") != std::string::npos);
+    CHECK(diffscope::perf_dump_json(r).find("\"mode\": \"perf\"") != std::string::npos);
   }
 
   TEST_CASE("the collector reports its own overhead") {

@@ -368,6 +368,28 @@ TEST_SUITE("perf_dump") {
     CHECK(ds["kernels"].items.empty());
   }
 
+  TEST_CASE("perf mode: a timed step without kernels takes its span; the mode is labelled") {
+    auto r = sample::host_only();
+    r.status.mode = "perf";
+    r.status.gpu_timing = true;
+    r.status.reason.clear();
+    diffscope::gpu_stats span;
+    span.measured = true;
+    span.busy_ms = span.occupied_ms = span.envelope_ms = 7.25;
+    span.timed_calls = 1;
+    r.steps[0].gpu = span;
+    const auto d = dump(r);
+    CHECK(d["denoise_steps_ms"][0]["duration_ms"].num == 7.25);
+    const auto& ds = d["diffscope"];
+    CHECK(ds["status"]["mode"].str == "perf");
+    CHECK(ds["steps"][0]["duration_source"].str == "gpu_envelope");
+    CHECK(ds["steps"][0]["gpu"]["timed_calls"].num == 1);
+    CHECK(ds["steps"][0]["gpu"]["kernels"].num == 0);
+    CHECK(ds["timing"]["summary"].str.find("perf mode") == 0);
+    // Profile-mode GPU objects carry no timed_calls key (their layout is unchanged).
+    CHECK_FALSE(dump(sample::profiled())["diffscope"]["steps"][0]["gpu"].has("timed_calls"));
+  }
+
   TEST_CASE(
       "names with quotes, backslashes, control characters and invalid UTF-8 stay valid "
       "JSON") {
@@ -393,10 +415,10 @@ TEST_SUITE("perf_dump") {
     o.gate_verdict = "invalid: diffusers fallback";
     o.max_kernels = 2;
     const auto ds = dump(r, o)["diffscope"];
-    CHECK(ds.keys() == std::vector<std::string>{"schema_version", "version", "timing", "status",
-                                                "gate", "environment", "stages", "steps", "scopes",
-                                                "kernels_total", "kernels", "hotspots", "memory",
-                                                "faults", "overhead", "trace"});
+    CHECK(ds.keys() == std::vector<std::string>{
+                           "schema_version", "version", "timing", "status", "gate", "environment",
+                           "stages", "steps", "requests", "scopes", "kernels_total", "kernels",
+                           "hotspots", "memory", "faults", "overhead", "trace"});
     CHECK(ds["schema_version"].num == 1);
     CHECK(ds["timing"].has("total_duration_ms"));
     CHECK(ds["timing"].has("steps.duration_ms"));
@@ -406,7 +428,8 @@ TEST_SUITE("perf_dump") {
     CHECK(ds["faults"].keys() ==
           std::vector<std::string>{"dropped_records", "zero_timestamps", "inverted_timestamps",
                                    "unattributed_records", "unbalanced_pops", "unclosed_at_stop",
-                                   "late_records", "trace_events_dropped"});
+                                   "late_records", "trace_events_dropped", "untimed_no_context",
+                                   "timing_failures", "timing_unresolved"});
     CHECK(ds["faults"]["dropped_records"].num == 1);
     CHECK(ds["faults"]["late_records"].num == 7);
     CHECK(ds["kernels_total"].num == 5);

@@ -81,10 +81,11 @@ TEST_SUITE("scope") {
     CHECK(std::string(diffscope::domain_name) == "diffscope");
   }
 
-  TEST_CASE("the diffscope domain names its five categories") {
+  TEST_CASE("the diffscope domain names its six categories") {
     record([] { DIFFSCOPE_SCOPE("make_sure_the_domain_exists"); });
-    const std::map<std::uint32_t, std::string> expected{
-        {1, "stage"}, {2, "denoise_step"}, {3, "attention"}, {4, "norm_rope"}, {5, "other"}};
+    const std::map<std::uint32_t, std::string> expected{{1, "stage"},     {2, "denoise_step"},
+                                                        {3, "attention"}, {4, "norm_rope"},
+                                                        {5, "other"},     {6, "request"}};
     CHECK(diffscope_test::category_names("diffscope") == expected);
     for (const auto& c : expected) {
       CHECK(diffscope::category_name(static_cast<diffscope::category>(c.first)) == c.second);

@@ -83,8 +83,9 @@ TEST_SUITE("scope") {
     CHECK(evs.size() == exe_events + (library_reaches_tool ? lib_events : 0));
     CHECK(diffscope_test::check_balanced(evs) == "");
 
-    const std::map<std::uint32_t, std::string> categories{
-        {1, "stage"}, {2, "denoise_step"}, {3, "attention"}, {4, "norm_rope"}, {5, "other"}};
+    const std::map<std::uint32_t, std::string> categories{{1, "stage"},     {2, "denoise_step"},
+                                                          {3, "attention"}, {4, "norm_rope"},
+                                                          {5, "other"},     {6, "request"}};
     std::map<std::string, std::string> expected_category{{"odr_a_stage", "stage"},
                                                          {"odr_a_attention", "attention"},
                                                          {"diffscope_odr_b_work", "other"},

@@ -8,9 +8,16 @@
 #include <diffscope/collector.hpp>
 
 // The entry point NVTX looks up with dlsym in the library named by NVTX_INJECTION64_PATH,
-// once per NVTX copy. The only symbol this library exports.
+// once per NVTX copy.
 extern "C" __attribute__((visibility("default"))) int InitializeInjectionNvtx2(
     NvtxGetExportTableFunc_t get_export_table) {
   diffscope::detail::install_collector_hooks();
   return diffscope::detail::nvtx_initialize_injection(get_export_table);
+}
+
+// diffscope::set_timing_stream() in any shared object of the process forwards here (found
+// with dlopen(NVTX_INJECTION64_PATH, RTLD_NOLOAD)): perf mode's timing stream for the calling
+// thread. Python can call it through ctypes the same way.
+extern "C" __attribute__((visibility("default"))) void diffscope_set_timing_stream(void* stream) {
+  diffscope::detail::timing_stream_override() = stream;
 }

@@ -36,6 +36,10 @@ class cpu_backend {
   }
   void fork() {}
   void join() {}
+  // Per-step CUDA-event ground truth exists on the GPU path only.
+  void step_begin() {}
+  void step_end() {}
+  std::vector<double> step_times_ms() { return {}; }
 
   /// out = act(a * b) + residual; a is m x k, b is k x n, all row-major. out may alias
   /// residual. Register tiles of 4 x 8 outputs with fixed trip counts, which gcc and clang

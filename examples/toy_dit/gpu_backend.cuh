@@ -279,8 +279,12 @@ inline std::string probe_gpu(std::string& device_name) {
 
 class gpu_backend {
  public:
-  explicit gpu_backend(int streams) {
+  explicit gpu_backend(int streams, bool step_events = false) : step_events_(step_events) {
     TOY_DIT_CUDA(cudaStreamCreateWithFlags(&main_, cudaStreamNonBlocking));
+#ifdef DIFFSCOPE_TOY_DIT_WITH_COLLECTOR
+    // Perf mode times scopes with events on one stream: ours, not the default stream.
+    diffscope::set_timing_stream(main_);
+#endif
     if (streams > 1) {
       TOY_DIT_CUDA(cudaStreamCreateWithFlags(&side_, cudaStreamNonBlocking));
       TOY_DIT_CUDA(cudaEventCreateWithFlags(&fork_event_, cudaEventDisableTiming));
@@ -290,6 +294,10 @@ class gpu_backend {
   }
   ~gpu_backend() {
     // Best effort: errors here cannot be reported better than the run already did.
+#ifdef DIFFSCOPE_TOY_DIT_WITH_COLLECTOR
+    diffscope::set_timing_stream(nullptr);
+#endif
+    for (cudaEvent_t e : step_marks_) cudaEventDestroy(e);
     for (float* p : buffers_) cudaFree(p);
     if (join_event_) cudaEventDestroy(join_event_);
     if (fork_event_) cudaEventDestroy(fork_event_);
@@ -325,6 +333,25 @@ class gpu_backend {
   }
   void copy(float* dst, const float* src, std::size_t n) {
     TOY_DIT_CUDA(cudaMemcpyAsync(dst, src, n * sizeof(float), cudaMemcpyDeviceToDevice, current_));
+  }
+
+  /// --step-events: CUDA events around each step's work on the main stream, read after the
+  /// run (the ground truth the collector's per-step times are checked against).
+  void step_begin() {
+    mark_step();
+  }
+  void step_end() {
+    mark_step();
+  }
+  std::vector<double> step_times_ms() {
+    std::vector<double> ms;
+    for (std::size_t i = 0; i + 1 < step_marks_.size(); i += 2) {
+      float t = 0;
+      TOY_DIT_CUDA(cudaEventSynchronize(step_marks_[i + 1]));
+      TOY_DIT_CUDA(cudaEventElapsedTime(&t, step_marks_[i], step_marks_[i + 1]));
+      ms.push_back(t);
+    }
+    return ms;
   }
 
   /// Continue on the side stream after everything queued so far on the main stream.
@@ -405,6 +432,16 @@ class gpu_backend {
     return static_cast<unsigned>(blocks == 0 ? 1 : blocks);
   }
 
+  void mark_step() {
+    if (!step_events_) return;
+    cudaEvent_t e = nullptr;
+    TOY_DIT_CUDA(cudaEventCreate(&e));
+    step_marks_.push_back(e);
+    TOY_DIT_CUDA(cudaEventRecord(e, main_));
+  }
+
+  bool step_events_ = false;
+  std::vector<cudaEvent_t> step_marks_;
   cudaStream_t main_ = nullptr, side_ = nullptr, current_ = nullptr;
   cudaEvent_t fork_event_ = nullptr, join_event_ = nullptr;
   std::vector<float*> buffers_;

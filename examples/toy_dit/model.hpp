@@ -32,7 +32,8 @@ struct config {
   int heads = 4;
   int blocks = 4;
   int steps = 10;
-  int streams = 1;  // 2: MLP of odd blocks on a second stream (GPU path)
+  int streams = 1;           // 2: MLP of odd blocks on a second stream (GPU path)
+  bool step_events = false;  // GPU path: time each step with CUDA events (ground truth)
 
   int head_dim() const { return dim / heads; }
   int hidden() const { return dim * mlp_ratio; }

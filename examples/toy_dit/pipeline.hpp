@@ -46,9 +46,10 @@ struct activations {
 };
 
 struct run_result {
-  std::vector<float> latent;   // final latent, tokens x dim
-  std::vector<float> decoded;  // "image", tokens x decoded_channels
-  double wall_ms = 0;          // TextEncodingStage start to decoded result on the host
+  std::vector<float> latent;    // final latent, tokens x dim
+  std::vector<float> decoded;   // "image", tokens x decoded_channels
+  double wall_ms = 0;           // TextEncodingStage start to decoded result on the host
+  std::vector<double> step_ms;  // --step-events: CUDA-event time of each step (GPU path)
 };
 
 template <class Backend>
@@ -172,6 +173,7 @@ run_result run_pipeline(Backend& be, const config& cfg, const host_weights& weig
     DIFFSCOPE_STAGE("DenoisingStage");
     for (int i = 0; i < cfg.steps; ++i) {
       DIFFSCOPE_DENOISE_STEP(i);
+      be.step_begin();
       const float* cond = a.cond + static_cast<std::size_t>(i) * static_cast<std::size_t>(d);
       be.copy(a.hidden, a.latent, latent_size);
       for (int b = 0; b < cfg.blocks; ++b) {
@@ -184,6 +186,7 @@ run_result run_pipeline(Backend& be, const config& cfg, const host_weights& weig
             timesteps[static_cast<std::size_t>(i) + 1] - timesteps[static_cast<std::size_t>(i)];
         be.euler_step(a.latent, a.velocity, dt, latent_size);
       }
+      be.step_end();
     }
   }
   DIFFSCOPE_MARK("denoise_done");
@@ -196,6 +199,7 @@ run_result run_pipeline(Backend& be, const config& cfg, const host_weights& weig
                     static_cast<std::size_t>(t) * static_cast<std::size_t>(decoded_channels));
   }
   be.copy_to_host(r.latent, a.latent, latent_size);
+  r.step_ms = be.step_times_ms();
   r.wall_ms =
       std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
   return r;

@@ -2,7 +2,8 @@
 // macro. Runs on the GPU when one is usable and on the CPU (same math, host code) otherwise.
 //
 //   toy_dit [--steps N] [--blocks N] [--tokens T] [--dim D] [--heads H] [--streams 1|2]
-//           [--cpu] [--dump FILE] [--trace FILE] [--summary] [--quiet] [--check] [--help]
+//           [--cpu] [--dump FILE] [--trace FILE] [--summary] [--quiet] [--check]
+//           [--step-events] [--help]
 #include <cerrno>
 #include <cmath>
 #include <cstdint>
@@ -52,6 +53,7 @@ constexpr char usage_text[] =
     "  --summary      console summary\n"
     "other:\n"
     "  --quiet        print only the checksum lines\n"
+    "  --step-events  GPU: time each denoise step with CUDA events, print step_ms lines\n"
     "  --help         this text\n"
     "Exit status: 0 ok, 1 runtime error or --check mismatch, 2 bad arguments.\n";
 
@@ -127,6 +129,8 @@ std::string parse_args(int argc, char** argv, options& o) {
       err = flag(o.check);
     } else if (arg == "--quiet") {
       err = flag(o.quiet);
+    } else if (arg == "--step-events") {
+      err = flag(o.cfg.step_events);
     } else if (arg == "--summary") {
       err = flag(o.summary);
     } else if (arg == "--help" || arg == "-h") {
@@ -187,7 +191,7 @@ toy_dit::run_result run_cpu(const config& cfg) {
 }
 
 toy_dit::run_result run_gpu(const config& cfg) {
-  toy_dit::gpu_backend be(cfg.streams);
+  toy_dit::gpu_backend be(cfg.streams, cfg.step_events);
   return toy_dit::run_pipeline(be, cfg, toy_dit::make_weights(cfg, toy_dit::default_seed),
                                toy_dit::default_seed);
 }
@@ -310,6 +314,8 @@ int main(int argc, char** argv) {
                   !gpu && o.cfg.streams > 1 ? " (streams ignored on the CPU)" : "");
       std::printf("wall_ms: %.3f\n", r.wall_ms);
     }
+    for (std::size_t i = 0; i < r.step_ms.size(); ++i)
+      std::printf("step_ms: %zu %.6f\n", i, r.step_ms[i]);
     std::printf("latent_checksum: sum=%.9e abs_sum=%.9e\n", lc.sum, lc.abs_sum);
     std::printf("image_checksum: sum=%.9e abs_sum=%.9e\n", ic.sum, ic.abs_sum);
     return 0;

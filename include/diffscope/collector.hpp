@@ -14,6 +14,7 @@
 // says why GPU timings are missing. It never stops the program.
 #pragma once
 
+#include <dlfcn.h>
 #include <unistd.h>
 #include <atomic>
 #include <cstdint>
@@ -29,6 +30,7 @@
 
 #include <diffscope/detail/aggregator.hpp>
 #include <diffscope/detail/cupti_source.hpp>
+#include <diffscope/detail/event_timer.hpp>
 #include <diffscope/detail/nvtx_tool.hpp>
 #include <diffscope/gate.hpp>
 #include <diffscope/perf_dump.hpp>
@@ -38,6 +40,20 @@
 #include <diffscope/trace.hpp>
 
 namespace diffscope {
+
+/// How GPU time is measured (docs/modes.md).
+enum class timing_mode {
+  /// CUPTI traces every kernel, copy and set: per-kernel tables, busy/occupied/envelope per
+  /// scope; costs about a microsecond or two per launch.
+  profile,
+  /// Device events at the boundaries of timed scopes, on the stream they launch to: each
+  /// timed scope's span measured on the GPU, no per-launch cost, no per-kernel data.
+  perf,
+};
+
+inline const char* timing_mode_name(timing_mode m) noexcept {
+  return m == timing_mode::perf ? "perf" : "profile";
+}
 
 /// What to collect and where to write it.
 struct collector_options {
@@ -52,10 +68,27 @@ struct collector_options {
   bool watch_output = false;
   bool expect_bcg = false;    ///< the gate requires the breakable-CUDA-graph capture marker
   bool keep_invalid = false;  ///< a tripped gate writes them beside as <path>.invalid.json
+  timing_mode mode = timing_mode::profile;
+  /// Perf mode: time every scope (true) or only stages and denoise steps (false: what the
+  /// perf dump's figures need, the cheapest).
+  bool perf_all_scopes = false;
+  /// Perf mode: the stream timing events go to unless a thread names one with
+  /// diffscope::set_timing_stream(). Default: the legacy default stream (CU_STREAM_LEGACY),
+  /// where PyTorch and plain CUDA code launch; (void*)2 is CU_STREAM_PER_THREAD.
+  void* perf_stream = reinterpret_cast<void*>(1);
+  /// The first N requests (DIFFSCOPE_REQUEST) are warm-ups: in no dump, table or summary.
+  std::uint64_t skip_requests = 0;
+  /// How plain NVTX names (torch.cuda.nvtx, SGLang) map to stages, steps and requests.
+  detail::name_rules names;
 
   /// From DIFFSCOPE_DUMP, DIFFSCOPE_TRACE, DIFFSCOPE_SUMMARY (1/true/yes), DIFFSCOPE_NO_GPU,
-  /// DIFFSCOPE_TRACE_CAP, DIFFSCOPE_TAG, DIFFSCOPE_LEGACY_STEPS, DIFFSCOPE_GATE,
-  /// DIFFSCOPE_EXPECT_BCG (implies DIFFSCOPE_GATE), DIFFSCOPE_KEEP_INVALID.
+  /// DIFFSCOPE_TRACE_CAP, DIFFSCOPE_SKIP_REQUESTS, DIFFSCOPE_TAG, DIFFSCOPE_LEGACY_STEPS,
+  /// DIFFSCOPE_GATE, DIFFSCOPE_EXPECT_BCG (implies DIFFSCOPE_GATE), DIFFSCOPE_KEEP_INVALID,
+  /// DIFFSCOPE_MODE (profile|perf), DIFFSCOPE_PERF_SCOPES (steps|all), DIFFSCOPE_PERF_STREAM
+  /// (legacy|per-thread), DIFFSCOPE_STAGE_PREFIX / DIFFSCOPE_STEP_PREFIX /
+  /// DIFFSCOPE_REQUEST_PREFIX ("none": off), DIFFSCOPE_STRIP_SHAPES (0 keeps " in=[...]").
+  /// A value it does not know is reported on stderr and the default kept (the program must
+  /// run on).
   static collector_options from_env() {
     collector_options o;
     auto env = [](const char* n) -> std::string {
@@ -69,16 +102,51 @@ struct collector_options {
     o.trace_path = env("DIFFSCOPE_TRACE");
     o.summary = truthy(env("DIFFSCOPE_SUMMARY"));
     o.gpu = !truthy(env("DIFFSCOPE_NO_GPU"));
-    if (const std::string cap = env("DIFFSCOPE_TRACE_CAP"); !cap.empty()) {
+    auto count = [&env](const char* name, std::uint64_t& out) {
+      const std::string v = env(name);
+      if (v.empty()) return;
       char* end = nullptr;
-      const unsigned long long v = std::strtoull(cap.c_str(), &end, 10);
-      if (end != nullptr && *end == '\0') o.trace_cap = v;
-    }
+      const unsigned long long n = std::strtoull(v.c_str(), &end, 10);
+      if (end != nullptr && *end == '\0' && v[0] != '-')
+        out = n;
+      else
+        std::fprintf(stderr, "diffscope: %s='%s' is not a count; ignored\n", name, v.c_str());
+    };
+    count("DIFFSCOPE_TRACE_CAP", o.trace_cap);
+    // "none" turns a rule off (an empty variable reads as unset).
+    auto prefix = [&env](const char* name, std::string& out) {
+      const std::string v = env(name);
+      if (!v.empty()) out = v == "none" ? std::string() : v;
+    };
+    prefix("DIFFSCOPE_STAGE_PREFIX", o.names.stage_prefix);
+    prefix("DIFFSCOPE_STEP_PREFIX", o.names.step_prefix);
+    prefix("DIFFSCOPE_REQUEST_PREFIX", o.names.request_prefix);
+    if (const std::string v = env("DIFFSCOPE_STRIP_SHAPES"); !v.empty())
+      o.names.strip_shapes = truthy(v);
+    count("DIFFSCOPE_SKIP_REQUESTS", o.skip_requests);
     if (const std::string tag = env("DIFFSCOPE_TAG"); !tag.empty()) o.dump.tag = tag;
     o.dump.legacy_step_entries = truthy(env("DIFFSCOPE_LEGACY_STEPS"));
     o.expect_bcg = truthy(env("DIFFSCOPE_EXPECT_BCG"));
     o.watch_output = truthy(env("DIFFSCOPE_GATE")) || o.expect_bcg;
     o.keep_invalid = truthy(env("DIFFSCOPE_KEEP_INVALID"));
+    auto choose = [&env](const char* name, std::initializer_list<const char*> values) -> int {
+      const std::string v = env(name);
+      if (v.empty()) return 0;
+      int i = 0;
+      std::string known;
+      for (const char* x : values) {
+        if (v == x) return i;
+        known += (i++ ? ", " : "") + std::string(x);
+      }
+      std::fprintf(stderr, "diffscope: %s='%s' is not one of %s; using %s\n", name, v.c_str(),
+                   known.c_str(), *values.begin());
+      return 0;
+    };
+    o.mode = choose("DIFFSCOPE_MODE", {"profile", "perf"}) == 1 ? timing_mode::perf
+                                                                : timing_mode::profile;
+    o.perf_all_scopes = choose("DIFFSCOPE_PERF_SCOPES", {"steps", "all"}) == 1;
+    if (choose("DIFFSCOPE_PERF_STREAM", {"legacy", "per-thread"}) == 1)
+      o.perf_stream = reinterpret_cast<void*>(2);
     return o;
   }
 
@@ -122,6 +190,15 @@ struct collector_state {
   std::vector<std::unique_ptr<aggregator>> retired;  // kept: late handlers may still read them
   cupti_source cupti;
   cupti_start_result cupti_status;
+  // GPU timing of the current run, either mode: on, or why not.
+  bool gpu_ok = false;
+  std::string gpu_reason;
+  // Perf mode. Timers are kept after stop like aggregators: a range handler may still hold one.
+  driver_event_api driver;
+  event_timer* timer = nullptr;
+  std::vector<std::unique_ptr<event_timer>> timers;
+  std::vector<std::unique_ptr<name_rules>> rules;  // one per start, kept like aggregators
+  event_timer_counts timer_counts;
   calibration calib;
   std::string nvtx_note;  // why ranges may be missing
   // options.watch_output: the gate's view of stdout and stderr.
@@ -140,7 +217,7 @@ inline collector_state& collector_globals() {
 /// Device memory in use now on the current device, when its context exists (never creates
 /// one: the collector must not change what the program does).
 inline void take_memory_checkpoint(collector_state& st, const std::string& name) {
-  if (!st.cupti.running()) return;
+  if (!st.gpu_ok) return;
   int device = 0;
   if (cudaGetDevice(&device) != cudaSuccess) {
     cudaGetLastError();
@@ -168,7 +245,17 @@ inline environment_info read_environment(const collector_state& st) {
   char host[256] = {0};
   if (gethostname(host, sizeof(host) - 1) == 0) e.hostname = host;
   e.pid = static_cast<std::int64_t>(getpid());
-  if (st.cupti_status.ok) {
+  auto int_env = [](const char* name) {
+    const char* v = std::getenv(name);
+    if (v == nullptr || *v == '\0') return -1;
+    char* end = nullptr;
+    const long n = std::strtol(v, &end, 10);
+    return end != nullptr && *end == '\0' && n >= 0 && n < (1L << 30) ? static_cast<int>(n) : -1;
+  };
+  e.rank = int_env("RANK");
+  e.world_size = int_env("WORLD_SIZE");
+  e.local_rank = int_env("LOCAL_RANK");
+  if (st.gpu_ok) {
     int n = 0;
     if (cudaGetDeviceCount(&n) == cudaSuccess) e.device_count = n;
     cudaDeviceProp prop{};
@@ -182,10 +269,25 @@ inline environment_info read_environment(const collector_state& st) {
   return e;
 }
 
+/// A request id as a file-name part: [A-Za-z0-9._-] kept, anything else '_', at most 64.
+inline std::string file_name_part(const std::string& id) {
+  std::string out;
+  for (char c : id) {
+    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                    c == '.' || c == '_' || c == '-';
+    out.push_back(ok ? c : '_');
+    if (out.size() == 64) break;
+  }
+  if (out.empty() || out == "." || out == "..") out = "request";
+  return out;
+}
+
 /// An output path with its placeholders filled in when it is written: {pid} (this process),
-/// {rank} (RANK, else LOCAL_RANK, else 0). Each process of a multi-process run (workers,
-/// torchrun ranks) thus writes its own file; `diffscope run` sets DIFFSCOPE_DUMP this way.
-inline std::string expand_output_path(std::string path) {
+/// {rank} (RANK, else LOCAL_RANK, else 0), {label} (DIFFSCOPE_LABEL, else "run"), {request}
+/// (`request`: a request's id for per-request dumps, "all" for whole-run outputs). Each
+/// process of a multi-process run (workers, torchrun ranks) thus writes its own file;
+/// `diffscope run` sets DIFFSCOPE_DUMP this way.
+inline std::string expand_output_path(std::string path, const std::string& request = "all") {
   auto replace_all = [&path](const std::string& key, const std::string& value) {
     for (std::size_t pos = path.find(key); pos != std::string::npos;
          pos = path.find(key, pos + value.size()))
@@ -195,6 +297,9 @@ inline std::string expand_output_path(std::string path) {
   const char* rank = std::getenv("RANK");
   if (rank == nullptr || *rank == '\0') rank = std::getenv("LOCAL_RANK");
   replace_all("{rank}", rank != nullptr && *rank != '\0' ? rank : "0");
+  const char* label = std::getenv("DIFFSCOPE_LABEL");
+  replace_all("{label}", label != nullptr && *label != '\0' ? file_name_part(label) : "run");
+  replace_all("{request}", request);
   return path;
 }
 
@@ -210,7 +315,23 @@ inline void write_outputs(const collector_options& o, const results& r) {
       o.trace_path.empty()
           ? o.trace_path
           : gated_output_path(expand_output_path(o.trace_path), "trace", o.keep_invalid, unused);
-  if (!dump_path.empty()) {
+  const bool per_request = o.dump_path.find("{request}") != std::string::npos;
+  if (!dump_path.empty() && per_request && !r.requests.empty()) {
+    // One dump per request that is not a warm-up, as SGLang writes them.
+    for (const request_result& q : r.requests) {
+      if (q.warmup) continue;
+      perf_dump_options one = dump;
+      one.request = q.index;
+      const std::string id = q.id.empty() ? std::to_string(q.index) : q.id;
+      std::string unused_verdict;
+      const std::string path =
+          gated_output_path(expand_output_path(o.dump_path, file_name_part(id)), "perf dump",
+                            o.keep_invalid, unused_verdict);
+      if (path.empty()) continue;
+      if (auto err = write_perf_dump(path, r, one))
+        std::fprintf(stderr, "diffscope: could not write the perf dump: %s\n", err->c_str());
+    }
+  } else if (!dump_path.empty()) {
     if (auto err = write_perf_dump(dump_path, r, dump))
       std::fprintf(stderr, "diffscope: could not write the perf dump: %s\n", err->c_str());
   }
@@ -240,12 +361,13 @@ class collector {
   bool start(const collector_options& options = collector_options::from_env()) {
     auto& st = detail::collector_globals();
     std::lock_guard<std::recursive_mutex> g(st.mutex);
-    if (st.active) return st.cupti_status.ok;
+    if (st.active) return st.gpu_ok;
     st.options = options;
     st.calib = detail::calibrate();
     detail::aggregator_options ao;
     ao.keep_trace = !options.trace_path.empty();
     ao.trace_cap = options.trace_cap;
+    ao.skip_requests = options.skip_requests;
     auto agg = std::make_unique<detail::aggregator>(ao);
     st.agg = agg.get();
     st.retired.push_back(std::move(agg));
@@ -259,11 +381,24 @@ class collector {
         inj != nullptr && *inj != '\0' && std::string(inj).find("diffscope") == std::string::npos)
       st.nvtx_note = std::string("NVTX ranges go to another tool (NVTX_INJECTION64_PATH=") + inj +
                      "): scopes are not collected";
-    if (options.gpu) {
-      st.cupti_status = st.cupti.start(*st.agg);
+    st.cupti_status = {};
+    st.timer = nullptr;
+    st.timer_counts = {};
+    if (!options.gpu) {
+      st.gpu_ok = false;
+      st.gpu_reason = "GPU timing disabled (DIFFSCOPE_NO_GPU or options.gpu = false)";
+    } else if (options.mode == timing_mode::perf) {
+      // CUPTI stays untouched: another profiler may hold it, and perf mode needs none of it.
+      st.gpu_reason = st.driver.load();
+      st.gpu_ok = st.gpu_reason.empty();
+      if (st.gpu_ok) {
+        st.timers.push_back(std::make_unique<detail::event_timer>(st.driver, options.perf_stream));
+        st.timer = st.timers.back().get();
+      }
     } else {
-      st.cupti_status = {};
-      st.cupti_status.reason = "GPU timing disabled (DIFFSCOPE_NO_GPU or options.gpu = false)";
+      st.cupti_status = st.cupti.start(*st.agg);
+      st.gpu_ok = st.cupti_status.ok;
+      st.gpu_reason = st.cupti_status.reason;
     }
     if (options.watch_output && !st.watch) {
       gate_options go;
@@ -278,10 +413,14 @@ class collector {
     (void)atexit_registered;
     auto& nv = detail::nvtx_state();
     nv.sink_epoch.fetch_add(1);
+    nv.time_all.store(options.perf_all_scopes, std::memory_order_relaxed);
+    st.rules.push_back(std::make_unique<detail::name_rules>(options.names));
+    nv.rules.store(st.rules.back().get(), std::memory_order_release);
+    nv.timer.store(st.timer, std::memory_order_release);
     nv.sink.store(st.agg, std::memory_order_release);
     st.active = true;
     detail::take_memory_checkpoint(st, "start");
-    return st.cupti_status.ok;
+    return st.gpu_ok;
   }
 
   /// Stops: waits for GPU work in flight, delivers every record, finalises, writes the
@@ -294,10 +433,18 @@ class collector {
     detail::take_memory_checkpoint(st, "end");
     auto& nv = detail::nvtx_state();
     nv.sink.store(nullptr, std::memory_order_release);
+    nv.timer.store(nullptr, std::memory_order_release);
     const std::uint64_t unclosed = st.agg->open_ranges();
     if (st.cupti_status.ok) {
       st.cupti.flush(true);
       st.cupti.stop();
+    }
+    if (st.timer != nullptr) {
+      // The end of the measurement: wait for the timed spans still running on the GPU.
+      st.timer->drain(*st.agg, true);
+      st.timer->release_all();
+      st.timer_counts = st.timer->counts();
+      st.timer = nullptr;
     }
     st.agg->finalize_all();  // also gives back the pending-launch table
     results r = build_results(st, /*final_snapshot=*/true);
@@ -319,6 +466,7 @@ class collector {
     std::lock_guard<std::recursive_mutex> g(st.mutex);
     if (!st.active) return st.last;
     if (st.cupti_status.ok) st.cupti.flush(false);
+    if (st.timer != nullptr) st.timer->drain(*st.agg, false);
     return build_results(st);
   }
 
@@ -332,9 +480,10 @@ class collector {
   collector() = default;
 
   static results build_results(detail::collector_state& st, bool final_snapshot = false) {
-    results r = st.agg->snapshot(st.cupti_status.ok, final_snapshot);
-    r.status.gpu_timing = st.cupti_status.ok;
-    r.status.reason = st.cupti_status.ok ? std::string() : st.cupti_status.reason;
+    results r = st.agg->snapshot(st.gpu_ok, final_snapshot);
+    r.status.mode = timing_mode_name(st.options.mode);
+    r.status.gpu_timing = st.gpu_ok;
+    r.status.reason = st.gpu_ok ? std::string() : st.gpu_reason;
     r.status.cupti_holder = st.cupti_status.holder;
     if (!st.nvtx_note.empty())
       r.status.reason =
@@ -345,7 +494,17 @@ class collector {
       r.memory = st.memory;
     }
     r.overhead.per_range_ns = st.calib.per_range_ns;
-    r.overhead.per_launch_callback_ns = st.calib.per_launch_ns;
+    r.overhead.per_launch_callback_ns =
+        st.options.mode == timing_mode::perf ? 0.0 : st.calib.per_launch_ns;
+    if (st.options.mode == timing_mode::perf) {
+      const detail::event_timer_counts c =
+          st.timer != nullptr ? st.timer->counts() : st.timer_counts;
+      r.overhead.timed_scopes = c.timed;
+      r.overhead.per_timed_scope_ns = c.begin_end_ns;
+      r.faults.untimed_no_context = c.no_context;
+      r.faults.timing_failures = c.failed;
+      r.faults.timing_unresolved = c.unresolved;
+    }
     if (st.cupti_status.ok) {
       const auto c = detail::snapshot(st.cupti.counters());
       if (c.launch_samples > 0) r.overhead.per_launch_callback_ns = c.launch_callback_mean_ns();
@@ -355,6 +514,28 @@ class collector {
     return r;
   }
 };
+
+/// Perf mode: timing events of the scopes this thread opens from now on go to `stream`
+/// (nullptr: back to collector_options::perf_stream). Name the stream your scopes launch to
+/// when it is not the default stream: perf mode sees only work ordered on the timed stream.
+/// A scope's start and end go to the stream current when it opened. No effect in profile
+/// mode. Thread-local, never synchronises.
+inline void set_timing_stream(cudaStream_t stream) noexcept {
+  detail::timing_stream_override() = static_cast<void*>(stream);
+#ifndef DIFFSCOPE_DISABLE
+  // The process's NVTX tool may be libdiffscope_inject.so (diffscope run), not this copy of
+  // the collector: tell it too. NVTX loads it at the first NVTX call, so make one first.
+  (void)detail::domain();
+#endif
+  const char* path = std::getenv("NVTX_INJECTION64_PATH");
+  if (path == nullptr || *path == '\0') return;
+  if (void* lib = ::dlopen(path, RTLD_LAZY | RTLD_LOCAL | RTLD_NOLOAD)) {
+    using setter = void (*)(void*);
+    if (auto f = reinterpret_cast<setter>(::dlsym(lib, "diffscope_set_timing_stream")))
+      f(static_cast<void*>(stream));
+    ::dlclose(lib);  // NOLOAD took a reference: give it back (NVTX keeps its own)
+  }
+}
 
 /// RAII collection: starts on construction, stops (and writes the configured outputs) on
 /// destruction.

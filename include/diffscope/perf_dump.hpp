@@ -15,6 +15,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <ctime>
+#include <map>
 #include <optional>
 #include <random>
 #include <string>
@@ -54,13 +55,43 @@ struct perf_dump_options {
   std::size_t max_kernels = 50;
   /// Empty: the current UTC time. Set it for reproducible files.
   std::string timestamp;
+  /// With request markers: the index into results::requests whose stages, steps, end-to-end
+  /// time and id the SGLang part holds. Unset: the last request that is not a warm-up (what
+  /// SGLang's per-request dump at a fixed path ends up holding). The diffscope object
+  /// summarises every request either way.
+  std::optional<std::size_t> request;
 };
 
 namespace detail {
 
+/// The request a dump's SGLang part holds (nullptr: no counted request; then the whole run).
+inline const request_result* dumped_request(const results& r, const perf_dump_options& o) {
+  if (o.request) return *o.request < r.requests.size() ? &r.requests[*o.request] : nullptr;
+  for (auto it = r.requests.rbegin(); it != r.requests.rend(); ++it)
+    if (!it->warmup) return &*it;
+  return nullptr;
+}
+
+/// min, median (mean of the middle two for an even count), max.
+struct spread3 {
+  double min = 0, median = 0, max = 0;
+  std::size_t count = 0;
+};
+inline spread3 spread_of(std::vector<double> v) {
+  spread3 s;
+  s.count = v.size();
+  if (v.empty()) return s;
+  std::sort(v.begin(), v.end());
+  s.min = v.front();
+  s.max = v.back();
+  const std::size_t n = v.size();
+  s.median = n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+  return s;
+}
+
 /// True when the statistics saw any GPU operation.
 inline bool launched_gpu_work(const gpu_stats& g) noexcept {
-  return g.kernels + g.memcpys + g.memsets > 0;
+  return g.kernels + g.memcpys + g.memsets + g.timed_calls > 0;
 }
 
 /// The rule for every `duration_ms` in the SGLang part of the dump: the GPU envelope (first
@@ -179,8 +210,20 @@ inline void write_gpu_stats(json_writer& w, const gpu_stats& g) {
       .field("kernels", g.kernels)
       .field("memcpys", g.memcpys)
       .field("memsets", g.memsets)
-      .field("bytes", g.bytes)
-      .end_object();
+      .field("bytes", g.bytes);
+  if (g.timed_calls > 0) w.field("timed_calls", g.timed_calls);
+  w.end_object();
+}
+
+/// "comm": {busy_ms, overlapped_ms, exposed_ms, kernels}, only where communication kernels ran.
+inline void write_comm(json_writer& w, const gpu_stats& g) {
+  if (!g.measured || g.comm_kernels == 0) return;
+  w.key("comm").begin_object();
+  w.field("busy_ms", g.comm_busy_ms);
+  w.field("overlapped_ms", g.comm_overlapped_ms);
+  w.field("exposed_ms", g.comm_exposed_ms);
+  w.field("kernels", g.comm_kernels);
+  w.end_object();
 }
 
 inline const char* duration_source(const gpu_stats& g) noexcept {
@@ -213,17 +256,98 @@ inline std::vector<std::pair<std::string, const memory_checkpoint*>> memory_chec
   return out;
 }
 
+/// diffscope.requests: every counted request summarised (count, median/min/max of the
+/// end-to-end time, of each stage and of each step), which one the SGLang part holds, and
+/// the list, warm-ups included.
+inline void write_requests(json_writer& w, const results& r, const perf_dump_options& o) {
+  const request_result* chosen = dumped_request(r, o);
+  std::vector<double> e2e;
+  std::vector<std::pair<std::string, std::vector<double>>> stages;  // first-entry order
+  std::map<std::int64_t, std::vector<double>> steps;
+  std::size_t warmups = 0;
+  for (const request_result& q : r.requests) {
+    if (q.warmup) {
+      ++warmups;
+      continue;
+    }
+    e2e.push_back(q.host_ms);
+    for (const stage_result& s : q.stages) {
+      auto it = std::find_if(stages.begin(), stages.end(),
+                             [&](const auto& x) { return x.first == s.name; });
+      if (it == stages.end()) it = stages.insert(stages.end(), {s.name, {}});
+      it->second.push_back(dump_duration_ms(s.host_ms, s.gpu));
+    }
+    for (const step_result& s : q.steps)
+      steps[s.step].push_back(dump_duration_ms(s.host_ms, s.gpu));
+  }
+  const auto write_spread = [&w](const spread3& s) {
+    w.field("count", static_cast<std::uint64_t>(s.count));
+    w.field("median_ms", s.median);
+    w.field("min_ms", s.min);
+    w.field("max_ms", s.max);
+  };
+  w.key("requests").begin_object();
+  w.field("count", static_cast<std::uint64_t>(e2e.size()));
+  w.field("warmups", static_cast<std::uint64_t>(warmups));
+  w.key("dumped");
+  if (chosen != nullptr) {
+    w.begin_object();
+    w.field("index", chosen->index);
+    w.field("id", chosen->id);
+    w.end_object();
+  } else {
+    w.null();
+  }
+  w.key("e2e_ms").begin_object();
+  write_spread(spread_of(e2e));
+  w.end_object();
+  w.key("stages").begin_array();
+  for (const auto& [name, v] : stages) {
+    w.begin_object();
+    w.field("name", name);
+    write_spread(spread_of(v));
+    w.end_object();
+  }
+  w.end_array();
+  w.key("steps").begin_array();
+  for (const auto& [step, v] : steps) {
+    w.begin_object();
+    w.field("step", step);
+    write_spread(spread_of(v));
+    w.end_object();
+  }
+  w.end_array();
+  w.key("list").begin_array();
+  for (const request_result& q : r.requests) {
+    w.begin_object();
+    w.field("index", q.index);
+    w.field("id", q.id);
+    w.field("warmup", q.warmup);
+    w.field("e2e_ms", q.host_ms);
+    w.field("start_ms", q.start_ms);
+    w.end_object();
+  }
+  w.end_array();
+  w.end_object();
+}
+
 inline void write_diffscope_section(json_writer& w, const results& r, const perf_dump_options& o) {
   w.key("diffscope").begin_object();
   w.field("schema_version", perf_dump_schema_version);
   w.field("version", DIFFSCOPE_VERSION_STRING);
 
   w.key("timing").begin_object();
+  const bool perf = r.status.mode == "perf";
   w.field("summary",
-          "GPU numbers come from device timestamps (CUPTI), host numbers from a monotonic host "
-          "clock; nothing is synchronised to measure. A stage's or step's duration_ms is its GPU "
-          "envelope (first GPU operation start to last end) when GPU timing was measured and it "
-          "launched GPU work, else its host wall time.");
+          perf ? "perf mode: GPU numbers come from device events recorded on the stream at the "
+                 "start and end of each timed scope (stages and denoise steps, or every scope), "
+                 "host numbers from a monotonic host clock; nothing is synchronised to measure "
+                 "and no kernel is traced. A timed stage's or step's duration_ms is its span on "
+                 "the stream, else its host wall time. Work on other streams is not seen."
+               : "GPU numbers come from device timestamps (CUPTI), host numbers from a monotonic "
+                 "host clock; nothing is synchronised to measure. A stage's or step's "
+                 "duration_ms is its GPU envelope (first GPU operation start to last end) when "
+                 "GPU timing was measured and it launched GPU work, else its host wall time.");
   w.field("total_duration_ms",
           "host wall time from collection start to the snapshot (includes host-only work and "
           "idle time)");
@@ -237,9 +361,15 @@ inline void write_diffscope_section(json_writer& w, const results& r, const perf
           "device-wide memory in use (driver total - free, all processes), not a framework "
           "allocator's view: allocated_mb == reserved_mb == used memory at the checkpoint, "
           "peak_* == highest used memory seen at any checkpoint so far");
-  w.field("busy_ms", "sum of GPU operation durations (overlapping work counted twice)");
-  w.field("occupied_ms", "length of the union of GPU operation intervals");
-  w.field("envelope_ms", "first GPU operation start to last end, summed over calls");
+  if (perf) {
+    w.field("busy_ms", "perf mode: the timed span (start event to end event), summed over calls");
+    w.field("occupied_ms", "perf mode: the timed span, as busy_ms");
+    w.field("envelope_ms", "perf mode: the timed span, as busy_ms");
+  } else {
+    w.field("busy_ms", "sum of GPU operation durations (overlapping work counted twice)");
+    w.field("occupied_ms", "length of the union of GPU operation intervals");
+    w.field("envelope_ms", "first GPU operation start to last end, summed over calls");
+  }
   w.end_object();
 
   w.key("status").begin_object();
@@ -263,6 +393,9 @@ inline void write_diffscope_section(json_writer& w, const results& r, const perf
   w.field("cupti_version", static_cast<std::uint64_t>(e.cupti_version));
   w.field("hostname", e.hostname);
   w.field("pid", e.pid);
+  w.field("rank", e.rank);
+  w.field("world_size", e.world_size);
+  w.field("local_rank", e.local_rank);
   w.end_object();
 
   // Stages and steps share every field but the one that names them.
@@ -274,6 +407,7 @@ inline void write_diffscope_section(json_writer& w, const results& r, const perf
     w.field("start_ms", s.start_ms);
     w.key("gpu");
     write_gpu_stats(w, s.gpu);
+    write_comm(w, s.gpu);
   };
   w.key("stages").begin_array();
   for (const stage_result& s : r.stages) {
@@ -292,6 +426,8 @@ inline void write_diffscope_section(json_writer& w, const results& r, const perf
     w.end_object();
   }
   w.end_array();
+
+  write_requests(w, r, o);
 
   w.key("scopes").begin_array();
   for (const scope_result& s : r.scopes) {
@@ -313,6 +449,7 @@ inline void write_diffscope_section(json_writer& w, const results& r, const perf
     w.end_object();
     w.key("gpu");
     write_gpu_stats(w, s.gpu);
+    write_comm(w, s.gpu);
     w.field("launches", s.launches);
     w.end_object();
   }
@@ -361,6 +498,9 @@ inline void write_diffscope_section(json_writer& w, const results& r, const perf
   w.field("unclosed_at_stop", f.unclosed_at_stop);
   w.field("late_records", f.late_records);
   w.field("trace_events_dropped", f.trace_events_dropped);
+  w.field("untimed_no_context", f.untimed_no_context);
+  w.field("timing_failures", f.timing_failures);
+  w.field("timing_unresolved", f.timing_unresolved);
   w.end_object();
 
   const overhead_stats& ov = r.overhead;
@@ -371,6 +511,8 @@ inline void write_diffscope_section(json_writer& w, const results& r, const perf
   w.field("buffers", ov.buffers);
   w.field("per_launch_callback_ns", ov.per_launch_callback_ns);
   w.field("per_range_ns", ov.per_range_ns);
+  w.field("timed_scopes", ov.timed_scopes);
+  w.field("per_timed_scope_ns", ov.per_timed_scope_ns);
   w.end_object();
 
   w.key("trace").begin_object();
@@ -391,20 +533,34 @@ inline std::string perf_dump_json(const results& r, const perf_dump_options& o =
   detail::json_writer w(2);
   w.begin_object();
   w.field("timestamp", o.timestamp.empty() ? detail::utc_timestamp_now() : o.timestamp);
-  w.field("request_id", o.request_id.empty() ? detail::random_uuid4() : o.request_id);
+  // With request markers the SGLang part is one request's (dumped_request), as SGLang
+  // writes one dump per request; warm-up time never counts.
+  const request_result* q = detail::dumped_request(r, o);
+  const std::vector<stage_result>& stages = q != nullptr ? q->stages : r.stages;
+  const std::vector<step_result>& steps = q != nullptr ? q->steps : r.steps;
+  double total_ms = r.wall_ms;
+  if (q != nullptr) {
+    total_ms = q->host_ms;
+  } else {
+    for (const request_result& x : r.requests)
+      if (x.warmup) total_ms -= x.host_ms;
+  }
+  std::string request_id = o.request_id;
+  if (request_id.empty() && q != nullptr) request_id = q->id;
+  w.field("request_id", request_id.empty() ? detail::random_uuid4() : request_id);
   w.field("commit_hash", o.commit_hash.empty() ? detail::resolve_commit_hash() : o.commit_hash);
   w.field("tag", o.tag);
-  w.field("total_duration_ms", r.wall_ms);
+  w.field("total_duration_ms", total_ms);
 
   w.key("steps").begin_array();
-  for (const stage_result& s : r.stages) {
+  for (const stage_result& s : stages) {
     w.begin_object()
         .field("name", s.name)
         .field("duration_ms", detail::dump_duration_ms(s.host_ms, s.gpu))
         .end_object();
   }
   if (o.legacy_step_entries) {
-    for (const step_result& s : r.steps) {
+    for (const step_result& s : steps) {
       w.begin_object()
           .field("name", denoise_step_prefix + std::to_string(s.step))
           .field("duration_ms", detail::dump_duration_ms(s.host_ms, s.gpu))
@@ -414,7 +570,7 @@ inline std::string perf_dump_json(const results& r, const perf_dump_options& o =
   w.end_array();
 
   w.key("denoise_steps_ms").begin_array();
-  for (const step_result& s : r.steps) {
+  for (const step_result& s : steps) {
     w.begin_object()
         .field("step", s.step)
         .field("duration_ms", detail::dump_duration_ms(s.host_ms, s.gpu))

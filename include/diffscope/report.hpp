@@ -25,6 +25,9 @@ inline std::string ms_or_dash(const gpu_stats& g, double v) {
 }
 
 inline std::string gpu_timing_line(const collector_status& s) {
+  if (s.gpu_timing && s.mode == "perf")
+    return "GPU timing: measured per timed scope (perf mode: device events on the scope's "
+           "stream, no per-kernel data, no added synchronisation)";
   if (s.gpu_timing) return "GPU timing: measured (device timestamps, no added synchronisation)";
   std::string l = "GPU timing: unavailable (";
   l += s.reason.empty() ? std::string("reason unknown") : printable(s.reason);
@@ -60,6 +63,38 @@ inline std::string summary_text(const results& r, std::size_t top_kernels = 10) 
   if (!r.environment.gpu_name.empty()) {
     out += "GPU: " + detail::printable(r.environment.gpu_name) + " (" +
            std::to_string(r.environment.device_count) + " device(s))\n";
+  }
+
+  if (!r.requests.empty()) {
+    // Over the requests that count; the stage and step tables below are all of them summed.
+    std::vector<double> e2e;
+    std::vector<std::pair<std::string, std::vector<double>>> stages;
+    std::size_t warmups = 0;
+    for (const request_result& q : r.requests) {
+      if (q.warmup) {
+        ++warmups;
+        continue;
+      }
+      e2e.push_back(q.host_ms);
+      for (const stage_result& s : q.stages) {
+        auto it = std::find_if(stages.begin(), stages.end(),
+                               [&](const auto& x) { return x.first == s.name; });
+        if (it == stages.end()) it = stages.insert(stages.end(), {s.name, {}});
+        it->second.push_back(detail::dump_duration_ms(s.host_ms, s.gpu));
+      }
+    }
+    out += "\nRequests: " + std::to_string(e2e.size()) + " counted, " + std::to_string(warmups) +
+           " warm-up (excluded everywhere); per request, dump ms\n";
+    if (!e2e.empty()) {
+      text_table t({"", "median", "min", "max"});
+      const auto row = [&](const std::string& name, const std::vector<double>& v) {
+        const detail::spread3 s = detail::spread_of(v);
+        t.add({name, fixed(s.median, 2), fixed(s.min, 2), fixed(s.max, 2)});
+      };
+      row("end to end (host)", e2e);
+      for (const auto& [name, v] : stages) row(detail::printable(name), v);
+      t.render(out);
+    }
   }
 
   if (!r.stages.empty()) {
@@ -145,6 +180,9 @@ inline std::string summary_text(const results& r, std::size_t top_kernels = 10) 
       {"unclosed_at_stop", f.unclosed_at_stop},
       {"late_records", f.late_records},
       {"trace_events_dropped", f.trace_events_dropped},
+      {"untimed_no_context", f.untimed_no_context},
+      {"timing_failures", f.timing_failures},
+      {"timing_unresolved", f.timing_unresolved},
   };
   std::string fault_list;
   for (const auto& [name, n] : faults) {
@@ -155,6 +193,13 @@ inline std::string summary_text(const results& r, std::size_t top_kernels = 10) 
   out += "\nfaults: " + (fault_list.empty() ? std::string("none") : fault_list) + "\n";
 
   const overhead_stats& o = r.overhead;
+  if (r.status.mode == "perf") {
+    out += "overhead: " + std::to_string(o.ranges) + " ranges, " + std::to_string(o.timed_scopes) +
+           " timed with device events; " + fixed(o.per_timed_scope_ns, 0) +
+           " ns per timed scope, " + fixed(o.per_range_ns, 0) +
+           " ns per range; no launch callbacks\n";
+    return out;
+  }
   out += "overhead: " + std::to_string(o.ranges) + " ranges, " + std::to_string(o.callbacks) +
          " callbacks, " + std::to_string(o.records) + " records in " + std::to_string(o.buffers) +
          " buffers; " + fixed(o.per_launch_callback_ns, 0) + " ns per launch callback, " +

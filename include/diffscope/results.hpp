@@ -23,13 +23,22 @@ struct host_stats {
 /// - busy: sum of operation durations (kernels, copies, sets);
 /// - occupied: length of the union of operation intervals, across streams and devices;
 /// - envelope: first operation start to last operation end.
+/// In perf mode (collector_status::mode) a timed scope's one "operation" per call is its span
+/// on the stream between two device events: busy = occupied = envelope = that span, and
+/// there are no kernel, copy or set counts.
 /// `measured` is false when no GPU timing was available (no GPU, CUPTI unavailable):
 /// then the numbers are absent, never invented.
 struct gpu_stats {
   bool measured = false;
   double busy_ms = 0, occupied_ms = 0, envelope_ms = 0;
   std::uint64_t kernels = 0, memcpys = 0, memsets = 0;
-  std::uint64_t bytes = 0;  ///< bytes moved by copies and sets
+  std::uint64_t bytes = 0;        ///< bytes moved by copies and sets
+  std::uint64_t timed_calls = 0;  ///< perf mode: calls timed by device events (the spans)
+  /// Communication kernels (NCCL, custom all-reduce, ...; detail::is_communication_kernel),
+  /// each call on its own: busy = union of their intervals, overlapped = the part of it
+  /// during which other GPU work of the scope ran, exposed = busy - overlapped.
+  std::uint64_t comm_kernels = 0;
+  double comm_busy_ms = 0, comm_overlapped_ms = 0, comm_exposed_ms = 0;
 };
 
 /// One scope path ("DenoisingStage/denoise_step/block/attention"), aggregated over calls.
@@ -63,6 +72,20 @@ struct stage_result {
   double start_ms = 0;
 };
 
+/// One request (DIFFSCOPE_REQUEST, a plain NVTX range "request_<id>"), or a warm-up
+/// (DIFFSCOPE_WARMUP, "warmup", or among the first DIFFSCOPE_SKIP_REQUESTS requests).
+struct request_result {
+  std::string id;
+  std::uint64_t index = 0;  ///< order of entry among all requests, warm-ups included
+  bool warmup = false;      ///< excluded from every table, dump and summary figure
+  std::uint64_t calls = 0;
+  double host_ms = 0;                ///< host wall time of the request range: its end-to-end time
+  double start_ms = 0;               ///< host start relative to the collection start
+  gpu_stats gpu;                     ///< work launched inside it (inclusive)
+  std::vector<stage_result> stages;  ///< this request's stages, in order of first entry
+  std::vector<step_result> steps;    ///< this request's denoise steps
+};
+
 /// Per-kernel (or copy / set) totals, for hotspot ranking.
 struct kernel_result {
   std::string name;        ///< demangled-as-reported kernel name, "memcpy HtoD", "memset", ...
@@ -83,6 +106,10 @@ struct fault_counts {
   std::uint64_t late_records = 0;          ///< records that arrived after their scope was
                                            ///< finalised (counted in totals, not in unions)
   std::uint64_t trace_events_dropped = 0;  ///< raw events beyond the trace cap
+  std::uint64_t untimed_no_context = 0;    ///< perf mode: scopes not timed (no CUDA context
+                                           ///< on their thread when they opened)
+  std::uint64_t timing_failures = 0;       ///< perf mode: event create/record/elapsed failed
+  std::uint64_t timing_unresolved = 0;     ///< perf mode: event pairs dropped at stop
 };
 
 /// Collector self-measurement.
@@ -93,6 +120,9 @@ struct overhead_stats {
   std::uint64_t buffers = 0;          ///< activity buffers processed
   double per_launch_callback_ns = 0;  ///< mean host time spent in our launch callback
   double per_range_ns = 0;            ///< mean host time spent in our push+pop handlers
+  std::uint64_t timed_scopes = 0;     ///< perf mode: scope calls timed with device events
+  double per_timed_scope_ns = 0;      ///< perf mode: mean host cost of a timed scope's two
+                                      ///< event records (on top of per_range_ns)
 };
 
 /// How GPU numbers were obtained, or why they are missing.
@@ -101,6 +131,9 @@ struct collector_status {
   std::string reason;        ///< why gpu_timing is false ("no CUDA driver", "CUPTI held by
                              ///< Nsight Systems", ...); empty when it is true
   std::string cupti_holder;  ///< name of the other CUPTI subscriber, when one was found
+  /// "profile": CUPTI traces every kernel, copy and set (per-kernel tables, busy/occupied/
+  /// envelope from operations). "perf": device events at scope boundaries time each timed
+  /// scope's span on its stream; no per-kernel data, near-zero per-launch cost.
   std::string mode = "profile";
 };
 
@@ -122,6 +155,9 @@ struct environment_info {
   std::uint32_t cupti_version = 0;  ///< cuptiGetVersion
   std::string hostname;
   std::int64_t pid = 0;
+  int rank = -1;        ///< RANK (torchrun, SGLang workers), -1 when unset
+  int world_size = -1;  ///< WORLD_SIZE, -1 when unset
+  int local_rank = -1;  ///< LOCAL_RANK, -1 when unset
 };
 
 /// Raw events, kept only when a trace was requested, up to a cap (see fault_counts).
@@ -156,6 +192,8 @@ struct results {
   std::vector<scope_result> scopes;       ///< parents before children, in order of first entry
   std::vector<step_result> steps;         ///< by step index
   std::vector<stage_result> stages;       ///< in order of first entry
+  std::vector<request_result> requests;   ///< every request in order, warm-ups included
+                                          ///< (empty: no request markers, one implicit run)
   std::vector<kernel_result> kernels;     ///< by total_ms, descending
   std::vector<memory_checkpoint> memory;  ///< in order taken
   environment_info environment;

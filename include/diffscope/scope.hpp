@@ -32,6 +32,7 @@ enum class category : std::uint32_t {
   attention = 3,     ///< attention block or kernel region
   norm_rope = 4,     ///< normalisation / rotary embedding region
   other = 5,         ///< everything else
+  request = 6,       ///< one request (one generation); "warmup" marks a warm-up request
 };
 
 /// Name of the NVTX domain every diffscope range lives in.
@@ -50,9 +51,15 @@ constexpr const char* category_name(category c) noexcept {
       return "norm_rope";
     case category::other:
       return "other";
+    case category::request:
+      return "request";
   }
   return "other";
 }
+
+/// The request name that marks a warm-up (DIFFSCOPE_WARMUP(), or a plain NVTX range
+/// "warmup"): collected, but in no dump, table or summary figure.
+inline constexpr char warmup_request_name[] = "warmup";
 
 /// Prefix of the name a denoise step carries ("denoising_step_<i>"), the name SGLang's own
 /// markers use, so Nsight reports and SGLang tooling read our steps the same way.
@@ -69,7 +76,7 @@ inline nvtxDomainHandle_t domain() noexcept {
   static const nvtxDomainHandle_t handle = [] {
     nvtxDomainHandle_t d = nvtxDomainCreateA(domain_name);
     for (category c : {category::stage, category::denoise_step, category::attention,
-                       category::norm_rope, category::other}) {
+                       category::norm_rope, category::other, category::request}) {
       nvtxDomainNameCategoryA(d, static_cast<std::uint32_t>(c), category_name(c));
     }
     return d;
@@ -146,6 +153,14 @@ class scope {
   /// index as an int64 payload. Costs a short integer format per step, never per kernel.
   static scope denoise_step(std::int64_t step) noexcept { return scope(step_tag{}, step); }
 
+  /// One request (generation), named by its id; category request. Scopes, stages and steps
+  /// opened inside it on this thread belong to it (per-request dumps, warm-up exclusion).
+  static scope request(const char* id) noexcept { return scope(id, category::request); }
+  static scope request(const std::string& id) noexcept { return scope(id, category::request); }
+  static scope request(std::int64_t id) noexcept {
+    return scope(std::to_string(id), category::request);
+  }
+
   ~scope() { nvtxDomainRangePop(detail::domain()); }
 
   scope(const scope&) = delete;
@@ -192,6 +207,9 @@ class scope {
   explicit constexpr scope(const char*, category = category::other) noexcept {}
   explicit scope(const std::string&, category = category::other) noexcept {}
   static scope denoise_step(std::int64_t) noexcept { return scope(""); }
+  static scope request(const char*) noexcept { return scope(""); }
+  static scope request(const std::string&) noexcept { return scope(""); }
+  static scope request(std::int64_t) noexcept { return scope(""); }
   // User-provided like the enabled one: a trivially destructible stub makes `scope s{"x"};`
   // an unused variable to gcc and clang (-Werror builds broke only when disabled).
   ~scope() {}
@@ -233,6 +251,14 @@ inline void mark(const char*, category = category::other) noexcept {}
 #define DIFFSCOPE_DENOISE_STEP(i)                                                  \
   const ::diffscope::scope DIFFSCOPE_DETAIL_CONCAT(diffscope_step_, __COUNTER__) = \
       ::diffscope::scope::denoise_step(static_cast<std::int64_t>(i))
+/// One request (a generation) with id `id` (a string or an integer): per-request dumps
+/// ({request} in DIFFSCOPE_DUMP), multi-request summaries, DIFFSCOPE_SKIP_REQUESTS.
+#define DIFFSCOPE_REQUEST(id)                                                         \
+  const ::diffscope::scope DIFFSCOPE_DETAIL_CONCAT(diffscope_request_, __COUNTER__) = \
+      ::diffscope::scope::request(id)
+/// A warm-up region: collected like any other, left out of every dump, table and summary.
+#define DIFFSCOPE_WARMUP() \
+  DIFFSCOPE_DETAIL_SCOPE(::diffscope::warmup_request_name, ::diffscope::category::request)
 /// An instantaneous marker.
 #define DIFFSCOPE_MARK(name) ::diffscope::mark(name)
 
@@ -245,5 +271,7 @@ inline void mark(const char*, category = category::other) noexcept {}
 #define DIFFSCOPE_NORM_ROPE(name) static_cast<void>(0)
 #define DIFFSCOPE_DENOISE_STEP(i) static_cast<void>(sizeof(i))
 #define DIFFSCOPE_MARK(name) static_cast<void>(0)
+#define DIFFSCOPE_REQUEST(id) static_cast<void>(sizeof(id))
+#define DIFFSCOPE_WARMUP() static_cast<void>(0)
 
 #endif

@@ -8,10 +8,12 @@
 
 namespace diffscope::detail {
 
-enum class op_kind : std::uint8_t { kernel, memcpy, memset };
+/// `timing`: perf mode's span of one scope on its stream, measured by device events
+/// (event_timer.hpp); it belongs to that scope alone, not to its ancestors.
+enum class op_kind : std::uint8_t { kernel, memcpy, memset, timing };
 
 /// What an API call that was seen launching work will produce.
-enum class launch_kind : std::uint8_t { kernel, memcpy, memset, graph };
+enum class launch_kind : std::uint8_t { kernel, memcpy, memset, graph, timing };
 
 /// One completed GPU operation, timestamps in detail::now_ns()'s time base.
 struct gpu_op {

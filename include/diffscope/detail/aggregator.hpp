@@ -39,6 +39,7 @@
 #include <diffscope/detail/activity.hpp>
 #include <diffscope/detail/clock.hpp>
 #include <diffscope/detail/histogram.hpp>
+#include <diffscope/detail/overlap.hpp>
 #include <diffscope/detail/range_names.hpp>
 #include <diffscope/results.hpp>
 
@@ -70,8 +71,12 @@ class spin_lock {
 struct gpu_acc {
   std::uint64_t busy = 0, occupied = 0, envelope = 0;
   std::uint64_t kernels = 0, memcpys = 0, memsets = 0, bytes = 0;
+  std::uint64_t timed = 0;  // perf mode spans
+  comm_overlap comm;        // communication kernels and how much of them other work hid
 
   void add(const gpu_acc& o) noexcept {
+    timed += o.timed;
+    comm += o.comm;
     busy += o.busy;
     occupied += o.occupied;
     envelope += o.envelope;
@@ -90,45 +95,26 @@ struct gpu_acc {
     s.memcpys = memcpys;
     s.memsets = memsets;
     s.bytes = bytes;
+    s.timed_calls = timed;
+    s.comm_kernels = comm.kernels;
+    s.comm_busy_ms = comm.busy / 1e6;
+    s.comm_overlapped_ms = comm.overlapped / 1e6;
+    s.comm_exposed_ms = comm.exposed / 1e6;
     return s;
   }
 };
 
-/// Length of the union of half-open intervals [start, end). Sorts in place.
-inline std::uint64_t union_length(std::vector<std::pair<std::uint64_t, std::uint64_t>>& v) {
-  if (v.empty()) return 0;
-  std::sort(v.begin(), v.end());
-  std::uint64_t total = 0, cur_start = v[0].first, cur_end = v[0].second;
-  for (std::size_t i = 1; i < v.size(); ++i) {
-    if (v[i].first > cur_end) {
-      total += cur_end - cur_start;
-      cur_start = v[i].first;
-      cur_end = v[i].second;
-    } else {
-      cur_end = std::max(cur_end, v[i].second);
-    }
-  }
-  return total + (cur_end - cur_start);
-}
-
-/// Merges overlapping intervals in place (keeps the union, drops redundancy).
-inline void compact_intervals(std::vector<std::pair<std::uint64_t, std::uint64_t>>& v) {
-  if (v.size() < 2) return;
-  std::sort(v.begin(), v.end());
-  std::size_t out = 0;
-  for (std::size_t i = 1; i < v.size(); ++i) {
-    if (v[i].first <= v[out].second) {
-      v[out].second = std::max(v[out].second, v[i].second);
-    } else {
-      v[++out] = v[i];
-    }
-  }
-  v.resize(out + 1);
+/// Length of the union of half-open intervals. Sorts and merges `v` in place.
+inline std::uint64_t union_length(std::vector<ns_interval>& v) {
+  merge_intervals(v);
+  return merged_length(v);
 }
 
 struct aggregator_options {
   bool keep_trace = false;
   std::uint64_t trace_cap = 2'000'000;  ///< ranges + ops kept for the trace
+  /// The first N requests (warm-up ranges not counted) are warm-ups: excluded like them.
+  std::uint64_t skip_requests = 0;
 };
 
 class aggregator final : public activity_sink {
@@ -170,9 +156,10 @@ class aggregator final : public activity_sink {
 
   // ---- ranges (called on the annotating thread) ------------------------------------------
 
-  /// Opens a range. `name_id` from intern(); `step` set for denoise steps.
+  /// Opens a range. `name_id` from intern(); `step` set for denoise steps; requests
+  /// (category request) carry their id and whether they are a warm-up.
   void push(range_domain dom, std::uint32_t name_id, category cat, std::optional<std::int64_t> step,
-            std::uint64_t t_ns) {
+            std::uint64_t t_ns, std::string_view request_id = {}, bool warmup = false) {
     thread_state& ts = local();
     ++ranges_;
     const frame* top = ts.stack.empty() ? nullptr : &ts.stack.back();
@@ -182,8 +169,17 @@ class aggregator final : public activity_sink {
     f.start_ns = t_ns;
     f.step = step ? *step : (top ? top->step : -1);
     f.is_step = step.has_value();
-    f.stage = cat == category::stage ? static_cast<std::int32_t>(stage_index(f.node, t_ns))
-                                     : (top ? top->stage : -1);
+    f.request = top ? top->request : -1;
+    f.excluded = top ? top->excluded : false;
+    if (cat == category::request) f.request = begin_request(request_id, warmup, t_ns, f.excluded);
+    f.stage = cat == category::stage
+                  ? static_cast<std::int32_t>(stage_index(f.node, t_ns, f.excluded))
+                  : (top ? top->stage : -1);
+    if (!f.excluded) {  // warm-up-only scopes stay out of the tables
+      node& n = node_at(f.node);
+      if (!n.included.load(std::memory_order_relaxed))
+        n.included.store(true, std::memory_order_relaxed);
+    }
     ts.stack.push_back(f);
     ts.open.store(ts.stack.size(), std::memory_order_relaxed);
   }
@@ -193,6 +189,7 @@ class aggregator final : public activity_sink {
     bool ok = false;     ///< false: no open range of that domain (counted as unbalanced)
     bool stage = false;  ///< the range was a stage
     std::uint32_t name_id = 0;
+    std::uint32_t timed = 0;  ///< perf mode: the timing pair opened with the range (0: none)
   };
 
   /// Closes the innermost open range of `dom` on this thread.
@@ -219,8 +216,16 @@ class aggregator final : public activity_sink {
     const node& n = node_at(f.node);
     p.stage = n.cat == category::stage;
     p.name_id = n.name_id;
+    p.timed = f.timed;
     close_frame(ts, f, t_ns);
     return p;
+  }
+
+  /// Perf mode: the innermost range open on this thread is timed by the event pair `id`
+  /// (already announced with on_launch(id, launch_kind::timing)); pop() hands `id` back.
+  void set_innermost_timed(std::uint32_t id) {
+    thread_state& ts = local();
+    if (!ts.stack.empty()) ts.stack.back().timed = id;
   }
 
   /// Whether this thread has an open range of `dom` known to this aggregator.
@@ -235,7 +240,7 @@ class aggregator final : public activity_sink {
   void on_launch(std::uint32_t correlation_id, launch_kind kind) noexcept override {
     try {
       thread_state& ts = local();
-      callbacks_.fetch_add(1, std::memory_order_relaxed);
+      if (kind != launch_kind::timing) callbacks_.fetch_add(1, std::memory_order_relaxed);
       const std::uint64_t launch_ns = trace_.enabled ? now_ns() : 0;
       std::lock_guard<std::mutex> g(mutex_);
       pending p;
@@ -244,6 +249,11 @@ class aggregator final : public activity_sink {
       p.launch_ns = launch_ns;
       if (!ts.stack.empty() && ts.stack.back().node != no_node) {
         p.instance = ensure_instances(ts);
+        if (kind == launch_kind::timing) {  // the scope's own span: its instance alone
+          ++find_instance(p.instance)->expected;
+          pending_.insert(correlation_id, p);
+          return;
+        }
         for (instance* in = find_instance(p.instance); in != nullptr;
              in = find_instance(in->parent)) {
           ++in->launches;
@@ -349,6 +359,8 @@ class aggregator final : public activity_sink {
     // Parents are always created before children, so creation order is a valid order.
     for (std::uint32_t i = 0; i < count; ++i) {
       node& n = node_at(i);
+      // Entered only inside warm-ups (so are all its children): not a row.
+      if (!n.included.load(std::memory_order_relaxed)) continue;
       scope_result s;
       s.name = name_of(n.name_id);
       s.path = n.path;
@@ -374,14 +386,38 @@ class aggregator final : public activity_sink {
       s.start_ms = (kv.second.first_start_ns - origin_ns_) / 1e6;
       r.steps.push_back(s);
     }
-    for (const stage_acc& st : stages_) {
+    auto stage_of = [&](const stage_acc& st) {
       stage_result s;
       s.name = name_of(node_at(st.node).name_id);
       s.calls = st.calls;
       s.host_ms = st.host_ns / 1e6;
       s.gpu = st.gpu.to_stats(gpu_measured);
-      s.start_ms = (st.first_start_ns - origin_ns_) / 1e6;
-      r.stages.push_back(s);
+      s.start_ms = st.first_start_ns > origin_ns_ ? (st.first_start_ns - origin_ns_) / 1e6 : 0;
+      return s;
+    };
+    for (const stage_acc& st : stages_)
+      if (st.included) r.stages.push_back(stage_of(st));
+    for (std::size_t i = 0; i < requests_.size(); ++i) {
+      const request_acc& rq = requests_[i];
+      request_result q;
+      q.id = rq.id;
+      q.index = i;
+      q.warmup = rq.excluded;
+      q.calls = rq.calls;
+      q.host_ms = rq.host_ns / 1e6;
+      q.start_ms = rq.start_ns > origin_ns_ ? (rq.start_ns - origin_ns_) / 1e6 : 0;
+      q.gpu = rq.gpu.to_stats(gpu_measured);
+      for (const stage_acc& st : rq.stages) q.stages.push_back(stage_of(st));
+      for (const auto& kv : rq.steps) {
+        step_result s;
+        s.step = kv.first;
+        s.calls = kv.second.calls;
+        s.host_ms = kv.second.host_ns / 1e6;
+        s.gpu = kv.second.gpu.to_stats(gpu_measured);
+        s.start_ms = (kv.second.first_start_ns - origin_ns_) / 1e6;
+        q.steps.push_back(s);
+      }
+      r.requests.push_back(std::move(q));
     }
     for (const auto& kv : kernels_) {
       kernel_result k;
@@ -429,7 +465,7 @@ class aggregator final : public activity_sink {
   }
 
  private:
-  using interval = std::pair<std::uint64_t, std::uint64_t>;
+  using interval = ns_interval;
 
   struct host_acc {
     std::uint64_t calls = 0, sum = 0, min = std::numeric_limits<std::uint64_t>::max(), max = 0;
@@ -444,9 +480,10 @@ class aggregator final : public activity_sink {
     int depth = 0;
     std::string path;
     mutable spin_lock host_lock;
-    host_acc host;               // guarded by host_lock
-    gpu_acc gpu;                 // guarded by mutex_
-    std::uint64_t launches = 0;  // guarded by mutex_
+    host_acc host;                      // guarded by host_lock
+    gpu_acc gpu;                        // guarded by mutex_
+    std::uint64_t launches = 0;         // guarded by mutex_
+    std::atomic<bool> included{false};  // entered at least once outside a warm-up
   };
 
   struct frame {
@@ -457,6 +494,9 @@ class aggregator final : public activity_sink {
     std::int64_t step = -1;   // enclosing denoise step
     std::uint64_t start_ns = 0;
     std::uint64_t instance = 0;  // 0 until the first launch inside
+    std::uint32_t timed = 0;     // perf mode: the event pair timing this range
+    std::int32_t request = -1;   // index into requests_ of the enclosing request
+    bool excluded = false;       // inside a warm-up: kept out of every table
   };
 
   struct thread_state {
@@ -499,12 +539,16 @@ class aggregator final : public activity_sink {
     bool is_step = false;  // the step's own instance
     std::int64_t step = -1;
     std::int32_t stage = -1;  // set only on the stage's own instance
+    std::int32_t request = -1;
+    bool is_request = false;  // the request's own instance
+    bool excluded = false;    // a warm-up's work: kept out of every table
     bool closed = false;
     bool open_ended = false;  // launched a graph: record count unknown until stop
     std::uint64_t expected = 0, received = 0, launches = 0;
     std::uint64_t first = std::numeric_limits<std::uint64_t>::max(), last = 0;
     gpu_acc gpu;  // busy, counts, bytes (occupied/envelope computed at finalise)
-    std::vector<interval> intervals;
+    std::vector<interval> intervals;  // every operation but communication kernels
+    std::vector<interval> comm;       // communication kernels (NCCL, custom all-reduce, ...)
     std::size_t compact_at = compact_threshold;  // next interval count that triggers a merge
     std::vector<std::pair<std::uint32_t, std::uint64_t>> grafted;  // graph scope node -> id
     std::uint64_t id = 0;  // (generation << 32) | (slot + 1); 0 = none
@@ -600,6 +644,15 @@ class aggregator final : public activity_sink {
     std::uint32_t node = no_node;
     std::uint64_t calls = 0, host_ns = 0, first_start_ns = 0;
     gpu_acc gpu;
+    bool included = false;  // entered outside a warm-up
+  };
+  struct request_acc {
+    std::string id;
+    bool warmup = false, excluded = false;
+    std::uint64_t calls = 0, host_ns = 0, start_ns = 0;
+    gpu_acc gpu;
+    std::vector<stage_acc> stages;  // in order of first entry within the request
+    std::map<std::int64_t, step_acc> steps;
   };
 
   static constexpr std::size_t chunk_size = 1024;
@@ -620,6 +673,8 @@ class aggregator final : public activity_sink {
         return "memcpy";
       case op_kind::memset:
         return "memset";
+      case op_kind::timing:
+        return "timing";
     }
     return "kernel";
   }
@@ -694,21 +749,54 @@ class aggregator final : public activity_sink {
     return id;
   }
 
-  std::uint32_t stage_index(std::uint32_t node_id, std::uint64_t t_ns) {
+  std::uint32_t stage_index(std::uint32_t node_id, std::uint64_t t_ns, bool excluded) {
     std::lock_guard<std::mutex> g(mutex_);
-    for (std::size_t i = 0; i < stages_.size(); ++i)
-      if (stages_[i].node == node_id) return static_cast<std::uint32_t>(i);
+    for (std::size_t i = 0; i < stages_.size(); ++i) {
+      if (stages_[i].node != node_id) continue;
+      if (!excluded && !stages_[i].included) {
+        stages_[i].included = true;
+        stages_[i].first_start_ns = t_ns;  // first entry that counts
+      }
+      return static_cast<std::uint32_t>(i);
+    }
     stage_acc s;
     s.node = node_id;
     s.first_start_ns = t_ns;
+    s.included = !excluded;
     stages_.push_back(s);
     return static_cast<std::uint32_t>(stages_.size() - 1);
+  }
+
+  // A new request; `excluded` in: inside a warm-up already, out: this one is excluded.
+  std::int32_t begin_request(std::string_view id, bool warmup, std::uint64_t t_ns, bool& excluded) {
+    std::lock_guard<std::mutex> g(mutex_);
+    request_acc r;
+    r.id = std::string(id);
+    r.warmup = warmup;
+    r.start_ns = t_ns;
+    if (!warmup && counted_requests_++ < options_.skip_requests) r.warmup = true;
+    r.excluded = excluded = excluded || r.warmup;
+    requests_.push_back(std::move(r));
+    return static_cast<std::int32_t>(requests_.size() - 1);
+  }
+
+  // The request's accumulator of global stage `stage`.
+  stage_acc& request_stage(request_acc& r, std::int32_t stage, std::uint64_t t_ns) {
+    const std::uint32_t node = stages_[static_cast<std::size_t>(stage)].node;
+    for (stage_acc& s : r.stages)
+      if (s.node == node) return s;
+    stage_acc s;
+    s.node = node;
+    s.first_start_ns = t_ns;
+    s.included = true;
+    r.stages.push_back(s);
+    return r.stages.back();
   }
 
   void close_frame(thread_state& ts, const frame& f, std::uint64_t t_ns) {
     const std::uint64_t dur = t_ns > f.start_ns ? t_ns - f.start_ns : 0;
     node& n = node_at(f.node);
-    {
+    if (!f.excluded) {
       std::lock_guard<spin_lock> g(n.host_lock);
       ++n.host.calls;
       n.host.sum += dur;
@@ -717,17 +805,29 @@ class aggregator final : public activity_sink {
       n.host.hist.add(dur);
     }
     const bool is_stage = n.cat == category::stage;
-    if (f.is_step || is_stage || f.instance != 0 || trace_.enabled) {
+    const bool is_request = n.cat == category::request;
+    if (f.is_step || is_stage || is_request || f.instance != 0 || trace_.enabled) {
       std::lock_guard<std::mutex> g(mutex_);
+      request_acc* rq = f.request >= 0 ? &requests_[static_cast<std::size_t>(f.request)] : nullptr;
       if (f.is_step) {
-        step_acc& s = steps_[f.step];
-        if (s.calls++ == 0) s.first_start_ns = f.start_ns;
-        s.host_ns += dur;
+        auto add = [&](step_acc& s) {
+          if (s.calls++ == 0) s.first_start_ns = f.start_ns;
+          s.host_ns += dur;
+        };
+        if (!f.excluded) add(steps_[f.step]);
+        if (rq != nullptr) add(rq->steps[f.step]);
       }
       if (is_stage && f.stage >= 0) {
-        stage_acc& s = stages_[static_cast<std::size_t>(f.stage)];
-        ++s.calls;
-        s.host_ns += dur;
+        auto add = [&](stage_acc& s) {
+          ++s.calls;
+          s.host_ns += dur;
+        };
+        if (!f.excluded) add(stages_[static_cast<std::size_t>(f.stage)]);
+        if (rq != nullptr) add(request_stage(*rq, f.stage, f.start_ns));
+      }
+      if (is_request && rq != nullptr) {
+        ++rq->calls;
+        rq->host_ns += dur;
       }
       if (instance* in = find_instance(f.instance)) {
         in->closed = true;
@@ -765,7 +865,10 @@ class aggregator final : public activity_sink {
         in.node = f.node;
         in.is_step = f.is_step;
         in.step = f.step;
+        in.request = f.request;
+        in.excluded = f.excluded;
         if (node_at(f.node).cat == category::stage) in.stage = f.stage;
+        in.is_request = node_at(f.node).cat == category::request;
         f.instance = in.id;
       }
       parent = f.instance;
@@ -786,7 +889,7 @@ class aggregator final : public activity_sink {
     std::uint64_t inst = 0;
     if (pit != nullptr) {
       inst = pit->instance;
-      if (trace_.enabled) add_trace_op(op, op_name, *pit);
+      if (trace_.enabled && op.kind != op_kind::timing) add_trace_op(op, op_name, *pit);
       if (pit->kind != launch_kind::graph) pending_.erase(id);  // one record per launch
     } else {
       ++unattributed_;
@@ -800,13 +903,17 @@ class aggregator final : public activity_sink {
     instance* leaf = find_instance(inst);
 
     const std::uint64_t dur = op.end_ns - op.start_ns;
-    kernel_acc& k = kernels_[kernel_key{op_name, leaf ? leaf->node : no_node, op.kind}];
-    ++k.count;
-    k.total += dur;
-    k.min = std::min(k.min, dur);
-    k.max = std::max(k.max, dur);
+    const bool timing = op.kind == op_kind::timing;  // not a kernel, and the leaf's alone
+    const bool comm = op.kind == op_kind::kernel && is_comm_name(op_name, op.name);
+    if (!timing && !(leaf != nullptr && leaf->excluded)) {
+      kernel_acc& k = kernels_[kernel_key{op_name, leaf ? leaf->node : no_node, op.kind}];
+      ++k.count;
+      k.total += dur;
+      k.min = std::min(k.min, dur);
+      k.max = std::max(k.max, dur);
+    }
 
-    for (instance* in = leaf; in != nullptr; in = find_instance(in->parent)) {
+    for (instance* in = leaf; in != nullptr; in = timing ? nullptr : find_instance(in->parent)) {
       in->first = std::min(in->first, op.start_ns);
       in->last = std::max(in->last, op.end_ns);
       in->gpu.busy += dur;
@@ -821,13 +928,17 @@ class aggregator final : public activity_sink {
         case op_kind::memset:
           ++in->gpu.memsets;
           break;
+        case op_kind::timing:
+          ++in->gpu.timed;
+          break;
       }
-      in->intervals.emplace_back(op.start_ns, op.end_ns);
-      if (in->intervals.size() >= in->compact_at) {
+      std::vector<interval>& list = comm ? in->comm : in->intervals;
+      list.emplace_back(op.start_ns, op.end_ns);
+      if (list.size() >= in->compact_at) {
         // Merging keeps the union; the next merge waits until the list doubles, so a long
         // scope with disjoint intervals costs amortised O(log n) per operation, not a sort.
-        compact_intervals(in->intervals);
-        in->compact_at = std::max(compact_threshold, 2 * in->intervals.size());
+        merge_intervals(list);
+        in->compact_at = std::max(compact_threshold, 2 * list.size());
       }
       if (op.graph_node_id == 0) ++in->received;
     }
@@ -839,6 +950,14 @@ class aggregator final : public activity_sink {
       maybe_finalize(cur);
       cur = parent;
     }
+  }
+
+  // Whether a kernel name is communication, decided once per name.
+  bool is_comm_name(std::uint32_t name_id, std::string_view name) {
+    if (name_id >= comm_names_.size()) comm_names_.resize(name_id + 1, -1);
+    std::int8_t& f = comm_names_[name_id];
+    if (f < 0) f = is_communication_kernel(name) ? 1 : 0;
+    return f == 1;
   }
 
   // Instances live in a pool of slots (stable addresses: a deque) reused through a free list;
@@ -906,12 +1025,15 @@ class aggregator final : public activity_sink {
       in.parent = cur;
       in.node = grafted_node;
       in.step = parent.step;
+      in.request = parent.request;
+      in.excluded = parent.excluded;
       in.closed = true;
       in.open_ended = true;  // finalised with the launch scope at stop
       parent.grafted.emplace_back(grafted_node, in.id);
       // One "call" of a grafted scope per replay that ran it.
       node& gn = node_at(grafted_node);
-      {
+      if (!parent.excluded) gn.included.store(true, std::memory_order_relaxed);
+      if (!parent.excluded) {
         std::lock_guard<spin_lock> g(gn.host_lock);
         ++gn.host.calls;
       }
@@ -935,13 +1057,26 @@ class aggregator final : public activity_sink {
     gpu_acc acc = in->gpu;
     if (in->last > 0) {
       acc.envelope = in->last - in->first;
-      acc.occupied = union_length(in->intervals);
+      if (in->comm.empty()) {
+        acc.occupied = union_length(in->intervals);
+      } else {
+        acc.comm = compute_comm_overlap(in->comm, in->intervals);  // both merged in place
+        acc.occupied = acc.comm.busy + merged_length(in->intervals) - acc.comm.overlapped;
+      }
     }
-    node& n = node_at(in->node);
-    n.gpu.add(acc);
-    n.launches += in->launches;
-    if (in->is_step) steps_[in->step].gpu.add(acc);
-    if (in->stage >= 0) stages_[static_cast<std::size_t>(in->stage)].gpu.add(acc);
+    if (!in->excluded) {
+      node& n = node_at(in->node);
+      n.gpu.add(acc);
+      n.launches += in->launches;
+      if (in->is_step) steps_[in->step].gpu.add(acc);
+      if (in->stage >= 0) stages_[static_cast<std::size_t>(in->stage)].gpu.add(acc);
+    }
+    if (in->request >= 0) {
+      request_acc& rq = requests_[static_cast<std::size_t>(in->request)];
+      if (in->is_step) rq.steps[in->step].gpu.add(acc);
+      if (in->stage >= 0) request_stage(rq, in->stage, 0).gpu.add(acc);
+      if (in->is_request) rq.gpu.add(acc);
+    }
     release_instance(*in);
   }
 
@@ -995,6 +1130,9 @@ class aggregator final : public activity_sink {
   std::unordered_map<kernel_key, kernel_acc, kernel_key_hash> kernels_;
   std::map<std::int64_t, step_acc> steps_;
   std::vector<stage_acc> stages_;
+  std::vector<request_acc> requests_;
+  std::vector<std::int8_t> comm_names_;  // by name id: -1 unknown, 0 no, 1 communication
+  std::uint64_t counted_requests_ = 0;   // requests seen, warm-up ranges not counted
   trace_events trace_;
   std::uint64_t trace_dropped_ = 0;
   std::uint64_t unattributed_ = 0;

@@ -21,6 +21,7 @@
 
 #include <diffscope/detail/aggregator.hpp>
 #include <diffscope/detail/clock.hpp>
+#include <diffscope/detail/event_timer.hpp>
 #include <diffscope/detail/range_names.hpp>
 
 namespace diffscope::detail {
@@ -43,6 +44,12 @@ struct nvtx_string_record {
 struct nvtx_tool_state {
   std::atomic<aggregator*> sink{nullptr};
   std::atomic<std::uint64_t> sink_epoch{0};
+  /// Perf mode: times ranges with device events (nullptr in profile mode). `time_all`:
+  /// every range; else stages, denoise steps and requests only.
+  std::atomic<event_timer*> timer{nullptr};
+  std::atomic<bool> time_all{false};
+  /// How default-domain names map (nullptr: the defaults); owned by the collector.
+  std::atomic<const name_rules*> rules{nullptr};
   std::mutex mutex;
   std::deque<nvtx_domain_record> domains;
   std::deque<nvtx_string_record> strings;
@@ -61,6 +68,16 @@ inline nvtx_tool_state& nvtx_state() {
 inline std::uint32_t* ghost_depths() noexcept {
   thread_local std::uint32_t depth[2] = {0, 0};
   return depth;
+}
+
+inline const name_rules& current_rules(const nvtx_tool_state& st) noexcept {
+  const name_rules* r = st.rules.load(std::memory_order_acquire);
+  return r != nullptr ? *r : default_name_rules();
+}
+
+/// Perf mode's default granularity: the scopes the perf dump's figures come from.
+inline bool is_timed_in_perf_mode(category c) noexcept {
+  return c == category::stage || c == category::denoise_step || c == category::request;
 }
 
 inline nvtx_domain_record* nvtx_domain_of(nvtxDomainHandle_t h) noexcept {
@@ -110,7 +127,7 @@ inline void nvtx_push(std::optional<range_domain> dom, std::string_view name, st
     const std::uint64_t t = now_ns();
     const classified_range c = *dom == range_domain::diffscope
                                    ? classify_diffscope_domain(name, cat_id, payload)
-                                   : classify_default_domain(name);
+                                   : classify_default_domain(name, current_rules(st));
     std::uint32_t id;
     if (c.step)
       id = agg->step_name_id();
@@ -118,7 +135,15 @@ inline void nvtx_push(std::optional<range_domain> dom, std::string_view name, st
       id = registered_name_id(*agg, st.sink_epoch.load(std::memory_order_relaxed), *registered);
     else
       id = agg->intern(c.name);
-    agg->push(*dom, id, c.cat, c.step, t);
+    agg->push(*dom, id, c.cat, c.step, t, c.request_id, c.warmup);
+    if (event_timer* timer = st.timer.load(std::memory_order_acquire);
+        timer != nullptr &&
+        (st.time_all.load(std::memory_order_relaxed) || is_timed_in_perf_mode(c.cat))) {
+      if (const std::uint32_t pair = timer->begin(t)) {
+        agg->on_launch(pair, launch_kind::timing);
+        agg->set_innermost_timed(pair);
+      }
+    }
   } catch (...) {
     // Never break the host program: a failed allocation loses this range only.
   }
@@ -136,6 +161,12 @@ inline void nvtx_pop(std::optional<range_domain> dom) {
   try {
     if (ghosts == 0 || agg->has_open(*dom)) {
       const aggregator::popped p = agg->pop(*dom, t);
+      if (p.timed != 0) {
+        if (event_timer* timer = nvtx_state().timer.load(std::memory_order_acquire)) {
+          timer->end(p.timed);
+          timer->drain(*agg, false);
+        }
+      }
       if (p.stage) {
         if (auto hook = nvtx_state().on_stage_end) hook(agg->name_of(p.name_id));
       }

@@ -1,0 +1,218 @@
+#!/usr/bin/env python3
+"""Perf mode against uninstrumented runs and against CUDA-event ground truth (issue #10).
+
+One command, alternating runs (A B C D, then D C B A, ...) so drift hits every variant alike:
+
+  python3 bench/perf_mode.py --toy build-gpu/examples/toy_dit/toy_dit \
+      [--diffscope build-gpu/tools/diffscope --ext build-ext/libdiffscope_torch_example.so] \
+      [--reps 7] [--out DIR]
+
+Variants per workload:
+  off        no collection (toy_dit: collector linked, not started; Python: plain python3)
+  perf       DIFFSCOPE_MODE=perf, stages and denoise steps timed (the default granularity)
+  perf-all   DIFFSCOPE_MODE=perf DIFFSCOPE_PERF_SCOPES=all, every scope timed
+  profile    DIFFSCOPE_MODE=profile (CUPTI, every kernel)
+Checks (PASS/FAIL lines last): launch-bound slowdown of perf <= 0.5% and perf-all <= 2%;
+per-step GPU times of perf mode within 2% of CUDA events recorded independently around each
+step (toy_dit --step-events; dit_loop.py --step-events); profile-mode per-step envelopes
+within 3% of perf mode's (GPU-bound configuration, where CUPTI's launch cost does not change
+the GPU's work).
+"""
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+
+TOY_LAUNCH = ["--tokens", "64", "--dim", "128", "--heads", "2", "--blocks", "4", "--steps", "50"]
+TOY_GPU = ["--tokens", "4096", "--dim", "1024", "--heads", "16", "--blocks", "4", "--steps", "10"]
+
+VARIANTS = {
+    "off": {},
+    "perf": {"DIFFSCOPE_MODE": "perf"},
+    "perf-all": {"DIFFSCOPE_MODE": "perf", "DIFFSCOPE_PERF_SCOPES": "all"},
+    "profile": {"DIFFSCOPE_MODE": "profile"},
+}
+
+
+def clean_env(extra):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DIFFSCOPE_")}
+    env.update(extra)
+    return env
+
+
+def run(cmd, env, what):
+    p = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    if p.returncode != 0:
+        raise RuntimeError(f"{what}: exit {p.returncode}: {p.stderr.strip()[-800:]}")
+    return p.stdout
+
+
+def toy_run(toy, args, variant, dump, step_events=False):
+    env = clean_env(VARIANTS[variant])
+    if variant != "off":
+        env["DIFFSCOPE_DUMP"] = dump
+    cmd = [toy] + args + (["--step-events"] if step_events else [])
+    out = run(cmd, env, f"toy_dit {variant}")
+    wall = None
+    steps = []
+    for line in out.splitlines():
+        if line.startswith("wall_ms: "):
+            wall = float(line.split()[1])
+        elif line.startswith("step_ms: "):
+            steps.append(float(line.split()[2]))
+    if wall is None:
+        raise RuntimeError("toy_dit printed no wall_ms line")
+    return wall, steps
+
+
+def dump_steps(path):
+    with open(path) as f:
+        d = json.load(f)
+    return [s["duration_ms"] for s in d["denoise_steps_ms"]], d["diffscope"]["status"]
+
+
+def py_run(args, variant, dump, step_events=False):
+    """The Python denoise loop (examples/torch_extension/dit_loop.py) plain or under diffscope run."""
+    res = os.path.join(args.out, f"py-{variant}.json")
+    # bench/torch_overhead.py's launch-bound configuration.
+    loop = [sys.executable, args.loop, "--ext", args.ext, "--tokens", str(args.py_tokens),
+            "--dim", "1536", "--heads", "24", "--blocks", "4", "--steps", str(args.py_steps),
+            "--json", res] + (["--step-events"] if step_events else [])
+    if variant == "off":
+        cmd, env = loop, clean_env({})
+    else:
+        cmd, env = [args.diffscope, "run", "--dump", dump, "--"] + loop, clean_env(VARIANTS[variant])
+    run(cmd, env, f"dit_loop {variant}")
+    with open(res) as f:
+        r = json.load(f)
+    return r["e2e_ms"], r.get("step_ms", [])
+
+
+def alternate(fn, variants, reps):
+    """Runs fn(variant) reps times per variant in A B C D / D C B A order; medians."""
+    times = {v: [] for v in variants}
+    for i in range(reps):
+        order = variants if i % 2 == 0 else list(reversed(variants))
+        for v in order:
+            times[v].append(fn(v))
+    return {v: statistics.median(t) for v, t in times.items()}, times
+
+
+def max_rel(a, b):
+    """Largest |a_i - b_i| / b_i over paired lists (None when they differ in length)."""
+    if not a or len(a) != len(b):
+        return None
+    return max(abs(x - y) / y for x, y in zip(a, b))
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--toy", required=True)
+    ap.add_argument("--diffscope")
+    ap.add_argument("--ext")
+    ap.add_argument("--loop", default=os.path.join(os.path.dirname(__file__), "..", "examples",
+                                                   "torch_extension", "dit_loop.py"))
+    ap.add_argument("--py-tokens", type=int, default=256)
+    ap.add_argument("--py-steps", type=int, default=150)
+    ap.add_argument("--reps", type=int, default=7)
+    ap.add_argument("--py-reps", type=int, default=5)
+    ap.add_argument("--out", default=tempfile.mkdtemp(prefix="perf-mode-"))
+    args = ap.parse_args()
+    os.makedirs(args.out, exist_ok=True)
+    dump = os.path.join(args.out, "dump.json")
+    checks = []
+    lines = []
+
+    def say(line):
+        lines.append(line)
+        print(line, flush=True)
+
+    def check(name, ok, detail):
+        checks.append(f"{'PASS' if ok else 'FAIL'} {name}: {detail}")
+
+    # 1. Overhead, toy_dit launch-bound.
+    toy_run(args.toy, TOY_LAUNCH, "off", dump)  # warm-up
+    med, raw = alternate(lambda v: toy_run(args.toy, TOY_LAUNCH, v, dump)[0], list(VARIANTS),
+                         args.reps)
+    say(f"toy_dit launch-bound {' '.join(TOY_LAUNCH)}: {args.reps} runs each, median wall ms")
+    for v in VARIANTS:
+        say(f"  {v:9s} {med[v]:9.3f}  {100 * (med[v] / med['off'] - 1):+6.2f}%   runs {raw[v]}")
+    check("toy_dit launch-bound perf <= 0.5%", med["perf"] <= med["off"] * 1.005,
+          f"{100 * (med['perf'] / med['off'] - 1):+.2f}%")
+    check("toy_dit launch-bound perf-all <= 2%", med["perf-all"] <= med["off"] * 1.02,
+          f"{100 * (med['perf-all'] / med['off'] - 1):+.2f}%")
+
+    # 2. Accuracy against CUDA events, and profile vs perf, both configurations.
+    for name, cfg in (("launch-bound", TOY_LAUNCH), ("GPU-bound", TOY_GPU)):
+        _, truth = toy_run(args.toy, cfg, "perf", dump, step_events=True)
+        perf_steps, status = dump_steps(dump)
+        err = max_rel(perf_steps, truth)
+        say(f"toy_dit {name}: perf-mode steps vs CUDA events: max error "
+                     f"{'-' if err is None else f'{100 * err:.3f}%'} over {len(truth)} steps "
+                     f"(gpu_timing {status['gpu_timing']})")
+        check(f"toy_dit {name} per-step perf vs CUDA events within 2%",
+              err is not None and err <= 0.02, f"max {100 * err:.3f}%" if err is not None else "no data")
+        toy_run(args.toy, cfg, "profile", dump)
+        prof_steps, _ = dump_steps(dump)
+        agree = max_rel(prof_steps, perf_steps)
+        if agree is None or not perf_steps:
+            say(f"toy_dit {name}: profile and perf dumps have different step counts")
+            check(f"toy_dit {name} profile vs perf", False, "step counts differ")
+            continue
+        med_p, med_q = statistics.median(prof_steps), statistics.median(perf_steps)
+        say(f"toy_dit {name}: profile envelopes vs perf spans: median {med_p:.4f} vs "
+                     f"{med_q:.4f} ms ({100 * (med_p / med_q - 1):+.2f}%), max per-step "
+                     f"{100 * agree:.2f}%")
+        if name == "GPU-bound":
+            check("toy_dit GPU-bound profile per-step envelopes within 3% of perf",
+                  abs(med_p / med_q - 1) <= 0.03 and agree <= 0.03,
+                  f"median {100 * (med_p / med_q - 1):+.2f}%, max {100 * agree:.2f}%")
+
+    # 2b. The same through libdiffscope_inject.so (diffscope run): toy_dit names its stream
+    #     with diffscope::set_timing_stream, which must reach the injected collector.
+    if args.diffscope:
+        env = clean_env({"DIFFSCOPE_MODE": "perf"})
+        out = run([args.diffscope, "run", "--dump", dump, "--", args.toy] + TOY_GPU +
+                  ["--step-events"], env, "diffscope run toy_dit")
+        truth = [float(l.split()[2]) for l in out.splitlines() if l.startswith("step_ms: ")]
+        got, status = dump_steps(dump)
+        err = max_rel(got, truth)
+        say(f"toy_dit GPU-bound under diffscope run (perf): steps vs CUDA events: max error "
+            f"{'-' if err is None else f'{100 * err:.3f}%'} (gpu_timing {status['gpu_timing']}, "
+            f"mode {status['mode']})")
+        check("diffscope run toy_dit perf steps vs CUDA events within 2% (stream forwarded)",
+              err is not None and err <= 0.02, f"max {100 * err:.3f}%" if err is not None else "no data")
+
+    # 3. The Python loop, when the extension and the diffscope binary are given.
+    if args.ext and args.diffscope:
+        py_run(args, "off", dump)  # warm-up (kernel caches, extension load)
+        med, raw = alternate(lambda v: py_run(args, v, dump)[0], ["off", "perf", "perf-all"],
+                             args.py_reps)
+        say(f"dit_loop.py launch-bound tokens={args.py_tokens} steps={args.py_steps}: "
+                     f"median e2e ms")
+        for v in ("off", "perf", "perf-all"):
+            say(f"  {v:9s} {med[v]:9.3f}  {100 * (med[v] / med['off'] - 1):+6.2f}%   runs "
+                         f"{[round(x, 3) for x in raw[v]]}")
+        check("dit_loop launch-bound perf <= 0.5%", med["perf"] <= med["off"] * 1.005,
+              f"{100 * (med['perf'] / med['off'] - 1):+.2f}%")
+        check("dit_loop launch-bound perf-all <= 2%", med["perf-all"] <= med["off"] * 1.02,
+              f"{100 * (med['perf-all'] / med['off'] - 1):+.2f}%")
+        _, truth = py_run(args, "perf", dump, step_events=True)
+        perf_steps, status = dump_steps(dump)
+        err = max_rel(perf_steps, truth)
+        say(f"dit_loop.py: perf-mode steps vs CUDA events: max error "
+                     f"{'-' if err is None else f'{100 * err:.3f}%'} over {len(truth)} steps")
+        check("dit_loop per-step perf vs CUDA events within 2%", err is not None and err <= 0.02,
+              f"max {100 * err:.3f}%" if err is not None else "no data")
+
+    with open(os.path.join(args.out, "perf_mode.txt"), "w") as f:
+        f.write("\n".join(lines + checks) + "\n")
+    print("\n".join(checks))
+    return 0 if all(c.startswith("PASS") for c in checks) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,295 @@
+// diffscope: perf mode's GPU timing. Each timed scope records one device event on a stream
+// when it opens and one when it closes; the GPU executes them in stream order, so their
+// difference is the time the stream spent on the scope, measured on the device, without the
+// host waiting for anything and without tracing a single launch. Completed pairs are picked
+// up later (cuEventQuery never blocks) and handed to the aggregator as one "timing"
+// operation of the scope's own instance.
+//
+// The driver is reached through dlopen("libcuda.so.1"): no link-time dependency (CI has no
+// driver), one copy of the driver shared with whatever runtime the program uses, and events
+// work whichever CUDA runtime (static, PyTorch's) made the context. Everything the pairing
+// logic needs from the driver sits behind event_api, so tests drive it with synthetic events.
+#pragma once
+
+#include <dlfcn.h>
+
+#include <cstdint>
+#include <deque>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include <diffscope/detail/activity.hpp>
+#include <diffscope/detail/clock.hpp>
+
+namespace diffscope::detail {
+
+/// The few driver operations perf mode uses. Handles are CUevent / CUcontext / CUstream.
+class event_api {
+ public:
+  using event = void*;
+  using context = void*;
+  enum class state { done, pending, failed };
+
+  virtual ~event_api() = default;
+  /// The context current on the calling thread; nullptr when none (never creates one: the
+  /// collector must not change what the program does).
+  virtual context current_context() noexcept = 0;
+  /// A timing-enabled event in the current context; nullptr on failure.
+  virtual event create() noexcept = 0;
+  virtual bool record(event e, void* stream) noexcept = 0;
+  virtual state query(event e) noexcept = 0;
+  virtual bool synchronize(event e) noexcept = 0;
+  /// Device time from `start` to `end` in milliseconds, both complete.
+  virtual std::optional<double> elapsed_ms(event start, event end) noexcept = 0;
+  virtual void destroy(event e) noexcept = 0;
+};
+
+/// event_api on the CUDA driver, loaded at run time.
+class driver_event_api final : public event_api {
+ public:
+  /// Loads libcuda.so.1; empty on success, else why perf mode cannot time on the GPU.
+  std::string load() {
+    if (handle_ != nullptr) return {};
+    void* h = ::dlopen("libcuda.so.1", RTLD_NOW | RTLD_LOCAL);
+    if (h == nullptr) {
+      const char* e = ::dlerror();
+      return std::string("no CUDA driver (") + (e != nullptr ? e : "libcuda.so.1 not found") + ")";
+    }
+    auto sym = [h](const char* a, const char* b = nullptr) {
+      void* p = ::dlsym(h, a);
+      if (p == nullptr && b != nullptr) p = ::dlsym(h, b);
+      return p;
+    };
+    get_current_ = reinterpret_cast<int (*)(void**)>(sym("cuCtxGetCurrent"));
+    create_ = reinterpret_cast<int (*)(void**, unsigned)>(sym("cuEventCreate"));
+    record_ = reinterpret_cast<int (*)(void*, void*)>(sym("cuEventRecord"));
+    query_ = reinterpret_cast<int (*)(void*)>(sym("cuEventQuery"));
+    sync_ = reinterpret_cast<int (*)(void*)>(sym("cuEventSynchronize"));
+    elapsed_ = reinterpret_cast<int (*)(float*, void*, void*)>(
+        sym("cuEventElapsedTime_v2", "cuEventElapsedTime"));
+    destroy_ = reinterpret_cast<int (*)(void*)>(sym("cuEventDestroy_v2", "cuEventDestroy"));
+    if (!get_current_ || !create_ || !record_ || !query_ || !sync_ || !elapsed_ || !destroy_) {
+      ::dlclose(h);
+      return "the CUDA driver lacks the event API";
+    }
+    handle_ = h;  // kept loaded for the process: events may be released at exit
+    return {};
+  }
+
+  context current_context() noexcept override {
+    void* c = nullptr;
+    return get_current_(&c) == 0 ? c : nullptr;  // CUDA_ERROR_NOT_INITIALIZED: none yet
+  }
+  event create() noexcept override {
+    void* e = nullptr;
+    return create_(&e, 0 /* CU_EVENT_DEFAULT: timing on */) == 0 ? e : nullptr;
+  }
+  bool record(event e, void* stream) noexcept override { return record_(e, stream) == 0; }
+  state query(event e) noexcept override {
+    const int r = query_(e);
+    return r == 0                                ? state::done
+           : r == 600 /* CUDA_ERROR_NOT_READY */ ? state::pending
+                                                 : state::failed;
+  }
+  bool synchronize(event e) noexcept override { return sync_(e) == 0; }
+  std::optional<double> elapsed_ms(event start, event end) noexcept override {
+    float ms = 0;
+    if (elapsed_(&ms, start, end) != 0) return std::nullopt;
+    return static_cast<double>(ms);
+  }
+  void destroy(event e) noexcept override { destroy_(e); }
+
+ private:
+  void* handle_ = nullptr;
+  int (*get_current_)(void**) = nullptr;
+  int (*create_)(void**, unsigned) = nullptr;
+  int (*record_)(void*, void*) = nullptr;
+  int (*query_)(void*) = nullptr;
+  int (*sync_)(void*) = nullptr;
+  int (*elapsed_)(float*, void*, void*) = nullptr;
+  int (*destroy_)(void*) = nullptr;
+};
+
+/// The stream timing events go to on this thread when the program names one
+/// (diffscope::set_timing_stream); nullptr: the collector's default.
+inline void*& timing_stream_override() noexcept {
+  thread_local void* stream = nullptr;
+  return stream;
+}
+
+/// What perf mode saw, for the results' fault and overhead counters.
+struct event_timer_counts {
+  std::uint64_t timed = 0;       ///< pairs resolved into GPU times
+  std::uint64_t no_context = 0;  ///< scopes not timed: no CUDA context on their thread yet
+  std::uint64_t failed = 0;      ///< event creation, recording or timing failed
+  std::uint64_t unresolved = 0;  ///< pairs dropped at stop (unclosed scope, GPU error)
+  std::uint64_t in_flight = 0;   ///< pairs waiting for the GPU now
+  double begin_end_ns = 0;       ///< mean host cost of our begin() + end() per timed scope
+};
+
+/// Pairs start and end events per timed scope and resolves completed pairs in order.
+/// Thread-safe; begin() and end() may come from any thread, drain() from any thread.
+class event_timer {
+ public:
+  /// `default_stream`: where events go unless the thread names a stream (CU_STREAM_LEGACY,
+  /// (void*)1, by default: the stream PyTorch and plain CUDA code launch to).
+  event_timer(event_api& api, void* default_stream) : api_(api), stream_(default_stream) {}
+  ~event_timer() { release_all(); }
+  event_timer(const event_timer&) = delete;
+  event_timer& operator=(const event_timer&) = delete;
+
+  /// Records the start of a timed scope. Returns the pair's id (never 0), or 0 when the scope
+  /// is not timed (no context on this thread, or the driver failed).
+  std::uint32_t begin(std::uint64_t host_ns) noexcept {
+    const std::uint64_t t0 = now_ns();
+    void* ctx = api_.current_context();
+    std::lock_guard<std::mutex> g(mutex_);
+    if (ctx == nullptr) {
+      ++counts_.no_context;
+      return 0;
+    }
+    open_pair p;
+    p.ctx = ctx;
+    p.stream = timing_stream_override() != nullptr ? timing_stream_override() : stream_;
+    p.host_ns = host_ns;
+    p.start = take_event(ctx);
+    if (p.start == nullptr || !api_.record(p.start, p.stream)) {
+      if (p.start != nullptr) give_event(ctx, p.start);
+      ++counts_.failed;
+      return 0;
+    }
+    std::uint32_t id = ++next_id_;
+    if (id == 0) id = ++next_id_;  // 0 means "not timed"
+    open_.emplace(id, p);
+    cost_ns_ += now_ns() - t0;
+    return id;
+  }
+
+  /// Records the end of the timed scope `id` on the stream its start went to.
+  void end(std::uint32_t id) noexcept {
+    const std::uint64_t t0 = now_ns();
+    std::lock_guard<std::mutex> g(mutex_);
+    auto it = open_.find(id);
+    if (it == open_.end()) return;
+    open_pair p = it->second;
+    open_.erase(it);
+    void* end = take_event(p.ctx);
+    if (end == nullptr || !api_.record(end, p.stream)) {
+      if (end != nullptr) give_event(p.ctx, end);
+      give_event(p.ctx, p.start);
+      ++counts_.failed;  // the scope's instance is finalised at stop without a GPU time
+      return;
+    }
+    closed_.push_back(closed_pair{id, p, end});
+    cost_ns_ += now_ns() - t0;
+    ++cost_samples_;
+  }
+
+  /// Hands completed pairs, oldest first, to `sink` as timing operations (start at the
+  /// scope's host start; the device measures only the length). Stops at the first pair still
+  /// running unless `wait` (stop(): then it waits for each).
+  void drain(activity_sink& sink, bool wait) noexcept {
+    std::vector<gpu_op> ready;
+    {
+      std::lock_guard<std::mutex> g(mutex_);
+      while (!closed_.empty()) {
+        closed_pair& c = closed_.front();
+        event_api::state s = api_.query(c.end);
+        if (s == event_api::state::pending && wait)
+          s = api_.synchronize(c.end) ? event_api::state::done : event_api::state::failed;
+        if (s == event_api::state::pending) break;
+        std::optional<double> ms;
+        if (s == event_api::state::done) ms = api_.elapsed_ms(c.p.start, c.end);
+        if (ms && *ms >= 0) {
+          gpu_op op;
+          op.kind = op_kind::timing;
+          op.correlation_id = c.id;
+          op.start_ns = c.p.host_ns;
+          op.end_ns = c.p.host_ns + static_cast<std::uint64_t>(*ms * 1e6 + 0.5);
+          ready.push_back(op);
+          ++counts_.timed;
+        } else {
+          ++counts_.failed;
+        }
+        give_event(c.p.ctx, c.p.start);
+        give_event(c.p.ctx, c.end);
+        closed_.pop_front();
+      }
+    }
+    for (const gpu_op& op : ready) sink.on_gpu_op(op);
+  }
+
+  /// Drops every pair (unclosed scopes, pairs the GPU never completed) and frees the events.
+  void release_all() noexcept {
+    std::lock_guard<std::mutex> g(mutex_);
+    counts_.unresolved += open_.size() + closed_.size();
+    for (auto& kv : open_) give_event(kv.second.ctx, kv.second.start);
+    for (auto& c : closed_) {
+      give_event(c.p.ctx, c.p.start);
+      give_event(c.p.ctx, c.end);
+    }
+    open_.clear();
+    closed_.clear();
+    for (auto& pool : pools_)
+      for (void* e : pool.second) api_.destroy(e);
+    pools_.clear();
+  }
+
+  event_timer_counts counts() const {
+    std::lock_guard<std::mutex> g(mutex_);
+    event_timer_counts c = counts_;
+    c.in_flight = open_.size() + closed_.size();
+    c.begin_end_ns = cost_samples_ > 0 ? static_cast<double>(cost_ns_) / cost_samples_ : 0;
+    return c;
+  }
+
+ private:
+  struct open_pair {
+    void* ctx = nullptr;
+    void* stream = nullptr;
+    void* start = nullptr;
+    std::uint64_t host_ns = 0;
+  };
+  struct closed_pair {
+    std::uint32_t id;
+    open_pair p;
+    void* end;
+  };
+
+  // Events are reused per context (an event belongs to the context it was created in).
+  void* take_event(void* ctx) {
+    for (auto& pool : pools_) {
+      if (pool.first != ctx) continue;
+      if (pool.second.empty()) break;
+      void* e = pool.second.back();
+      pool.second.pop_back();
+      return e;
+    }
+    return api_.create();
+  }
+  void give_event(void* ctx, void* e) {
+    for (auto& pool : pools_) {
+      if (pool.first == ctx) {
+        pool.second.push_back(e);
+        return;
+      }
+    }
+    pools_.emplace_back(ctx, std::vector<void*>{e});
+  }
+
+  event_api& api_;
+  void* stream_;
+  mutable std::mutex mutex_;
+  std::uint32_t next_id_ = 0;
+  std::unordered_map<std::uint32_t, open_pair> open_;
+  std::deque<closed_pair> closed_;
+  std::vector<std::pair<void*, std::vector<void*>>> pools_;
+  event_timer_counts counts_;
+  std::uint64_t cost_ns_ = 0, cost_samples_ = 0;
+};
+
+}  // namespace diffscope::detail

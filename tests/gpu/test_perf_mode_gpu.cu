@@ -1,0 +1,147 @@
+// Perf mode on a real GPU: per-step times against CUDA-event ground truth, a named stream,
+// every-scope granularity, CUPTI held by someone else, a thread without a context.
+// Exits 77 (skipped) without a usable GPU (tests/main.cpp).
+#include <doctest/doctest.h>
+
+#include <diffscope/collector.hpp>
+
+#include <cmath>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "spin_kernel.cuh"
+
+using diffscope_test::spin;
+
+namespace {
+
+#define CUDA_OK(expr) REQUIRE((expr) == cudaSuccess)
+
+diffscope::collector_options perf(bool all = false) {
+  diffscope::collector_options o;
+  o.mode = diffscope::timing_mode::perf;
+  o.perf_all_scopes = all;
+  return o;
+}
+
+bool within(double value, double truth, double rel) {
+  return std::abs(value - truth) <= rel * std::abs(truth);
+}
+
+float elapsed_ms(cudaEvent_t a, cudaEvent_t b) {
+  float ms = 0;
+  cudaEventElapsedTime(&ms, a, b);
+  return ms;
+}
+
+const diffscope::scope_result* find_scope(const diffscope::results& r, const std::string& path) {
+  for (const auto& s : r.scopes)
+    if (s.path == path) return &s;
+  return nullptr;
+}
+
+}  // namespace
+
+TEST_SUITE("perf_mode_gpu") {
+  TEST_CASE("per-step GPU times match CUDA-event ground truth within 2%, CPU running ahead") {
+    CUDA_OK(cudaFree(nullptr));  // a context on this thread
+    constexpr int steps = 8;
+    std::vector<cudaEvent_t> truth(steps + 1);
+    for (auto& e : truth) CUDA_OK(cudaEventCreate(&e));
+    auto& c = diffscope::collector::instance();
+    REQUIRE(c.start(perf()));
+    spin(5'000'000);  // keeps the GPU busy while the host races through every step
+    {
+      DIFFSCOPE_STAGE("DenoisingStage");
+      for (int i = 0; i < steps; ++i) {
+        DIFFSCOPE_DENOISE_STEP(i);
+        cudaEventRecord(truth[i], 0);
+        for (int k = 0; k <= i % 3; ++k) spin(300'000 + 100'000 * k, 0);
+        cudaEventRecord(truth[i + 1], 0);
+      }
+    }
+    const diffscope::results r = c.stop();
+    CHECK(r.status.mode == "perf");
+    REQUIRE(r.status.gpu_timing);
+    CHECK(r.kernels.empty());  // perf mode traces no kernel
+    REQUIRE(r.steps.size() == steps);
+    for (int i = 0; i < steps; ++i) {
+      const double t = elapsed_ms(truth[i], truth[i + 1]);
+      INFO("step " << i << ": perf " << r.steps[i].gpu.envelope_ms << " ms, events " << t);
+      CHECK(r.steps[i].gpu.timed_calls == 1);
+      CHECK(within(r.steps[i].gpu.envelope_ms, t, 0.02));
+      CHECK(r.steps[i].host_ms < r.steps[i].gpu.envelope_ms);  // the host did not wait
+    }
+    REQUIRE(r.stages.size() == 1);
+    const double stage_truth = elapsed_ms(truth[0], truth[steps]);
+    CHECK(within(r.stages[0].gpu.envelope_ms, stage_truth, 0.02));
+    CHECK(r.faults.timing_failures == 0);
+    CHECK(r.faults.timing_unresolved == 0);
+    CHECK(r.overhead.timed_scopes == steps + 1);
+    MESSAGE("per timed scope: " << r.overhead.per_timed_scope_ns << " ns");
+    for (auto& e : truth) cudaEventDestroy(e);
+  }
+
+  TEST_CASE("a named stream is timed; every-scope granularity times inner scopes") {
+    cudaStream_t s;
+    CUDA_OK(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
+    cudaEvent_t a, b;
+    CUDA_OK(cudaEventCreate(&a));
+    CUDA_OK(cudaEventCreate(&b));
+    auto& c = diffscope::collector::instance();
+    REQUIRE(c.start(perf(/*all=*/true)));
+    diffscope::set_timing_stream(s);
+    spin(3'000'000, s);
+    {
+      DIFFSCOPE_SCOPE("outer");
+      cudaEventRecord(a, s);
+      {
+        DIFFSCOPE_SCOPE("inner");
+        for (int i = 0; i < 4; ++i) spin(250'000, s);
+      }
+      cudaEventRecord(b, s);
+      spin(500'000, s);
+    }
+    diffscope::set_timing_stream(nullptr);
+    const diffscope::results r = c.stop();
+    CUDA_OK(cudaStreamSynchronize(s));
+    const auto* outer = find_scope(r, "outer");
+    const auto* inner = find_scope(r, "outer/inner");
+    REQUIRE(outer != nullptr);
+    REQUIRE(inner != nullptr);
+    CHECK(inner->gpu.timed_calls == 1);
+    CHECK(within(inner->gpu.envelope_ms, elapsed_ms(a, b), 0.02));
+    CHECK(within(outer->gpu.envelope_ms, elapsed_ms(a, b) + 0.5, 0.03));
+    cudaStreamDestroy(s);
+  }
+
+  TEST_CASE("perf mode needs no CUPTI: another subscriber holding it changes nothing") {
+    CUpti_SubscriberHandle other;
+    REQUIRE(cuptiSubscribe(
+                &other, [](void*, CUpti_CallbackDomain, CUpti_CallbackId, const void*) {},
+                nullptr) == CUPTI_SUCCESS);
+    auto& c = diffscope::collector::instance();
+    REQUIRE(c.start(perf()));
+    {
+      DIFFSCOPE_DENOISE_STEP(0);
+      spin(1'000'000, 0);
+    }
+    const diffscope::results r = c.stop();
+    cuptiUnsubscribe(other);
+    CHECK(r.status.gpu_timing);
+    REQUIRE(r.steps.size() == 1);
+    CHECK(within(r.steps[0].gpu.envelope_ms, 1.0, 0.2));
+  }
+
+  TEST_CASE("a thread without a CUDA context is not given one; its scope stays host-only") {
+    auto& c = diffscope::collector::instance();
+    REQUIRE(c.start(perf()));
+    std::thread t([] { DIFFSCOPE_DENOISE_STEP(7); });
+    t.join();
+    const diffscope::results r = c.stop();
+    CHECK(r.faults.untimed_no_context == 1);
+    REQUIRE(r.steps.size() == 1);
+    CHECK(r.steps[0].gpu.timed_calls == 0);
+  }
+}

@@ -1,0 +1,234 @@
+// Perf mode's event pairing (detail/event_timer.hpp) on synthetic events: no GPU needed.
+#include <doctest/doctest.h>
+
+#include <map>
+#include <vector>
+
+#include <diffscope/detail/aggregator.hpp>
+#include <diffscope/detail/event_timer.hpp>
+
+using diffscope::category;
+using diffscope::detail::aggregator;
+using diffscope::detail::event_api;
+using diffscope::detail::event_timer;
+using diffscope::detail::gpu_op;
+using diffscope::detail::launch_kind;
+using diffscope::detail::op_kind;
+using diffscope::detail::range_domain;
+
+namespace {
+
+/// Events are numbers; a test decides when each completes and at what device time (ms).
+class fake_events final : public event_api {
+ public:
+  void* ctx = reinterpret_cast<void*>(0x10);
+  bool fail_record = false;
+  int created = 0, destroyed = 0, syncs = 0;
+  std::map<void*, double> done_at;  // event -> device time (ms) once complete
+  std::map<void*, void*> stream_of;
+  std::vector<void*> recorded;  // in record order
+
+  context current_context() noexcept override { return ctx; }
+  event create() noexcept override { return reinterpret_cast<void*>(++created * 16); }
+  bool record(event e, void* stream) noexcept override {
+    if (fail_record) return false;
+    done_at.erase(e);  // re-recording a pooled event makes it pending again
+    stream_of[e] = stream;
+    recorded.push_back(e);
+    return true;
+  }
+  state query(event e) noexcept override { return done_at.count(e) ? state::done : state::pending; }
+  bool synchronize(event) noexcept override {
+    ++syncs;  // "the GPU finished": everything recorded so far is complete
+    for (void* e : recorded)
+      if (!done_at.count(e)) done_at[e] = 1000.0;
+    return true;
+  }
+  std::optional<double> elapsed_ms(event a, event b) noexcept override {
+    if (!done_at.count(a) || !done_at.count(b)) return std::nullopt;
+    return done_at[b] - done_at[a];
+  }
+  void destroy(event) noexcept override { ++destroyed; }
+
+  /// Completes the n-th recorded event (0-based) at `ms`.
+  void complete(std::size_t n, double ms) { done_at[recorded.at(n)] = ms; }
+};
+
+/// Collects what the timer hands over.
+struct op_log final : diffscope::detail::activity_sink {
+  std::vector<gpu_op> ops;
+  void on_launch(std::uint32_t, launch_kind) noexcept override {}
+  void on_launch_alias(std::uint32_t, std::uint32_t) noexcept override {}
+  void on_graph_node_created(std::uint64_t) noexcept override {}
+  void on_graph_node_cloned(std::uint64_t, std::uint64_t) noexcept override {}
+  void on_gpu_op(const gpu_op& op) noexcept override { ops.push_back(op); }
+  void on_dropped(std::uint64_t) noexcept override {}
+};
+
+void* const legacy = reinterpret_cast<void*>(1);
+
+}  // namespace
+
+TEST_CASE("no context on the thread: the scope is not timed and no context is made") {
+  fake_events api;
+  api.ctx = nullptr;
+  event_timer t(api, legacy);
+  CHECK(t.begin(100) == 0);
+  CHECK(api.created == 0);
+  CHECK(t.counts().no_context == 1);
+}
+
+TEST_CASE("a pair resolves only once its end event completed; length from the device") {
+  fake_events api;
+  event_timer t(api, legacy);
+  op_log log;
+  const std::uint32_t id = t.begin(5'000);
+  REQUIRE(id != 0);
+  t.end(id);
+  t.drain(log, false);
+  CHECK(log.ops.empty());  // still running: never waits
+  CHECK(t.counts().in_flight == 1);
+  api.complete(0, 10.0);
+  api.complete(1, 12.5);
+  t.drain(log, false);
+  REQUIRE(log.ops.size() == 1);
+  CHECK(log.ops[0].kind == op_kind::timing);
+  CHECK(log.ops[0].correlation_id == id);
+  CHECK(log.ops[0].start_ns == 5'000);
+  CHECK(log.ops[0].end_ns == 5'000 + 2'500'000);
+  CHECK(t.counts().timed == 1);
+  CHECK(t.counts().in_flight == 0);
+  CHECK(api.syncs == 0);
+}
+
+TEST_CASE("pairs resolve in the order they closed, nested pairs included") {
+  fake_events api;
+  event_timer t(api, legacy);
+  op_log log;
+  const auto outer = t.begin(0);  // event 0
+  const auto inner = t.begin(1);  // event 1
+  t.end(inner);                   // event 2
+  t.end(outer);                   // event 3
+  api.complete(3, 9.0);           // outer's end done, inner's not (cannot happen on one
+  api.complete(0, 1.0);           // stream, but other streams may): order is kept
+  t.drain(log, false);
+  CHECK(log.ops.empty());
+  api.complete(1, 2.0);
+  api.complete(2, 4.0);
+  t.drain(log, false);
+  REQUIRE(log.ops.size() == 2);
+  CHECK(log.ops[0].correlation_id == inner);
+  CHECK(log.ops[0].end_ns - log.ops[0].start_ns == 2'000'000);
+  CHECK(log.ops[1].correlation_id == outer);
+  CHECK(log.ops[1].end_ns - log.ops[1].start_ns == 8'000'000);
+}
+
+TEST_CASE("drain(wait) at stop waits for each pair; events are pooled and reused") {
+  fake_events api;
+  event_timer t(api, legacy);
+  op_log log;
+  for (int i = 0; i < 100; ++i) {
+    const auto id = t.begin(static_cast<std::uint64_t>(i));
+    t.end(id);
+    t.drain(log, true);
+  }
+  CHECK(log.ops.size() == 100);
+  CHECK(api.created == 2);  // one pair of events serves every scope in turn
+  CHECK(api.syncs == 100);
+  t.release_all();
+  CHECK(api.destroyed == 2);
+}
+
+TEST_CASE("a failed record leaves the scope untimed and counts a failure") {
+  fake_events api;
+  api.fail_record = true;
+  event_timer t(api, legacy);
+  CHECK(t.begin(0) == 0);
+  CHECK(t.counts().failed == 1);
+}
+
+TEST_CASE("unclosed scopes and running pairs are dropped at stop, counted") {
+  fake_events api;
+  event_timer t(api, legacy);
+  const auto a = t.begin(0);
+  const auto b = t.begin(0);
+  t.end(b);
+  (void)a;
+  t.release_all();
+  CHECK(t.counts().unresolved == 2);
+  CHECK(api.destroyed == 3);
+}
+
+TEST_CASE("the stream: the default, or the one the thread names") {
+  fake_events api;
+  event_timer t(api, legacy);
+  const auto a = t.begin(0);
+  t.end(a);
+  CHECK(api.stream_of[api.recorded[0]] == legacy);
+  CHECK(api.stream_of[api.recorded[1]] == legacy);
+  void* mine = reinterpret_cast<void*>(0x5000);
+  diffscope::detail::timing_stream_override() = mine;
+  const auto b = t.begin(0);
+  diffscope::detail::timing_stream_override() = nullptr;  // the end follows the start
+  t.end(b);
+  CHECK(api.stream_of[api.recorded[2]] == mine);
+  CHECK(api.stream_of[api.recorded[3]] == mine);
+}
+
+TEST_CASE("perf mode through the aggregator: each timed scope gets its own span") {
+  fake_events api;
+  event_timer t(api, legacy);
+  aggregator agg;
+  const auto stage = agg.intern("DenoisingStage");
+  const auto block = agg.intern("block");
+  // A timed stage, two timed steps inside, an untimed block inside each step.
+  auto open_timed = [&](std::uint32_t name, category c, std::optional<std::int64_t> step,
+                        std::uint64_t ns) {
+    agg.push(range_domain::diffscope, name, c, step, ns);
+    const auto id = t.begin(ns);
+    agg.on_launch(id, launch_kind::timing);
+    agg.set_innermost_timed(id);
+  };
+  auto close = [&](std::uint64_t ns) {
+    const auto p = agg.pop(range_domain::diffscope, ns);
+    if (p.timed) t.end(p.timed);
+    t.drain(agg, false);
+  };
+  open_timed(stage, category::stage, std::nullopt, 1);  // events 0 / 5 (0 ns = no time)
+  for (int s = 0; s < 2; ++s) {
+    open_timed(agg.step_name_id(), category::denoise_step, s, 100 + s * 100);  // 1+3s / 3+3s
+    agg.push(range_domain::diffscope, block, category::other, std::nullopt, 110 + s * 100);
+    close(120 + s * 100);  // the block: untimed
+    close(150 + s * 100);
+  }
+  close(400);
+  CHECK(agg.instances_in_flight() == 3);  // closed on the host, still on the GPU
+  // Device times: stage 0..10 ms, step 0 1..4 ms, step 1 4..9 ms.
+  api.complete(0, 0.0);
+  api.complete(1, 1.0);
+  api.complete(2, 4.0);
+  api.complete(3, 4.0);
+  api.complete(4, 9.0);
+  api.complete(5, 10.0);
+  t.drain(agg, false);
+  CHECK(agg.instances_in_flight() == 0);
+  const auto r = agg.snapshot(true);
+  REQUIRE(r.steps.size() == 2);
+  CHECK(r.steps[0].gpu.envelope_ms == doctest::Approx(3.0));
+  CHECK(r.steps[1].gpu.envelope_ms == doctest::Approx(5.0));
+  CHECK(r.steps[0].gpu.timed_calls == 1);
+  CHECK(r.steps[0].gpu.kernels == 0);
+  REQUIRE(r.stages.size() == 1);
+  // The stage's own span, not the union of its steps' spans.
+  CHECK(r.stages[0].gpu.envelope_ms == doctest::Approx(10.0));
+  CHECK(r.stages[0].gpu.occupied_ms == doctest::Approx(10.0));
+  for (const auto& sc : r.scopes) {
+    if (sc.name == "block") {
+      CHECK(sc.gpu.timed_calls == 0);  // not timed at the default granularity
+      CHECK(sc.gpu.envelope_ms == 0);
+    }
+    CHECK(sc.launches == 0);  // timing events are not launches
+  }
+  CHECK(r.kernels.empty());  // and not kernels
+  CHECK(r.overhead.callbacks == 0);
+}
