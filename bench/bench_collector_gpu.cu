@@ -67,6 +67,54 @@ int main(int argc, char** argv) {
       ns_per_iteration([](int) { diffscope::scope s{"bench_runtime_name"}; }, n);
   c.stop();
 
+  // 1b. Perf mode: a timed scope (two event records on the legacy stream, paired and
+  // drained on the host), an untimed scope, and the bare runtime event record for scale.
+  diffscope::collector_options perf;
+  perf.mode = diffscope::timing_mode::perf;
+  if (!c.start(perf)) {
+    std::fprintf(stderr, "perf mode has no GPU timing\n");
+    return 1;
+  }
+  constexpr int n_timed = 100'000;
+  const double perf_step = ns_per_iteration([](int i) { DIFFSCOPE_DENOISE_STEP(i & 63); }, n_timed);
+  const double perf_untimed = ns_per_iteration([](int) { DIFFSCOPE_SCOPE("bench_scope"); }, n);
+  const auto perf_results = c.stop();
+  cudaEvent_t ev;
+  cudaEventCreate(&ev);
+  const double event_record = ns_per_iteration([&](int) { cudaEventRecord(ev, 0); }, n_timed);
+  cudaEventSynchronize(ev);
+  cudaEventDestroy(ev);
+
+  // 1c. Perf mode in a launch stream: a timed step around 10 empty kernels, wall time per
+  // step to the last kernel's end (host launch cost and GPU-side cost of the events both
+  // show), with the events on the kernels' stream, on another stream, and with no collector.
+  cudaStream_t ks, other;
+  cudaStreamCreateWithFlags(&ks, cudaStreamNonBlocking);
+  cudaStreamCreateWithFlags(&other, cudaStreamNonBlocking);
+  const auto loop_us = [&](int variant) {  // 0 off, 1 events on ks, 2 events on `other`
+    if (variant > 0) {
+      c.start(perf);
+      diffscope::set_timing_stream(variant == 1 ? ks : other);
+    }
+    double best = 1e300;
+    for (int rep = 0; rep < 5; ++rep) {
+      cudaStreamSynchronize(ks);
+      const std::uint64_t t0 = diffscope::detail::now_ns();
+      for (int i = 0; i < 2000; ++i) {
+        DIFFSCOPE_DENOISE_STEP(i);
+        for (int k = 0; k < 10; ++k) empty_kernel<<<1, 1, 0, ks>>>();
+      }
+      cudaStreamSynchronize(ks);
+      best = std::min(best, static_cast<double>(diffscope::detail::now_ns() - t0) / 2000 / 1e3);
+    }
+    if (variant > 0) {
+      c.stop();
+      diffscope::set_timing_stream(nullptr);
+    }
+    return best;
+  };
+  const double step_off = loop_us(0), step_same = loop_us(1), step_other = loop_us(2);
+
   // 2. Memory growth over `kernels` kernels in steps of 1000, no trace.
   cudaStream_t s;
   cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking);
@@ -102,6 +150,22 @@ int main(int argc, char** argv) {
   std::printf("%-58s %10.1f\n", "DIFFSCOPE_SCOPE, collector collecting", scope);
   std::printf("%-58s %10.1f\n", "DIFFSCOPE_DENOISE_STEP, collector collecting", step);
   std::printf("%-58s %10.1f\n", "runtime-name scope, collector collecting", runtime_name);
+  std::printf("%-58s %10.1f\n", "perf mode: DIFFSCOPE_DENOISE_STEP, timed (best of 5 x 1e5)",
+              perf_step);
+  std::printf("%-58s %10.1f\n", "perf mode: DIFFSCOPE_SCOPE, not timed", perf_untimed);
+  std::printf("%-58s %10.1f\n", "cudaEventRecord alone, legacy stream (best of 5 x 1e5)",
+              event_record);
+  std::printf(
+      "perf mode, step of 10 empty kernels (us per step, best of 5 x 2000): no collector %.2f, "
+      "events on the kernels' stream %.2f, events on another stream %.2f\n",
+      step_off, step_same, step_other);
+  std::printf(
+      "perf mode: %llu scopes timed, %.1f ns mean host cost of our two records each, "
+      "failures %llu, unresolved %llu\n",
+      static_cast<unsigned long long>(perf_results.overhead.timed_scopes),
+      perf_results.overhead.per_timed_scope_ns,
+      static_cast<unsigned long long>(perf_results.faults.timing_failures),
+      static_cast<unsigned long long>(perf_results.faults.timing_unresolved));
   // The first tenth holds the one-off allocations (CUPTI's activity buffers and its own
   // per-context state, our pools); what grows after it is what grows with the run.
   std::printf(

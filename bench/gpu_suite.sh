@@ -9,6 +9,7 @@
 #
 # Parts (SUITE_PARTS, default all of them, in this order):
 #   core   every test (-s for the GPU ones), toy_dit --check, the main job, via the injection lib
+#   gpu    only the tests labelled gpu (a quick re-check)
 #   bench  the micro-benchmarks and toy_dit collector on/off
 #   torch  bench/torch_overhead.sh: the PyTorch extension and Python loop (issue 6)
 #   perf   bench/perf_mode.py: perf mode against uninstrumented runs and CUDA events (issue 10)
@@ -124,8 +125,13 @@ part() {  # $1 = name, then the command
   note "$name: exit $? in $(($(date +%s) - t0)) s"
   tail -n "${TAIL_LINES:-25}" "$out/$name.log" | sed 's/^/  /' | tee -a "$summary" >/dev/null
 }
+if has gpu; then
+  ctest --test-dir build-gpu -L gpu --output-on-failure >"$out/ctest_gpu.log" 2>&1
+  note "ctest -L gpu: $(grep -E 'tests passed|tests failed' "$out/ctest_gpu.log")"
+  grep -E "MESSAGE|ERROR|logged" "$out/ctest_gpu.log" | head -20 | sed 's/^/  /' | tee -a "$summary"
+fi
 ext=build-ext/libdiffscope_torch_ext.so
-has torch && part torch bash bench/torch_overhead.sh "$out/torch"
+has torch && part torch bash bench/torch_overhead.sh "$out/torch" --reps "${TORCH_REPS:-5}"
 if has perf; then
   ext_args=()
   [ -f "$ext" ] && ext_args=(--diffscope build-gpu/tools/diffscope --ext "$ext")

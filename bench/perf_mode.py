@@ -12,6 +12,7 @@ Variants per workload:
   perf       DIFFSCOPE_MODE=perf, stages and denoise steps timed (the default granularity)
   perf-all   DIFFSCOPE_MODE=perf DIFFSCOPE_PERF_SCOPES=all, every scope timed
   profile    DIFFSCOPE_MODE=profile (CUPTI, every kernel)
+  host-only  the collector with DIFFSCOPE_NO_GPU=1: its host bookkeeping alone (diagnostic)
 Checks (PASS/FAIL lines last): launch-bound slowdown of perf <= 0.5% and perf-all <= 2%;
 per-step GPU times of perf mode within 2% of CUDA events recorded independently around each
 step (toy_dit --step-events; dit_loop.py --step-events); profile-mode per-step envelopes
@@ -34,6 +35,8 @@ VARIANTS = {
     "perf": {"DIFFSCOPE_MODE": "perf"},
     "perf-all": {"DIFFSCOPE_MODE": "perf", "DIFFSCOPE_PERF_SCOPES": "all"},
     "profile": {"DIFFSCOPE_MODE": "profile"},
+    # Diagnostic: the collector running with no GPU timing (its host bookkeeping alone).
+    "host-only": {"DIFFSCOPE_MODE": "perf", "DIFFSCOPE_NO_GPU": "1"},
 }
 
 
@@ -43,8 +46,13 @@ def clean_env(extra):
     return env
 
 
+# Every run on the same CPUs (less run-to-run jitter from migrations), when there are enough.
+PIN = set(range(2, 6)) & os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else set()
+
+
 def run(cmd, env, what):
-    p = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    pin = (lambda: os.sched_setaffinity(0, PIN)) if len(PIN) == 4 else None
+    p = subprocess.run(cmd, env=env, capture_output=True, text=True, preexec_fn=pin)
     if p.returncode != 0:
         raise RuntimeError(f"{what}: exit {p.returncode}: {p.stderr.strip()[-800:]}")
     return p.stdout
@@ -80,7 +88,7 @@ def py_run(args, variant, dump, step_events=False):
     # bench/torch_overhead.py's launch-bound configuration.
     loop = [sys.executable, args.loop, "--ext", args.ext, "--tokens", str(args.py_tokens),
             "--dim", "1536", "--heads", "24", "--blocks", "4", "--steps", str(args.py_steps),
-            "--json", res] + (["--step-events"] if step_events else [])
+            "--repeat", "3", "--json", res] + (["--step-events"] if step_events else [])
     if variant == "off":
         cmd, env = loop, clean_env({})
     else:
@@ -118,7 +126,7 @@ def main():
     ap.add_argument("--py-tokens", type=int, default=256)
     ap.add_argument("--py-steps", type=int, default=150)
     ap.add_argument("--reps", type=int, default=7)
-    ap.add_argument("--py-reps", type=int, default=5)
+    ap.add_argument("--py-reps", type=int, default=4)
     ap.add_argument("--out", default=tempfile.mkdtemp(prefix="perf-mode-"))
     args = ap.parse_args()
     os.makedirs(args.out, exist_ok=True)

@@ -37,16 +37,21 @@ SCOPE_NAME = "fused_rms_norm_rope"
 STEP_SCOPE = "denoise_step"
 
 # Steps chosen so the timed loop is about 1 s on an H200 and a whole process 4-7 s.
+# repeat: timed loops per process (each a request range; e2e is their median): launch-bound
+# loops are short and their host-side jitter large, so each process measures three.
 CONFIGS = {
-    "gpu_bound": {"tokens": 4096, "dim": 3072, "heads": 24, "blocks": 4, "steps": 100},
-    "launch_bound": {"tokens": 256, "dim": 1536, "heads": 24, "blocks": 4, "steps": 150},
+    "gpu_bound": {"tokens": 4096, "dim": 3072, "heads": 24, "blocks": 4, "steps": 100, "repeat": 1},
+    "launch_bound": {"tokens": 256, "dim": 1536, "heads": 24, "blocks": 4, "steps": 150, "repeat": 3},
 }
 # --small: seconds on a CPU, for checking this script itself.
 SMALL = {
-    "gpu_bound": {"tokens": 64, "dim": 128, "heads": 4, "blocks": 2, "steps": 3},
-    "launch_bound": {"tokens": 16, "dim": 64, "heads": 4, "blocks": 2, "steps": 6},
+    "gpu_bound": {"tokens": 64, "dim": 128, "heads": 4, "blocks": 2, "steps": 3, "repeat": 1},
+    "launch_bound": {"tokens": 16, "dim": 64, "heads": 4, "blocks": 2, "steps": 6, "repeat": 2},
 }
-MODES = ["plain", "diffscope", "profiler"]
+# diffscope: `diffscope run` in its default profile mode (CUPTI, every kernel, what
+# torch.profiler also records); diffscope_perf: the same in perf mode (DIFFSCOPE_MODE=perf).
+MODES = ["plain", "diffscope", "diffscope_perf", "profiler"]
+MODE_ENV = {"diffscope_perf": {"DIFFSCOPE_MODE": "perf"}}
 
 
 def parse_args(argv):
@@ -63,6 +68,8 @@ def parse_args(argv):
     p.add_argument("--launch-steps", type=int, help="steps of the launch-bound configuration")
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--timeout", type=float, default=180.0, help="seconds per run")
+    p.add_argument("--cpus", default="2-5",
+                   help="CPUs every run is pinned to (same for every mode; '' = no pinning)")
     a = p.parse_args(argv)
     if a.reps < 1:
         p.error("--reps must be at least 1")
@@ -70,6 +77,18 @@ def parse_args(argv):
         if not os.path.isfile(path):
             p.error(f"{what} {path}: no such file")
     return a
+
+
+def cpu_set(spec):
+    """'2-5' or '2,3' -> {2, 3, 4, 5}, limited to the CPUs this process may use."""
+    if not spec or not hasattr(os, "sched_setaffinity"):
+        return None
+    cpus = set()
+    for part in spec.split(","):
+        lo, _, hi = part.partition("-")
+        cpus.update(range(int(lo), int(hi or lo) + 1))
+    cpus &= os.sched_getaffinity(0)
+    return cpus or None
 
 
 def median(xs):
@@ -117,7 +136,7 @@ class Bench:
         c = self.configs[cfg]
         cmd = [self.a.python, DIT_LOOP, "--ext", os.path.abspath(self.a.ext), "--device", self.a.device,
                "--dtype", self.a.dtype, "--warmup", str(self.a.warmup), "--json", json_out]
-        for k in ("tokens", "dim", "heads", "blocks", "steps"):
+        for k in ("tokens", "dim", "heads", "blocks", "steps", "repeat"):
             cmd += [f"--{k}", str(c[k])]
         if mode == "profiler":
             cmd.append("--profiler")
@@ -125,7 +144,7 @@ class Bench:
             cmd.append("--step-events")
         if mode == "coexist":
             cmd.append("--profiler-first")
-        if mode in ("diffscope", "diffscope_events", "coexist"):
+        if mode in ("diffscope", "diffscope_perf", "diffscope_events", "coexist"):
             cmd = [os.path.abspath(self.a.diffscope), "run", "--dump", dump, "--"] + cmd
         return cmd
 
@@ -141,10 +160,15 @@ class Bench:
         rec = {"name": name, "config": cfg, "mode": mode, "rep": rep, "command": cmd, "rc": None,
                "wall_s": None, "error": None, "result": None, "dump": None, "log": log}
         t0 = time.perf_counter()
+        env = clean_env()
+        env.update(MODE_ENV.get(mode, {}))
+        cpus = cpu_set(self.a.cpus)
+        pin = (lambda: os.sched_setaffinity(0, cpus)) if cpus else None
         try:
             with open(log, "w") as lf:
-                rec["rc"] = subprocess.run(cmd, stdout=lf, stderr=subprocess.STDOUT, env=clean_env(),
-                                           stdin=subprocess.DEVNULL, timeout=self.a.timeout).returncode
+                rec["rc"] = subprocess.run(cmd, stdout=lf, stderr=subprocess.STDOUT, env=env,
+                                           stdin=subprocess.DEVNULL, timeout=self.a.timeout,
+                                           preexec_fn=pin).returncode
         except subprocess.TimeoutExpired:
             rec["error"] = f"timed out after {self.a.timeout:.0f} s"
         except OSError as e:
@@ -180,7 +204,7 @@ class Bench:
         for rep in range(self.a.reps):
             for cfg in self.configs:
                 # Rotate the order so no mode always runs first (page cache, clocks).
-                for mode in MODES[rep % 3:] + MODES[:rep % 3]:
+                for mode in MODES[rep % len(MODES):] + MODES[:rep % len(MODES)]:
                     self.run(cfg, mode, rep)
         for cfg in self.configs:
             self.run(cfg, "diffscope_events", 0)
@@ -221,14 +245,16 @@ def analyse(b):
         med = {m: median(v) for m, v in e2e.items()}
         row = {"e2e_ms": e2e, "median_ms": med, "runs_ok": {m: len(v) for m, v in e2e.items()}}
         p = med["plain"]
-        for m in ("diffscope", "profiler"):
+        for m in ("diffscope", "diffscope_perf", "profiler"):
             row[f"{m}_added_ms"] = med[m] - p if p is not None and med[m] is not None else None
             row[f"{m}_overhead_pct"] = 100.0 * row[f"{m}_added_ms"] / p if row[f"{m}_added_ms"] is not None else None
         # The dump's sum of per-step durations against the same process's measured e2e.
+        # (With --repeat the dump holds the last loop, a request: compare with that loop.)
         rel = []
         for r in by.get((cfg, "diffscope"), []):
             s, n = dump_steps_sum(r["dump"])
-            rel.append(100.0 * (s - r["result"]["e2e_ms"]) / r["result"]["e2e_ms"] if n else None)
+            last = r["result"].get("e2e_last_ms", r["result"]["e2e_ms"])
+            rel.append(100.0 * (s - last) / last if n else None)
         row["steps_sum_vs_e2e_pct"] = rel
         row["steps_sum_vs_e2e_pct_median"] = median([abs(x) if x is not None else None for x in rel])
         row["steps_sum_vs_e2e_pct_max"] = max((abs(x) for x in rel if x is not None), default=None)
@@ -247,7 +273,8 @@ def analyse(b):
             row["per_step_vs_events_pct"] = None
         # Nesting, from the first good diffscope dump of the configuration.
         ds = by.get((cfg, "diffscope"), []) or by.get((cfg, "diffscope_events"), [])
-        expected = 2 * b.configs[cfg]["blocks"] * b.configs[cfg]["steps"]
+        c = b.configs[cfg]
+        expected = 2 * c["blocks"] * c["steps"] * max(1, c.get("repeat", 1))
         if ds:
             row["nesting_ok"], row["nesting_paths"] = nesting(ds[0]["dump"], expected)
         else:
@@ -288,12 +315,17 @@ def analyse(b):
     v = gb.get("diffscope_overhead_pct")
     targets.append({"id": "T1", "what": "GPU-bound: diffscope overhead vs plain <= 3 %",
                     "value": f"{fmt(v, '+.2f')} %", "verdict": verdict(v is not None and v <= 3.0, no_gpu)})
-    da, pa = lb.get("diffscope_added_ms"), lb.get("profiler_added_ms")
-    ok2 = da is not None and pa is not None and pa > 0 and da <= pa / 5.0
-    ratio = da / pa if da is not None and pa else None
-    targets.append({"id": "T2", "what": "launch-bound: diffscope adds <= 1/5 of what torch.profiler adds",
-                    "value": f"diffscope {fmt(da, '+.2f')} ms, profiler {fmt(pa, '+.2f')} ms, ratio {fmt(ratio, '.3f')}",
-                    "verdict": verdict(ok2, no_gpu)})
+    v = gb.get("diffscope_perf_overhead_pct")
+    targets.append({"id": "T1p", "what": "GPU-bound: diffscope perf mode overhead vs plain <= 3 %",
+                    "value": f"{fmt(v, '+.2f')} %", "verdict": verdict(v is not None and v <= 3.0, no_gpu)})
+    pa = lb.get("profiler_added_ms")
+    for tid, m, label in (("T2", "diffscope", "profile mode"), ("T2p", "diffscope_perf", "perf mode")):
+        da = lb.get(f"{m}_added_ms")
+        ok2 = da is not None and pa is not None and pa > 0 and da <= pa / 5.0
+        ratio = da / pa if da is not None and pa else None
+        targets.append({"id": tid, "what": f"launch-bound: diffscope ({label}) adds <= 1/5 of what torch.profiler adds",
+                        "value": f"diffscope {fmt(da, '+.2f')} ms, profiler {fmt(pa, '+.2f')} ms, ratio {fmt(ratio, '.3f')}",
+                        "verdict": verdict(ok2, no_gpu)})
     m3 = gb.get("steps_sum_vs_e2e_pct_median")
     timed = gb.get("gpu_timing") or []
     gpu_steps = bool(timed) and all(timed)  # device-timed step durations, not host fallbacks
@@ -302,9 +334,9 @@ def analyse(b):
                              f"GPU-timed dumps {sum(timed)}/{len(timed)}",
                     "verdict": verdict(m3 is not None and m3 <= 2.0 and gpu_steps, no_gpu)})
     nest_ok = all(table[c]["nesting_ok"] for c in table)
-    targets.append({"id": "T4", "what": f"nesting: .../{STEP_SCOPE}/.../{SCOPE_NAME}, calls = 2 x blocks x steps",
+    targets.append({"id": "T4", "what": f"nesting: .../{STEP_SCOPE}/.../{SCOPE_NAME}, calls = 2 x blocks x steps x repeat",
                     "value": ", ".join(f"{p['path']} x{p['calls']}" for c in table for p in table[c]["nesting_paths"]
-                                       if p["path"].startswith("DenoisingStage")) or "no such path",
+                                       if "DenoisingStage/" in p["path"]) or "no such path",
                     "verdict": verdict(nest_ok)})
     if co["ran"]:
         st = co["status"]
@@ -330,17 +362,19 @@ def report(b, res):
     L.append(f"{len(b.runs)} runs, {a.reps} reps per mode, {b.elapsed_s:.0f} s; medians of e2e (timed denoise loop, "
              f"sync + perf_counter); dtype {a.dtype}; output in {b.out}")
     L.append("")
-    L.append("| config | tokens x dim, blocks, steps | plain ms | diffscope ms | torch.profiler ms "
-             "| diffscope added | profiler added | dump steps sum vs e2e | per-step vs CUDA events |")
-    L.append("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    L.append("| config | tokens x dim, blocks, steps | plain ms | diffscope (profile) ms | diffscope perf ms "
+             "| torch.profiler ms | diffscope added | perf added | profiler added | dump steps sum vs e2e "
+             "| per-step vs CUDA events |")
+    L.append("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for cfg, row in res["table"].items():
         c = b.configs[cfg]
         med = row["median_ms"]
         ps = row["per_step_vs_events_pct"]
         L.append(
             f"| {cfg} | {c['tokens']} x {c['dim']}, {c['blocks']}, {c['steps']} | {fmt(med['plain'], '.2f')} "
-            f"| {fmt(med['diffscope'], '.2f')} | {fmt(med['profiler'], '.2f')} "
+            f"| {fmt(med['diffscope'], '.2f')} | {fmt(med['diffscope_perf'], '.2f')} | {fmt(med['profiler'], '.2f')} "
             f"| {fmt(row['diffscope_added_ms'], '+.2f')} ms ({fmt(row['diffscope_overhead_pct'], '+.2f')} %) "
+            f"| {fmt(row['diffscope_perf_added_ms'], '+.2f')} ms ({fmt(row['diffscope_perf_overhead_pct'], '+.2f')} %) "
             f"| {fmt(row['profiler_added_ms'], '+.2f')} ms ({fmt(row['profiler_overhead_pct'], '+.2f')} %) "
             f"| {fmt(row['steps_sum_vs_e2e_pct_median'], '.2f')} % (max {fmt(row['steps_sum_vs_e2e_pct_max'], '.2f')} %) "
             f"| {('median ' + fmt(ps['median_abs'], '.2f') + ' %, max ' + fmt(ps['max_abs'], '.2f') + ' %') if ps else '-'} |")

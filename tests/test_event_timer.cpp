@@ -23,7 +23,7 @@ class fake_events final : public event_api {
  public:
   void* ctx = reinterpret_cast<void*>(0x10);
   bool fail_record = false;
-  int created = 0, destroyed = 0, syncs = 0;
+  int created = 0, destroyed = 0, syncs = 0, queries = 0;
   std::map<void*, double> done_at;  // event -> device time (ms) once complete
   std::map<void*, void*> stream_of;
   std::vector<void*> recorded;  // in record order
@@ -37,7 +37,10 @@ class fake_events final : public event_api {
     recorded.push_back(e);
     return true;
   }
-  state query(event e) noexcept override { return done_at.count(e) ? state::done : state::pending; }
+  state query(event e) noexcept override {
+    ++queries;
+    return done_at.count(e) ? state::done : state::pending;
+  }
   bool synchronize(event) noexcept override {
     ++syncs;  // "the GPU finished": everything recorded so far is complete
     for (void* e : recorded)
@@ -85,12 +88,12 @@ TEST_CASE("a pair resolves only once its end event completed; length from the de
   const std::uint32_t id = t.begin(5'000);
   REQUIRE(id != 0);
   t.end(id);
-  t.drain(log, false);
+  t.drain(log, false, 1);
   CHECK(log.ops.empty());  // still running: never waits
   CHECK(t.counts().in_flight == 1);
   api.complete(0, 10.0);
   api.complete(1, 12.5);
-  t.drain(log, false);
+  t.drain(log, false, 1);
   REQUIRE(log.ops.size() == 1);
   CHECK(log.ops[0].kind == op_kind::timing);
   CHECK(log.ops[0].correlation_id == id);
@@ -111,16 +114,40 @@ TEST_CASE("pairs resolve in the order they closed, nested pairs included") {
   t.end(outer);                   // event 3
   api.complete(3, 9.0);           // outer's end done, inner's not (cannot happen on one
   api.complete(0, 1.0);           // stream, but other streams may): order is kept
-  t.drain(log, false);
+  t.drain(log, false, 1);
   CHECK(log.ops.empty());
   api.complete(1, 2.0);
   api.complete(2, 4.0);
-  t.drain(log, false);
+  t.drain(log, false, 1);
   REQUIRE(log.ops.size() == 2);
   CHECK(log.ops[0].correlation_id == inner);
   CHECK(log.ops[0].end_ns - log.ops[0].start_ns == 2'000'000);
   CHECK(log.ops[1].correlation_id == outer);
   CHECK(log.ops[1].end_ns - log.ops[1].start_ns == 8'000'000);
+}
+
+TEST_CASE("a lazy drain queries only old pairs and backs off after a running one") {
+  fake_events api;
+  event_timer t(api, legacy);
+  op_log log;
+  auto scope = [&] { t.end(t.begin(1)); };
+  for (int i = 0; i < 4; ++i) scope();
+  t.drain(log, false, 4);  // 4 closed: the oldest is queried, still running
+  CHECK(api.queries == 1);
+  for (int i = 0; i < 3; ++i) {
+    scope();
+    t.drain(log, false, 4);  // backing off: no query until 4 more pairs closed
+  }
+  CHECK(api.queries == 1);
+  for (std::size_t e = 0; e < api.recorded.size(); ++e) api.complete(e, static_cast<double>(e));
+  scope();
+  t.drain(log, false, 4);  // 8 closed: queried again; resolves down to the newest 3
+  CHECK(api.queries == 6);
+  CHECK(log.ops.size() == 5);
+  CHECK(t.counts().in_flight == 3);
+  const int before = api.queries;
+  t.drain(log, false, 4);  // one pair left, fewer than `lag`: not even looked at
+  CHECK(api.queries == before);
 }
 
 TEST_CASE("drain(wait) at stop waits for each pair; events are pooled and reused") {
@@ -192,7 +219,7 @@ TEST_CASE("perf mode through the aggregator: each timed scope gets its own span"
   auto close = [&](std::uint64_t ns) {
     const auto p = agg.pop(range_domain::diffscope, ns);
     if (p.timed) t.end(p.timed);
-    t.drain(agg, false);
+    t.drain(agg, false, 1);
   };
   open_timed(stage, category::stage, std::nullopt, 1);  // events 0 / 5 (0 ns = no time)
   for (int s = 0; s < 2; ++s) {
@@ -210,7 +237,7 @@ TEST_CASE("perf mode through the aggregator: each timed scope gets its own span"
   api.complete(3, 4.0);
   api.complete(4, 9.0);
   api.complete(5, 10.0);
-  t.drain(agg, false);
+  t.drain(agg, false, 1);
   CHECK(agg.instances_in_flight() == 0);
   const auto r = agg.snapshot(true);
   REQUIRE(r.steps.size() == 2);

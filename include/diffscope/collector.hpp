@@ -466,7 +466,7 @@ class collector {
     std::lock_guard<std::recursive_mutex> g(st.mutex);
     if (!st.active) return st.last;
     if (st.cupti_status.ok) st.cupti.flush(false);
-    if (st.timer != nullptr) st.timer->drain(*st.agg, false);
+    if (st.timer != nullptr) st.timer->drain(*st.agg, false, 1);  // all that completed
     return build_results(st);
   }
 

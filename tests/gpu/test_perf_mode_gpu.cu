@@ -121,17 +121,26 @@ TEST_SUITE("perf_mode_gpu") {
     REQUIRE(cuptiSubscribe(
                 &other, [](void*, CUpti_CallbackDomain, CUpti_CallbackId, const void*) {},
                 nullptr) == CUPTI_SUCCESS);
+    cudaEvent_t a, b;
+    CUDA_OK(cudaEventCreate(&a));
+    CUDA_OK(cudaEventCreate(&b));
     auto& c = diffscope::collector::instance();
     REQUIRE(c.start(perf()));
+    spin(3'000'000, 0);  // the GPU is busy: the step's events bracket GPU work only
     {
       DIFFSCOPE_DENOISE_STEP(0);
+      cudaEventRecord(a, 0);
       spin(1'000'000, 0);
+      cudaEventRecord(b, 0);
     }
     const diffscope::results r = c.stop();
     cuptiUnsubscribe(other);
     CHECK(r.status.gpu_timing);
+    CHECK(r.status.cupti_holder.empty());  // never asked for CUPTI
     REQUIRE(r.steps.size() == 1);
-    CHECK(within(r.steps[0].gpu.envelope_ms, 1.0, 0.2));
+    const double truth = elapsed_ms(a, b);
+    INFO("step span " << r.steps[0].gpu.envelope_ms << " ms, events " << truth << " ms");
+    CHECK(within(r.steps[0].gpu.envelope_ms, truth, 0.02));
   }
 
   TEST_CASE("a thread without a CUDA context is not given one; its scope stays host-only") {
