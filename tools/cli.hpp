@@ -3,6 +3,7 @@
 // never crashes on bad input and never leaves partial output behind.
 #pragma once
 
+#include <cmath>
 #include <cstdio>
 #include <fstream>
 #include <optional>
@@ -48,6 +49,22 @@ inline nlohmann::json read_json(const std::string& path) {
   } catch (const nlohmann::json::parse_error& e) {
     throw failure(exit_usage, path + ": not valid JSON (" + e.what() + ")");
   }
+}
+
+/// A whole-string finite number >= `lo` (`lo_text` says it in the message); throws
+/// failure(exit_usage) naming the option otherwise.
+inline double parse_number(const std::string& opt, const std::string& text, double lo,
+                           const std::string& lo_text) {
+  std::size_t used = 0;
+  double v = 0;
+  try {
+    v = std::stod(text, &used);
+  } catch (const std::exception&) {
+    used = 0;
+  }
+  if (used != text.size() || !std::isfinite(v) || v < lo)
+    throw failure(exit_usage, opt + ": '" + text + "' is not a number >= " + lo_text);
+  return v;
 }
 
 }  // namespace diffscope::cli

@@ -72,17 +72,8 @@ struct ab_args {
 };
 
 inline double parse_number(const std::string& opt, const std::string& text, double lo) {
-  std::size_t used = 0;
-  double v = 0;
-  try {
-    v = std::stod(text, &used);
-  } catch (const std::exception&) {
-    used = 0;
-  }
-  if (used != text.size() || !std::isfinite(v) || v < lo)
-    throw failure(exit_usage, opt + ": '" + text + "' is not a number >= " +
-                                  compare_detail::py_fixed(lo, lo == std::floor(lo) ? 0 : 1));
-  return v;
+  return cli::parse_number(opt, text, lo,
+                           compare_detail::py_fixed(lo, lo == std::floor(lo) ? 0 : 1));
 }
 
 /// A label names files (OUT/<label>-<i>.json): letters, digits, '.', '_', '-'.

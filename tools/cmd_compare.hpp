@@ -500,16 +500,7 @@ inline constexpr const char* compare_usage =
     "(exit 2) unless --allow-mixed-modes; dumps without a mode (SGLang's) go with any.\n";
 
 inline double parse_tolerance(const std::string& opt, const std::string& text) {
-  std::size_t used = 0;
-  double v = 0;
-  try {
-    v = std::stod(text, &used);
-  } catch (const std::exception&) {
-    used = 0;
-  }
-  if (used != text.size() || !std::isfinite(v) || v < 0)
-    throw failure(exit_usage, opt + ": '" + text + "' is not a number >= 0");
-  return v;
+  return parse_number(opt, text, 0, "0");
 }
 
 inline int run_compare(const args& a) {

@@ -256,30 +256,45 @@ inline std::vector<std::pair<std::string, const memory_checkpoint*>> memory_chec
   return out;
 }
 
+/// The counted requests' figures side by side: end-to-end (host) times, and each stage's and
+/// step's duration_ms (the dump's rule), for medians and ranges over requests.
+struct request_figures {
+  std::vector<double> e2e;
+  std::vector<std::pair<std::string, std::vector<double>>> stages;  // first-entry order
+  std::map<std::int64_t, std::vector<double>> steps;
+  std::size_t warmups = 0;
+};
+
+inline request_figures figures_of_requests(const results& r) {
+  request_figures f;
+  for (const request_result& q : r.requests) {
+    if (q.warmup) {
+      ++f.warmups;
+      continue;
+    }
+    f.e2e.push_back(q.host_ms);
+    for (const stage_result& s : q.stages) {
+      auto it = std::find_if(f.stages.begin(), f.stages.end(),
+                             [&](const auto& x) { return x.first == s.name; });
+      if (it == f.stages.end()) it = f.stages.insert(f.stages.end(), {s.name, {}});
+      it->second.push_back(dump_duration_ms(s.host_ms, s.gpu));
+    }
+    for (const step_result& s : q.steps)
+      f.steps[s.step].push_back(dump_duration_ms(s.host_ms, s.gpu));
+  }
+  return f;
+}
+
 /// diffscope.requests: every counted request summarised (count, median/min/max of the
 /// end-to-end time, of each stage and of each step), which one the SGLang part holds, and
 /// the list, warm-ups included.
 inline void write_requests(json_writer& w, const results& r, const perf_dump_options& o) {
   const request_result* chosen = dumped_request(r, o);
-  std::vector<double> e2e;
-  std::vector<std::pair<std::string, std::vector<double>>> stages;  // first-entry order
-  std::map<std::int64_t, std::vector<double>> steps;
-  std::size_t warmups = 0;
-  for (const request_result& q : r.requests) {
-    if (q.warmup) {
-      ++warmups;
-      continue;
-    }
-    e2e.push_back(q.host_ms);
-    for (const stage_result& s : q.stages) {
-      auto it = std::find_if(stages.begin(), stages.end(),
-                             [&](const auto& x) { return x.first == s.name; });
-      if (it == stages.end()) it = stages.insert(stages.end(), {s.name, {}});
-      it->second.push_back(dump_duration_ms(s.host_ms, s.gpu));
-    }
-    for (const step_result& s : q.steps)
-      steps[s.step].push_back(dump_duration_ms(s.host_ms, s.gpu));
-  }
+  const request_figures fig = figures_of_requests(r);
+  const auto& e2e = fig.e2e;
+  const auto& stages = fig.stages;
+  const auto& steps = fig.steps;
+  const std::size_t warmups = fig.warmups;
   const auto write_spread = [&w](const spread3& s) {
     w.field("count", static_cast<std::uint64_t>(s.count));
     w.field("median_ms", s.median);

@@ -67,32 +67,17 @@ inline std::string summary_text(const results& r, std::size_t top_kernels = 10) 
 
   if (!r.requests.empty()) {
     // Over the requests that count; the stage and step tables below are all of them summed.
-    std::vector<double> e2e;
-    std::vector<std::pair<std::string, std::vector<double>>> stages;
-    std::size_t warmups = 0;
-    for (const request_result& q : r.requests) {
-      if (q.warmup) {
-        ++warmups;
-        continue;
-      }
-      e2e.push_back(q.host_ms);
-      for (const stage_result& s : q.stages) {
-        auto it = std::find_if(stages.begin(), stages.end(),
-                               [&](const auto& x) { return x.first == s.name; });
-        if (it == stages.end()) it = stages.insert(stages.end(), {s.name, {}});
-        it->second.push_back(detail::dump_duration_ms(s.host_ms, s.gpu));
-      }
-    }
-    out += "\nRequests: " + std::to_string(e2e.size()) + " counted, " + std::to_string(warmups) +
-           " warm-up (excluded everywhere); per request, dump ms\n";
-    if (!e2e.empty()) {
+    const detail::request_figures fig = detail::figures_of_requests(r);
+    out += "\nRequests: " + std::to_string(fig.e2e.size()) + " counted, " +
+           std::to_string(fig.warmups) + " warm-up (excluded everywhere); per request, dump ms\n";
+    if (!fig.e2e.empty()) {
       text_table t({"", "median", "min", "max"});
       const auto row = [&](const std::string& name, const std::vector<double>& v) {
         const detail::spread3 s = detail::spread_of(v);
         t.add({name, fixed(s.median, 2), fixed(s.min, 2), fixed(s.max, 2)});
       };
-      row("end to end (host)", e2e);
-      for (const auto& [name, v] : stages) row(detail::printable(name), v);
+      row("end to end (host)", fig.e2e);
+      for (const auto& [name, v] : fig.stages) row(detail::printable(name), v);
       t.render(out);
     }
   }

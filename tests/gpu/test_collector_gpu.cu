@@ -15,9 +15,12 @@
 
 #include <nlohmann/json.hpp>
 
+#include "ground_truth.cuh"
 #include "spin_kernel.cuh"
 
+using diffscope_test::elapsed_ms;
 using diffscope_test::spin;
+using diffscope_test::within;
 
 namespace {
 
@@ -40,18 +43,6 @@ void start_warm(cudaStream_t s) {
   REQUIRE(diffscope::collector::instance().start(quiet()));
   spin(1000, s);
   REQUIRE(cudaStreamSynchronize(s) == cudaSuccess);
-}
-
-// |value - truth| <= rel * |truth| (doctest's Approx adds an absolute scale of 1, far too
-// loose for millisecond values).
-bool within(double value, double truth, double rel) {
-  return std::abs(value - truth) <= rel * std::abs(truth);
-}
-
-float elapsed_ms(cudaEvent_t a, cudaEvent_t b) {
-  float ms = 0;
-  cudaEventElapsedTime(&ms, a, b);
-  return ms;
 }
 
 }  // namespace

@@ -10,9 +10,12 @@
 #include <thread>
 #include <vector>
 
+#include "ground_truth.cuh"
 #include "spin_kernel.cuh"
 
+using diffscope_test::elapsed_ms;
 using diffscope_test::spin;
+using diffscope_test::within;
 
 namespace {
 
@@ -23,16 +26,6 @@ diffscope::collector_options perf(bool all = false) {
   o.mode = diffscope::timing_mode::perf;
   o.perf_all_scopes = all;
   return o;
-}
-
-bool within(double value, double truth, double rel) {
-  return std::abs(value - truth) <= rel * std::abs(truth);
-}
-
-float elapsed_ms(cudaEvent_t a, cudaEvent_t b) {
-  float ms = 0;
-  cudaEventElapsedTime(&ms, a, b);
-  return ms;
 }
 
 const diffscope::scope_result* find_scope(const diffscope::results& r, const std::string& path) {

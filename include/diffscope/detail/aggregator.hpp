@@ -377,15 +377,16 @@ class aggregator final : public activity_sink {
       index[i] = static_cast<std::int64_t>(r.scopes.size());
       r.scopes.push_back(std::move(s));
     }
-    for (const auto& kv : steps_) {
+    auto step_of = [&](std::int64_t step, const step_acc& acc) {
       step_result s;
-      s.step = kv.first;
-      s.calls = kv.second.calls;
-      s.host_ms = kv.second.host_ns / 1e6;
-      s.gpu = kv.second.gpu.to_stats(gpu_measured);
-      s.start_ms = (kv.second.first_start_ns - origin_ns_) / 1e6;
-      r.steps.push_back(s);
-    }
+      s.step = step;
+      s.calls = acc.calls;
+      s.host_ms = acc.host_ns / 1e6;
+      s.gpu = acc.gpu.to_stats(gpu_measured);
+      s.start_ms = acc.first_start_ns > origin_ns_ ? (acc.first_start_ns - origin_ns_) / 1e6 : 0;
+      return s;
+    };
+    for (const auto& kv : steps_) r.steps.push_back(step_of(kv.first, kv.second));
     auto stage_of = [&](const stage_acc& st) {
       stage_result s;
       s.name = name_of(node_at(st.node).name_id);
@@ -408,15 +409,7 @@ class aggregator final : public activity_sink {
       q.start_ms = rq.start_ns > origin_ns_ ? (rq.start_ns - origin_ns_) / 1e6 : 0;
       q.gpu = rq.gpu.to_stats(gpu_measured);
       for (const stage_acc& st : rq.stages) q.stages.push_back(stage_of(st));
-      for (const auto& kv : rq.steps) {
-        step_result s;
-        s.step = kv.first;
-        s.calls = kv.second.calls;
-        s.host_ms = kv.second.host_ns / 1e6;
-        s.gpu = kv.second.gpu.to_stats(gpu_measured);
-        s.start_ms = (kv.second.first_start_ns - origin_ns_) / 1e6;
-        q.steps.push_back(s);
-      }
+      for (const auto& kv : rq.steps) q.steps.push_back(step_of(kv.first, kv.second));
       r.requests.push_back(std::move(q));
     }
     for (const auto& kv : kernels_) {
