@@ -52,15 +52,6 @@ class fake_events final : public event_api {
     return done_at[b] - done_at[a];
   }
   void destroy(event) noexcept override { ++destroyed; }
-  std::vector<std::pair<void*, void*>> waits;  // (stream, marker)
-  int markers = 0, streams = 0;
-  event create_marker() noexcept override { return reinterpret_cast<void*>(0x100000 + ++markers); }
-  void* create_stream() noexcept override { return reinterpret_cast<void*>(0x200000 + ++streams); }
-  bool wait(void* stream, event e) noexcept override {
-    waits.emplace_back(stream, e);
-    return true;
-  }
-  void destroy_stream(void*) noexcept override {}
 
   /// Completes the n-th recorded event (0-based) at `ms`.
   void complete(std::size_t n, double ms) { done_at[recorded.at(n)] = ms; }
@@ -209,39 +200,6 @@ TEST_CASE("the stream: the default, or the one the thread names") {
   t.end(b);
   CHECK(api.stream_of[api.recorded[2]] == mine);
   CHECK(api.stream_of[api.recorded[3]] == mine);
-}
-
-TEST_CASE("side mode: a marker in the work stream, the timestamp on our own waiting stream") {
-  fake_events api;
-  event_timer t(api, legacy, /*side=*/true);
-  op_log log;
-  const auto a = t.begin(5);
-  t.end(a);
-  const auto b = t.begin(9);
-  t.end(b);
-  CHECK(api.markers == 1);  // one marker and one stream per context serve every stamp
-  CHECK(api.streams == 1);
-  void* const side = reinterpret_cast<void*>(0x200001);
-  void* const marker = reinterpret_cast<void*>(0x100001);
-  REQUIRE(api.waits.size() == 4);
-  for (const auto& w : api.waits) {
-    CHECK(w.first == side);
-    CHECK(w.second == marker);
-  }
-  // Records alternate: the marker on the work stream, then the timing event on ours.
-  REQUIRE(api.recorded.size() == 8);
-  for (std::size_t i = 0; i < 8; i += 2) {
-    CHECK(api.recorded[i] == marker);
-    CHECK(api.stream_of[api.recorded[i + 1]] == side);
-  }
-  api.complete(1, 1.0);
-  api.complete(3, 3.5);
-  api.complete(5, 4.0);
-  api.complete(7, 4.25);
-  t.drain(log, false, 1);
-  REQUIRE(log.ops.size() == 2);
-  CHECK(log.ops[0].end_ns - log.ops[0].start_ns == 2'500'000);
-  CHECK(log.ops[1].end_ns - log.ops[1].start_ns == 250'000);
 }
 
 TEST_CASE("perf mode through the aggregator: each timed scope gets its own span") {

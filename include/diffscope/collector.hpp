@@ -76,10 +76,6 @@ struct collector_options {
   /// diffscope::set_timing_stream(). Default: the legacy default stream (CU_STREAM_LEGACY),
   /// where PyTorch and plain CUDA code launch; (void*)2 is CU_STREAM_PER_THREAD.
   void* perf_stream = reinterpret_cast<void*>(1);
-  /// Perf mode: take timestamps on a stream of our own that waits for a marker event in the
-  /// work stream (DIFFSCOPE_PERF_EVENTS=side) instead of timing events in the work stream
-  /// (inline, the default). docs/modes.md compares their cost.
-  bool perf_side_stream = false;
   /// The first N requests (DIFFSCOPE_REQUEST) are warm-ups: in no dump, table or summary.
   std::uint64_t skip_requests = 0;
   /// How plain NVTX names (torch.cuda.nvtx, SGLang) map to stages, steps and requests.
@@ -89,10 +85,10 @@ struct collector_options {
   /// DIFFSCOPE_TRACE_CAP, DIFFSCOPE_SKIP_REQUESTS, DIFFSCOPE_TAG, DIFFSCOPE_LEGACY_STEPS,
   /// DIFFSCOPE_GATE, DIFFSCOPE_EXPECT_BCG (implies DIFFSCOPE_GATE), DIFFSCOPE_KEEP_INVALID,
   /// DIFFSCOPE_MODE (profile|perf), DIFFSCOPE_PERF_SCOPES (steps|all), DIFFSCOPE_PERF_STREAM
-  /// (legacy|per-thread), DIFFSCOPE_PERF_EVENTS (inline|side), DIFFSCOPE_STAGE_PREFIX /
-  /// DIFFSCOPE_STEP_PREFIX / DIFFSCOPE_REQUEST_PREFIX ("none": off), DIFFSCOPE_STRIP_SHAPES (0
-  /// keeps " in=[...]"). A value it does not know is reported on stderr and the default kept (the
-  /// program must run on).
+  /// (legacy|per-thread), DIFFSCOPE_STAGE_PREFIX / DIFFSCOPE_STEP_PREFIX /
+  /// DIFFSCOPE_REQUEST_PREFIX ("none": off), DIFFSCOPE_STRIP_SHAPES (0 keeps " in=[...]").
+  /// A value it does not know is reported on stderr and the default kept (the program must
+  /// run on).
   static collector_options from_env() {
     collector_options o;
     auto env = [](const char* n) -> std::string {
@@ -151,7 +147,6 @@ struct collector_options {
     o.perf_all_scopes = choose("DIFFSCOPE_PERF_SCOPES", {"steps", "all"}) == 1;
     if (choose("DIFFSCOPE_PERF_STREAM", {"legacy", "per-thread"}) == 1)
       o.perf_stream = reinterpret_cast<void*>(2);
-    o.perf_side_stream = choose("DIFFSCOPE_PERF_EVENTS", {"inline", "side"}) == 1;
     return o;
   }
 
@@ -397,8 +392,7 @@ class collector {
       st.gpu_reason = st.driver.load();
       st.gpu_ok = st.gpu_reason.empty();
       if (st.gpu_ok) {
-        st.timers.push_back(std::make_unique<detail::event_timer>(st.driver, options.perf_stream,
-                                                                  options.perf_side_stream));
+        st.timers.push_back(std::make_unique<detail::event_timer>(st.driver, options.perf_stream));
         st.timer = st.timers.back().get();
       }
     } else {
