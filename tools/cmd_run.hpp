@@ -1,7 +1,7 @@
 // `diffscope run`: collect from an unmodified process (Python, SGLang) through
 // libdiffscope_inject.so, gate its output, and write the requested outputs.
-//   diffscope run [--dump FILE] [--trace FILE] [--summary] [--expect-bcg] [--no-gate]
-//                 [--keep-invalid] -- CMD [ARGS...]
+//   diffscope run [--dump FILE] [--trace FILE] [--summary] [--mode profile|perf]
+//                 [--expect-bcg] [--no-gate] [--keep-invalid] -- CMD [ARGS...]
 // Every process the command starts that uses NVTX (workers, torchrun ranks) writes its own
 // dump into a private directory; at the end the requested dump is that dump (one process) or
 // their merge (several: the critical path over ranks, as `diffscope merge`), and with several
@@ -31,8 +31,8 @@ namespace diffscope::cli {
 namespace run_detail {
 
 inline constexpr const char* usage =
-    "usage: diffscope run [--dump FILE] [--trace FILE] [--summary] [--expect-bcg]\n"
-    "                     [--no-gate] [--keep-invalid] -- CMD [ARGS...]\n"
+    "usage: diffscope run [--dump FILE] [--trace FILE] [--summary] [--mode profile|perf]\n"
+    "                     [--expect-bcg] [--no-gate] [--keep-invalid] -- CMD [ARGS...]\n"
     "Runs CMD with the diffscope collector injected into it and every process it starts\n"
     "(NVTX_INJECTION64_PATH=libdiffscope_inject.so), its output passed through and gated\n"
     "(diffscope gate). Writes the perf dump (one process: its dump; several: their merge,\n"
@@ -40,6 +40,9 @@ inline constexpr const char* usage =
     "extension, from its RANK, or -pid<pid> without one), the trace (one per process: FILE,\n"
     "or FILE with -<pid> before the extension), and the summary of each process on stderr\n"
     "(several: then the merged summary, as diffscope merge --summary).\n"
+    "--mode: the timing mode (DIFFSCOPE_MODE; default: the environment's, else profile):\n"
+    "profile traces every kernel through CUPTI, perf times stages and steps with device\n"
+    "events and no per-launch cost (docs/modes.md).\n"
     "Exit: the command's code; 3 when the gate trips (no dump is kept, unless --keep-invalid\n"
     "writes it beside as FILE.invalid.json); 2 bad usage, no injection library, or a dump was\n"
     "asked for and no process wrote one; 127 command not found.\n"
@@ -50,6 +53,7 @@ struct run_args {
   bool help = false;
   std::string dump, trace;
   bool summary = false, expect_bcg = false, no_gate = false, keep_invalid = false;
+  std::string mode;  ///< "" = leave DIFFSCOPE_MODE as it is
   std::vector<std::string> command;
 };
 
@@ -82,6 +86,10 @@ inline run_args parse(const args& a) {
       r.no_gate = true;
     } else if (s == "--keep-invalid") {
       r.keep_invalid = true;
+    } else if (s == "--mode") {
+      r.mode = value("profile or perf");
+      if (r.mode != "profile" && r.mode != "perf")
+        throw failure(exit_usage, "--mode: '" + r.mode + "' is not profile or perf");
     } else {
       throw failure(exit_usage, "unknown argument '" + s + "' (diffscope run --help)");
     }
@@ -213,6 +221,7 @@ inline int run_run(const args& a) {
   else
     ::unsetenv("DIFFSCOPE_TRACE");
   if (r.summary) ::setenv("DIFFSCOPE_SUMMARY", "1", 1);
+  if (!r.mode.empty()) ::setenv("DIFFSCOPE_MODE", r.mode.c_str(), 1);
   for (const char* v : {"DIFFSCOPE_GATE", "DIFFSCOPE_EXPECT_BCG", "DIFFSCOPE_KEEP_INVALID"})
     ::unsetenv(v);
 

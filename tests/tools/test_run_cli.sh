@@ -24,6 +24,16 @@ assert [s["step"] for s in d["denoise_steps_ms"]] == [0, 1, 2, 3]
 PY
 grep -q "diffscope gate: valid" "$work/one.err" || fail "no gate verdict line"
 
+# --mode sets the timing mode of every process; a mode it does not know is a usage error.
+"$ds" run --mode perf --dump "$work/perf.json" -- "$app" 2 >/dev/null 2>&1
+"$python" - "$work/perf.json" <<'PY' || fail "--mode perf: not labelled perf"
+import json, sys
+assert json.load(open(sys.argv[1]))["diffscope"]["status"]["mode"] == "perf"
+PY
+"$ds" run --mode fast -- "$app" 2 >/dev/null 2>"$work/mode.err"
+[ $? -eq 2 ] || fail "--mode fast: want exit 2"
+grep -q "is not profile or perf" "$work/mode.err" || fail "--mode fast: no reason given"
+
 # Spawned processes: each writes its own dump, the result is their merge.
 "$ds" run --dump "$work/two.json" -- sh -c "'$app' 3 >/dev/null & '$app' 5 >/dev/null; wait" 2>/dev/null
 rc=$?
