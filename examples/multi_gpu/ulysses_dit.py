@@ -36,7 +36,7 @@ def parse_args():
     p.add_argument("--heads", type=int, default=16)
     p.add_argument("--blocks", type=int, default=8)
     p.add_argument("--steps", type=int, default=10, help="timed denoise steps")
-    p.add_argument("--warmup", type=int, default=2, help="untimed, unmarked steps first")
+    p.add_argument("--warmup", type=int, default=2, help="untimed steps first, inside a \"warmup\" range")
     p.add_argument("--no-overlap", action="store_true",
                    help="one blocking all-to-all for q, k, v together (nothing to overlap); by "
                         "default q and k travel asynchronously while the next projection runs")
