@@ -5,23 +5,11 @@
 
 #include "../tools/cmd_compare.hpp"
 #include "../tools/cmd_merge.hpp"
+#include "tools/reader_checks.hpp"
 
 using namespace diffscope::cli;
-
-namespace {
-perf_dump_data parse(const std::string& text) {
-  return parse_dump(text, "x.json");
-}
-std::string error_of(const std::string& text) {
-  try {
-    parse(text);
-  } catch (const failure& f) {
-    CHECK(f.code == exit_usage);
-    return f.what();
-  }
-  return "";
-}
-}  // namespace
+using reader_checks::error_of;
+using reader_checks::parse;
 
 TEST_SUITE("compare") {
   TEST_CASE("the dump reader takes compare_perf.py's defaults for missing keys") {

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "../tools/cmd_merge.hpp"
+#include "tools/reader_checks.hpp"
 
 using namespace diffscope::cli;
 
@@ -49,21 +50,10 @@ std::string rank_dump(int rank, double step0, double step1, double denoise, doub
               "gpu": {"busy_ms": 1, "envelope_ms": 2}}]}})";
 }
 
-perf_dump_data parse(const std::string& text, const std::string& file = "x.json") {
-  return parse_dump(text, file);
-}
-
-std::string error_of(const std::string& text) {
-  try {
-    parse(text);
-  } catch (const failure& f) {
-    CHECK(f.code == exit_usage);
-    return f.what();
-  }
-  return "";
-}
-
 }  // namespace
+
+using reader_checks::error_of;
+using reader_checks::parse;
 
 TEST_SUITE("merge") {
   TEST_CASE("the reader takes rank and comm objects and checks their types") {
