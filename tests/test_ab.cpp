@@ -62,6 +62,14 @@ TEST_SUITE("ab") {
         if (k % 2 == 1) CHECK(seen[0] == seen[1]);
       }
     }
+    // Warm-up rounds come first, A then B, marked, numbered on their own.
+    const auto w = with_warmup(2, abba_order(2));
+    CHECK(order_text(w) == "A(warm-up) B(warm-up) A(warm-up) B(warm-up) A B B A");
+    CHECK(w[2].index == 2);
+    CHECK(w[2].warmup);
+    CHECK_FALSE(w[4].warmup);
+    CHECK(w[4].index == 1);
+    CHECK(order_text(with_warmup(0, abba_order(2))) == "A B B A");
     // A B B A cancels a linear drift: positions 0+3 and 1+2 have the same sum.
     const auto o = abba_order(2);
     double sum[2] = {0, 0};

@@ -44,7 +44,7 @@ inline constexpr const char* usage =
     "usage: diffscope ab --a 'CMD A' --b 'CMD B' [--runs N] [--labels A,B]\n"
     "                    [--gpu ID|auto|none] [--threshold PCT] [--abs-tol MS] [--out DIR]\n"
     "                    [--mode perf|profile] [--figure auto|denoise|e2e]\n"
-    "                    [--idle-wait SEC] [--expect-bcg]\n"
+    "                    [--idle-wait SEC] [--warmup-runs N] [--expect-bcg]\n"
     "Runs A and B N times each (default 4, at least 2) in the order A B B A A B B A ...,\n"
     "each as `diffscope run --dump OUT/<label>-<i>.json -- sh -c CMD` with DIFFSCOPE_MODE set\n"
     "(default perf), on one GPU that must be idle before every run (no compute process,\n"
@@ -52,6 +52,9 @@ inline constexpr const char* usage =
     "  --gpu ID    NVML index (nvidia-smi's numbering); CUDA_VISIBLE_DEVICES names its UUID\n"
     "  --gpu auto  the first idle GPU (default)\n"
     "  --gpu none  no idle check and CUDA_VISIBLE_DEVICES left alone (machines without a GPU)\n"
+    "  --warmup-runs N  first run A and B N times each (default 0), dumps kept as\n"
+    "              <label>-warmup<i>.json and left out of the comparison (caches, JIT,\n"
+    "              clocks); a failed or gate-tripped warm-up run invalidates it too\n"
     "Then prints the repeated-run comparison of the medians (a verdict per row) and whether B\n"
     "beats A by --threshold percent (default 1.5) on the denoise time (else end to end), and\n"
     "writes it to OUT/ab-report.md. OUT defaults to a new ab-<UTC time>/ in the current\n"
@@ -65,6 +68,7 @@ struct ab_args {
   std::string command[2];
   std::string label[2] = {"A", "B"};
   int runs = 4;
+  int warmup_runs = 0;
   std::string gpu = "auto";
   double threshold_pct = 1.5, abs_tol_ms = 0.1, idle_wait_s = 30;
   std::string out, mode = "perf", figure = "auto";
@@ -110,6 +114,12 @@ inline ab_args parse(const args& a) {
       if (n != std::floor(n) || n > 1000)
         throw failure(exit_usage, "--runs: '" + v + "' is not a whole number from 2 to 1000");
       r.runs = static_cast<int>(n);
+    } else if (s == "--warmup-runs") {
+      const std::string v = value();
+      const double n = parse_number(s, v, 0);
+      if (n != std::floor(n) || n > 100)
+        throw failure(exit_usage, "--warmup-runs: '" + v + "' is not a whole number from 0 to 100");
+      r.warmup_runs = static_cast<int>(n);
     } else if (s == "--labels") {
       const std::string v = value();
       const auto comma = v.find(',');
@@ -159,7 +169,19 @@ inline ab_args parse(const args& a) {
 struct planned_run {
   int side = 0;
   int index = 0;
+  bool warmup = false;  ///< not compared: its dump is kept as <label>-warmup<i>.json
 };
+
+/// `warmup` rounds of A B first, then abba_order(runs).
+inline std::vector<planned_run> with_warmup(int warmup, std::vector<planned_run> order) {
+  std::vector<planned_run> all;
+  for (int i = 1; i <= warmup; ++i) {
+    all.push_back({0, i, true});
+    all.push_back({1, i, true});
+  }
+  all.insert(all.end(), order.begin(), order.end());
+  return all;
+}
 
 /// A B B A A B B A ...: each pair of positions holds one A and one B, so any prefix of even
 /// length is balanced, and a whole A B B A block cancels a drift linear in time.
@@ -175,7 +197,8 @@ inline std::vector<planned_run> abba_order(int runs) {
 
 inline std::string order_text(const std::vector<planned_run>& order) {
   std::string s;
-  for (const auto& r : order) s += (s.empty() ? "" : " ") + std::string(r.side ? "B" : "A");
+  for (const auto& r : order)
+    s += (s.empty() ? "" : " ") + std::string(r.side ? "B" : "A") + (r.warmup ? "(warm-up)" : "");
   return s;
 }
 
@@ -471,7 +494,7 @@ inline int run_ab(const args& a) {
   }
 
   const std::string out = make_out_dir(o.out);
-  const std::vector<planned_run> order = abba_order(o.runs);
+  const std::vector<planned_run> order = with_warmup(o.warmup_runs, abba_order(o.runs));
   const std::string started = utc_now("%Y-%m-%dT%H:%M:%SZ");
   std::fprintf(stderr, "diffscope ab: %d runs each, order %s, dumps in %s/\n", o.runs,
                order_text(order).c_str(), out.c_str());
@@ -503,7 +526,7 @@ inline int run_ab(const args& a) {
   for (std::size_t k = 0; k < order.size(); ++k) {
     const planned_run& p = order[k];
     const std::string label = o.label[p.side];
-    const std::string name = label + "-" + std::to_string(p.index);
+    const std::string name = label + (p.warmup ? "-warmup" : "-") + std::to_string(p.index);
     const std::string dump = out + "/" + name + ".json";
     const std::string where = "before run " + std::to_string(k + 1) + " (" + name + ")";
     if (gpu.checked) {
@@ -528,7 +551,7 @@ inline int run_ab(const args& a) {
           "`diffscope gate` line above): it is not evidence";
     else if (code != 0)
       problem = "failed (exit " + std::to_string(code) + ")";
-    if (problem.empty()) {
+    if (problem.empty() && !p.warmup) {
       try {
         dumps[p.side].push_back(load_dump(dump));
       } catch (const failure& f) {
@@ -544,7 +567,8 @@ inline int run_ab(const args& a) {
                    msg.c_str(), out.c_str());
       return exit_invalid;
     }
-    log += "- Run " + std::to_string(k + 1) + ": " + name + ".json\n";
+    log += "- Run " + std::to_string(k + 1) + ": " + name + ".json" +
+           (p.warmup ? " (warm-up, not compared)" : "") + "\n";
   }
 
   // Every dump should say the requested mode; one that does not came from a collector that

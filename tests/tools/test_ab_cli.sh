@@ -114,6 +114,24 @@ echo "$dirs" | grep -q -E '^ab-[0-9]{8}-[0-9]{6}$' || fail "default out name: $d
 ok "--mode profile in the child; default OUT $dirs"
 cd "$work" || exit 1
 
+# --warmup-runs: A and B once first, kept as <label>-warmup1.json, not compared; a failing
+# warm-up invalidates the comparison like any run.
+"$ds" ab --gpu none --runs 2 --warmup-runs 1 --out "$work/warm" --a "'$app' 2" --b "'$app' 2" \
+  >warm.out 2>warm.err
+rc=$?
+[ "$rc" -eq 0 ] || fail "warm-up: exit $rc"
+for f in A-warmup1 B-warmup1 A-1 A-2 B-1 B-2; do
+  [ -s "$work/warm/$f.json" ] || fail "warm-up: no $f.json"
+done
+grep -q "A(warm-up) B(warm-up) A B B A" "$work/warm/ab-report.md" || fail "warm-up: order"
+grep -q "run 1/6: A A-warmup1" warm.err || fail "warm-up: progress line"
+"$ds" ab --gpu none --runs 2 --warmup-runs 1 --out "$work/warmfail" --a "'$app' 2 1" \
+  --b "'$app' 2" >/dev/null 2>&1
+[ $? -eq 4 ] || fail "failing warm-up: want exit 4"
+"$ds" ab --gpu none --warmup-runs -1 --a true --b true >/dev/null 2>&1
+[ $? -eq 2 ] || fail "--warmup-runs -1: want exit 2"
+ok "--warmup-runs: warm-up dumps kept apart, order says so, a failing one invalidates"
+
 # A failing run invalidates the comparison and ends it.
 "$ds" ab --gpu none --runs 2 --out "$work/failing" --a "'$app' 2" --b "'$app' 2 1" \
   >/dev/null 2>failing.err
