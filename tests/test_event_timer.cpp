@@ -214,7 +214,6 @@ TEST_CASE("perf mode through the aggregator: each timed scope gets its own span"
     agg.push(range_domain::diffscope, name, c, step, ns);
     const auto id = t.begin(ns);
     agg.on_launch(id, launch_kind::timing);
-    agg.set_innermost_timed(id);
   };
   auto close = [&](std::uint64_t ns) {
     const auto p = agg.pop(range_domain::diffscope, ns);

@@ -15,6 +15,8 @@
 #include <utility>
 #include <vector>
 
+#include <diffscope/detail/stats.hpp>
+
 #include "cli.hpp"
 #include "dump_reader.hpp"
 
@@ -352,16 +354,12 @@ struct noise_verdict {
 };
 
 inline double median_of(std::vector<double> v) {
-  if (v.empty()) return 0.0;
-  std::sort(v.begin(), v.end());
-  const std::size_t m = v.size() / 2;
-  return v.size() % 2 ? v[m] : (v[m - 1] + v[m]) / 2;
+  return diffscope::detail::spread_of(std::move(v)).median;
 }
 
 inline double half_range(const std::vector<double>& v) {
-  if (v.empty()) return 0.0;
-  const auto [lo, hi] = std::minmax_element(v.begin(), v.end());
-  return (*hi - *lo) / 2;
+  const diffscope::detail::spread3 s = diffscope::detail::spread_of(v);
+  return (s.max - s.min) / 2;
 }
 
 /// The verdict rule (docs/compare.md): a difference is real when it is larger than both

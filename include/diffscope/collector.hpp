@@ -304,40 +304,36 @@ inline std::string expand_output_path(std::string path, const std::string& reque
 }
 
 inline void write_outputs(const collector_options& o, const results& r) {
-  // A tripped gate keeps no numbers at the requested paths (gate.hpp).
-  perf_dump_options dump = o.dump;
-  std::string unused;
-  const std::string dump_path =
-      o.dump_path.empty() ? o.dump_path
-                          : gated_output_path(expand_output_path(o.dump_path), "perf dump",
-                                              o.keep_invalid, dump.gate_verdict);
-  const std::string trace_path =
-      o.trace_path.empty()
-          ? o.trace_path
-          : gated_output_path(expand_output_path(o.trace_path), "trace", o.keep_invalid, unused);
-  const bool per_request = o.dump_path.find("{request}") != std::string::npos;
-  if (!dump_path.empty() && per_request && !r.requests.empty()) {
-    // One dump per request that is not a warm-up, as SGLang writes them.
-    for (const request_result& q : r.requests) {
-      if (q.warmup) continue;
-      perf_dump_options one = dump;
-      one.request = q.index;
-      const std::string id = q.id.empty() ? std::to_string(q.index) : q.id;
-      std::string unused_verdict;
+  // A tripped gate keeps no numbers at the requested paths (gate.hpp): gated_output_path
+  // says so and gives "" (or the .invalid.json path with keep_invalid).
+  if (!o.dump_path.empty()) {
+    // One dump per request that is not a warm-up with {request} in the path, as SGLang
+    // writes them; else one dump (the last request's SGLang part, with request markers).
+    std::vector<std::pair<std::optional<std::size_t>, std::string>> dumps;  // request, id
+    if (o.dump_path.find("{request}") != std::string::npos) {
+      for (const request_result& q : r.requests)
+        if (!q.warmup) dumps.emplace_back(q.index, q.id.empty() ? std::to_string(q.index) : q.id);
+    }
+    if (dumps.empty()) dumps.emplace_back(std::nullopt, "all");
+    for (const auto& [request, id] : dumps) {
+      perf_dump_options one = o.dump;
+      one.request = request;
       const std::string path =
           gated_output_path(expand_output_path(o.dump_path, file_name_part(id)), "perf dump",
-                            o.keep_invalid, unused_verdict);
+                            o.keep_invalid, one.gate_verdict);
       if (path.empty()) continue;
       if (auto err = write_perf_dump(path, r, one))
         std::fprintf(stderr, "diffscope: could not write the perf dump: %s\n", err->c_str());
     }
-  } else if (!dump_path.empty()) {
-    if (auto err = write_perf_dump(dump_path, r, dump))
-      std::fprintf(stderr, "diffscope: could not write the perf dump: %s\n", err->c_str());
   }
-  if (!trace_path.empty()) {
-    if (auto err = write_chrome_trace(trace_path, r))
-      std::fprintf(stderr, "diffscope: could not write the trace: %s\n", err->c_str());
+  if (!o.trace_path.empty()) {
+    std::string unused;
+    const std::string trace_path =
+        gated_output_path(expand_output_path(o.trace_path), "trace", o.keep_invalid, unused);
+    if (!trace_path.empty()) {
+      if (auto err = write_chrome_trace(trace_path, r))
+        std::fprintf(stderr, "diffscope: could not write the trace: %s\n", err->c_str());
+    }
   }
   if (o.summary) print_summary(stderr, r);
 }

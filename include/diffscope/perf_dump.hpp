@@ -25,6 +25,7 @@
 
 #include <diffscope/detail/atomic_file.hpp>
 #include <diffscope/detail/json_writer.hpp>
+#include <diffscope/detail/stats.hpp>
 #include <diffscope/hotspots.hpp>
 #include <diffscope/results.hpp>
 #include <diffscope/version.hpp>
@@ -70,23 +71,6 @@ inline const request_result* dumped_request(const results& r, const perf_dump_op
   for (auto it = r.requests.rbegin(); it != r.requests.rend(); ++it)
     if (!it->warmup) return &*it;
   return nullptr;
-}
-
-/// min, median (mean of the middle two for an even count), max.
-struct spread3 {
-  double min = 0, median = 0, max = 0;
-  std::size_t count = 0;
-};
-inline spread3 spread_of(std::vector<double> v) {
-  spread3 s;
-  s.count = v.size();
-  if (v.empty()) return s;
-  std::sort(v.begin(), v.end());
-  s.min = v.front();
-  s.max = v.back();
-  const std::size_t n = v.size();
-  s.median = n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-  return s;
 }
 
 /// True when the statistics saw any GPU operation.
@@ -291,10 +275,6 @@ inline request_figures figures_of_requests(const results& r) {
 inline void write_requests(json_writer& w, const results& r, const perf_dump_options& o) {
   const request_result* chosen = dumped_request(r, o);
   const request_figures fig = figures_of_requests(r);
-  const auto& e2e = fig.e2e;
-  const auto& stages = fig.stages;
-  const auto& steps = fig.steps;
-  const std::size_t warmups = fig.warmups;
   const auto write_spread = [&w](const spread3& s) {
     w.field("count", static_cast<std::uint64_t>(s.count));
     w.field("median_ms", s.median);
@@ -302,8 +282,8 @@ inline void write_requests(json_writer& w, const results& r, const perf_dump_opt
     w.field("max_ms", s.max);
   };
   w.key("requests").begin_object();
-  w.field("count", static_cast<std::uint64_t>(e2e.size()));
-  w.field("warmups", static_cast<std::uint64_t>(warmups));
+  w.field("count", static_cast<std::uint64_t>(fig.e2e.size()));
+  w.field("warmups", static_cast<std::uint64_t>(fig.warmups));
   w.key("dumped");
   if (chosen != nullptr) {
     w.begin_object();
@@ -314,10 +294,10 @@ inline void write_requests(json_writer& w, const results& r, const perf_dump_opt
     w.null();
   }
   w.key("e2e_ms").begin_object();
-  write_spread(spread_of(e2e));
+  write_spread(spread_of(fig.e2e));
   w.end_object();
   w.key("stages").begin_array();
-  for (const auto& [name, v] : stages) {
+  for (const auto& [name, v] : fig.stages) {
     w.begin_object();
     w.field("name", name);
     write_spread(spread_of(v));
@@ -325,7 +305,7 @@ inline void write_requests(json_writer& w, const results& r, const perf_dump_opt
   }
   w.end_array();
   w.key("steps").begin_array();
-  for (const auto& [step, v] : steps) {
+  for (const auto& [step, v] : fig.steps) {
     w.begin_object();
     w.field("step", step);
     write_spread(spread_of(v));

@@ -221,13 +221,6 @@ class aggregator final : public activity_sink {
     return p;
   }
 
-  /// Perf mode: the innermost range open on this thread is timed by the event pair `id`
-  /// (already announced with on_launch(id, launch_kind::timing)); pop() hands `id` back.
-  void set_innermost_timed(std::uint32_t id) {
-    thread_state& ts = local();
-    if (!ts.stack.empty()) ts.stack.back().timed = id;
-  }
-
   /// Whether this thread has an open range of `dom` known to this aggregator.
   bool has_open(range_domain dom) {
     thread_state& ts = local();
@@ -247,6 +240,8 @@ class aggregator final : public activity_sink {
       p.kind = kind;
       p.thread = ts.number;
       p.launch_ns = launch_ns;
+      if (kind == launch_kind::timing && !ts.stack.empty())
+        ts.stack.back().timed = correlation_id;  // pop() hands it back to end the pair
       if (!ts.stack.empty() && ts.stack.back().node != no_node) {
         p.instance = ensure_instances(ts);
         if (kind == launch_kind::timing) {  // the scope's own span: its instance alone

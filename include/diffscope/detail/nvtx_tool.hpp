@@ -139,10 +139,8 @@ inline void nvtx_push(std::optional<range_domain> dom, std::string_view name, st
     if (event_timer* timer = st.timer.load(std::memory_order_acquire);
         timer != nullptr &&
         (st.time_all.load(std::memory_order_relaxed) || is_timed_in_perf_mode(c.cat))) {
-      if (const std::uint32_t pair = timer->begin(t)) {
-        agg->on_launch(pair, launch_kind::timing);
-        agg->set_innermost_timed(pair);
-      }
+      // Announced like a launch of this range: its instance expects the pair's span.
+      if (const std::uint32_t pair = timer->begin(t)) agg->on_launch(pair, launch_kind::timing);
     }
   } catch (...) {
     // Never break the host program: a failed allocation loses this range only.
