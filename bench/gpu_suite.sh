@@ -15,7 +15,8 @@
 #   perf   bench/perf_mode.py: perf mode against uninstrumented runs and CUDA events (issue 10)
 #   ab     bench/ab_toy_dit.sh: diffscope ab on toy_dit (issue 9)
 #   multi  bench/multi_gpu.sh: two ranks under diffscope run (issue 8; needs two GPUs)
-# SUITE_COMMIT labels the figures when the machine has no git.
+# SUITE_COMMIT labels the figures when the machine has no git. PERF_REPS and PY_REPS set the
+# runs per variant of perf_mode.py (toy_dit, Python loop); TORCH_REPS those of torch_overhead.
 #
 # Optional: a .devdeps/usr prefix with doctest, nlohmann_json and Google Benchmark, for GPU
 # machines whose image lacks them (see docs/gpu.md).
@@ -102,6 +103,7 @@ fi
 if has bench; then
 {
   build-gpu/bench/bench_collector_gpu
+  build-gpu/bench/bench_event_cost 200 7
   build-gpu/bench/bench_cupti_launch 100000
   if [ -x build-gpu/bench/bench_scope ]; then
     env -u NVTX_INJECTION64_PATH build-gpu/bench/bench_scope --benchmark_repetitions=5 \
@@ -133,10 +135,16 @@ fi
 ext=build-ext/libdiffscope_torch_ext.so
 has torch && part torch bash bench/torch_overhead.sh "$out/torch" --reps "${TORCH_REPS:-5}"
 if has perf; then
-  ext_args=()
-  [ -f "$ext" ] && ext_args=(--diffscope build-gpu/tools/diffscope --ext "$ext")
-  [ -f "$ext" ] || ext_args=(--diffscope build-gpu/tools/diffscope)
-  part perf python3 bench/perf_mode.py --toy "$toy" "${ext_args[@]}" --out "$out/perf_mode"
+  # The Python loop needs the extension: built here unless the torch part made it
+  # (PY_REPS=0: toy_dit only).
+  if [ "${PY_REPS:-4}" != 0 ]; then
+    [ -f "$ext" ] || sh bench/build_torch_ext.sh "$logs" >"$out/ext_build.log" 2>&1 ||
+      note "perf: the PyTorch extension did not build ($(tail -1 "$out/ext_build.log")); toy_dit only"
+  fi
+  ext_args=(--diffscope build-gpu/tools/diffscope)
+  [ -f "$ext" ] && [ "${PY_REPS:-4}" != 0 ] && ext_args+=(--ext "$ext")
+  part perf python3 bench/perf_mode.py --toy "$toy" "${ext_args[@]}" --out "$out/perf_mode" \
+    --reps "${PERF_REPS:-7}" --py-reps "${PY_REPS:-4}"
 fi
 has ab && part ab bash bench/ab_toy_dit.sh build-gpu/tools/diffscope "$toy"
 if has multi; then

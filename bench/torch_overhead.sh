@@ -16,12 +16,7 @@ ext_build=${EXT_BUILD:-build-ext}
 python=${PYTHON:-python3}
 device=${DEVICE:-cuda}
 mkdir -p "$out"
-prefix=$("$python" -c 'import torch; print(torch.utils.cmake_prefix_path)')
-echo "torch_overhead.sh: building $ext_build (logs in $out)"
-cmake -S examples/torch_extension -B "$ext_build" -G Ninja -DCMAKE_PREFIX_PATH="$prefix" \
-  -DCMAKE_CUDA_ARCHITECTURES="${CUDA_ARCH:-90}" >"$out/ext-configure.log" 2>&1 ||
-  { tail -n 30 "$out/ext-configure.log"; exit 2; }
-cmake --build "$ext_build" >"$out/ext-build.log" 2>&1 || { tail -n 30 "$out/ext-build.log"; exit 2; }
+EXT_BUILD="$ext_build" PYTHON="$python" sh bench/build_torch_ext.sh "$out" || exit 2
 "$python" examples/torch_extension/dit_loop.py --ext "$ext_build/libdiffscope_torch_ext.so" \
   --device "$device" --check || exit 2
 exec "$python" bench/torch_overhead.py --diffscope "$build/tools/diffscope" \
