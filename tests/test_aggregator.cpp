@@ -59,6 +59,29 @@ const diffscope::scope_result* find_scope(const diffscope::results& r, const std
 }  // namespace
 
 TEST_SUITE("aggregator") {
+  TEST_CASE("the launch table: made by prepare_launches() or the first launch, not before") {
+    driver d;
+    CHECK_FALSE(d.agg.launch_table_ready());  // host-only runs never allocate it
+    d.push("a");
+    d.pop();
+    CHECK_FALSE(d.agg.launch_table_ready());
+    d.agg.prepare_launches();  // the collector's start() with GPU timing on
+    CHECK(d.agg.launch_table_ready());
+    d.push("b");
+    const auto k = d.launch();
+    d.op(k, 10, 20);
+    d.pop(30);
+    CHECK(d.agg.pending_launches() == 0);
+    d.agg.finalize_all();  // gives the table back
+    CHECK_FALSE(d.agg.launch_table_ready());
+
+    driver lazy;
+    lazy.push("c");
+    lazy.launch();
+    CHECK(lazy.agg.launch_table_ready());
+    lazy.pop();
+  }
+
   TEST_CASE("nested ranges build scope paths with host statistics") {
     driver d;
     for (int i = 0; i < 3; ++i) {
