@@ -35,6 +35,10 @@ VARIANTS = {
     "perf": {"DIFFSCOPE_MODE": "perf"},
     "perf-all": {"DIFFSCOPE_MODE": "perf", "DIFFSCOPE_PERF_SCOPES": "all"},
     "profile": {"DIFFSCOPE_MODE": "profile"},
+    # Timestamps on a stream of our own waiting for a marker (DIFFSCOPE_PERF_EVENTS=side).
+    "perf-side": {"DIFFSCOPE_MODE": "perf", "DIFFSCOPE_PERF_EVENTS": "side"},
+    "perf-side-all": {"DIFFSCOPE_MODE": "perf", "DIFFSCOPE_PERF_EVENTS": "side",
+                      "DIFFSCOPE_PERF_SCOPES": "all"},
     # Diagnostic: the collector running with no GPU timing (its host bookkeeping alone).
     "host-only": {"DIFFSCOPE_MODE": "perf", "DIFFSCOPE_NO_GPU": "1"},
 }
@@ -152,17 +156,23 @@ def main():
           f"{100 * (med['perf'] / med['off'] - 1):+.2f}%")
     check("toy_dit launch-bound perf-all <= 2%", med["perf-all"] <= med["off"] * 1.02,
           f"{100 * (med['perf-all'] / med['off'] - 1):+.2f}%")
+    check("toy_dit launch-bound perf-side <= 0.5%", med["perf-side"] <= med["off"] * 1.005,
+          f"{100 * (med['perf-side'] / med['off'] - 1):+.2f}%")
+    check("toy_dit launch-bound perf-side-all <= 2%", med["perf-side-all"] <= med["off"] * 1.02,
+          f"{100 * (med['perf-side-all'] / med['off'] - 1):+.2f}%")
 
     # 2. Accuracy against CUDA events, and profile vs perf, both configurations.
     for name, cfg in (("launch-bound", TOY_LAUNCH), ("GPU-bound", TOY_GPU)):
-        _, truth = toy_run(args.toy, cfg, "perf", dump, step_events=True)
-        perf_steps, status = dump_steps(dump)
-        err = max_rel(perf_steps, truth)
-        say(f"toy_dit {name}: perf-mode steps vs CUDA events: max error "
-                     f"{'-' if err is None else f'{100 * err:.3f}%'} over {len(truth)} steps "
-                     f"(gpu_timing {status['gpu_timing']})")
-        check(f"toy_dit {name} per-step perf vs CUDA events within 2%",
-              err is not None and err <= 0.02, f"max {100 * err:.3f}%" if err is not None else "no data")
+        for variant in ("perf-side", "perf"):  # the plain perf dump stays for the comparison below
+            _, truth = toy_run(args.toy, cfg, variant, dump, step_events=True)
+            perf_steps, status = dump_steps(dump)
+            err = max_rel(perf_steps, truth)
+            say(f"toy_dit {name}: {variant} steps vs CUDA events: max error "
+                f"{'-' if err is None else f'{100 * err:.3f}%'} over {len(truth)} steps "
+                f"(gpu_timing {status['gpu_timing']})")
+            check(f"toy_dit {name} per-step {variant} vs CUDA events within 2%",
+                  err is not None and err <= 0.02,
+                  f"max {100 * err:.3f}%" if err is not None else "no data")
         toy_run(args.toy, cfg, "profile", dump)
         prof_steps, _ = dump_steps(dump)
         agree = max_rel(prof_steps, perf_steps)

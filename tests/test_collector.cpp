@@ -378,7 +378,10 @@ TEST_SUITE("collector") {
     setenv("DIFFSCOPE_MODE", "perf", 1);
     setenv("DIFFSCOPE_PERF_SCOPES", "all", 1);
     setenv("DIFFSCOPE_PERF_STREAM", "per-thread", 1);
+    setenv("DIFFSCOPE_PERF_EVENTS", "side", 1);
     o = diffscope::collector_options::from_env();
+    CHECK(o.perf_side_stream);
+    unsetenv("DIFFSCOPE_PERF_EVENTS");
     CHECK(o.mode == diffscope::timing_mode::perf);
     CHECK(o.perf_all_scopes);
     CHECK(o.perf_stream == reinterpret_cast<void*>(2));  // CU_STREAM_PER_THREAD

@@ -52,6 +52,15 @@ class fake_events final : public event_api {
     return done_at[b] - done_at[a];
   }
   void destroy(event) noexcept override { ++destroyed; }
+  std::vector<std::pair<void*, void*>> waits;  // (stream, marker)
+  int markers = 0, streams = 0;
+  event create_marker() noexcept override { return reinterpret_cast<void*>(0x100000 + ++markers); }
+  void* create_stream() noexcept override { return reinterpret_cast<void*>(0x200000 + ++streams); }
+  bool wait(void* stream, event e) noexcept override {
+    waits.emplace_back(stream, e);
+    return true;
+  }
+  void destroy_stream(void*) noexcept override {}
 
   /// Completes the n-th recorded event (0-based) at `ms`.
   void complete(std::size_t n, double ms) { done_at[recorded.at(n)] = ms; }
@@ -160,10 +169,36 @@ TEST_CASE("drain(wait) at stop waits for each pair; events are pooled and reused
     t.drain(log, true);
   }
   CHECK(log.ops.size() == 100);
-  CHECK(api.created == 2);  // one pair of events serves every scope in turn
+  // The context's pool was made at the first scope; the same pair serves every scope in turn.
+  CHECK(api.created == static_cast<int>(event_timer::warm_events));
   CHECK(api.syncs == 100);
   t.release_all();
-  CHECK(api.destroyed == 2);
+  CHECK(api.destroyed == static_cast<int>(event_timer::warm_events));
+}
+
+TEST_CASE("warm(): the context's events are made once, ahead of the first timed scope") {
+  fake_events api;
+  event_timer t(api, legacy);
+  api.ctx = nullptr;
+  t.warm();  // no context yet: nothing to prepare, nothing created
+  CHECK(api.created == 0);
+  api.ctx = reinterpret_cast<void*>(0x10);
+  t.warm();
+  const int warm = static_cast<int>(event_timer::warm_events);
+  CHECK(api.created == warm);
+  t.warm();  // once per context
+  CHECK(api.created == warm);
+  // Scopes up to the pool's size create nothing more, even with every pair in flight.
+  std::vector<std::uint32_t> ids;
+  for (int i = 0; i < warm / 2; ++i) ids.push_back(t.begin(0));
+  for (auto id : ids) t.end(id);
+  CHECK(api.created == warm);
+  t.end(t.begin(0));  // one pair more than the pool holds: made on demand
+  CHECK(api.created == warm + 2);
+  // A second context gets its own pool at its first scope.
+  api.ctx = reinterpret_cast<void*>(0x20);
+  t.end(t.begin(0));
+  CHECK(api.created == 2 * warm + 2);
 }
 
 TEST_CASE("a failed record leaves the scope untimed and counts a failure") {
@@ -183,7 +218,7 @@ TEST_CASE("unclosed scopes and running pairs are dropped at stop, counted") {
   (void)a;
   t.release_all();
   CHECK(t.counts().unresolved == 2);
-  CHECK(api.destroyed == 3);
+  CHECK(api.destroyed == static_cast<int>(event_timer::warm_events));  // pool and pairs alike
 }
 
 TEST_CASE("the stream: the default, or the one the thread names") {
@@ -200,6 +235,39 @@ TEST_CASE("the stream: the default, or the one the thread names") {
   t.end(b);
   CHECK(api.stream_of[api.recorded[2]] == mine);
   CHECK(api.stream_of[api.recorded[3]] == mine);
+}
+
+TEST_CASE("side mode: a marker in the work stream, the timestamp on our own waiting stream") {
+  fake_events api;
+  event_timer t(api, legacy, /*side=*/true);
+  op_log log;
+  const auto a = t.begin(5);
+  t.end(a);
+  const auto b = t.begin(9);
+  t.end(b);
+  CHECK(api.markers == 1);  // one marker and one stream per context serve every stamp
+  CHECK(api.streams == 1);
+  void* const side = reinterpret_cast<void*>(0x200001);
+  void* const marker = reinterpret_cast<void*>(0x100001);
+  REQUIRE(api.waits.size() == 4);
+  for (const auto& w : api.waits) {
+    CHECK(w.first == side);
+    CHECK(w.second == marker);
+  }
+  // Records alternate: the marker on the work stream, then the timing event on ours.
+  REQUIRE(api.recorded.size() == 8);
+  for (std::size_t i = 0; i < 8; i += 2) {
+    CHECK(api.recorded[i] == marker);
+    CHECK(api.stream_of[api.recorded[i + 1]] == side);
+  }
+  api.complete(1, 1.0);
+  api.complete(3, 3.5);
+  api.complete(5, 4.0);
+  api.complete(7, 4.25);
+  t.drain(log, false, 1);
+  REQUIRE(log.ops.size() == 2);
+  CHECK(log.ops[0].end_ns - log.ops[0].start_ns == 2'500'000);
+  CHECK(log.ops[1].end_ns - log.ops[1].start_ns == 250'000);
 }
 
 TEST_CASE("perf mode through the aggregator: each timed scope gets its own span") {

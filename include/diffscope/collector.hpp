@@ -76,6 +76,10 @@ struct collector_options {
   /// diffscope::set_timing_stream(). Default: the legacy default stream (CU_STREAM_LEGACY),
   /// where PyTorch and plain CUDA code launch; (void*)2 is CU_STREAM_PER_THREAD.
   void* perf_stream = reinterpret_cast<void*>(1);
+  /// Perf mode: take timestamps on a stream of our own that waits for a marker event in the
+  /// work stream (DIFFSCOPE_PERF_EVENTS=side) instead of timing events in the work stream
+  /// (inline, the default). docs/modes.md compares their cost.
+  bool perf_side_stream = false;
   /// The first N requests (DIFFSCOPE_REQUEST) are warm-ups: in no dump, table or summary.
   std::uint64_t skip_requests = 0;
   /// How plain NVTX names (torch.cuda.nvtx, SGLang) map to stages, steps and requests.
@@ -85,10 +89,10 @@ struct collector_options {
   /// DIFFSCOPE_TRACE_CAP, DIFFSCOPE_SKIP_REQUESTS, DIFFSCOPE_TAG, DIFFSCOPE_LEGACY_STEPS,
   /// DIFFSCOPE_GATE, DIFFSCOPE_EXPECT_BCG (implies DIFFSCOPE_GATE), DIFFSCOPE_KEEP_INVALID,
   /// DIFFSCOPE_MODE (profile|perf), DIFFSCOPE_PERF_SCOPES (steps|all), DIFFSCOPE_PERF_STREAM
-  /// (legacy|per-thread), DIFFSCOPE_STAGE_PREFIX / DIFFSCOPE_STEP_PREFIX /
-  /// DIFFSCOPE_REQUEST_PREFIX ("none": off), DIFFSCOPE_STRIP_SHAPES (0 keeps " in=[...]").
-  /// A value it does not know is reported on stderr and the default kept (the program must
-  /// run on).
+  /// (legacy|per-thread), DIFFSCOPE_PERF_EVENTS (inline|side), DIFFSCOPE_STAGE_PREFIX /
+  /// DIFFSCOPE_STEP_PREFIX / DIFFSCOPE_REQUEST_PREFIX ("none": off), DIFFSCOPE_STRIP_SHAPES (0
+  /// keeps " in=[...]"). A value it does not know is reported on stderr and the default kept (the
+  /// program must run on).
   static collector_options from_env() {
     collector_options o;
     auto env = [](const char* n) -> std::string {
@@ -147,6 +151,7 @@ struct collector_options {
     o.perf_all_scopes = choose("DIFFSCOPE_PERF_SCOPES", {"steps", "all"}) == 1;
     if (choose("DIFFSCOPE_PERF_STREAM", {"legacy", "per-thread"}) == 1)
       o.perf_stream = reinterpret_cast<void*>(2);
+    o.perf_side_stream = choose("DIFFSCOPE_PERF_EVENTS", {"inline", "side"}) == 1;
     return o;
   }
 
@@ -388,8 +393,10 @@ class collector {
       st.gpu_reason = st.driver.load();
       st.gpu_ok = st.gpu_reason.empty();
       if (st.gpu_ok) {
-        st.timers.push_back(std::make_unique<detail::event_timer>(st.driver, options.perf_stream));
+        st.timers.push_back(std::make_unique<detail::event_timer>(st.driver, options.perf_stream,
+                                                                  options.perf_side_stream));
         st.timer = st.timers.back().get();
+        st.timer->warm();  // the context current now pays its one-off cost here, not in a scope
       }
     } else {
       st.cupti_status = st.cupti.start(*st.agg);
@@ -412,6 +419,9 @@ class collector {
     nv.time_all.store(options.perf_all_scopes, std::memory_order_relaxed);
     st.rules.push_back(std::make_unique<detail::name_rules>(options.names));
     nv.rules.store(st.rules.back().get(), std::memory_order_release);
+    // Allocations the first launch or timed scope would otherwise make inside the program's
+    // timeline: made here, before anything is measured.
+    if (st.gpu_ok) st.agg->prepare_launches();
     nv.timer.store(st.timer, std::memory_order_release);
     nv.sink.store(st.agg, std::memory_order_release);
     st.active = true;

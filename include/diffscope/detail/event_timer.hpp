@@ -46,6 +46,12 @@ class event_api {
   /// Device time from `start` to `end` in milliseconds, both complete.
   virtual std::optional<double> elapsed_ms(event start, event end) noexcept = 0;
   virtual void destroy(event e) noexcept = 0;
+  /// Side-stream stamping (event_timer's `side` option): an event without timing, a
+  /// non-blocking stream of our own, a stream waiting for an event.
+  virtual event create_marker() noexcept = 0;
+  virtual void* create_stream() noexcept = 0;
+  virtual bool wait(void* stream, event e) noexcept = 0;
+  virtual void destroy_stream(void* stream) noexcept = 0;
 };
 
 /// event_api on the CUDA driver, loaded at run time.
@@ -72,7 +78,12 @@ class driver_event_api final : public event_api {
     elapsed_ = reinterpret_cast<int (*)(float*, void*, void*)>(
         sym("cuEventElapsedTime_v2", "cuEventElapsedTime"));
     destroy_ = reinterpret_cast<int (*)(void*)>(sym("cuEventDestroy_v2", "cuEventDestroy"));
-    if (!get_current_ || !create_ || !record_ || !query_ || !sync_ || !elapsed_ || !destroy_) {
+    stream_create_ = reinterpret_cast<int (*)(void**, unsigned)>(sym("cuStreamCreate"));
+    stream_wait_ = reinterpret_cast<int (*)(void*, void*, unsigned)>(sym("cuStreamWaitEvent"));
+    stream_destroy_ =
+        reinterpret_cast<int (*)(void*)>(sym("cuStreamDestroy_v2", "cuStreamDestroy"));
+    if (!get_current_ || !create_ || !record_ || !query_ || !sync_ || !elapsed_ || !destroy_ ||
+        !stream_create_ || !stream_wait_ || !stream_destroy_) {
       ::dlclose(h);
       return "the CUDA driver lacks the event API";
     }
@@ -102,8 +113,21 @@ class driver_event_api final : public event_api {
     return static_cast<double>(ms);
   }
   void destroy(event e) noexcept override { destroy_(e); }
+  event create_marker() noexcept override {
+    void* e = nullptr;
+    return create_(&e, 2 /* CU_EVENT_DISABLE_TIMING */) == 0 ? e : nullptr;
+  }
+  void* create_stream() noexcept override {
+    void* s = nullptr;
+    return stream_create_(&s, 1 /* CU_STREAM_NON_BLOCKING */) == 0 ? s : nullptr;
+  }
+  bool wait(void* stream, event e) noexcept override { return stream_wait_(stream, e, 0) == 0; }
+  void destroy_stream(void* stream) noexcept override { stream_destroy_(stream); }
 
  private:
+  int (*stream_create_)(void**, unsigned) = nullptr;
+  int (*stream_wait_)(void*, void*, unsigned) = nullptr;
+  int (*stream_destroy_)(void*) = nullptr;
   void* handle_ = nullptr;
   int (*get_current_)(void**) = nullptr;
   int (*create_)(void**, unsigned) = nullptr;
@@ -137,7 +161,11 @@ class event_timer {
  public:
   /// `default_stream`: where events go unless the thread names a stream (CU_STREAM_LEGACY,
   /// (void*)1, by default: the stream PyTorch and plain CUDA code launch to).
-  event_timer(event_api& api, void* default_stream) : api_(api), stream_(default_stream) {}
+  /// `side`: instead of a timing event in the work stream, put only a marker there (an
+  /// event without timing) and take the timestamp on a stream of our own that waits for it,
+  /// so the work stream never executes a timestamp.
+  event_timer(event_api& api, void* default_stream, bool side = false)
+      : api_(api), stream_(default_stream), side_(side) {}
   ~event_timer() { release_all(); }
   event_timer(const event_timer&) = delete;
   event_timer& operator=(const event_timer&) = delete;
@@ -145,19 +173,20 @@ class event_timer {
   /// Records the start of a timed scope. Returns the pair's id (never 0), or 0 when the scope
   /// is not timed (no context on this thread, or the driver failed).
   std::uint32_t begin(std::uint64_t host_ns) noexcept {
-    const std::uint64_t t0 = now_ns();
     void* ctx = api_.current_context();
     std::lock_guard<std::mutex> g(mutex_);
     if (ctx == nullptr) {
       ++counts_.no_context;
       return 0;
     }
+    warm_locked(ctx);  // once per context, not counted in the per-scope cost
+    const std::uint64_t t0 = now_ns();
     open_pair p;
     p.ctx = ctx;
     p.stream = timing_stream_override() != nullptr ? timing_stream_override() : stream_;
     p.host_ns = host_ns;
     p.start = take_event(ctx);
-    if (p.start == nullptr || !api_.record(p.start, p.stream)) {
+    if (p.start == nullptr || !stamp(ctx, p.start, p.stream)) {
       if (p.start != nullptr) give_event(ctx, p.start);
       ++counts_.failed;
       return 0;
@@ -169,6 +198,22 @@ class event_timer {
     return id;
   }
 
+  /// Makes the current context's event pool (if a context is current) now instead of in
+  /// the first timed scopes, which would otherwise each pay a cuEventCreate inside the
+  /// program's timeline. The collector calls it at start.
+  void warm() noexcept {
+    void* ctx = api_.current_context();
+    if (ctx == nullptr) return;
+    std::lock_guard<std::mutex> g(mutex_);
+    warm_locked(ctx);
+  }
+
+  /// Closed pairs a lazy drain lets pile up before it looks (see drain()).
+  static constexpr std::size_t default_lag = 32;
+  /// Events created ahead per context: enough for the pairs a lazy drain keeps in flight
+  /// for stage and step timing (`default_lag` closed pairs, two events each).
+  static constexpr std::size_t warm_events = 2 * default_lag;
+
   /// Records the end of the timed scope `id` on the stream its start went to.
   void end(std::uint32_t id) noexcept {
     const std::uint64_t t0 = now_ns();
@@ -178,7 +223,7 @@ class event_timer {
     open_pair p = it->second;
     open_.erase(it);
     void* end = take_event(p.ctx);
-    if (end == nullptr || !api_.record(end, p.stream)) {
+    if (end == nullptr || !stamp(p.ctx, end, p.stream)) {
       if (end != nullptr) give_event(p.ctx, end);
       give_event(p.ctx, p.start);
       ++counts_.failed;  // the scope's instance is finalised at stop without a GPU time
@@ -249,6 +294,11 @@ class event_timer {
     for (auto& pool : pools_)
       for (void* e : pool.second) api_.destroy(e);
     pools_.clear();
+    for (const side_state& s : sides_) {
+      if (s.marker != nullptr) api_.destroy(s.marker);
+      if (s.stream != nullptr) api_.destroy_stream(s.stream);
+    }
+    sides_.clear();
   }
 
   event_timer_counts counts() const {
@@ -272,6 +322,41 @@ class event_timer {
     void* end;
   };
 
+  // Side mode's marker and stream of a context. One marker serves every stamp: a stream
+  // wait takes the marker's state at the time of the call, so re-recording it is safe.
+  struct side_state {
+    void* ctx = nullptr;
+    void* marker = nullptr;
+    void* stream = nullptr;
+  };
+
+  // Puts timing event `ev` at the current end of `stream` (inline), or after it (side).
+  bool stamp(void* ctx, void* ev, void* stream) {
+    if (!side_) return api_.record(ev, stream);
+    side_state& s = side_of(ctx);
+    return s.marker != nullptr && s.stream != nullptr && api_.record(s.marker, stream) &&
+           api_.wait(s.stream, s.marker) && api_.record(ev, s.stream);
+  }
+  side_state& side_of(void* ctx) {
+    for (side_state& x : sides_)
+      if (x.ctx == ctx) return x;
+    sides_.push_back(side_state{ctx, api_.create_marker(), api_.create_stream()});
+    return sides_.back();
+  }
+
+  // First use of `ctx`: its pool with `warm_events` events (and side mode's marker and
+  // stream). The pool exists afterwards even if creation failed, so this runs once.
+  void warm_locked(void* ctx) {
+    for (const auto& pool : pools_)
+      if (pool.first == ctx) return;
+    std::vector<void*> events;
+    events.reserve(warm_events);
+    for (std::size_t i = 0; i < warm_events; ++i)
+      if (void* e = api_.create()) events.push_back(e);
+    pools_.emplace_back(ctx, std::move(events));
+    if (side_) side_of(ctx);
+  }
+
   // Events are reused per context (an event belongs to the context it was created in).
   void* take_event(void* ctx) {
     for (auto& pool : pools_) {
@@ -293,10 +378,10 @@ class event_timer {
     pools_.emplace_back(ctx, std::vector<void*>{e});
   }
 
-  static constexpr std::size_t default_lag = 32;
-
   event_api& api_;
   void* stream_;
+  const bool side_;
+  std::vector<side_state> sides_;
   std::size_t retry_at_ = 0;  // closed pairs needed before the next lazy query
   mutable std::mutex mutex_;
   std::uint32_t next_id_ = 0;
