@@ -375,13 +375,21 @@ TEST_SUITE("collector") {
     CHECK(o.mode == diffscope::timing_mode::profile);
     CHECK_FALSE(o.perf_all_scopes);
     CHECK(o.perf_stream == reinterpret_cast<void*>(1));  // CU_STREAM_LEGACY
+    CHECK_FALSE(o.perf_side_stream);
+    CHECK(o.perf_share_ns == diffscope::detail::event_timer::default_share_ns);
     setenv("DIFFSCOPE_MODE", "perf", 1);
     setenv("DIFFSCOPE_PERF_SCOPES", "all", 1);
     setenv("DIFFSCOPE_PERF_STREAM", "per-thread", 1);
     setenv("DIFFSCOPE_PERF_EVENTS", "side", 1);
+    setenv("DIFFSCOPE_PERF_SHARE_NS", "0", 1);
     o = diffscope::collector_options::from_env();
     CHECK(o.perf_side_stream);
+    CHECK(o.perf_share_ns == 0);
+    setenv("DIFFSCOPE_PERF_SHARE_NS", "-5", 1);  // not a count: reported, default kept
+    CHECK(diffscope::collector_options::from_env().perf_share_ns ==
+          diffscope::detail::event_timer::default_share_ns);
     unsetenv("DIFFSCOPE_PERF_EVENTS");
+    unsetenv("DIFFSCOPE_PERF_SHARE_NS");
     CHECK(o.mode == diffscope::timing_mode::perf);
     CHECK(o.perf_all_scopes);
     CHECK(o.perf_stream == reinterpret_cast<void*>(2));  // CU_STREAM_PER_THREAD

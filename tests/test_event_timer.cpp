@@ -1,7 +1,10 @@
 // Perf mode's event pairing (detail/event_timer.hpp) on synthetic events: no GPU needed.
 #include <doctest/doctest.h>
 
+#include <chrono>
+#include <limits>
 #include <map>
+#include <thread>
 #include <vector>
 
 #include <diffscope/detail/aggregator.hpp>
@@ -78,13 +81,17 @@ struct op_log final : diffscope::detail::activity_sink {
 };
 
 void* const legacy = reinterpret_cast<void*>(1);
+// The pairing tests make calls back to back, which sharing would fold into one event; they
+// turn it off. The sharing tests below choose their window.
+constexpr std::uint64_t no_sharing = 0;
+constexpr std::uint64_t always = std::numeric_limits<std::uint64_t>::max();  // no work between
 
 }  // namespace
 
 TEST_CASE("no context on the thread: the scope is not timed and no context is made") {
   fake_events api;
   api.ctx = nullptr;
-  event_timer t(api, legacy);
+  event_timer t(api, legacy, false, no_sharing);
   CHECK(t.begin(100) == 0);
   CHECK(api.created == 0);
   CHECK(t.counts().no_context == 1);
@@ -92,7 +99,7 @@ TEST_CASE("no context on the thread: the scope is not timed and no context is ma
 
 TEST_CASE("a pair resolves only once its end event completed; length from the device") {
   fake_events api;
-  event_timer t(api, legacy);
+  event_timer t(api, legacy, false, no_sharing);
   op_log log;
   const std::uint32_t id = t.begin(5'000);
   REQUIRE(id != 0);
@@ -115,7 +122,7 @@ TEST_CASE("a pair resolves only once its end event completed; length from the de
 
 TEST_CASE("pairs resolve in the order they closed, nested pairs included") {
   fake_events api;
-  event_timer t(api, legacy);
+  event_timer t(api, legacy, false, no_sharing);
   op_log log;
   const auto outer = t.begin(0);  // event 0
   const auto inner = t.begin(1);  // event 1
@@ -137,7 +144,7 @@ TEST_CASE("pairs resolve in the order they closed, nested pairs included") {
 
 TEST_CASE("a lazy drain queries only old pairs and backs off after a running one") {
   fake_events api;
-  event_timer t(api, legacy);
+  event_timer t(api, legacy, false, no_sharing);
   op_log log;
   auto scope = [&] { t.end(t.begin(1)); };
   for (int i = 0; i < 4; ++i) scope();
@@ -161,7 +168,7 @@ TEST_CASE("a lazy drain queries only old pairs and backs off after a running one
 
 TEST_CASE("drain(wait) at stop waits for each pair; events are pooled and reused") {
   fake_events api;
-  event_timer t(api, legacy);
+  event_timer t(api, legacy, false, no_sharing);
   op_log log;
   for (int i = 0; i < 100; ++i) {
     const auto id = t.begin(static_cast<std::uint64_t>(i));
@@ -178,7 +185,7 @@ TEST_CASE("drain(wait) at stop waits for each pair; events are pooled and reused
 
 TEST_CASE("warm(): the context's events are made once, ahead of the first timed scope") {
   fake_events api;
-  event_timer t(api, legacy);
+  event_timer t(api, legacy, false, no_sharing);
   api.ctx = nullptr;
   t.warm();  // no context yet: nothing to prepare, nothing created
   CHECK(api.created == 0);
@@ -204,14 +211,14 @@ TEST_CASE("warm(): the context's events are made once, ahead of the first timed 
 TEST_CASE("a failed record leaves the scope untimed and counts a failure") {
   fake_events api;
   api.fail_record = true;
-  event_timer t(api, legacy);
+  event_timer t(api, legacy, false, no_sharing);
   CHECK(t.begin(0) == 0);
   CHECK(t.counts().failed == 1);
 }
 
 TEST_CASE("unclosed scopes and running pairs are dropped at stop, counted") {
   fake_events api;
-  event_timer t(api, legacy);
+  event_timer t(api, legacy, false, no_sharing);
   const auto a = t.begin(0);
   const auto b = t.begin(0);
   t.end(b);
@@ -223,7 +230,7 @@ TEST_CASE("unclosed scopes and running pairs are dropped at stop, counted") {
 
 TEST_CASE("the stream: the default, or the one the thread names") {
   fake_events api;
-  event_timer t(api, legacy);
+  event_timer t(api, legacy, false, no_sharing);
   const auto a = t.begin(0);
   t.end(a);
   CHECK(api.stream_of[api.recorded[0]] == legacy);
@@ -239,7 +246,7 @@ TEST_CASE("the stream: the default, or the one the thread names") {
 
 TEST_CASE("side mode: a marker in the work stream, the timestamp on our own waiting stream") {
   fake_events api;
-  event_timer t(api, legacy, /*side=*/true);
+  event_timer t(api, legacy, /*side=*/true, no_sharing);
   op_log log;
   const auto a = t.begin(5);
   t.end(a);
@@ -270,9 +277,83 @@ TEST_CASE("side mode: a marker in the work stream, the timestamp on our own wait
   CHECK(log.ops[1].end_ns - log.ops[1].start_ns == 250'000);
 }
 
+TEST_CASE("stamps back to back share one event; each pair still gets its own span") {
+  fake_events api;
+  // A wide window, so that a loaded test machine never splits the back-to-back calls.
+  event_timer t(api, legacy, false, 50'000'000);  // 50 ms
+  op_log log;
+  // Host time long enough for work to enter the stream.
+  const auto work = [] { std::this_thread::sleep_for(std::chrono::milliseconds(100)); };
+  // DenoisingStage { step 0 { work } step 1 { work } }: 6 stamps, 3 places in the stream.
+  const auto stage = t.begin(0);
+  const auto s0 = t.begin(10);
+  work();
+  t.end(s0);
+  const auto s1 = t.begin(20);
+  work();
+  t.end(s1);
+  t.end(stage);
+  REQUIRE(api.recorded.size() == 3);  // stage+step 0 start, step 0 end = step 1 start, ends
+  CHECK(t.counts().shared == 3);
+  api.complete(0, 1.0);
+  api.complete(1, 3.0);
+  api.complete(2, 4.5);
+  t.drain(log, false, 1);
+  REQUIRE(log.ops.size() == 3);  // in close order: step 0, step 1, the stage
+  CHECK(log.ops[0].end_ns - log.ops[0].start_ns == 2'000'000);
+  CHECK(log.ops[1].end_ns - log.ops[1].start_ns == 1'500'000);
+  CHECK(log.ops[2].end_ns - log.ops[2].start_ns == 3'500'000);
+  // Every event went back to the pool exactly once: the next pairs reuse them, no more made.
+  const int made = api.created;
+  for (int i = 0; i < 3; ++i) t.end(t.begin(0));
+  CHECK(api.created == made);
+  t.release_all();
+  CHECK(api.destroyed == made);
+}
+
+TEST_CASE("no sharing across streams, threads, or after the window") {
+  fake_events api;
+  event_timer t(api, legacy, false, 50'000'000);  // 50 ms: see above
+  const auto a = t.begin(0);
+  void* mine = reinterpret_cast<void*>(0x5000);
+  diffscope::detail::timing_stream_override() = mine;
+  const auto b = t.begin(0);  // another stream: its own event
+  diffscope::detail::timing_stream_override() = nullptr;
+  CHECK(api.recorded.size() == 2);
+  std::thread([&] { t.end(t.begin(0)); }).join();  // another thread: its own event...
+  CHECK(api.recorded.size() == 3);                 // ...which its own end then shares
+  const auto c = t.begin(0);  // the latest stamp is the other thread's: a new event
+  CHECK(api.recorded.size() == 4);
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  t.end(c);  // 100 ms later work may have entered the stream: a new event
+  CHECK(api.recorded.size() == 5);
+  t.end(a);  // right after c's end on the same stream: shares it
+  CHECK(api.recorded.size() == 5);
+  t.end(b);  // its own stream
+  CHECK(api.recorded.size() == 6);
+  CHECK(api.stream_of[api.recorded[5]] == mine);
+  CHECK(t.counts().shared == 2);
+}
+
+TEST_CASE("an event back in the pool is never shared: it may be recorded elsewhere") {
+  fake_events api;
+  event_timer t(api, legacy, false, always);
+  op_log log;
+  const auto a = t.begin(0);
+  t.end(a);  // shares a's start: an empty scope, one event
+  REQUIRE(api.recorded.size() == 1);
+  api.complete(0, 2.0);
+  t.drain(log, false, 1);  // resolves a: its event returns to the pool
+  REQUIRE(log.ops.size() == 1);
+  CHECK(log.ops[0].end_ns == log.ops[0].start_ns);  // nothing ran inside it
+  const auto b = t.begin(0);  // recent, but the event was given back: recorded afresh
+  CHECK(api.recorded.size() == 2);
+  t.end(b);
+}
+
 TEST_CASE("perf mode through the aggregator: each timed scope gets its own span") {
   fake_events api;
-  event_timer t(api, legacy);
+  event_timer t(api, legacy, false, no_sharing);
   aggregator agg;
   const auto stage = agg.intern("DenoisingStage");
   const auto block = agg.intern("block");

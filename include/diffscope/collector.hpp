@@ -80,6 +80,9 @@ struct collector_options {
   /// work stream (DIFFSCOPE_PERF_EVENTS=side) instead of timing events in the work stream
   /// (inline, the default). docs/modes.md compares their cost.
   bool perf_side_stream = false;
+  /// Perf mode: stamps less than this many host ns apart on one thread and stream share one
+  /// event (DIFFSCOPE_PERF_SHARE_NS; 0: every stamp records its own). See event_timer.
+  std::uint64_t perf_share_ns = detail::event_timer::default_share_ns;
   /// The first N requests (DIFFSCOPE_REQUEST) are warm-ups: in no dump, table or summary.
   std::uint64_t skip_requests = 0;
   /// How plain NVTX names (torch.cuda.nvtx, SGLang) map to stages, steps and requests.
@@ -89,7 +92,8 @@ struct collector_options {
   /// DIFFSCOPE_TRACE_CAP, DIFFSCOPE_SKIP_REQUESTS, DIFFSCOPE_TAG, DIFFSCOPE_LEGACY_STEPS,
   /// DIFFSCOPE_GATE, DIFFSCOPE_EXPECT_BCG (implies DIFFSCOPE_GATE), DIFFSCOPE_KEEP_INVALID,
   /// DIFFSCOPE_MODE (profile|perf), DIFFSCOPE_PERF_SCOPES (steps|all), DIFFSCOPE_PERF_STREAM
-  /// (legacy|per-thread), DIFFSCOPE_PERF_EVENTS (inline|side), DIFFSCOPE_STAGE_PREFIX /
+  /// (legacy|per-thread), DIFFSCOPE_PERF_EVENTS (inline|side), DIFFSCOPE_PERF_SHARE_NS (a
+  /// count), DIFFSCOPE_STAGE_PREFIX /
   /// DIFFSCOPE_STEP_PREFIX / DIFFSCOPE_REQUEST_PREFIX ("none": off), DIFFSCOPE_STRIP_SHAPES (0
   /// keeps " in=[...]"). A value it does not know is reported on stderr and the default kept (the
   /// program must run on).
@@ -152,6 +156,7 @@ struct collector_options {
     if (choose("DIFFSCOPE_PERF_STREAM", {"legacy", "per-thread"}) == 1)
       o.perf_stream = reinterpret_cast<void*>(2);
     o.perf_side_stream = choose("DIFFSCOPE_PERF_EVENTS", {"inline", "side"}) == 1;
+    count("DIFFSCOPE_PERF_SHARE_NS", o.perf_share_ns);
     return o;
   }
 
@@ -393,8 +398,8 @@ class collector {
       st.gpu_reason = st.driver.load();
       st.gpu_ok = st.gpu_reason.empty();
       if (st.gpu_ok) {
-        st.timers.push_back(std::make_unique<detail::event_timer>(st.driver, options.perf_stream,
-                                                                  options.perf_side_stream));
+        st.timers.push_back(std::make_unique<detail::event_timer>(
+            st.driver, options.perf_stream, options.perf_side_stream, options.perf_share_ns));
         st.timer = st.timers.back().get();
         st.timer->warm();  // the context current now pays its one-off cost here, not in a scope
       }
@@ -507,6 +512,7 @@ class collector {
           st.timer != nullptr ? st.timer->counts() : st.timer_counts;
       r.overhead.timed_scopes = c.timed;
       r.overhead.per_timed_scope_ns = c.begin_end_ns;
+      r.overhead.shared_stamps = c.shared;
       r.faults.untimed_no_context = c.no_context;
       r.faults.timing_failures = c.failed;
       r.faults.timing_unresolved = c.unresolved;

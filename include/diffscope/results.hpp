@@ -123,6 +123,8 @@ struct overhead_stats {
   std::uint64_t timed_scopes = 0;     ///< perf mode: scope calls timed with device events
   double per_timed_scope_ns = 0;      ///< perf mode: mean host cost of a timed scope's two
                                       ///< event records (on top of per_range_ns)
+  std::uint64_t shared_stamps = 0;    ///< perf mode: stamps that reused the previous event
+                                      ///< (nothing could have entered the stream between)
 };
 
 /// How GPU numbers were obtained, or why they are missing.

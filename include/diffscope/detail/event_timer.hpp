@@ -18,6 +18,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <thread>
 #include <unordered_map>
 #include <utility>
 #include <vector>
@@ -151,6 +152,7 @@ struct event_timer_counts {
   std::uint64_t no_context = 0;  ///< scopes not timed: no CUDA context on their thread yet
   std::uint64_t failed = 0;      ///< event creation, recording or timing failed
   std::uint64_t unresolved = 0;  ///< pairs dropped at stop (unclosed scope, GPU error)
+  std::uint64_t shared = 0;      ///< stamps that reused the previous stamp's event
   std::uint64_t in_flight = 0;   ///< pairs waiting for the GPU now
   double begin_end_ns = 0;       ///< mean host cost of our begin() + end() per timed scope
 };
@@ -164,8 +166,11 @@ class event_timer {
   /// `side`: instead of a timing event in the work stream, put only a marker there (an
   /// event without timing) and take the timestamp on a stream of our own that waits for it,
   /// so the work stream never executes a timestamp.
-  event_timer(event_api& api, void* default_stream, bool side = false)
-      : api_(api), stream_(default_stream), side_(side) {}
+  /// `share_ns`: a stamp that follows the previous one on the same thread and stream by less
+  /// than this much host time reuses its event instead of recording another (0: never).
+  event_timer(event_api& api, void* default_stream, bool side = false,
+              std::uint64_t share_ns = default_share_ns)
+      : api_(api), stream_(default_stream), side_(side), share_ns_(share_ns) {}
   ~event_timer() { release_all(); }
   event_timer(const event_timer&) = delete;
   event_timer& operator=(const event_timer&) = delete;
@@ -185,9 +190,8 @@ class event_timer {
     p.ctx = ctx;
     p.stream = timing_stream_override() != nullptr ? timing_stream_override() : stream_;
     p.host_ns = host_ns;
-    p.start = take_event(ctx);
-    if (p.start == nullptr || !stamp(ctx, p.start, p.stream)) {
-      if (p.start != nullptr) give_event(ctx, p.start);
+    p.start = stamp_event(ctx, p.stream);
+    if (p.start == nullptr) {
       ++counts_.failed;
       return 0;
     }
@@ -208,6 +212,12 @@ class event_timer {
     warm_locked(ctx);
   }
 
+  /// Stamps closer than this (host ns, same thread and stream) share one event. No CUDA call
+  /// that puts work in a stream returns that fast (a kernel launch takes 2-4 us of host time,
+  /// an event record about 1-3 us), so nothing can have entered the stream between the two:
+  /// a child's start right after its parent's, siblings back to back, consecutive steps.
+  /// Each shared stamp saves a record's host time and its GPU time (BENCHMARKS.md).
+  static constexpr std::uint64_t default_share_ns = 1000;
   /// Closed pairs a lazy drain lets pile up before it looks (see drain()).
   static constexpr std::size_t default_lag = 32;
   /// Events created ahead per context: enough for the pairs a lazy drain keeps in flight
@@ -222,10 +232,9 @@ class event_timer {
     if (it == open_.end()) return;
     open_pair p = it->second;
     open_.erase(it);
-    void* end = take_event(p.ctx);
-    if (end == nullptr || !stamp(p.ctx, end, p.stream)) {
-      if (end != nullptr) give_event(p.ctx, end);
-      give_event(p.ctx, p.start);
+    void* end = stamp_event(p.ctx, p.stream);
+    if (end == nullptr) {
+      release(p.ctx, p.start);
       ++counts_.failed;  // the scope's instance is finalised at stop without a GPU time
       return;
     }
@@ -272,8 +281,8 @@ class event_timer {
         } else {
           ++counts_.failed;
         }
-        give_event(c.p.ctx, c.p.start);
-        give_event(c.p.ctx, c.end);
+        release(c.p.ctx, c.p.start);
+        release(c.p.ctx, c.end);
         closed_.pop_front();
       }
     }
@@ -284,10 +293,10 @@ class event_timer {
   void release_all() noexcept {
     std::lock_guard<std::mutex> g(mutex_);
     counts_.unresolved += open_.size() + closed_.size();
-    for (auto& kv : open_) give_event(kv.second.ctx, kv.second.start);
+    for (auto& kv : open_) release(kv.second.ctx, kv.second.start);
     for (auto& c : closed_) {
-      give_event(c.p.ctx, c.p.start);
-      give_event(c.p.ctx, c.end);
+      release(c.p.ctx, c.p.start);
+      release(c.p.ctx, c.end);
     }
     open_.clear();
     closed_.clear();
@@ -329,6 +338,37 @@ class event_timer {
     void* marker = nullptr;
     void* stream = nullptr;
   };
+
+  // The event marking the current end of `stream` for a pair: the previous stamp's when it
+  // is recent enough (see default_share_ns), else a new one. nullptr when recording failed.
+  void* stamp_event(void* ctx, void* stream) {
+    const std::thread::id self = std::this_thread::get_id();
+    if (share_ns_ > 0 && last_.event != nullptr && last_.thread == self && last_.ctx == ctx &&
+        last_.stream == stream && now_ns() - last_.at_ns < share_ns_) {
+      ++refs_[last_.event];
+      ++counts_.shared;
+      last_.at_ns = now_ns();  // the next gap is measured from here: no launch fits in either
+      return last_.event;
+    }
+    void* ev = take_event(ctx);
+    if (ev == nullptr) return nullptr;
+    if (!stamp(ctx, ev, stream)) {
+      give_event(ctx, ev);
+      return nullptr;
+    }
+    refs_[ev] = 1;
+    last_ = last_stamp{self, ctx, stream, ev, now_ns()};
+    return ev;
+  }
+
+  // A pair lets go of an event; the last holder returns it to the pool.
+  void release(void* ctx, void* ev) {
+    auto it = refs_.find(ev);
+    if (it != refs_.end() && --it->second > 0) return;
+    if (it != refs_.end()) refs_.erase(it);
+    if (last_.event == ev) last_.event = nullptr;  // it may be recorded again elsewhere
+    give_event(ctx, ev);
+  }
 
   // Puts timing event `ev` at the current end of `stream` (inline), or after it (side).
   bool stamp(void* ctx, void* ev, void* stream) {
@@ -378,9 +418,21 @@ class event_timer {
     pools_.emplace_back(ctx, std::vector<void*>{e});
   }
 
+  // The latest recorded stamp, for sharing.
+  struct last_stamp {
+    std::thread::id thread;
+    void* ctx = nullptr;
+    void* stream = nullptr;
+    void* event = nullptr;
+    std::uint64_t at_ns = 0;  // host time when the stamp call returned
+  };
+
   event_api& api_;
   void* stream_;
   const bool side_;
+  const std::uint64_t share_ns_;
+  last_stamp last_;
+  std::unordered_map<void*, std::uint32_t> refs_;  // pairs (start or end) holding each event
   std::vector<side_state> sides_;
   std::size_t retry_at_ = 0;  // closed pairs needed before the next lazy query
   mutable std::mutex mutex_;
