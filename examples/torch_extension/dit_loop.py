@@ -41,6 +41,10 @@ def parse_args(argv):
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--step-events", action="store_true",
                    help="record a torch.cuda.Event pair around each step (per-step ground truth)")
+    p.add_argument("--outer-events", action="store_true",
+                   help="with --step-events: a second pair just outside each step's NVTX range "
+                        "(recorded before the push, after the pop): how much the ground truth "
+                        "itself moves with its place in a launch-bound loop")
     p.add_argument("--profiler", action="store_true",
                    help="run warm-up and timed loop inside torch.profiler.profile(CPU, CUDA)")
     p.add_argument("--profiler-first", action="store_true",
@@ -240,8 +244,11 @@ def main(a):
     events = []
     # Ground-truth events exist before the loop: creating one inside a step would put its
     # cost between the collector's event and ours (launch-bound steps feel every microsecond).
-    pool = ([(torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True))
-             for _ in range(a.steps)] if a.step_events and cuda else None)
+    def event_pairs(on):
+        return ([(torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True))
+                 for _ in range(a.steps)] if on and cuda else None)
+    pool = event_pairs(a.step_events)
+    outer = event_pairs(a.step_events and a.outer_events)
     dt = -1.0 / a.steps
     e2e_all = []
     for r in range(max(1, a.repeat)):
@@ -254,6 +261,8 @@ def main(a):
             t0 = time.perf_counter()
             nvtx.push("stage_DenoisingStage")
             for i in range(a.steps):
+                if outer:
+                    outer[i][0].record()
                 nvtx.push(f"denoising_step_{i}")
                 if a.step_events:
                     start = pool[i][0] if cuda else time.perf_counter()
@@ -268,6 +277,8 @@ def main(a):
                     else:  # CPU ops are synchronous: the host clock is the ground truth
                         events.append((time.perf_counter() - start) * 1e3)
                 nvtx.pop()
+                if outer:
+                    outer[i][1].record()
             nvtx.pop()
             sync()
             e2e_all.append((time.perf_counter() - t0) * 1e3)
@@ -301,6 +312,7 @@ def main(a):
         "e2e_all_ms": e2e_all,
         "step_ms": step_ms,
         "step_ms_sum": sum(step_ms) if step_ms else None,
+        "step_ms_outer": [s.elapsed_time(e) for s, e in outer] if outer else None,
         "checksum": checksum,
         "warmup_ms": warmup_ms,
         "setup_s": setup_s,
