@@ -16,6 +16,9 @@ Variants per workload:
   perf-noshare, perf-all-noshare   every stamp its own event (DIFFSCOPE_PERF_SHARE_NS=0)
   host-only  the collector with DIFFSCOPE_NO_GPU=1: its host bookkeeping alone (diagnostic)
 The side and noshare variants are reported for comparison; the checks are on the defaults.
+The Python loop is also measured paired: processes under diffscope run whose loops are timed
+and untimed in turn (dit_loop.py --paired-timing, diffscope_set_timing_paused), so the spread
+between processes cancels; it measures what the timing adds (host-only gives the rest).
 Checks (PASS/FAIL lines last): launch-bound slowdown of perf <= 0.5% and perf-all <= 2%;
 per-step GPU times of perf mode within 2% of CUDA events recorded independently around each
 step (toy_dit --step-events; dit_loop.py --step-events, launch-bound and GPU-bound; in the
@@ -98,7 +101,7 @@ def dump_steps(path):
 PY_GPU = ["--tokens", "4096", "--dim", "3072", "--heads", "24", "--steps", "100"]
 
 
-def py_run(args, variant, dump, step_events=False, gpu_bound=False, full=False):
+def py_run(args, variant, dump, step_events=False, gpu_bound=False, full=False, paired=False):
     """The Python denoise loop (examples/torch_extension/dit_loop.py) plain or under diffscope
     run; bench/torch_overhead.py's launch-bound (default) or GPU-bound configuration. Returns
     the median e2e ms and the per-step ground truth (full: the whole result)."""
@@ -106,8 +109,10 @@ def py_run(args, variant, dump, step_events=False, gpu_bound=False, full=False):
     cfg = (PY_GPU if gpu_bound else
            ["--tokens", str(args.py_tokens), "--dim", "1536", "--heads", "24",
             "--steps", str(args.py_steps)])
-    loop = [sys.executable, args.loop, "--ext", args.ext, "--blocks", "4", "--repeat", "3",
-            "--json", res] + cfg + (["--step-events", "--outer-events"] if step_events else [])
+    loop = [sys.executable, args.loop, "--ext", args.ext, "--blocks", "4",
+            "--repeat", str(args.paired_loops) if paired else "3", "--json", res] + cfg + \
+        (["--step-events", "--outer-events"] if step_events else []) + \
+        (["--paired-timing"] if paired else [])
     if variant == "off":
         cmd, env = loop, clean_env({})
     else:
@@ -146,6 +151,10 @@ def main():
     ap.add_argument("--py-steps", type=int, default=150)
     ap.add_argument("--reps", type=int, default=7)
     ap.add_argument("--py-reps", type=int, default=4)
+    ap.add_argument("--paired-reps", type=int, default=6,
+                    help="processes per variant of the paired Python measurement (0: skip)")
+    ap.add_argument("--paired-loops", type=int, default=8,
+                    help="loops per paired process, timed and untimed in A B B A order")
     ap.add_argument("--out", default=tempfile.mkdtemp(prefix="perf-mode-"))
     args = ap.parse_args()
     os.makedirs(args.out, exist_ok=True)
@@ -229,6 +238,23 @@ def main():
               f"{100 * (med['perf'] / med['off'] - 1):+.2f}%")
         check("dit_loop launch-bound perf-all <= 2%", med["perf-all"] <= med["off"] * 1.02,
               f"{100 * (med['perf-all'] / med['off'] - 1):+.2f}%")
+        # Paired: the same process times every other loop (diffscope_set_timing_paused), so
+        # the process-to-process spread of a launch-bound Python loop cancels out. It measures
+        # what the timing adds; the bookkeeping both halves share is host-only's figure.
+        for variant in (("perf", "perf-all") if args.paired_reps > 0 else ()):
+            ratios = []
+            for _ in range(args.paired_reps):
+                _, r = py_run(args, variant, dump, full=True, paired=True)
+                ratios.append(statistics.median(r["e2e_timed_ms"]) /
+                              statistics.median(r["e2e_untimed_ms"]) - 1)
+            med_ratio = statistics.median(ratios)
+            say(f"dit_loop.py launch-bound, paired in-process ({args.paired_loops} loops A B B A "
+                f"x {args.paired_reps} processes): {variant} timed vs untimed loops "
+                f"{100 * med_ratio:+.2f}% (per process {[round(100 * x, 2) for x in ratios]})")
+            limit = 0.005 if variant == "perf" else 0.02
+            check(f"dit_loop launch-bound paired {variant} timing <= {100 * limit:g}%",
+                  med_ratio <= limit, f"{100 * med_ratio:+.2f}%")
+
         # Accuracy: launch-bound (with the outer pair) and GPU-bound.
         for name, gpu_bound in (("launch-bound", False), ("GPU-bound", True)):
             _, r = py_run(args, "perf", dump, step_events=True, gpu_bound=gpu_bound, full=True)

@@ -403,6 +403,16 @@ TEST_SUITE("collector") {
     CHECK(std::string(diffscope::timing_mode_name(diffscope::timing_mode::perf)) == "perf");
   }
 
+  TEST_CASE("set_timing_paused switches perf-mode timing of new scopes, process-wide") {
+    auto& nv = diffscope::detail::nvtx_state();
+    CHECK_FALSE(nv.timing_paused.load());
+    diffscope::set_timing_paused(true);
+    CHECK(nv.timing_paused.load());
+    std::thread([] { CHECK(diffscope::detail::nvtx_state().timing_paused.load()); }).join();
+    diffscope::set_timing_paused(false);
+    CHECK_FALSE(nv.timing_paused.load());
+  }
+
   TEST_CASE("plain NVTX name rules come from the environment") {
     setenv("DIFFSCOPE_STAGE_PREFIX", "Stage::", 1);
     setenv("DIFFSCOPE_STEP_PREFIX", "none", 1);

@@ -9,6 +9,7 @@
 
 #include <diffscope/detail/aggregator.hpp>
 #include <diffscope/detail/event_timer.hpp>
+#include <diffscope/detail/nvtx_tool.hpp>
 
 using diffscope::category;
 using diffscope::detail::aggregator;
@@ -406,4 +407,36 @@ TEST_CASE("perf mode through the aggregator: each timed scope gets its own span"
   }
   CHECK(r.kernels.empty());  // and not kernels
   CHECK(r.overhead.callbacks == 0);
+}
+
+TEST_CASE("timing paused: ranges opened meanwhile are not timed; one already timed closes") {
+  fake_events api;
+  event_timer t(api, legacy, false, no_sharing);
+  aggregator agg;
+  auto& st = diffscope::detail::nvtx_state();
+  st.sink.store(&agg);
+  st.timer.store(&t);
+  st.time_all.store(true);
+  const auto scope = [](const char* name) {
+    diffscope::detail::nvtx_push(range_domain::diffscope, name, 0, std::nullopt, nullptr);
+  };
+  const auto close = [] { diffscope::detail::nvtx_pop(range_domain::diffscope); };
+  scope("timed");
+  close();
+  CHECK(api.recorded.size() == 2);
+  st.timing_paused.store(true);
+  scope("paused");
+  close();
+  CHECK(api.recorded.size() == 2);  // host timing only
+  st.timing_paused.store(false);
+  scope("opened before the pause");
+  st.timing_paused.store(true);
+  close();
+  CHECK(api.recorded.size() == 4);  // its pair still closes
+  st.timing_paused.store(false);
+  st.sink.store(nullptr);
+  st.timer.store(nullptr);
+  st.time_all.store(false);
+  const auto r = agg.snapshot(false);
+  CHECK(r.scopes.size() == 3);  // every scope kept its host timing
 }

@@ -21,3 +21,8 @@ extern "C" __attribute__((visibility("default"))) int InitializeInjectionNvtx2(
 extern "C" __attribute__((visibility("default"))) void diffscope_set_timing_stream(void* stream) {
   diffscope::detail::timing_stream_override() = stream;
 }
+
+// diffscope::set_timing_paused() forwards here the same way (ctypes: an int, 1 pauses).
+extern "C" __attribute__((visibility("default"))) void diffscope_set_timing_paused(int paused) {
+  diffscope::detail::nvtx_state().timing_paused.store(paused != 0, std::memory_order_relaxed);
+}

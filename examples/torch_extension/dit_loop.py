@@ -18,6 +18,7 @@ event times (--step-events) and the configuration. Exit 0 on success, 1 on a fai
 """
 
 import argparse
+import ctypes
 import json
 import math
 import os
@@ -59,7 +60,13 @@ def parse_args(argv):
     p.add_argument("--repeat", type=int, default=1,
                    help="run the timed loop N times in one process, each a request range "
                         "'request_<r>' (e2e_ms: their median; the dump holds the last)")
+    p.add_argument("--paired-timing", action="store_true",
+                   help="under 'diffscope run --mode perf' with --repeat: pause perf-mode timing "
+                        "(diffscope_set_timing_paused) in every other loop, in A B B A order, so "
+                        "one process gives timed and untimed loops (e2e_timed_ms, e2e_untimed_ms)")
     a = p.parse_args(argv)
+    if a.paired_timing and (a.repeat < 2 or not os.environ.get("NVTX_INJECTION64_PATH")):
+        p.error("--paired-timing needs --repeat 2 or more and a run under 'diffscope run'")
     if a.profiler_first:
         a.profiler = True
     if a.dim % a.heads != 0 or (a.dim // a.heads) % 2 != 0 or a.dim // a.heads > 256:
@@ -251,8 +258,18 @@ def main(a):
     outer = event_pairs(a.step_events and a.outer_events)
     dt = -1.0 / a.steps
     e2e_all = []
+    # --paired-timing: the injected collector's pause switch (the library NVTX loaded).
+    pause = None
+    if a.paired_timing:
+        pause = ctypes.CDLL(os.environ["NVTX_INJECTION64_PATH"]).diffscope_set_timing_paused
+        pause.argtypes = [ctypes.c_int]
+    timed_loops = []
     for r in range(max(1, a.repeat)):
         events = []  # the last loop's are reported
+        timed = r % 4 in (0, 3)  # A B B A: drift hits both halves alike
+        timed_loops.append(timed)
+        if pause:
+            pause(0 if timed else 1)
         if a.repeat > 1:
             nvtx.push(f"request_{r}")
         with torch.no_grad():
@@ -284,6 +301,8 @@ def main(a):
             e2e_all.append((time.perf_counter() - t0) * 1e3)
         if a.repeat > 1:
             nvtx.pop()
+    if pause:
+        pause(0)
     e2e_ms = statistics.median(e2e_all)
 
     profiler_exit_s = None
@@ -310,6 +329,8 @@ def main(a):
         "e2e_ms": e2e_ms,
         "e2e_last_ms": e2e_all[-1],
         "e2e_all_ms": e2e_all,
+        "e2e_timed_ms": [e for e, t in zip(e2e_all, timed_loops) if t] if pause else None,
+        "e2e_untimed_ms": [e for e, t in zip(e2e_all, timed_loops) if not t] if pause else None,
         "step_ms": step_ms,
         "step_ms_sum": sum(step_ms) if step_ms else None,
         "step_ms_outer": [s.elapsed_time(e) for s, e in outer] if outer else None,

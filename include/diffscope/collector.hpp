@@ -527,6 +527,23 @@ class collector {
   }
 };
 
+namespace detail {
+/// Calls `call(f)` with the function `symbol` of libdiffscope_inject.so when the process's
+/// NVTX tool is that library (diffscope run) rather than this copy of the collector.
+template <class Fn, class Call>
+void forward_to_injection(const char* symbol, Call call) noexcept {
+#ifndef DIFFSCOPE_DISABLE
+  (void)domain();  // NVTX loads the injection library at the first NVTX call: make one
+#endif
+  const char* path = std::getenv("NVTX_INJECTION64_PATH");
+  if (path == nullptr || *path == '\0') return;
+  if (void* lib = ::dlopen(path, RTLD_LAZY | RTLD_LOCAL | RTLD_NOLOAD)) {
+    if (auto f = reinterpret_cast<Fn>(::dlsym(lib, symbol))) call(f);
+    ::dlclose(lib);  // NOLOAD took a reference: give it back (NVTX keeps its own)
+  }
+}
+}  // namespace detail
+
 /// Perf mode: timing events of the scopes this thread opens from now on go to `stream`
 /// (nullptr: back to collector_options::perf_stream). Name the stream your scopes launch to
 /// when it is not the default stream: perf mode sees only work ordered on the timed stream.
@@ -534,19 +551,18 @@ class collector {
 /// mode. Thread-local, never synchronises.
 inline void set_timing_stream(cudaStream_t stream) noexcept {
   detail::timing_stream_override() = static_cast<void*>(stream);
-#ifndef DIFFSCOPE_DISABLE
-  // The process's NVTX tool may be libdiffscope_inject.so (diffscope run), not this copy of
-  // the collector: tell it too. NVTX loads it at the first NVTX call, so make one first.
-  (void)detail::domain();
-#endif
-  const char* path = std::getenv("NVTX_INJECTION64_PATH");
-  if (path == nullptr || *path == '\0') return;
-  if (void* lib = ::dlopen(path, RTLD_LAZY | RTLD_LOCAL | RTLD_NOLOAD)) {
-    using setter = void (*)(void*);
-    if (auto f = reinterpret_cast<setter>(::dlsym(lib, "diffscope_set_timing_stream")))
-      f(static_cast<void*>(stream));
-    ::dlclose(lib);  // NOLOAD took a reference: give it back (NVTX keeps its own)
-  }
+  detail::forward_to_injection<void (*)(void*)>(
+      "diffscope_set_timing_stream", [stream](auto f) { f(static_cast<void*>(stream)); });
+}
+
+/// Perf mode: while paused, scopes that open are not timed (they keep host timings; a scope
+/// opened before the pause still closes its pair). Process-wide. For timing only the part of
+/// a run you read, and for paired overhead measurements: the same process, loops timed and
+/// untimed in turn (bench/perf_mode.py). No effect in profile mode.
+inline void set_timing_paused(bool paused) noexcept {
+  detail::nvtx_state().timing_paused.store(paused, std::memory_order_relaxed);
+  detail::forward_to_injection<void (*)(int)>("diffscope_set_timing_paused",
+                                              [paused](auto f) { f(paused ? 1 : 0); });
 }
 
 /// RAII collection: starts on construction, stops (and writes the configured outputs) on

@@ -33,4 +33,15 @@ PY
 # 2. Without DIFFSCOPE_* output variables the library stays idle and writes nothing.
 NVTX_INJECTION64_PATH="$lib" "$app" 2 >/dev/null
 [ -z "$(ls -A "$work" | grep -v -e perf.json -e stderr.txt)" ] || fail "idle run wrote files"
+# 3. The entry points other shared objects and Python (ctypes) call are exported and safe to
+#    call before anything is collected.
+"$python" - "$lib" <<'PY' || fail "exported entry points"
+import ctypes, sys
+lib = ctypes.CDLL(sys.argv[1])
+lib.diffscope_set_timing_paused.argtypes = [ctypes.c_int]
+lib.diffscope_set_timing_paused(1)
+lib.diffscope_set_timing_paused(0)
+lib.diffscope_set_timing_stream.argtypes = [ctypes.c_void_p]
+lib.diffscope_set_timing_stream(None)
+PY
 echo "test_inject: ok"

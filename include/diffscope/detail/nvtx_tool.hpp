@@ -48,6 +48,8 @@ struct nvtx_tool_state {
   /// every range; else stages, denoise steps and requests only.
   std::atomic<event_timer*> timer{nullptr};
   std::atomic<bool> time_all{false};
+  /// Perf mode: ranges opened while true are not timed (diffscope::set_timing_paused).
+  std::atomic<bool> timing_paused{false};
   /// How default-domain names map (nullptr: the defaults); owned by the collector.
   std::atomic<const name_rules*> rules{nullptr};
   std::mutex mutex;
@@ -137,7 +139,7 @@ inline void nvtx_push(std::optional<range_domain> dom, std::string_view name, st
       id = agg->intern(c.name);
     agg->push(*dom, id, c.cat, c.step, t, c.request_id, c.warmup);
     if (event_timer* timer = st.timer.load(std::memory_order_acquire);
-        timer != nullptr &&
+        timer != nullptr && !st.timing_paused.load(std::memory_order_relaxed) &&
         (st.time_all.load(std::memory_order_relaxed) || is_timed_in_perf_mode(c.cat))) {
       // Announced like a launch of this range: its instance expects the pair's span.
       if (const std::uint32_t pair = timer->begin(t)) agg->on_launch(pair, launch_kind::timing);
