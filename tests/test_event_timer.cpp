@@ -350,6 +350,11 @@ TEST_CASE("an event back in the pool is never shared: it may be recorded elsewhe
   const auto b = t.begin(0);  // recent, but the event was given back: recorded afresh
   CHECK(api.recorded.size() == 2);
   t.end(b);
+  void* const destroyed = api.recorded.back();
+  t.release_all();  // stop: the events are destroyed, so nothing may share them afterwards
+  t.end(t.begin(0));
+  REQUIRE(api.recorded.size() == 3);
+  CHECK(api.recorded.back() != destroyed);
 }
 
 TEST_CASE("perf mode through the aggregator: each timed scope gets its own span") {

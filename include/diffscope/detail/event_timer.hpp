@@ -300,6 +300,8 @@ class event_timer {
     }
     open_.clear();
     closed_.clear();
+    refs_.clear();
+    last_ = last_stamp{};  // its event is destroyed below
     for (auto& pool : pools_)
       for (void* e : pool.second) api_.destroy(e);
     pools_.clear();
