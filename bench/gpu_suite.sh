@@ -19,7 +19,7 @@
 # runs per variant of perf_mode.py (toy_dit, Python loop); TORCH_REPS those of torch_overhead.
 #
 # Optional: a .devdeps/usr prefix with doctest, nlohmann_json and Google Benchmark, for GPU
-# machines whose image lacks them (see docs/gpu.md).
+# machines whose image lacks them (docs/gpu.md).
 set -uo pipefail
 out=${OUT:-$PWD/out/gpu}
 mkdir -p "$out"
