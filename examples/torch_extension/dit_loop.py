@@ -261,7 +261,12 @@ def main(a):
     # --paired-timing: the injected collector's pause switch (the library NVTX loaded).
     pause = None
     if a.paired_timing:
-        pause = ctypes.CDLL(os.environ["NVTX_INJECTION64_PATH"]).diffscope_set_timing_paused
+        lib = os.environ["NVTX_INJECTION64_PATH"]
+        try:
+            pause = ctypes.CDLL(lib).diffscope_set_timing_paused
+        except (OSError, AttributeError) as e:
+            sys.exit(f"dit_loop.py: --paired-timing: {lib} has no diffscope_set_timing_paused "
+                     f"(not diffscope's injection library?): {e}")
         pause.argtypes = [ctypes.c_int]
     timed_loops = []
     for r in range(max(1, a.repeat)):
