@@ -92,11 +92,10 @@ struct collector_options {
   /// DIFFSCOPE_TRACE_CAP, DIFFSCOPE_SKIP_REQUESTS, DIFFSCOPE_TAG, DIFFSCOPE_LEGACY_STEPS,
   /// DIFFSCOPE_GATE, DIFFSCOPE_EXPECT_BCG (implies DIFFSCOPE_GATE), DIFFSCOPE_KEEP_INVALID,
   /// DIFFSCOPE_MODE (profile|perf), DIFFSCOPE_PERF_SCOPES (steps|all), DIFFSCOPE_PERF_STREAM
-  /// (legacy|per-thread), DIFFSCOPE_PERF_EVENTS (inline|side), DIFFSCOPE_PERF_SHARE_NS (a
-  /// count), DIFFSCOPE_STAGE_PREFIX /
-  /// DIFFSCOPE_STEP_PREFIX / DIFFSCOPE_REQUEST_PREFIX ("none": off), DIFFSCOPE_STRIP_SHAPES (0
-  /// keeps " in=[...]"). A value it does not know is reported on stderr and the default kept (the
-  /// program must run on).
+  /// (legacy|per-thread), DIFFSCOPE_PERF_EVENTS (inline|side), DIFFSCOPE_PERF_SHARE_NS (ns),
+  /// DIFFSCOPE_STAGE_PREFIX / DIFFSCOPE_STEP_PREFIX / DIFFSCOPE_REQUEST_PREFIX ("none": off),
+  /// DIFFSCOPE_STRIP_SHAPES (0 keeps " in=[...]"). A value it does not know is reported on
+  /// stderr and the default kept (the program must run on).
   static collector_options from_env() {
     collector_options o;
     auto env = [](const char* n) -> std::string {
@@ -401,7 +400,7 @@ class collector {
         st.timers.push_back(std::make_unique<detail::event_timer>(
             st.driver, options.perf_stream, options.perf_side_stream, options.perf_share_ns));
         st.timer = st.timers.back().get();
-        st.timer->warm();  // the context current now pays its one-off cost here, not in a scope
+        st.timer->warm();  // the current context's event pool: made here, not in a scope
       }
     } else {
       st.cupti_status = st.cupti.start(*st.agg);
