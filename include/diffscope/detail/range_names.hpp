@@ -85,7 +85,8 @@ inline void as_request(classified_range& r, std::string_view name, std::string_v
 /// Classifies a default-domain range by its name alone (SGLang / PyTorch conventions).
 inline classified_range classify_default_domain(
     std::string_view name, const name_rules& rules = default_name_rules()) noexcept {
-  classified_range r{name, category::other, std::nullopt};
+  classified_range r;
+  r.name = name;
   if (auto step = parse_step_name(name, rules.step_prefix)) {
     r.name = step_scope_name;
     r.cat = category::denoise_step;
@@ -119,7 +120,8 @@ inline classified_range classify_default_domain(
 /// index from the payload when there is one, else from the name.
 inline classified_range classify_diffscope_domain(std::string_view name, std::uint32_t cat_id,
                                                   std::optional<std::int64_t> payload) noexcept {
-  classified_range r{name, category::other, std::nullopt};
+  classified_range r;
+  r.name = name;
   if (cat_id >= 1 && cat_id <= 6) r.cat = static_cast<category>(cat_id);
   if (r.cat == category::request) as_request(r, name, name);
   if (r.cat == category::denoise_step) {
