@@ -220,9 +220,25 @@ def check_dump(path):
                 if [s.get("name") for s in stages] != [s.get("name") for s in named]:
                     bad("diffscope.stages do not match the non-legacy steps entries")
                 else:
+                    # With request markers the SGLang part is one request's while diffscope's
+                    # tables cover every counted request: each stage must then lie within that
+                    # stage's range over the requests (diffscope.requests.stages).
+                    reqs = ds.get("requests") if isinstance(ds.get("requests"), dict) else {}
+                    per_request = reqs.get("dumped") is not None
+                    spreads = {x.get("name"): x for x in reqs.get("stages") or []
+                               if isinstance(x, dict)}
                     for a, b in zip(stages, named):
-                        if a.get("duration_ms") != b.get("duration_ms"):
-                            bad(f"stage {a.get('name')!r}: steps says {b.get('duration_ms')}, "
+                        got = b.get("duration_ms")
+                        if per_request:
+                            sp = spreads.get(b.get("name"))
+                            if sp is None:
+                                bad(f"stage {b.get('name')!r}: not in diffscope.requests.stages")
+                            elif not (isinstance(got, (int, float)) and
+                                      sp["min_ms"] - 1e-6 <= got <= sp["max_ms"] + 1e-6):
+                                bad(f"stage {b.get('name')!r}: steps says {got}, outside the "
+                                    f"requests' range {sp['min_ms']}..{sp['max_ms']}")
+                        elif a.get("duration_ms") != got:
+                            bad(f"stage {a.get('name')!r}: steps says {got}, "
                                 f"diffscope.stages says {a.get('duration_ms')}")
                         src = a.get("duration_source")
                         if src not in ("gpu_envelope", "host"):

@@ -87,7 +87,33 @@ def main(sample_dir):
             "reason",
         ),
     }
+    # With request markers the SGLang part is one request's and diffscope's tables cover all
+    # of them: a stage must then lie within its range over the requests.
+    def per_request(d, scale):
+        named = [x for x in d["steps"] if not x["name"].startswith("denoising_step_")]
+        for st in d["diffscope"]["stages"]:
+            st["duration_ms"] *= 4  # four requests together
+            st["host_ms"] = st["duration_ms"] if st["duration_source"] == "host" else st["host_ms"]
+            if st["duration_source"] == "gpu_envelope":
+                st["gpu"]["envelope_ms"] = st["duration_ms"]
+        d["diffscope"]["requests"] = {
+            "count": 4, "warmups": 0, "dumped": {"index": 3, "id": "3"},
+            "stages": [{"name": x["name"], "count": 4, "median_ms": x["duration_ms"],
+                        "min_ms": x["duration_ms"] * scale, "max_ms": x["duration_ms"] * 2}
+                       for x in named]}
+        return d
+
+    good_cases = {"one request of four": mutate(lambda d: per_request(d, 0.5))}
+    cases["request stage outside the requests' range"] = (
+        mutate(lambda d: per_request(d, 1.5)), "outside the requests' range")
     with tempfile.TemporaryDirectory() as tmp:
+        for label, doc in good_cases.items():
+            path = os.path.join(tmp, "good.json")
+            with open(path, "w", encoding="utf-8") as f:
+                json.dump(doc, f, indent=2)
+            rc, out = run_checker(path)
+            if rc != 0:
+                failures.append(f"{label}: expected the checker to accept it, got {rc}: {out}")
         for label, (doc, reason) in cases.items():
             path = os.path.join(tmp, "bad.json")
             with open(path, "w", encoding="utf-8") as f:
@@ -111,7 +137,7 @@ def main(sample_dir):
 
     for f in failures:
         print("FAIL:", f)
-    total = len(samples) * 2 + len(cases) + len(raw_cases)
+    total = len(samples) * 2 + len(good_cases) + len(cases) + len(raw_cases)
     print(f"{total - len(failures)} of {total} checks passed")
     return 1 if failures else 0
 
