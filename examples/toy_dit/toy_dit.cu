@@ -3,7 +3,8 @@
 //
 //   toy_dit [--steps N] [--blocks N] [--tokens T] [--dim D] [--heads H] [--streams 1|2]
 //           [--cpu] [--dump FILE] [--trace FILE] [--summary] [--quiet] [--check]
-//           [--step-events] [--help]
+//           [--step-events] [--repeat N [--paired-timing]] [--help]
+#include <algorithm>
 #include <cerrno>
 #include <cmath>
 #include <cstdint>
@@ -54,12 +55,19 @@ constexpr char usage_text[] =
     "other:\n"
     "  --quiet        print only the checksum lines\n"
     "  --step-events  GPU: time each denoise step with CUDA events, print step_ms lines\n"
+    "  --repeat N     run the pipeline N times, each a request range; wall_ms is their\n"
+    "                 median, the outputs and step_ms lines are the last run's (default 1)\n"
+    "  --paired-timing  with --repeat >= 2 and DIFFSCOPE_MODE=perf: pause perf-mode timing\n"
+    "                 in every other run (A B B A) and print wall_ms_timed / wall_ms_untimed\n"
+    "                 medians: what the timing costs, measured within one process\n"
     "  --help         this text\n"
     "Exit status: 0 ok, 1 runtime error or --check mismatch, 2 bad arguments.\n";
 
 struct options {
   config cfg;
   bool cpu = false, check = false, quiet = false, summary = false, help = false;
+  bool paired_timing = false;
+  int repeat = 1;
   bool size_given = false;  // any of --tokens/--dim/--heads/--blocks/--steps
   std::string dump, trace;
 };
@@ -87,6 +95,7 @@ std::string parse_args(int argc, char** argv, options& o) {
       {"--steps", &o.cfg.steps, 1, 10000, true},   {"--blocks", &o.cfg.blocks, 1, 256, true},
       {"--tokens", &o.cfg.tokens, 1, 16384, true}, {"--dim", &o.cfg.dim, 2, 4096, true},
       {"--heads", &o.cfg.heads, 1, 4096, true},    {"--streams", &o.cfg.streams, 1, 2, false},
+      {"--repeat", &o.repeat, 1, 1000, false},
   };
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
@@ -133,6 +142,8 @@ std::string parse_args(int argc, char** argv, options& o) {
       err = flag(o.cfg.step_events);
     } else if (arg == "--summary") {
       err = flag(o.summary);
+    } else if (arg == "--paired-timing") {
+      err = flag(o.paired_timing);
     } else if (arg == "--help" || arg == "-h") {
       err = flag(o.help);
     } else if (arg == "--dump" || arg == "--trace") {
@@ -145,6 +156,10 @@ std::string parse_args(int argc, char** argv, options& o) {
     if (!err.empty()) return err;
   }
 
+  if (o.paired_timing && o.repeat < 2) return "--paired-timing needs --repeat 2 or more";
+#ifndef DIFFSCOPE_TOY_DIT_WITH_COLLECTOR
+  if (o.paired_timing) return "--paired-timing needs the collector (this build has none)";
+#endif
   const config& c = o.cfg;
   if (c.dim % c.heads != 0) {
     return "--dim " + std::to_string(c.dim) + " is not a multiple of --heads " +
@@ -162,6 +177,13 @@ void export_collector_settings(const options& o) {
   if (!o.dump.empty()) setenv("DIFFSCOPE_DUMP", o.dump.c_str(), 1);
   if (!o.trace.empty()) setenv("DIFFSCOPE_TRACE", o.trace.c_str(), 1);
   if (o.summary) setenv("DIFFSCOPE_SUMMARY", "1", 1);
+}
+
+double median(std::vector<double> v) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  const std::size_t n = v.size();
+  return n % 2 == 1 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 
 struct checksum {
@@ -300,7 +322,26 @@ int main(int argc, char** argv) {
     }
     if (o.check) return run_check(o, gpu, gpu_reason);
 
-    const toy_dit::run_result r = gpu ? run_gpu(o.cfg) : run_cpu(o.cfg);
+    // --repeat: one request range per run; --paired-timing: timed in runs 0, 3, 4, 7, ...
+    toy_dit::run_result r;
+    std::vector<double> walls, timed_walls, untimed_walls;
+    for (int i = 0; i < o.repeat; ++i) {
+      const bool timed = i % 4 == 0 || i % 4 == 3;
+#ifdef DIFFSCOPE_TOY_DIT_WITH_COLLECTOR
+      if (o.paired_timing) diffscope::set_timing_paused(!timed);
+#endif
+      if (o.repeat > 1) {
+        DIFFSCOPE_REQUEST(static_cast<std::int64_t>(i));
+        r = gpu ? run_gpu(o.cfg) : run_cpu(o.cfg);
+      } else {
+        r = gpu ? run_gpu(o.cfg) : run_cpu(o.cfg);
+      }
+      walls.push_back(r.wall_ms);
+      (timed ? timed_walls : untimed_walls).push_back(r.wall_ms);
+    }
+#ifdef DIFFSCOPE_TOY_DIT_WITH_COLLECTOR
+    if (o.paired_timing) diffscope::set_timing_paused(false);
+#endif
     const checksum lc = checksum_of(r.latent), ic = checksum_of(r.decoded);
     if (!o.quiet) {
       if (gpu) {
@@ -312,7 +353,16 @@ int main(int argc, char** argv) {
       }
       std::printf("config: %s%s\n", describe(o.cfg).c_str(),
                   !gpu && o.cfg.streams > 1 ? " (streams ignored on the CPU)" : "");
-      std::printf("wall_ms: %.3f\n", r.wall_ms);
+      std::printf("wall_ms: %.3f\n", median(walls));
+      if (o.repeat > 1) {
+        std::printf("wall_ms_all:");
+        for (double w : walls) std::printf(" %.3f", w);
+        std::printf("\n");
+      }
+      if (o.paired_timing) {
+        std::printf("wall_ms_timed: %.3f\n", median(timed_walls));
+        std::printf("wall_ms_untimed: %.3f\n", median(untimed_walls));
+      }
     }
     for (std::size_t i = 0; i < r.step_ms.size(); ++i)
       std::printf("step_ms: %zu %.6f\n", i, r.step_ms[i]);
