@@ -16,9 +16,10 @@ Variants per workload:
   perf-noshare, perf-all-noshare   every stamp its own event (DIFFSCOPE_PERF_SHARE_NS=0)
   host-only  the collector with DIFFSCOPE_NO_GPU=1: its host bookkeeping alone (diagnostic)
 The side and noshare variants are reported for comparison; the checks are on the defaults.
-The Python loop is also measured paired: processes under diffscope run whose loops are timed
-and untimed in turn (dit_loop.py --paired-timing, diffscope_set_timing_paused), so the spread
-between processes cancels; it measures what the timing adds (host-only gives the rest).
+Both workloads are also measured paired: toy_dit --repeat --paired-timing and dit_loop.py
+--paired-timing under diffscope run time every other run or loop (A B B A, the timing paused
+in between with set_timing_paused), so the spread between processes cancels; it measures what
+the timing adds (host-only gives the rest).
 Checks (PASS/FAIL lines last): launch-bound slowdown of perf <= 0.5% and perf-all <= 2%;
 per-step GPU times of perf mode within 2% of CUDA events recorded independently around each
 step (toy_dit --step-events; dit_loop.py --step-events, launch-bound and GPU-bound; in the
@@ -152,9 +153,9 @@ def main():
     ap.add_argument("--reps", type=int, default=7)
     ap.add_argument("--py-reps", type=int, default=4)
     ap.add_argument("--paired-reps", type=int, default=6,
-                    help="processes per variant of the paired Python measurement (0: skip)")
+                    help="processes per variant of the paired measurements (0: skip)")
     ap.add_argument("--paired-loops", type=int, default=8,
-                    help="loops per paired process, timed and untimed in A B B A order")
+                    help="runs or loops per paired process, timed and untimed in A B B A order")
     ap.add_argument("--out", default=tempfile.mkdtemp(prefix="perf-mode-"))
     args = ap.parse_args()
     os.makedirs(args.out, exist_ok=True)
@@ -182,6 +183,26 @@ def main():
           f"{100 * (med['perf'] / med['off'] - 1):+.2f}%")
     check("toy_dit launch-bound perf-all <= 2%", med["perf-all"] <= med["off"] * 1.02,
           f"{100 * (med['perf-all'] / med['off'] - 1):+.2f}%")
+
+    # 1b. Paired, within one process: toy_dit --repeat with timing paused in every other run
+    #     (A B B A), so the spread between processes cancels; what the timing adds.
+    for variant in (("perf", "perf-all") if args.paired_reps > 0 else ()):
+        ratios = []
+        for _ in range(args.paired_reps):
+            env = clean_env(VARIANTS[variant])
+            env["DIFFSCOPE_DUMP"] = dump
+            out = run([args.toy] + TOY_LAUNCH + ["--repeat", str(args.paired_loops),
+                                                 "--paired-timing"], env, f"toy_dit paired {variant}")
+            halves = dict(l.split(": ") for l in out.splitlines()
+                          if l.startswith(("wall_ms_timed: ", "wall_ms_untimed: ")))
+            ratios.append(float(halves["wall_ms_timed"]) / float(halves["wall_ms_untimed"]) - 1)
+        med_ratio = statistics.median(ratios)
+        say(f"toy_dit launch-bound, paired in-process ({args.paired_loops} runs A B B A x "
+            f"{args.paired_reps} processes): {variant} timed vs untimed runs "
+            f"{100 * med_ratio:+.2f}% (per process {[round(100 * x, 2) for x in ratios]})")
+        limit = 0.005 if variant == "perf" else 0.02
+        check(f"toy_dit launch-bound paired {variant} timing <= {100 * limit:g}%",
+              med_ratio <= limit, f"{100 * med_ratio:+.2f}%")
 
     # 2. Accuracy against CUDA events, and profile vs perf, both configurations.
     for name, cfg in (("launch-bound", TOY_LAUNCH), ("GPU-bound", TOY_GPU)):
