@@ -170,6 +170,19 @@ def main():
     def check(name, ok, detail):
         checks.append(f"{'PASS' if ok else 'FAIL'} {name}: {detail}")
 
+    def paired(what, unit, one_process):
+        """Runs one_process(variant) -> timed/untimed - 1 for args.paired_reps processes per
+        variant; reports and checks the median (the targets: 0.5% steps, 2% every scope)."""
+        for variant in (("perf", "perf-all") if args.paired_reps > 0 else ()):
+            ratios = [one_process(variant) for _ in range(args.paired_reps)]
+            med_ratio = statistics.median(ratios)
+            say(f"{what}, paired in-process ({args.paired_loops} {unit} A B B A x "
+                f"{args.paired_reps} processes): {variant} timed vs untimed {unit} "
+                f"{100 * med_ratio:+.2f}% (per process {[round(100 * x, 2) for x in ratios]})")
+            limit = 0.005 if variant == "perf" else 0.02
+            check(f"{what} paired {variant} timing <= {100 * limit:g}%", med_ratio <= limit,
+                  f"{100 * med_ratio:+.2f}%")
+
     # 1. Overhead, toy_dit launch-bound.
     toy_run(args.toy, TOY_LAUNCH, "off", dump)  # warm-up
     med, raw = alternate(lambda v: toy_run(args.toy, TOY_LAUNCH, v, dump)[0], list(VARIANTS),
@@ -186,23 +199,16 @@ def main():
 
     # 1b. Paired, within one process: toy_dit --repeat with timing paused in every other run
     #     (A B B A), so the spread between processes cancels; what the timing adds.
-    for variant in (("perf", "perf-all") if args.paired_reps > 0 else ()):
-        ratios = []
-        for _ in range(args.paired_reps):
-            env = clean_env(VARIANTS[variant])
-            env["DIFFSCOPE_DUMP"] = dump
-            out = run([args.toy] + TOY_LAUNCH + ["--repeat", str(args.paired_loops),
-                                                 "--paired-timing"], env, f"toy_dit paired {variant}")
-            halves = dict(l.split(": ") for l in out.splitlines()
-                          if l.startswith(("wall_ms_timed: ", "wall_ms_untimed: ")))
-            ratios.append(float(halves["wall_ms_timed"]) / float(halves["wall_ms_untimed"]) - 1)
-        med_ratio = statistics.median(ratios)
-        say(f"toy_dit launch-bound, paired in-process ({args.paired_loops} runs A B B A x "
-            f"{args.paired_reps} processes): {variant} timed vs untimed runs "
-            f"{100 * med_ratio:+.2f}% (per process {[round(100 * x, 2) for x in ratios]})")
-        limit = 0.005 if variant == "perf" else 0.02
-        check(f"toy_dit launch-bound paired {variant} timing <= {100 * limit:g}%",
-              med_ratio <= limit, f"{100 * med_ratio:+.2f}%")
+    def toy_paired(variant):
+        env = clean_env(VARIANTS[variant])
+        env["DIFFSCOPE_DUMP"] = dump
+        out = run([args.toy] + TOY_LAUNCH + ["--repeat", str(args.paired_loops),
+                                             "--paired-timing"], env, f"toy_dit paired {variant}")
+        halves = dict(l.split(": ") for l in out.splitlines()
+                      if l.startswith(("wall_ms_timed: ", "wall_ms_untimed: ")))
+        return float(halves["wall_ms_timed"]) / float(halves["wall_ms_untimed"]) - 1
+
+    paired("toy_dit launch-bound", "runs", toy_paired)
 
     # 2. Accuracy against CUDA events, and profile vs perf, both configurations.
     for name, cfg in (("launch-bound", TOY_LAUNCH), ("GPU-bound", TOY_GPU)):
@@ -261,22 +267,13 @@ def main():
               f"{100 * (med['perf'] / med['off'] - 1):+.2f}%")
         check("dit_loop launch-bound perf-all <= 2%", med["perf-all"] <= med["off"] * 1.02,
               f"{100 * (med['perf-all'] / med['off'] - 1):+.2f}%")
-        # Paired: the same process times every other loop (diffscope_set_timing_paused), so
-        # the process-to-process spread of a launch-bound Python loop cancels out. It measures
-        # what the timing adds; the bookkeeping both halves share is host-only's figure.
-        for variant in (("perf", "perf-all") if args.paired_reps > 0 else ()):
-            ratios = []
-            for _ in range(args.paired_reps):
-                _, r = py_run(args, variant, dump, full=True, paired=True)
-                ratios.append(statistics.median(r["e2e_timed_ms"]) /
-                              statistics.median(r["e2e_untimed_ms"]) - 1)
-            med_ratio = statistics.median(ratios)
-            say(f"dit_loop.py launch-bound, paired in-process ({args.paired_loops} loops A B B A "
-                f"x {args.paired_reps} processes): {variant} timed vs untimed loops "
-                f"{100 * med_ratio:+.2f}% (per process {[round(100 * x, 2) for x in ratios]})")
-            limit = 0.005 if variant == "perf" else 0.02
-            check(f"dit_loop launch-bound paired {variant} timing <= {100 * limit:g}%",
-                  med_ratio <= limit, f"{100 * med_ratio:+.2f}%")
+        # Paired, as for toy_dit: dit_loop.py --paired-timing times every other loop.
+        def py_paired(variant):
+            _, r = py_run(args, variant, dump, full=True, paired=True)
+            return (statistics.median(r["e2e_timed_ms"]) /
+                    statistics.median(r["e2e_untimed_ms"]) - 1)
+
+        paired("dit_loop launch-bound", "loops", py_paired)
 
         # Accuracy: launch-bound (with the outer pair) and GPU-bound.
         for name, gpu_bound in (("launch-bound", False), ("GPU-bound", True)):
