@@ -80,6 +80,16 @@ inline double parse_number(const std::string& opt, const std::string& text, doub
                            compare_detail::py_fixed(lo, lo == std::floor(lo) ? 0 : 1));
 }
 
+/// A count option: a number of at least `lo` (parse_number's message otherwise) that is whole
+/// and at most `hi`.
+inline int whole_number(const std::string& opt, const std::string& text, int lo, int hi) {
+  const double n = parse_number(opt, text, lo);
+  if (n != std::floor(n) || n > hi)
+    throw failure(exit_usage, opt + ": '" + text + "' is not a whole number from " +
+                                  std::to_string(lo) + " to " + std::to_string(hi));
+  return static_cast<int>(n);
+}
+
 /// A label names files (OUT/<label>-<i>.json): letters, digits, '.', '_', '-'.
 inline bool label_ok(const std::string& s) {
   if (s.empty() || s.size() > 64 || s[0] == '.' || s[0] == '-') return false;
@@ -109,17 +119,9 @@ inline ab_args parse(const args& a) {
         throw failure(exit_usage, s + ": empty command");
       have[side] = true;
     } else if (s == "--runs") {
-      const std::string v = value();
-      const double n = parse_number(s, v, 2);
-      if (n != std::floor(n) || n > 1000)
-        throw failure(exit_usage, "--runs: '" + v + "' is not a whole number from 2 to 1000");
-      r.runs = static_cast<int>(n);
+      r.runs = whole_number(s, value(), 2, 1000);
     } else if (s == "--warmup-runs") {
-      const std::string v = value();
-      const double n = parse_number(s, v, 0);
-      if (n != std::floor(n) || n > 100)
-        throw failure(exit_usage, "--warmup-runs: '" + v + "' is not a whole number from 0 to 100");
-      r.warmup_runs = static_cast<int>(n);
+      r.warmup_runs = whole_number(s, value(), 0, 100);
     } else if (s == "--labels") {
       const std::string v = value();
       const auto comma = v.find(',');
