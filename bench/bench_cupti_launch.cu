@@ -4,7 +4,11 @@
 // launching inside a scope. Prints ns per launch and the ratios c/b and d/b.
 // Only the host time of the launch calls is measured: launches go in batches short enough
 // not to fill the launch queue, and the wait for the GPU between batches is not timed.
-// Exits 77 without a GPU. Usage: bench_cupti_launch [launches=100000]
+// A second table paces the launches like a Python loop does (host work between launches, no
+// wait for the GPU until the end), so CUPTI's buffers fill and are handed to the sink while
+// launches go on: its figure is wall time per launch, to the end of the GPU's work, and shows
+// what the records' processing costs the launching thread (a lock both sides take, CPU time).
+// Exits 77 without a GPU. Usage: bench_cupti_launch [launches=100000] [pace_ns=8000]
 #include <algorithm>
 #include <atomic>
 #include <cstdio>
@@ -47,6 +51,24 @@ double ns_per_launch(int launches, int repeats) {
   return best;
 }
 
+// Wall ns per launch of `launches` launches paced `pace_ns` of host work apart (a spin on the
+// clock, as a Python op's own overhead), with no wait for the GPU until the last one.
+double paced_ns_per_launch(int launches, std::uint64_t pace_ns) {
+  if (cudaDeviceSynchronize() != cudaSuccess) std::exit(1);
+  const std::uint64_t t0 = ds::now_ns();
+  for (int i = 0; i < launches; ++i) {
+    const std::uint64_t until = ds::now_ns() + pace_ns;
+    while (ds::now_ns() < until) {
+    }
+    empty_kernel<<<1, 1>>>();
+  }
+  if (cudaDeviceSynchronize() != cudaSuccess) {
+    std::fprintf(stderr, "launch failed: %s\n", cudaGetErrorString(cudaGetLastError()));
+    std::exit(1);
+  }
+  return double(ds::now_ns() - t0) / launches;
+}
+
 // (b): the minimum a CUPTI activity tracer does.
 std::atomic<std::uint64_t> bare_records{0};
 void CUPTIAPI bare_request(std::uint8_t** buffer, std::size_t* size, std::size_t* max) {
@@ -86,6 +108,7 @@ bool cupti_ok(CUptiResult r, const char* what) {
 
 int main(int argc, char** argv) {
   const int launches = argc > 1 ? std::max(batch, std::atoi(argv[1])) : 100000;
+  const std::uint64_t pace_ns = argc > 2 ? std::strtoull(argv[2], nullptr, 10) : 8000;
   const int rounds = 3;
   int devices = 0;
   if (cudaGetDeviceCount(&devices) != cudaSuccess || devices == 0) {
@@ -99,12 +122,15 @@ int main(int argc, char** argv) {
   // The three configurations in turn, `rounds` times, best of each: drift (clocks, other
   // tenants of the machine) then hits all three alike.
   double a = 1e300, b = 1e300, c = 1e300, d = 1e300;
+  std::vector<double> pa, pb, pc, pd;  // paced: wall ns per launch, every round
   std::uint64_t d_kernels = 0;
+  double d_callback_ns = 0;
   std::uint64_t b_records = 0;
   null_sink sink;
   ds::cupti_counter_values counters;
   for (int round = 0; round < rounds; ++round) {
     a = std::min(a, ns_per_launch(launches, 1));
+    pa.push_back(paced_ns_per_launch(launches, pace_ns));
 
     bare_records = 0;
     if (!cupti_ok(cuptiActivityRegisterCallbacks(bare_request, bare_complete),
@@ -115,6 +141,7 @@ int main(int argc, char** argv) {
     }
     ns_per_launch(batch, 1);
     b = std::min(b, ns_per_launch(launches, 1));
+    pb.push_back(paced_ns_per_launch(launches, pace_ns));
     cudaDeviceSynchronize();
     cuptiActivityDisable(CUPTI_ACTIVITY_KIND_CONCURRENT_KERNEL);
     cuptiActivityFlushAll(CUPTI_ACTIVITY_FLAG_FLUSH_FORCED);
@@ -129,6 +156,7 @@ int main(int argc, char** argv) {
     sink.kernels = 0;
     ns_per_launch(batch, 1);
     c = std::min(c, ns_per_launch(launches, 1));
+    pc.push_back(paced_ns_per_launch(launches, pace_ns));
     source.flush(true);
     counters = ds::snapshot(source.counters());
     source.stop();
@@ -142,8 +170,10 @@ int main(int argc, char** argv) {
       DIFFSCOPE_SCOPE("launches");
       ns_per_launch(batch, 1);
       d = std::min(d, ns_per_launch(launches, 1));
+      pd.push_back(paced_ns_per_launch(launches, pace_ns));
     }
     const auto r = coll.stop();
+    d_callback_ns = r.overhead.per_launch_callback_ns;
     for (const auto& sc : r.scopes)
       if (sc.path == "launches") d_kernels = sc.gpu.kernels;
   }
@@ -169,5 +199,20 @@ int main(int argc, char** argv) {
       static_cast<unsigned long long>(counters.launch_callbacks),
       static_cast<unsigned long long>(counters.launch_nested),
       static_cast<unsigned long long>(counters.launch_aliases), counters.launch_callback_mean_ns());
+  const auto median = [](std::vector<double> v) {
+    std::sort(v.begin(), v.end());
+    return v[v.size() / 2];
+  };
+  const double ma = median(pa), mb = median(pb), mc = median(pc), md = median(pd);
+  std::printf(
+      "\npaced: %llu ns of host work before each launch, no wait until the last; wall ns per "
+      "launch, median of %d rounds (minus (a))\n",
+      static_cast<unsigned long long>(pace_ns), rounds);
+  std::printf("%-52s %10.1f\n", "(a) no CUPTI", ma);
+  std::printf("%-52s %10.1f %+8.1f\n", "(b) CUPTI CONCURRENT_KERNEL activity only", mb, mb - ma);
+  std::printf("%-52s %10.1f %+8.1f\n", "(c) diffscope cupti_source, null sink", mc, mc - ma);
+  std::printf("%-52s %10.1f %+8.1f\n", "(d) diffscope collector, launches in a scope", md, md - ma);
+  std::printf("(d) our launch callback, sampled, last round (both loops): %.1f ns\n",
+              d_callback_ns);
   return 0;
 }
