@@ -11,6 +11,7 @@ Variants per workload:
   off        no collection (toy_dit: collector linked, not started; Python: plain python3)
   perf       DIFFSCOPE_MODE=perf, stages and denoise steps timed (the default granularity)
   perf-all   DIFFSCOPE_MODE=perf DIFFSCOPE_PERF_SCOPES=all, every scope timed
+  perf-all-s8  the same with DIFFSCOPE_PERF_SAMPLE=8: scopes inside steps timed in 1 step of 8
   profile    DIFFSCOPE_MODE=profile (CUPTI, every kernel)
   perf-side, perf-side-all   timestamps on our own stream (DIFFSCOPE_PERF_EVENTS=side)
   perf-noshare, perf-all-noshare   every stamp its own event (DIFFSCOPE_PERF_SHARE_NS=0)
@@ -43,6 +44,9 @@ VARIANTS = {
     "off": {},
     "perf": {"DIFFSCOPE_MODE": "perf"},
     "perf-all": {"DIFFSCOPE_MODE": "perf", "DIFFSCOPE_PERF_SCOPES": "all"},
+    # Every scope, the ones inside denoise steps timed in one step of 8 (estimates).
+    "perf-all-s8": {"DIFFSCOPE_MODE": "perf", "DIFFSCOPE_PERF_SCOPES": "all",
+                    "DIFFSCOPE_PERF_SAMPLE": "8"},
     "profile": {"DIFFSCOPE_MODE": "profile"},
     # Timestamps on a stream of our own waiting for a marker (DIFFSCOPE_PERF_EVENTS=side).
     "perf-side": {"DIFFSCOPE_MODE": "perf", "DIFFSCOPE_PERF_EVENTS": "side"},
@@ -173,7 +177,7 @@ def main():
     def paired(what, unit, one_process):
         """Runs one_process(variant) -> timed/untimed - 1 for args.paired_reps processes per
         variant; reports and checks the median (the targets: 0.5% steps, 2% every scope)."""
-        for variant in (("perf", "perf-all") if args.paired_reps > 0 else ()):
+        for variant in (("perf", "perf-all", "perf-all-s8") if args.paired_reps > 0 else ()):
             ratios = [one_process(variant) for _ in range(args.paired_reps)]
             med_ratio = statistics.median(ratios)
             say(f"{what}, paired in-process ({args.paired_loops} {unit} A B B A x "
@@ -194,8 +198,9 @@ def main():
             f"{min(raw[v]):9.3f} {100 * (min(raw[v]) / min(raw['off']) - 1):+6.2f}%   runs {raw[v]}")
     check("toy_dit launch-bound perf <= 0.5%", med["perf"] <= med["off"] * 1.005,
           f"{100 * (med['perf'] / med['off'] - 1):+.2f}%")
-    check("toy_dit launch-bound perf-all <= 2%", med["perf-all"] <= med["off"] * 1.02,
-          f"{100 * (med['perf-all'] / med['off'] - 1):+.2f}%")
+    for v in ("perf-all", "perf-all-s8"):
+        check(f"toy_dit launch-bound {v} <= 2%", med[v] <= med["off"] * 1.02,
+              f"{100 * (med[v] / med['off'] - 1):+.2f}%")
 
     # 1b. Paired, within one process: toy_dit --repeat with timing paused in every other run
     #     (A B B A), so the spread between processes cancels; what the timing adds.
@@ -237,6 +242,32 @@ def main():
             check("toy_dit GPU-bound profile per-step envelopes within 3% of perf",
                   abs(med_p / med_q - 1) <= 0.03 and agree <= 0.03,
                   f"median {100 * (med_p / med_q - 1):+.2f}%, max {100 * agree:.2f}%")
+
+    # 2c. Sampled every-scope timing against every scope timed in every step: each sampled
+    #     scope's estimated total (spans of the timed calls scaled to all calls) vs the exact.
+    def scope_totals(path):
+        with open(path) as f:
+            d = json.load(f)["diffscope"]
+        return {s["path"]: s["gpu"] for s in d["scopes"] if s.get("gpu")}
+
+    for name, cfg in (("launch-bound", TOY_LAUNCH), ("GPU-bound", TOY_GPU)):
+        toy_run(args.toy, cfg, "perf-all", dump)
+        exact = scope_totals(dump)
+        toy_run(args.toy, cfg, "perf-all-s8", dump)
+        sampled = scope_totals(dump)
+        errs = sorted(abs(g["envelope_ms"] / exact[p]["envelope_ms"] - 1)
+                      for p, g in sampled.items()
+                      if g.get("estimated") and exact.get(p, {}).get("envelope_ms", 0) > 0)
+        if not errs:
+            say(f"toy_dit {name}: no estimated scope in the sampled dump")
+            check(f"toy_dit {name} sampled estimates", False, "no estimated scope")
+            continue
+        say(f"toy_dit {name}: perf-all-s8 estimated scope totals vs perf-all's: median "
+            f"{100 * statistics.median(errs):.2f}%, max {100 * errs[-1]:.2f}% over {len(errs)} "
+            f"scopes")
+        if name == "GPU-bound":
+            check("toy_dit GPU-bound sampled scope totals within 3% of every step timed",
+                  errs[-1] <= 0.03, f"max {100 * errs[-1]:.2f}%")
 
     # 2b. The same through libdiffscope_inject.so (diffscope run): toy_dit names its stream
     #     with diffscope::set_timing_stream, which must reach the injected collector.

@@ -368,6 +368,32 @@ TEST_SUITE("collector") {
     CHECK(find_scope(r, "second"));
   }
 
+  TEST_CASE("sampled scopes: spans scaled by calls / timed calls, marked estimated") {
+    diffscope::results r;
+    diffscope::scope_result sampled, whole, untimed, host_only;
+    sampled.host.calls = 8;
+    sampled.gpu.measured = true;
+    sampled.gpu.timed_calls = 2;
+    sampled.gpu.busy_ms = sampled.gpu.occupied_ms = sampled.gpu.envelope_ms = 1.5;
+    whole = sampled;  // timed in every call (a step, or a scope outside the steps)
+    whole.host.calls = 2;
+    untimed = sampled;  // never timed: nothing to scale from
+    untimed.gpu.timed_calls = 0;
+    untimed.gpu.busy_ms = untimed.gpu.occupied_ms = untimed.gpu.envelope_ms = 0;
+    host_only = sampled;
+    host_only.gpu.measured = false;
+    r.scopes = {sampled, whole, untimed, host_only};
+    diffscope::detail::scale_sampled_scopes(r);
+    CHECK(r.scopes[0].gpu.envelope_ms == doctest::Approx(6.0));
+    CHECK(r.scopes[0].gpu.busy_ms == doctest::Approx(6.0));
+    CHECK(r.scopes[0].gpu.occupied_ms == doctest::Approx(6.0));
+    CHECK(r.scopes[0].gpu.estimated);
+    CHECK(r.scopes[1].gpu.envelope_ms == doctest::Approx(1.5));
+    CHECK_FALSE(r.scopes[1].gpu.estimated);
+    CHECK_FALSE(r.scopes[2].gpu.estimated);
+    CHECK_FALSE(r.scopes[3].gpu.estimated);
+  }
+
   TEST_CASE("the timing mode comes from DIFFSCOPE_MODE; unknown values keep the default") {
     for (const char* v : {"DIFFSCOPE_MODE", "DIFFSCOPE_PERF_SCOPES", "DIFFSCOPE_PERF_STREAM"})
       unsetenv(v);
@@ -388,6 +414,14 @@ TEST_SUITE("collector") {
     setenv("DIFFSCOPE_PERF_SHARE_NS", "-5", 1);  // not a count: reported, default kept
     CHECK(diffscope::collector_options::from_env().perf_share_ns ==
           diffscope::detail::event_timer::default_share_ns);
+    CHECK(o.perf_sample_steps == 1);
+    setenv("DIFFSCOPE_PERF_SAMPLE", "8", 1);
+    CHECK(diffscope::collector_options::from_env().perf_sample_steps == 8);
+    setenv("DIFFSCOPE_PERF_SAMPLE", "0", 1);  // not a step count: reported, 1 kept
+    CHECK(diffscope::collector_options::from_env().perf_sample_steps == 1);
+    setenv("DIFFSCOPE_PERF_SAMPLE", "x", 1);
+    CHECK(diffscope::collector_options::from_env().perf_sample_steps == 1);
+    unsetenv("DIFFSCOPE_PERF_SAMPLE");
     unsetenv("DIFFSCOPE_PERF_EVENTS");
     unsetenv("DIFFSCOPE_PERF_SHARE_NS");
     CHECK(o.mode == diffscope::timing_mode::perf);

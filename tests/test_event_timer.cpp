@@ -4,6 +4,7 @@
 #include <chrono>
 #include <limits>
 #include <map>
+#include <set>
 #include <thread>
 #include <vector>
 
@@ -31,11 +32,13 @@ class fake_events final : public event_api {
   std::map<void*, double> done_at;  // event -> device time (ms) once complete
   std::map<void*, void*> stream_of;
   std::vector<void*> recorded;  // in record order
+  std::vector<char> calls;      // 'r' record, 'q' query, in call order
 
   context current_context() noexcept override { return ctx; }
   event create() noexcept override { return reinterpret_cast<void*>(++created * 16); }
   bool record(event e, void* stream) noexcept override {
     if (fail_record) return false;
+    calls.push_back('r');
     done_at.erase(e);  // re-recording a pooled event makes it pending again
     stream_of[e] = stream;
     recorded.push_back(e);
@@ -43,6 +46,7 @@ class fake_events final : public event_api {
   }
   state query(event e) noexcept override {
     ++queries;
+    calls.push_back('q');
     return done_at.count(e) ? state::done : state::pending;
   }
   bool synchronize(event) noexcept override {
@@ -336,6 +340,51 @@ TEST_CASE("no sharing across streams, threads, or after the window") {
   CHECK(t.counts().shared == 2);
 }
 
+TEST_CASE("our own handler's time does not count towards the sharing window") {
+  fake_events api;
+  event_timer t(api, legacy, false, 20'000'000);  // 20 ms
+  const auto ms = [](int n) { std::this_thread::sleep_for(std::chrono::milliseconds(n)); };
+  const auto now = [] { return diffscope::detail::now_ns(); };
+  // A step ends; the same handler then resolves old pairs for 40 ms; the next step starts.
+  std::uint64_t entered = now();
+  const auto a = t.begin(0);
+  t.end(a);
+  ms(40);  // our own work after the stamp (drain, the sink)
+  t.handler_returning(entered);
+  const auto b = t.begin(0);  // program time since the handler returned: microseconds
+  CHECK(api.recorded.size() == 1);
+  CHECK(t.counts().shared == 2);
+  // A handler entered while the window was still open (a short stretch of program code,
+  // then our work) restarts it too.
+  entered = now();
+  ms(40);
+  t.handler_returning(entered);
+  t.end(b);
+  CHECK(api.recorded.size() == 1);
+  // Program code longer than the window before the handler: work may have entered the
+  // stream, so the handler's return does not bridge it.
+  const auto c = t.begin(0);
+  CHECK(api.recorded.size() == 1);
+  ms(40);
+  entered = now();
+  t.handler_returning(entered);
+  t.end(c);
+  CHECK(api.recorded.size() == 2);
+  // Another thread's handler never restarts this thread's window.
+  const auto d = t.begin(0);  // right after c's end: shares it
+  CHECK(api.recorded.size() == 2);
+  ms(40);
+  std::thread([&] { t.handler_returning(now()); }).join();
+  t.end(d);
+  CHECK(api.recorded.size() == 3);
+  // Sharing off: nothing to restart.
+  event_timer off(api, legacy, false, no_sharing);
+  const auto e = off.begin(0);
+  off.handler_returning(now());
+  off.end(e);
+  CHECK(api.recorded.size() == 5);
+}
+
 TEST_CASE("an event back in the pool is never shared: it may be recorded elsewhere") {
   fake_events api;
   event_timer t(api, legacy, false, always);
@@ -444,4 +493,95 @@ TEST_CASE("timing paused: ranges opened meanwhile are not timed; one already tim
   st.time_all.store(false);
   const auto r = agg.snapshot(false);
   CHECK(r.scopes.size() == 3);  // every scope kept its host timing
+}
+
+TEST_CASE("through the NVTX tool a timed pop's end stamp is its last CUDA call") {
+  fake_events api;
+  event_timer t(api, legacy, false, no_sharing);
+  aggregator agg;
+  auto& st = diffscope::detail::nvtx_state();
+  st.sink.store(&agg);
+  st.timer.store(&t);
+  st.time_all.store(true);
+  // Enough scopes that the lazy drain starts querying old pairs from inside the pops.
+  int pops_that_queried = 0;
+  for (int i = 0; i < 3 * static_cast<int>(event_timer::default_lag); ++i) {
+    diffscope::detail::nvtx_push(range_domain::diffscope, "step", 0, std::nullopt, nullptr);
+    api.calls.clear();
+    diffscope::detail::nvtx_pop(range_domain::diffscope);
+    REQUIRE(!api.calls.empty());
+    CHECK(api.calls.back() == 'r');  // queries (if any) came before the end stamp
+    if (api.calls.front() == 'q') ++pops_that_queried;
+  }
+  st.sink.store(nullptr);
+  st.timer.store(nullptr);
+  st.time_all.store(false);
+  CHECK(pops_that_queried > 0);
+}
+
+TEST_CASE("sampled steps: one per window of n, at a place that moves between windows") {
+  using diffscope::detail::step_sampled;
+  for (std::uint64_t k = 0; k < 10; ++k) CHECK(step_sampled(k, 1));
+  for (std::uint32_t n : {2u, 4u, 8u, 16u}) {
+    std::set<std::uint64_t> places;
+    for (std::uint64_t w = 0; w < 64; ++w) {
+      int in_window = 0;
+      for (std::uint64_t k = w * n; k < (w + 1) * n; ++k) {
+        if (step_sampled(k, n)) {
+          ++in_window;
+          places.insert(k % n);
+        }
+      }
+      CHECK(in_window == 1);
+    }
+    // Not always the same place (an alternating loop would then see one kind of step only).
+    CHECK(places.size() > 1);
+    if (n == 2) CHECK(places.size() == 2);
+  }
+}
+
+TEST_CASE("every scope, sampled: nested scopes timed in one step of n, steps in all") {
+  fake_events api;
+  event_timer t(api, legacy, false, no_sharing);
+  aggregator agg;
+  auto& st = diffscope::detail::nvtx_state();
+  st.sink.store(&agg);
+  st.timer.store(&t);
+  st.time_all.store(true);
+  st.sample_steps.store(4);
+  st.steps_seen.store(0);
+  const auto open = [](const char* name, std::uint32_t cat, std::optional<std::int64_t> step) {
+    diffscope::detail::nvtx_push(range_domain::diffscope, name, cat, step, nullptr);
+  };
+  const auto close = [] { diffscope::detail::nvtx_pop(range_domain::diffscope); };
+  const auto step_cat = static_cast<std::uint32_t>(category::denoise_step);
+  open("prepare", 0, std::nullopt);  // outside any step: always timed
+  close();
+  std::size_t stamps_before = api.recorded.size();
+  CHECK(stamps_before == 2);
+  int nested_timed_steps = 0;
+  for (int i = 0; i < 8; ++i) {
+    const std::size_t before = api.recorded.size();
+    open("denoise_step", step_cat, i);
+    open("block", 0, std::nullopt);
+    open("attention", 0, std::nullopt);
+    close();
+    close();
+    close();
+    const std::size_t stamps = api.recorded.size() - before;
+    CHECK((stamps == 2 || stamps == 6));  // the step alone, or the step and its two scopes
+    if (stamps == 6) ++nested_timed_steps;
+  }
+  CHECK(nested_timed_steps == 2);  // one in each window of four
+  open("after", 0, std::nullopt);  // after the loop: timed again
+  close();
+  CHECK(api.recorded.size() == stamps_before + 8 * 2 + 2 * 4 + 2);
+  st.sink.store(nullptr);
+  st.timer.store(nullptr);
+  st.time_all.store(false);
+  st.sample_steps.store(1);
+  const auto r = agg.snapshot(true);
+  for (const auto& sc : r.scopes) {
+    if (sc.name == "block" || sc.name == "attention") CHECK(sc.host.calls == 8);
+  }
 }

@@ -18,6 +18,7 @@
 
 #include <diffscope/detail/json_writer.hpp>
 #include <diffscope/perf_dump.hpp>
+#include <diffscope/report.hpp>
 
 #include "tools/mini_json.hpp"
 #include "tools/sample_results.hpp"
@@ -388,6 +389,38 @@ TEST_SUITE("perf_dump") {
     CHECK(ds["timing"]["summary"].str.find("perf mode") == 0);
     // Profile-mode GPU objects carry no timed_calls key (their layout is unchanged).
     CHECK_FALSE(dump(sample::profiled())["diffscope"]["steps"][0]["gpu"].has("timed_calls"));
+  }
+
+  TEST_CASE("perf mode, every scope sampled: the granularity is labelled, estimates marked") {
+    auto r = sample::host_only();
+    r.status.mode = "perf";
+    r.status.gpu_timing = true;
+    r.status.reason.clear();
+    r.status.perf_scopes = "all";
+    r.status.perf_sample_steps = 4;
+    diffscope::gpu_stats span;
+    span.measured = true;
+    span.busy_ms = span.occupied_ms = span.envelope_ms = 2.0;
+    span.timed_calls = 2;
+    span.estimated = true;
+    r.scopes[0].gpu = span;
+    const auto d = dump(r);
+    const auto& ds = d["diffscope"];
+    CHECK(ds["status"]["perf_scopes"].str == "all");
+    CHECK(ds["status"]["perf_sample_steps"].num == 4);
+    CHECK(ds["timing"].has("sampling"));
+    CHECK(ds["scopes"][0]["gpu"]["estimated"].b == true);
+    const std::string text = diffscope::summary_text(r);
+    CHECK(text.find("in one step of 4") != std::string::npos);
+    CHECK(text.find("~2.00") != std::string::npos);
+    // Not sampled: no sampling note, no estimate marks; profile mode: no perf keys.
+    r.status.perf_sample_steps = 1;
+    r.scopes[0].gpu.estimated = false;
+    const auto e = dump(r);
+    CHECK_FALSE(e["diffscope"]["timing"].has("sampling"));
+    CHECK_FALSE(e["diffscope"]["scopes"][0]["gpu"].has("estimated"));
+    CHECK(diffscope::summary_text(r).find('~') == std::string::npos);
+    CHECK_FALSE(dump(sample::profiled())["diffscope"]["status"].has("perf_scopes"));
   }
 
   TEST_CASE(

@@ -72,6 +72,12 @@ struct collector_options {
   /// Perf mode: time every scope (true) or only stages and denoise steps (false: what the
   /// perf dump's figures need, the cheapest).
   bool perf_all_scopes = false;
+  /// Perf mode with every scope timed: the scopes inside denoise steps are timed in one step
+  /// of this many (DIFFSCOPE_PERF_SAMPLE; 1, the default: every step). Stages, steps and
+  /// requests are always timed; a sampled scope's totals are scaled to its calls. Each
+  /// stamp costs about 1.8 us of GPU time in a stream of dependent kernels (docs/modes.md),
+  /// so sampling is what makes every-scope timing affordable in a launch-bound loop.
+  std::uint64_t perf_sample_steps = 1;
   /// Perf mode: the stream timing events go to unless a thread names one with
   /// diffscope::set_timing_stream(). Default: the legacy default stream (CU_STREAM_LEGACY),
   /// where PyTorch and plain CUDA code launch; (void*)2 is CU_STREAM_PER_THREAD.
@@ -93,6 +99,7 @@ struct collector_options {
   /// DIFFSCOPE_GATE, DIFFSCOPE_EXPECT_BCG (implies DIFFSCOPE_GATE), DIFFSCOPE_KEEP_INVALID,
   /// DIFFSCOPE_MODE (profile|perf), DIFFSCOPE_PERF_SCOPES (steps|all), DIFFSCOPE_PERF_STREAM
   /// (legacy|per-thread), DIFFSCOPE_PERF_EVENTS (inline|side), DIFFSCOPE_PERF_SHARE_NS (ns),
+  /// DIFFSCOPE_PERF_SAMPLE (steps, >= 1),
   /// DIFFSCOPE_STAGE_PREFIX / DIFFSCOPE_STEP_PREFIX / DIFFSCOPE_REQUEST_PREFIX ("none": off),
   /// DIFFSCOPE_STRIP_SHAPES (0 keeps " in=[...]"). A value it does not know is reported on
   /// stderr and the default kept (the program must run on).
@@ -156,6 +163,11 @@ struct collector_options {
       o.perf_stream = reinterpret_cast<void*>(2);
     o.perf_side_stream = choose("DIFFSCOPE_PERF_EVENTS", {"inline", "side"}) == 1;
     count("DIFFSCOPE_PERF_SHARE_NS", o.perf_share_ns);
+    count("DIFFSCOPE_PERF_SAMPLE", o.perf_sample_steps);
+    if (o.perf_sample_steps == 0) {
+      std::fprintf(stderr, "diffscope: DIFFSCOPE_PERF_SAMPLE=0 is not a step count; using 1\n");
+      o.perf_sample_steps = 1;
+    }
     return o;
   }
 
@@ -350,6 +362,21 @@ inline void write_outputs(const collector_options& o, const results& r) {
 inline void collector_exit_hook();
 inline void collector_stage_end(const std::string& stage);
 
+/// Perf mode, scopes sampled in one denoise step of N: a scope timed in fewer calls than it
+/// made gets its spans scaled by calls / timed calls (the mean span of a timed call times
+/// the calls), so its totals and shares compare with its step's. Marked `estimated`.
+inline void scale_sampled_scopes(results& r) {
+  for (scope_result& s : r.scopes) {
+    gpu_stats& g = s.gpu;
+    if (!g.measured || g.timed_calls == 0 || s.host.calls <= g.timed_calls) continue;
+    const double f = static_cast<double>(s.host.calls) / static_cast<double>(g.timed_calls);
+    g.busy_ms *= f;
+    g.occupied_ms *= f;
+    g.envelope_ms *= f;
+    g.estimated = true;
+  }
+}
+
 }  // namespace detail
 
 /// The process-wide collector.
@@ -421,6 +448,10 @@ class collector {
     auto& nv = detail::nvtx_state();
     nv.sink_epoch.fetch_add(1);
     nv.time_all.store(options.perf_all_scopes, std::memory_order_relaxed);
+    nv.sample_steps.store(static_cast<std::uint32_t>(std::min<std::uint64_t>(
+                              std::max<std::uint64_t>(options.perf_sample_steps, 1), 1u << 30)),
+                          std::memory_order_relaxed);
+    nv.steps_seen.store(0, std::memory_order_relaxed);
     st.rules.push_back(std::make_unique<detail::name_rules>(options.names));
     nv.rules.store(st.rules.back().get(), std::memory_order_release);
     // Allocations the first launch or timed scope would otherwise make inside the program's
@@ -515,6 +546,10 @@ class collector {
       r.faults.untimed_no_context = c.no_context;
       r.faults.timing_failures = c.failed;
       r.faults.timing_unresolved = c.unresolved;
+      r.status.perf_scopes = st.options.perf_all_scopes ? "all" : "steps";
+      r.status.perf_sample_steps =
+          st.options.perf_all_scopes ? std::max<std::uint64_t>(st.options.perf_sample_steps, 1) : 1;
+      if (r.status.perf_sample_steps > 1) detail::scale_sampled_scopes(r);
     }
     if (st.cupti_status.ok) {
       const auto c = detail::snapshot(st.cupti.counters());

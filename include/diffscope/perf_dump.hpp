@@ -196,6 +196,7 @@ inline void write_gpu_stats(json_writer& w, const gpu_stats& g) {
       .field("memsets", g.memsets)
       .field("bytes", g.bytes);
   if (g.timed_calls > 0) w.field("timed_calls", g.timed_calls);
+  if (g.estimated) w.field("estimated", true);
   w.end_object();
 }
 
@@ -356,6 +357,15 @@ inline void write_diffscope_section(json_writer& w, const results& r, const perf
           "device-wide memory in use (driver total - free, all processes), not a framework "
           "allocator's view: allocated_mb == reserved_mb == used memory at the checkpoint, "
           "peak_* == highest used memory seen at any checkpoint so far");
+  if (perf && r.status.perf_sample_steps > 1) {
+    w.field("sampling",
+            "perf mode, every scope: the scopes inside denoise steps were timed in one step of "
+            "every " +
+                std::to_string(r.status.perf_sample_steps) +
+                " (status.perf_sample_steps); a scope timed in fewer calls than it made has "
+                "busy_ms, occupied_ms and envelope_ms scaled by calls / timed_calls and "
+                "\"estimated\": true. Stages, steps and requests are timed in every call.");
+  }
   if (perf) {
     w.field("busy_ms", "perf mode: the timed span (start event to end event), summed over calls");
     w.field("occupied_ms", "perf mode: the timed span, as busy_ms");
@@ -372,6 +382,10 @@ inline void write_diffscope_section(json_writer& w, const results& r, const perf
   w.field("reason", r.status.reason);
   w.field("cupti_holder", r.status.cupti_holder);
   w.field("mode", r.status.mode);
+  if (!r.status.perf_scopes.empty()) {
+    w.field("perf_scopes", r.status.perf_scopes);
+    w.field("perf_sample_steps", r.status.perf_sample_steps);
+  }
   w.end_object();
 
   w.key("gate").begin_object();

@@ -21,7 +21,7 @@ namespace diffscope {
 namespace detail {
 
 inline std::string ms_or_dash(const gpu_stats& g, double v) {
-  return g.measured ? fixed(v, 2) : "-";
+  return g.measured ? (g.estimated ? "~" : "") + fixed(v, 2) : "-";
 }
 
 inline std::string gpu_timing_line(const collector_status& s) {
@@ -57,6 +57,16 @@ inline std::string summary_text(const results& r, std::size_t top_kernels = 10) 
       "diffscope " DIFFSCOPE_VERSION_STRING " summary - mode: " + detail::printable(r.status.mode) +
       ", wall " + fixed(r.wall_ms, 2) + " ms\n";
   out += detail::gpu_timing_line(r.status) + "\n";
+  if (!r.status.perf_scopes.empty()) {
+    out += "perf mode timed: " +
+           std::string(r.status.perf_scopes == "all" ? "every scope" : "stages and denoise steps");
+    if (r.status.perf_sample_steps > 1) {
+      out += ", the scopes inside denoise steps in one step of " +
+             std::to_string(r.status.perf_sample_steps) +
+             " (their GPU totals scaled to every call: estimates, marked ~)";
+    }
+    out += "\n";
+  }
   if (!r.status.cupti_holder.empty()) {
     out += "CUPTI held by: " + detail::printable(r.status.cupti_holder) + "\n";
   }

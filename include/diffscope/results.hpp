@@ -34,6 +34,9 @@ struct gpu_stats {
   std::uint64_t kernels = 0, memcpys = 0, memsets = 0;
   std::uint64_t bytes = 0;        ///< bytes moved by copies and sets
   std::uint64_t timed_calls = 0;  ///< perf mode: calls timed by device events (the spans)
+  /// Perf mode, scopes sampled (DIFFSCOPE_PERF_SAMPLE): busy/occupied/envelope are the timed
+  /// calls' spans scaled by calls / timed_calls, an estimate of the total over every call.
+  bool estimated = false;
   /// Communication kernels (NCCL, custom all-reduce, ...; detail::is_communication_kernel),
   /// each call on its own: busy = union of their intervals, overlapped = the part of it
   /// during which other GPU work of the scope ran, exposed = busy - overlapped.
@@ -137,6 +140,12 @@ struct collector_status {
   /// envelope from operations). "perf": device events at scope boundaries time each timed
   /// scope's span on its stream; no per-kernel data, near-zero per-launch cost.
   std::string mode = "profile";
+  /// Perf mode: "steps" (stages, denoise steps and requests timed) or "all" (every scope);
+  /// empty in profile mode.
+  std::string perf_scopes;
+  /// Perf mode with "all": the scopes inside denoise steps are timed in one step of this
+  /// many (1: every step); their totals are then estimates (gpu_stats::estimated).
+  std::uint64_t perf_sample_steps = 1;
 };
 
 /// Device memory at a named point ("start", "after_<Stage>", "end"), in MiB. Device-wide

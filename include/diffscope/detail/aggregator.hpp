@@ -188,6 +188,7 @@ class aggregator final : public activity_sink {
   struct popped {
     bool ok = false;     ///< false: no open range of that domain (counted as unbalanced)
     bool stage = false;  ///< the range was a stage
+    bool step = false;   ///< the range was a denoise step
     std::uint32_t name_id = 0;
     std::uint32_t timed = 0;  ///< perf mode: the timing pair opened with the range (0: none)
   };
@@ -215,6 +216,7 @@ class aggregator final : public activity_sink {
     if (f.node == no_node) return p;  // opened before this aggregator existed
     const node& n = node_at(f.node);
     p.stage = n.cat == category::stage;
+    p.step = n.cat == category::denoise_step;
     p.name_id = n.name_id;
     p.timed = f.timed;
     close_frame(ts, f, t_ns);

@@ -212,6 +212,19 @@ class event_timer {
     warm_locked(ctx);
   }
 
+  /// Our own range handler, entered at `entered_ns` on this thread, is returning. It put
+  /// nothing in a stream but its own stamps, so its time does not count towards the sharing
+  /// window: when the latest stamp was made inside it, or was still within the window when
+  /// it was entered, the window restarts now. Only the program's code between two handlers
+  /// counts, and no launch fits in under `share_ns` of it: a step's end and the next step's
+  /// start still share their event when the first handler also resolved old pairs (drain).
+  void handler_returning(std::uint64_t entered_ns) noexcept {
+    if (share_ns_ == 0) return;
+    std::lock_guard<std::mutex> g(mutex_);
+    if (last_.event == nullptr || last_.thread != std::this_thread::get_id()) return;
+    if (last_.at_ns >= entered_ns || entered_ns - last_.at_ns < share_ns_) last_.at_ns = now_ns();
+  }
+
   /// Stamps closer than this (host ns, same thread and stream) share one event. No CUDA call
   /// that puts work in a stream returns that fast (a kernel launch takes 2-4 us of host time,
   /// an event record about 1-3 us), so nothing can have entered the stream between the two:

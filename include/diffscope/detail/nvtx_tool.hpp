@@ -50,6 +50,10 @@ struct nvtx_tool_state {
   std::atomic<bool> time_all{false};
   /// Perf mode: ranges opened while true are not timed (diffscope::set_timing_paused).
   std::atomic<bool> timing_paused{false};
+  /// Perf mode with `time_all`: the scopes inside denoise steps are timed in one step of
+  /// every `sample_steps` (1: in every step); stages, steps and requests always are.
+  std::atomic<std::uint32_t> sample_steps{1};
+  std::atomic<std::uint64_t> steps_seen{0};  ///< denoise steps entered since the start
   /// How default-domain names map (nullptr: the defaults); owned by the collector.
   std::atomic<const name_rules*> rules{nullptr};
   std::mutex mutex;
@@ -80,6 +84,25 @@ inline const name_rules& current_rules(const nvtx_tool_state& st) noexcept {
 /// Perf mode's default granularity: the scopes the perf dump's figures come from.
 inline bool is_timed_in_perf_mode(category c) noexcept {
   return c == category::stage || c == category::denoise_step || c == category::request;
+}
+
+/// Whether the `k`-th denoise step (from 0) is one whose scopes are timed when one step in
+/// `n` is: exactly one per window of `n` consecutive steps, at a place that changes from
+/// window to window (a fixed hash of the window), so a loop whose steps alternate in kind
+/// (cached and computed steps, guidance on and off) is not always sampled on the same kind.
+inline bool step_sampled(std::uint64_t k, std::uint32_t n) noexcept {
+  if (n <= 1) return true;
+  std::uint64_t w = k / n + 0x9e3779b97f4a7c15ull;  // splitmix64 of the window index
+  w = (w ^ (w >> 30)) * 0xbf58476d1ce4e5b9ull;
+  w = (w ^ (w >> 27)) * 0x94d049bb133111ebull;
+  w ^= w >> 31;
+  return k % n == w % n;
+}
+
+/// Set while this thread is inside a denoise step whose scopes are not sampled.
+inline bool& in_unsampled_step() noexcept {
+  thread_local bool unsampled = false;
+  return unsampled;
 }
 
 inline nvtx_domain_record* nvtx_domain_of(nvtxDomainHandle_t h) noexcept {
@@ -138,12 +161,18 @@ inline void nvtx_push(std::optional<range_domain> dom, std::string_view name, st
     else
       id = agg->intern(c.name);
     agg->push(*dom, id, c.cat, c.step, t, c.request_id, c.warmup);
+    if (c.cat == category::denoise_step) {
+      in_unsampled_step() = !step_sampled(st.steps_seen.fetch_add(1, std::memory_order_relaxed),
+                                          st.sample_steps.load(std::memory_order_relaxed));
+    }
     if (event_timer* timer = st.timer.load(std::memory_order_acquire);
         timer != nullptr && !st.timing_paused.load(std::memory_order_relaxed) &&
-        (st.time_all.load(std::memory_order_relaxed) || is_timed_in_perf_mode(c.cat))) {
+        (is_timed_in_perf_mode(c.cat) ||
+         (st.time_all.load(std::memory_order_relaxed) && !in_unsampled_step()))) {
       // Announced like a launch of this range: its instance expects the pair's span.
       if (const std::uint32_t pair = timer->begin(t)) agg->on_launch(pair, launch_kind::timing);
     }
+    if (event_timer* timer = st.timer.load(std::memory_order_acquire)) timer->handler_returning(t);
   } catch (...) {
     // Never break the host program: a failed allocation loses this range only.
   }
@@ -161,15 +190,19 @@ inline void nvtx_pop(std::optional<range_domain> dom) {
   try {
     if (ghosts == 0 || agg->has_open(*dom)) {
       const aggregator::popped p = agg->pop(*dom, t);
-      if (p.timed != 0) {
-        if (event_timer* timer = nvtx_state().timer.load(std::memory_order_acquire)) {
-          timer->end(p.timed);
-          timer->drain(*agg, false);
-        }
+      event_timer* timer = nvtx_state().timer.load(std::memory_order_acquire);
+      if (p.timed != 0 && timer != nullptr) {
+        // Old pairs first, then the end stamp: the stamp is the handler's last CUDA call, so
+        // the time our own work takes (event queries, the sink) falls inside the scope's
+        // span, not between its end and whatever the program enqueues next.
+        timer->drain(*agg, false);
+        timer->end(p.timed);
       }
+      if (p.step) in_unsampled_step() = false;
       if (p.stage) {
         if (auto hook = nvtx_state().on_stage_end) hook(agg->name_of(p.name_id));
       }
+      if (timer != nullptr) timer->handler_returning(t);
     } else {
       --ghosts;  // pushed before collection started
     }
