@@ -24,5 +24,5 @@ extern "C" __attribute__((visibility("default"))) void diffscope_set_timing_stre
 
 // diffscope::set_timing_paused() forwards here the same way (ctypes: an int, 1 pauses).
 extern "C" __attribute__((visibility("default"))) void diffscope_set_timing_paused(int paused) {
-  diffscope::detail::nvtx_state().timing_paused.store(paused != 0, std::memory_order_relaxed);
+  diffscope::detail::apply_timing_pause(paused != 0);
 }

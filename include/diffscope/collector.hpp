@@ -432,6 +432,9 @@ class collector {
     } else {
       st.cupti_status = st.cupti.start(*st.agg);
       st.gpu_ok = st.cupti_status.ok;
+      // Paused before the start (set_timing_paused): tracing starts paused.
+      if (st.gpu_ok && detail::nvtx_state().timing_paused.load(std::memory_order_relaxed))
+        st.cupti.set_paused(true);
       st.gpu_reason = st.cupti_status.reason;
     }
     if (options.watch_output && !st.watch) {
@@ -589,12 +592,28 @@ inline void set_timing_stream(cudaStream_t stream) noexcept {
       "diffscope_set_timing_stream", [stream](auto f) { f(static_cast<void*>(stream)); });
 }
 
-/// Perf mode: while paused, scopes that open are not timed (they keep host timings; a scope
-/// opened before the pause still closes its pair). Process-wide. For timing only the part of
-/// a run you read, and for paired overhead measurements: the same process, loops timed and
-/// untimed in turn (bench/perf_mode.py). No effect in profile mode.
+namespace detail {
+/// What set_timing_paused() does in this copy of the collector.
+inline void apply_timing_pause(bool paused) noexcept {
+  nvtx_state().timing_paused.store(paused, std::memory_order_relaxed);
+  try {
+    auto& st = collector_globals();
+    std::lock_guard<std::recursive_mutex> g(st.mutex);
+    if (st.active && st.cupti_status.ok) st.cupti.set_paused(paused);
+  } catch (...) {
+    // A failed lock leaves tracing as it was: the program runs on.
+  }
+}
+}  // namespace detail
+
+/// While paused, GPU timing stops; ranges keep their host timings. Perf mode: scopes that
+/// open are not timed (a scope opened before the pause still closes its pair). Profile mode:
+/// CUPTI's tracing is off (launch callbacks and activity records), so launches cost what
+/// they cost without it; work launched before the pause is still recorded. Process-wide.
+/// For timing only the part of a run you read, and for paired overhead measurements: the
+/// same process, loops timed and untimed in turn (bench/perf_mode.py, bench/torch_overhead.py).
 inline void set_timing_paused(bool paused) noexcept {
-  detail::nvtx_state().timing_paused.store(paused, std::memory_order_relaxed);
+  detail::apply_timing_pause(paused);
   detail::forward_to_injection<void (*)(int)>("diffscope_set_timing_paused",
                                               [paused](auto f) { f(paused ? 1 : 0); });
 }

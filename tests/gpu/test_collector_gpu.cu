@@ -241,6 +241,45 @@ TEST_SUITE("collector_gpu") {
     CHECK(r.faults.unattributed_records == 0);
   }
 
+  TEST_CASE("profile mode paused: CUPTI traces nothing meanwhile, and resumes cleanly") {
+    cudaStream_t s{};
+    CUDA_OK(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
+    auto& c = diffscope::collector::instance();
+    start_warm(s);
+    {
+      DIFFSCOPE_SCOPE("before");
+      for (int i = 0; i < 4; ++i) spin(20000, s);
+    }
+    diffscope::set_timing_paused(true);
+    {
+      DIFFSCOPE_SCOPE("paused");
+      for (int i = 0; i < 4; ++i) spin(20000, s);
+    }
+    diffscope::set_timing_paused(false);
+    {
+      DIFFSCOPE_SCOPE("after");
+      for (int i = 0; i < 4; ++i) spin(20000, s);
+    }
+    CUDA_OK(cudaStreamSynchronize(s));
+    const auto r = c.stop();
+    const auto* before = find_scope(r, "before");
+    const auto* paused = find_scope(r, "paused");
+    const auto* after = find_scope(r, "after");
+    REQUIRE(before);
+    REQUIRE(paused);
+    REQUIRE(after);
+    CHECK(before->gpu.kernels == 4);
+    CHECK(paused->gpu.kernels == 0);  // no callbacks, no records
+    CHECK(paused->launches == 0);
+    CHECK(paused->host.calls == 1);  // host timing goes on
+    CHECK(after->gpu.kernels == 4);
+    // Records of the paused launches would arrive without a launch: none must.
+    CHECK(r.faults.unattributed_records == 0);
+    CHECK(r.faults.late_records == 0);
+    CHECK(r.faults.dropped_records == 0);
+    cudaStreamDestroy(s);
+  }
+
   TEST_CASE("copies and sets are attributed with their bytes") {
     void* d = nullptr;
     CUDA_OK(cudaMalloc(&d, 1 << 20));

@@ -604,9 +604,7 @@ class cupti_source {
     }
 
     reset_counters();
-    // Process-wide, so a thread-local left by an earlier source never matches; 0 is "unset".
-    generation_ = st.generation.fetch_add(1) + 1;
-    if (generation_ == 0) generation_ = st.generation.fetch_add(1) + 1;
+    new_generation();
     sink_.store(&sink);
     options_ = options;
     if (options_.buffer_bytes < (std::size_t{64} << 10)) options_.buffer_bytes = 64 << 10;
@@ -743,10 +741,42 @@ class cupti_source {
     }
     sink_.store(nullptr);
     running_ = false;
+    paused_ = false;
   }
 
   bool running() const noexcept {
     return running_;
+  }
+
+  /// Pauses (true) or resumes tracing: the launch callbacks and every activity kind off, so
+  /// launches meanwhile cost what they cost without CUPTI, and nothing they run is recorded
+  /// (work launched before the pause still delivers its records). For measuring the
+  /// tracing's own cost in one process, and for tracing only the requests you read.
+  /// Call between launches (a launch in flight on another thread when the callbacks go off
+  /// never sees its exit callback: resuming starts a new generation of the per-thread
+  /// nesting state, so it cannot linger). Returns false when a CUPTI call failed.
+  bool set_paused(bool paused) {
+    if (!running_ || paused == paused_) return true;
+    bool ok = true;
+    const std::uint32_t on = paused ? 0 : 1;
+    for (std::size_t cbid = 0; cbid < runtime_kind_.size(); ++cbid) {
+      if (runtime_kind_[cbid] != 0)
+        ok &= cuptiEnableCallback(on, subscriber_, CUPTI_CB_DOMAIN_RUNTIME_API,
+                                  static_cast<CUpti_CallbackId>(cbid)) == CUPTI_SUCCESS;
+    }
+    for (std::size_t cbid = 0; cbid < driver_kind_.size(); ++cbid) {
+      if (driver_kind_[cbid] != 0)
+        ok &= cuptiEnableCallback(on, subscriber_, CUPTI_CB_DOMAIN_DRIVER_API,
+                                  static_cast<CUpti_CallbackId>(cbid)) == CUPTI_SUCCESS;
+    }
+    for (auto k : enabled_kinds_)
+      ok &= (paused ? cuptiActivityDisable(k) : cuptiActivityEnable(k)) == CUPTI_SUCCESS;
+    if (!paused) new_generation();
+    paused_ = paused;
+    return ok;
+  }
+  bool paused() const noexcept {
+    return paused_;
   }
   const cupti_counters& counters() const noexcept {
     return counters_;
@@ -780,6 +810,14 @@ class cupti_source {
                     &counters_.callbacks_unavailable}) {
       a->store(0, std::memory_order_relaxed);
     }
+  }
+
+  void new_generation() {
+    // Process-wide, so a thread-local left by an earlier source never matches; 0 is "unset".
+    auto& st = cupti_state();
+    std::uint32_t g = st.generation.fetch_add(1) + 1;
+    if (g == 0) g = st.generation.fetch_add(1) + 1;
+    generation_.store(g, std::memory_order_relaxed);
   }
 
   static std::uint8_t encode(launch_kind k) noexcept {
@@ -839,7 +877,8 @@ class cupti_source {
       activity_sink* sink = self->sink_.load(std::memory_order_relaxed);
       if (sink == nullptr) return;
       cupti_outer_launch& outer = cupti_thread_outer_launch();
-      if (outer.generation != self->generation_) outer = {self->generation_, 0, 0};
+      const std::uint32_t generation = self->generation_.load(std::memory_order_relaxed);
+      if (outer.generation != generation) outer = {generation, 0, 0};
       if (cb->callbackSite == CUPTI_API_EXIT) {
         if (outer.depth > 0) --outer.depth;
         return;
@@ -959,7 +998,8 @@ class cupti_source {
   }
 
   bool running_ = false;
-  std::uint32_t generation_ = 0;               // bumped by start(); read-only while running
+  std::atomic<std::uint32_t> generation_{0};  // bumped by start() and by resuming
+  bool paused_ = false;
   std::atomic<activity_sink*> sink_{nullptr};  // read by launch callbacks on any thread
   cupti_options options_;
   CUpti_SubscriberHandle subscriber_ = nullptr;
