@@ -11,7 +11,8 @@ Variants per workload:
   off        no collection (toy_dit: collector linked, not started; Python: plain python3)
   perf       DIFFSCOPE_MODE=perf, stages and denoise steps timed (the default granularity)
   perf-all   DIFFSCOPE_MODE=perf DIFFSCOPE_PERF_SCOPES=all, every scope timed
-  perf-all-s8  the same with DIFFSCOPE_PERF_SAMPLE=8: scopes inside steps timed in 1 step of 8
+  perf-all-s8, perf-all-s16  the same with DIFFSCOPE_PERF_SAMPLE=8 or 16: the scopes inside
+             steps timed in one step of 8 or 16 (their totals estimated)
   profile    DIFFSCOPE_MODE=profile (CUPTI, every kernel)
   perf-side, perf-side-all   timestamps on our own stream (DIFFSCOPE_PERF_EVENTS=side)
   perf-noshare, perf-all-noshare   every stamp its own event (DIFFSCOPE_PERF_SHARE_NS=0)
@@ -47,6 +48,8 @@ VARIANTS = {
     # Every scope, the ones inside denoise steps timed in one step of 8 (estimates).
     "perf-all-s8": {"DIFFSCOPE_MODE": "perf", "DIFFSCOPE_PERF_SCOPES": "all",
                     "DIFFSCOPE_PERF_SAMPLE": "8"},
+    "perf-all-s16": {"DIFFSCOPE_MODE": "perf", "DIFFSCOPE_PERF_SCOPES": "all",
+                     "DIFFSCOPE_PERF_SAMPLE": "16"},
     "profile": {"DIFFSCOPE_MODE": "profile"},
     # Timestamps on a stream of our own waiting for a marker (DIFFSCOPE_PERF_EVENTS=side).
     "perf-side": {"DIFFSCOPE_MODE": "perf", "DIFFSCOPE_PERF_EVENTS": "side"},
@@ -177,7 +180,8 @@ def main():
     def paired(what, unit, one_process):
         """Runs one_process(variant) -> timed/untimed - 1 for args.paired_reps processes per
         variant; reports and checks the median (the targets: 0.5% steps, 2% every scope)."""
-        for variant in (("perf", "perf-all", "perf-all-s8") if args.paired_reps > 0 else ()):
+        for variant in (("perf", "perf-all", "perf-all-s8", "perf-all-s16")
+                        if args.paired_reps > 0 else ()):
             ratios = [one_process(variant) for _ in range(args.paired_reps)]
             med_ratio = statistics.median(ratios)
             say(f"{what}, paired in-process ({args.paired_loops} {unit} A B B A x "
@@ -198,7 +202,7 @@ def main():
             f"{min(raw[v]):9.3f} {100 * (min(raw[v]) / min(raw['off']) - 1):+6.2f}%   runs {raw[v]}")
     check("toy_dit launch-bound perf <= 0.5%", med["perf"] <= med["off"] * 1.005,
           f"{100 * (med['perf'] / med['off'] - 1):+.2f}%")
-    for v in ("perf-all", "perf-all-s8"):
+    for v in ("perf-all", "perf-all-s8", "perf-all-s16"):
         check(f"toy_dit launch-bound {v} <= 2%", med[v] <= med["off"] * 1.02,
               f"{100 * (med[v] / med['off'] - 1):+.2f}%")
 
@@ -250,7 +254,9 @@ def main():
             d = json.load(f)["diffscope"]
         return {s["path"]: s["gpu"] for s in d["scopes"] if s.get("gpu")}
 
-    for name, cfg in (("launch-bound", TOY_LAUNCH), ("GPU-bound", TOY_GPU)):
+    # (GPU-bound with 32 steps: four sampled steps, not one, behind each estimate.)
+    toy_gpu_32 = TOY_GPU[:-1] + ["32"]
+    for name, cfg in (("launch-bound", TOY_LAUNCH), ("GPU-bound", toy_gpu_32)):
         toy_run(args.toy, cfg, "perf-all", dump)
         exact = scope_totals(dump)
         toy_run(args.toy, cfg, "perf-all-s8", dump)

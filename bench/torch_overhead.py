@@ -9,6 +9,12 @@ launch-bound (256 tokens, dim 1536), alternating three modes per repetition:
     profiler    python3 dit_loop.py ... --profiler          (torch.profiler, CPU + CUDA)
 then one diffscope run per configuration with per-step CUDA events (per-step ground truth),
 and one coexistence run (diffscope run + torch.profiler started before the first NVTX range).
+Then the launch-bound loop paired within processes (--paired-reps processes per mode, each of
+--paired-loops loops, every other one measured, A B B A): diffscope run with --paired-timing
+(the collector paused in the other loops: profile mode's CUPTI tracing off, perf mode's events
+off) and plain python with --paired-profiler (torch.profiler around every other loop). What
+each adds is then measured against the same process's own unmeasured loops, which cancels the
+process-to-process spread that makes the process medians above noisy (T2 paired).
 
 Targets (docs/torch.md says what each number means):
   T1 GPU-bound: diffscope overhead vs plain <= 3 % (median e2e)
@@ -51,7 +57,9 @@ SMALL = {
 # diffscope: `diffscope run` in its default profile mode (CUPTI, every kernel, what
 # torch.profiler also records); diffscope_perf: the same in perf mode (DIFFSCOPE_MODE=perf).
 MODES = ["plain", "diffscope", "diffscope_perf", "profiler"]
-MODE_ENV = {"diffscope_perf": {"DIFFSCOPE_MODE": "perf"}}
+MODE_ENV = {"diffscope_perf": {"DIFFSCOPE_MODE": "perf"},
+            "paired_diffscope_perf": {"DIFFSCOPE_MODE": "perf"}}
+PAIRED_MODES = ["paired_diffscope", "paired_diffscope_perf", "paired_profiler"]
 
 
 def parse_args(argv):
@@ -68,11 +76,17 @@ def parse_args(argv):
     p.add_argument("--launch-steps", type=int, help="steps of the launch-bound configuration")
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--timeout", type=float, default=180.0, help="seconds per run")
+    p.add_argument("--paired-reps", type=int, default=4,
+                   help="processes per mode of the paired launch-bound measurement (0: none)")
+    p.add_argument("--paired-loops", type=int, default=8,
+                   help="loops per paired process, measured and unmeasured in A B B A order")
     p.add_argument("--cpus", default="2-5",
                    help="CPUs every run is pinned to (same for every mode; '' = no pinning)")
     a = p.parse_args(argv)
     if a.reps < 1:
         p.error("--reps must be at least 1")
+    if a.paired_reps < 0 or a.paired_loops < 4:
+        p.error("--paired-reps must be >= 0 and --paired-loops >= 4 (A B B A)")
     for what, path in (("--diffscope", a.diffscope), ("--ext", a.ext)):
         if not os.path.isfile(path):
             p.error(f"{what} {path}: no such file")
@@ -136,15 +150,20 @@ class Bench:
         c = self.configs[cfg]
         cmd = [self.a.python, DIT_LOOP, "--ext", os.path.abspath(self.a.ext), "--device", self.a.device,
                "--dtype", self.a.dtype, "--warmup", str(self.a.warmup), "--json", json_out]
+        paired = mode.startswith("paired_")
         for k in ("tokens", "dim", "heads", "blocks", "steps", "repeat"):
-            cmd += [f"--{k}", str(c[k])]
+            v = self.a.paired_loops if paired and k == "repeat" else c[k]
+            cmd += [f"--{k}", str(v)]
+        if paired:
+            cmd.append("--paired-profiler" if mode == "paired_profiler" else "--paired-timing")
         if mode == "profiler":
             cmd.append("--profiler")
         if mode == "diffscope_events":
             cmd.append("--step-events")
         if mode == "coexist":
             cmd.append("--profiler-first")
-        if mode in ("diffscope", "diffscope_perf", "diffscope_events", "coexist"):
+        if mode in ("diffscope", "diffscope_perf", "diffscope_events", "coexist",
+                    "paired_diffscope", "paired_diffscope_perf"):
             cmd = [os.path.abspath(self.a.diffscope), "run", "--dump", dump, "--"] + cmd
         return cmd
 
@@ -200,7 +219,8 @@ class Bench:
     def collect(self):
         t0 = time.perf_counter()
         print(f"torch_overhead: {len(self.configs)} configurations x {len(MODES)} modes x {self.a.reps} "
-              f"reps + {len(self.configs)} step-event runs + 1 coexistence run", flush=True)
+              f"reps + {len(self.configs)} step-event runs + 1 coexistence run + "
+              f"{len(PAIRED_MODES)} paired modes x {self.a.paired_reps} processes", flush=True)
         for rep in range(self.a.reps):
             for cfg in self.configs:
                 # Rotate the order so no mode always runs first (page cache, clocks).
@@ -209,6 +229,10 @@ class Bench:
         for cfg in self.configs:
             self.run(cfg, "diffscope_events", 0)
         self.run("launch_bound", "coexist", 0)
+        for rep in range(self.a.paired_reps):
+            k = rep % len(PAIRED_MODES)
+            for mode in PAIRED_MODES[k:] + PAIRED_MODES[:k]:
+                self.run("launch_bound", mode, rep)
         self.elapsed_s = time.perf_counter() - t0
 
 
@@ -303,6 +327,18 @@ def analyse(b):
                    "checksum_equals_plain": len(plain) == 1 and plain[0] == mine,
                    "plain_checksums": len(plain)})
 
+    # Paired: per process, median of the measured loops minus median of the unmeasured ones.
+    paired = {}
+    for m in PAIRED_MODES:
+        added, pct = [], []
+        for r in by.get(("launch_bound", m), []):
+            t, u = r["result"].get("e2e_timed_ms"), r["result"].get("e2e_untimed_ms")
+            if t and u:
+                added.append(median(t) - median(u))
+                pct.append(100.0 * (median(t) / median(u) - 1))
+        paired[m] = {"added_ms": added, "added_pct": pct, "median_added_ms": median(added),
+                     "median_added_pct": median(pct)}
+
     def verdict(ok, skip_reason=None):
         if skip_reason:
             return "SKIP"
@@ -326,6 +362,21 @@ def analyse(b):
         targets.append({"id": tid, "what": f"launch-bound: diffscope ({label}) adds <= 1/5 of what torch.profiler adds",
                         "value": f"diffscope {fmt(da, '+.2f')} ms, profiler {fmt(pa, '+.2f')} ms, ratio {fmt(ratio, '.3f')}",
                         "verdict": verdict(ok2, no_gpu)})
+    if a.paired_reps > 0:
+        pa = paired["paired_profiler"]["median_added_ms"]
+        for tid, m, label in (("T2 paired", "paired_diffscope", "profile mode"),
+                              ("T2p paired", "paired_diffscope_perf", "perf mode")):
+            da = paired[m]["median_added_ms"]
+            ratio = da / pa if da is not None and pa else None
+            ok2 = ratio is not None and pa > 0 and ratio <= 0.2
+            targets.append({
+                "id": tid,
+                "what": f"launch-bound, paired in-process: diffscope ({label}) adds <= 1/5 of what "
+                        f"torch.profiler adds",
+                "value": f"diffscope {fmt(da, '+.2f')} ms ({fmt(paired[m]['median_added_pct'], '+.2f')} %), "
+                         f"profiler {fmt(pa, '+.2f')} ms ({fmt(paired['paired_profiler']['median_added_pct'], '+.2f')} %), "
+                         f"ratio {fmt(ratio, '.3f')}",
+                "verdict": verdict(ok2, no_gpu)})
     m3 = gb.get("steps_sum_vs_e2e_pct_median")
     timed = gb.get("gpu_timing") or []
     gpu_steps = bool(timed) and all(timed)  # device-timed step durations, not host fallbacks
@@ -351,6 +402,7 @@ def analyse(b):
                         "value": "the run failed", "verdict": "FAIL"})
     failures = [{"name": r["name"], "error": r["error"]} for r in runs if r["error"]]
     return {"device": device, "has_gpu": has_gpu, "table": table, "checksums": checksums, "coexist": co,
+            "paired": paired,
             "targets": targets, "failed_runs": failures, "no_gpu_reason": no_gpu}
 
 
@@ -391,6 +443,11 @@ def report(b, res):
             L.append(f"checksums {cfg}: identical in every mode")
         else:
             L.append(f"checksums {cfg}: {len(distinct)} distinct: {sums}")
+    for m, p in res["paired"].items():
+        if p["added_ms"]:
+            L.append(f"paired launch-bound {m}: added {fmt(p['median_added_ms'], '+.2f')} ms "
+                     f"({fmt(p['median_added_pct'], '+.2f')} %), per process "
+                     f"{[round(x, 2) for x in p['added_ms']]} ms")
     if res["no_gpu_reason"]:
         L.append(f"note: timing targets skipped: {res['no_gpu_reason']}")
     for f in res["failed_runs"]:

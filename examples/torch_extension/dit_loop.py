@@ -63,10 +63,17 @@ def parse_args(argv):
     p.add_argument("--paired-timing", action="store_true",
                    help="under 'diffscope run --mode perf' with --repeat: pause perf-mode timing "
                         "(diffscope_set_timing_paused) in every other loop, in A B B A order, so "
-                        "one process gives timed and untimed loops (e2e_timed_ms, e2e_untimed_ms)")
+                        "one process gives timed and untimed loops (e2e_timed_ms, e2e_untimed_ms); "
+                        "in profile mode the pause turns CUPTI's tracing off")
+    p.add_argument("--paired-profiler", action="store_true",
+                   help="with --repeat: run every other loop inside torch.profiler (CPU, CUDA), "
+                        "in A B B A order (e2e_timed_ms: profiled loops, e2e_untimed_ms: plain); "
+                        "the profiler starts before each profiled loop's clock and stops after it")
     a = p.parse_args(argv)
     if a.paired_timing and (a.repeat < 2 or not os.environ.get("NVTX_INJECTION64_PATH")):
         p.error("--paired-timing needs --repeat 2 or more and a run under 'diffscope run'")
+    if a.paired_profiler and (a.repeat < 2 or a.profiler or a.paired_timing):
+        p.error("--paired-profiler needs --repeat 2 or more, without --profiler or --paired-timing")
     if a.profiler_first:
         a.profiler = True
     if a.dim % a.heads != 0 or (a.dim // a.heads) % 2 != 0 or a.dim // a.heads > 256:
@@ -268,6 +275,14 @@ def main(a):
             sys.exit(f"dit_loop.py: --paired-timing: {lib} has no diffscope_set_timing_paused "
                      f"(not diffscope's injection library?): {e}")
         pause.argtypes = [ctypes.c_int]
+    profiler_acts = [torch.profiler.ProfilerActivity.CPU] + \
+        ([torch.profiler.ProfilerActivity.CUDA] if cuda else [])
+    if a.paired_profiler:
+        # Kineto's one-off start (CUPTI's initialisation) outside every measured loop.
+        with torch.profiler.profile(activities=profiler_acts), torch.no_grad():
+            xw = x0.clone()
+            xw = xw + 0.0 * model.velocity(xw, 1.0)
+            sync()
     timed_loops = []
     for r in range(max(1, a.repeat)):
         events = []  # the last loop's are reported
@@ -275,6 +290,10 @@ def main(a):
         timed_loops.append(timed)
         if pause:
             pause(0 if timed else 1)
+        loop_prof = None
+        if a.paired_profiler and timed:
+            loop_prof = torch.profiler.profile(activities=profiler_acts)
+            loop_prof.__enter__()
         if a.repeat > 1:
             nvtx.push(f"request_{r}")
         with torch.no_grad():
@@ -304,6 +323,8 @@ def main(a):
             nvtx.pop()
             sync()
             e2e_all.append((time.perf_counter() - t0) * 1e3)
+        if loop_prof is not None:
+            loop_prof.__exit__(None, None, None)  # its processing is outside the clock
         if a.repeat > 1:
             nvtx.pop()
     if pause:
@@ -327,6 +348,7 @@ def main(a):
         "config": {k: getattr(a, k) for k in ("tokens", "dim", "heads", "blocks", "batch", "steps",
                                                "warmup", "dtype", "seed")},
         "mode": {"profiler": a.profiler, "profiler_first": a.profiler_first,
+                 "paired_timing": a.paired_timing, "paired_profiler": a.paired_profiler,
                  "step_events": a.step_events, "nvtx": nvtx.kind,
                  "step_clock": None if not a.step_events else ("cuda_event" if cuda else "host"),
                  "collector_injected": bool(os.environ.get("NVTX_INJECTION64_PATH"))},
@@ -334,8 +356,10 @@ def main(a):
         "e2e_ms": e2e_ms,
         "e2e_last_ms": e2e_all[-1],
         "e2e_all_ms": e2e_all,
-        "e2e_timed_ms": [e for e, t in zip(e2e_all, timed_loops) if t] if pause else None,
-        "e2e_untimed_ms": [e for e, t in zip(e2e_all, timed_loops) if not t] if pause else None,
+        "e2e_timed_ms": ([e for e, t in zip(e2e_all, timed_loops) if t]
+                         if pause or a.paired_profiler else None),
+        "e2e_untimed_ms": ([e for e, t in zip(e2e_all, timed_loops) if not t]
+                           if pause or a.paired_profiler else None),
         "step_ms": step_ms,
         "step_ms_sum": sum(step_ms) if step_ms else None,
         "step_ms_outer": [s.elapsed_time(e) for s, e in outer] if outer else None,
