@@ -16,7 +16,8 @@
 #   ab     bench/ab_toy_dit.sh: diffscope ab on toy_dit (issue 9)
 #   multi  bench/multi_gpu.sh: two ranks under diffscope run (issue 8; needs two GPUs)
 # SUITE_COMMIT labels the figures when the machine has no git. PERF_REPS and PY_REPS set the
-# runs per variant of perf_mode.py (toy_dit, Python loop); TORCH_REPS those of torch_overhead.
+# runs per variant of perf_mode.py (toy_dit, Python loop); TORCH_REPS those of torch_overhead;
+# PERF_ARGS more arguments for perf_mode.py (e.g. "--py-sections accuracy").
 #
 # Optional: a .devdeps/usr prefix with doctest, nlohmann_json and Google Benchmark, for GPU
 # machines whose image lacks them (docs/gpu.md).
@@ -144,7 +145,7 @@ if has perf; then
   ext_args=(--diffscope build-gpu/tools/diffscope)
   [ -f "$ext" ] && [ "${PY_REPS:-4}" != 0 ] && ext_args+=(--ext "$ext")
   part perf python3 bench/perf_mode.py --toy "$toy" "${ext_args[@]}" --out "$out/perf_mode" \
-    --reps "${PERF_REPS:-7}" --py-reps "${PY_REPS:-4}"
+    --reps "${PERF_REPS:-7}" --py-reps "${PY_REPS:-4}" ${PERF_ARGS:-}
 fi
 has ab && part ab bash bench/ab_toy_dit.sh build-gpu/tools/diffscope "$toy"
 if has multi; then

@@ -163,8 +163,14 @@ def main():
                     help="processes per variant of the paired measurements (0: skip)")
     ap.add_argument("--paired-loops", type=int, default=8,
                     help="runs or loops per paired process, timed and untimed in A B B A order")
+    ap.add_argument("--py-sections", default="overhead,paired,accuracy",
+                    help="which Python-loop sections run (comma-separated: overhead = process "
+                         "medians, paired, accuracy)")
     ap.add_argument("--out", default=tempfile.mkdtemp(prefix="perf-mode-"))
     args = ap.parse_args()
+    py_sections = set(args.py_sections.split(",")) - {""}
+    if not py_sections <= {"overhead", "paired", "accuracy"}:
+        ap.error(f"--py-sections: unknown {sorted(py_sections - {'overhead', 'paired', 'accuracy'})}")
     os.makedirs(args.out, exist_ok=True)
     dump = os.path.join(args.out, "dump.json")
     checks = []
@@ -293,6 +299,7 @@ def main():
     # 3. The Python loop, when the extension and the diffscope binary are given.
     if args.ext and args.diffscope:
         py_run(args, "off", dump)  # warm-up (kernel caches, extension load)
+    if args.ext and args.diffscope and "overhead" in py_sections:
         med, raw = alternate(lambda v: py_run(args, v, dump)[0], ["off", "perf", "perf-all"],
                              args.py_reps)
         say(f"dit_loop.py launch-bound tokens={args.py_tokens} steps={args.py_steps}: "
@@ -304,6 +311,7 @@ def main():
               f"{100 * (med['perf'] / med['off'] - 1):+.2f}%")
         check("dit_loop launch-bound perf-all <= 2%", med["perf-all"] <= med["off"] * 1.02,
               f"{100 * (med['perf-all'] / med['off'] - 1):+.2f}%")
+    if args.ext and args.diffscope and "paired" in py_sections:
         # Paired, as for toy_dit: dit_loop.py --paired-timing times every other loop.
         def py_paired(variant):
             _, r = py_run(args, variant, dump, full=True, paired=True)
@@ -312,6 +320,7 @@ def main():
 
         paired("dit_loop launch-bound", "loops", py_paired)
 
+    if args.ext and args.diffscope and "accuracy" in py_sections:
         # Accuracy: launch-bound (with the outer pair) and GPU-bound.
         for name, gpu_bound in (("launch-bound", False), ("GPU-bound", True)):
             _, r = py_run(args, "perf", dump, step_events=True, gpu_bound=gpu_bound, full=True)
