@@ -148,6 +148,13 @@ def max_rel(a, b):
     return max(abs(x - y) / y for x, y in zip(a, b))
 
 
+def median_rel(a, b):
+    """Median |a_i - b_i| / b_i: the typical step, where max_rel is the worst one."""
+    if not a or len(a) != len(b):
+        return None
+    return statistics.median(abs(x - y) / y for x, y in zip(a, b))
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--toy", required=True)
@@ -326,15 +333,23 @@ def main():
             _, r = py_run(args, "perf", dump, step_events=True, gpu_bound=gpu_bound, full=True)
             truth, outer = r.get("step_ms") or [], r.get("step_ms_outer") or []
             perf_steps, status = dump_steps(dump)
+            # Kept per configuration (the next run writes the same names).
+            for src, tag in ((dump, "dump"), (os.path.join(args.out, "py-perf.json"), "result")):
+                if os.path.exists(src):
+                    with open(src) as f_in, open(os.path.join(
+                            args.out, f"py-accuracy-{name}-{tag}.json"), "w") as f_out:
+                        f_out.write(f_in.read())
             err = max_rel(perf_steps, truth)
+            pct = lambda x: "-" if x is None else f"{100 * x:.3f}%"
             line = (f"dit_loop.py {name}: perf-mode steps vs CUDA events: max error "
-                    f"{'-' if err is None else f'{100 * err:.3f}%'} over {len(truth)} steps")
+                    f"{pct(err)} (median {pct(median_rel(perf_steps, truth))}) over "
+                    f"{len(truth)} steps")
             if outer:
                 # The ground truth's own spread: the same steps timed by a pair a few
                 # microseconds of Python further out (before the push, after the pop).
-                pct = lambda x: "-" if x is None else f"{100 * x:.3f}%"
-                line += (f"; vs the outer pair {pct(max_rel(perf_steps, outer))}; inner vs "
-                         f"outer pair {pct(max_rel(truth, outer))}")
+                line += (f"; vs the outer pair {pct(max_rel(perf_steps, outer))} (median "
+                         f"{pct(median_rel(perf_steps, outer))}); inner vs outer pair "
+                         f"{pct(max_rel(truth, outer))} (median {pct(median_rel(truth, outer))})")
             say(line)
             check(f"dit_loop {name} per-step perf vs CUDA events within 2%",
                   err is not None and err <= 0.02,
