@@ -4,6 +4,7 @@
 #include <chrono>
 #include <limits>
 #include <map>
+#include <optional>
 #include <set>
 #include <thread>
 #include <vector>
@@ -90,6 +91,26 @@ void* const legacy = reinterpret_cast<void*>(1);
 // turn it off. The sharing tests below choose their window.
 constexpr std::uint64_t no_sharing = 0;
 constexpr std::uint64_t always = std::numeric_limits<std::uint64_t>::max();  // no work between
+
+// The NVTX tool attached to `agg` and `timer` (perf mode, every scope timed unless told
+// otherwise) for one test; detached, and its switches reset, at the end.
+struct attached_tool {
+  diffscope::detail::nvtx_tool_state& st = diffscope::detail::nvtx_state();
+  attached_tool(aggregator& agg, event_timer& timer, bool time_all = true) {
+    st.sink.store(&agg);
+    st.timer.store(&timer);
+    st.time_all.store(time_all);
+  }
+  ~attached_tool() {
+    st.sink.store(nullptr);
+    st.timer.store(nullptr);
+    st.time_all.store(false);
+    st.timing_paused.store(false);
+    st.sample_steps.store(1);
+  }
+  attached_tool(const attached_tool&) = delete;
+  attached_tool& operator=(const attached_tool&) = delete;
+};
 
 }  // namespace
 
@@ -468,9 +489,7 @@ TEST_CASE("timing paused: ranges opened meanwhile are not timed; one already tim
   event_timer t(api, legacy, false, no_sharing);
   aggregator agg;
   auto& st = diffscope::detail::nvtx_state();
-  st.sink.store(&agg);
-  st.timer.store(&t);
-  st.time_all.store(true);
+  std::optional<attached_tool> tool(std::in_place, agg, t);
   const auto scope = [](const char* name) {
     diffscope::detail::nvtx_push(range_domain::diffscope, name, 0, std::nullopt, nullptr);
   };
@@ -487,10 +506,7 @@ TEST_CASE("timing paused: ranges opened meanwhile are not timed; one already tim
   st.timing_paused.store(true);
   close();
   CHECK(api.recorded.size() == 4);  // its pair still closes
-  st.timing_paused.store(false);
-  st.sink.store(nullptr);
-  st.timer.store(nullptr);
-  st.time_all.store(false);
+  tool.reset();
   const auto r = agg.snapshot(false);
   CHECK(r.scopes.size() == 3);  // every scope kept its host timing
 }
@@ -499,10 +515,7 @@ TEST_CASE("through the NVTX tool a timed pop's end stamp is its last CUDA call")
   fake_events api;
   event_timer t(api, legacy, false, no_sharing);
   aggregator agg;
-  auto& st = diffscope::detail::nvtx_state();
-  st.sink.store(&agg);
-  st.timer.store(&t);
-  st.time_all.store(true);
+  const attached_tool tool(agg, t);
   // Enough scopes that the lazy drain starts querying old pairs from inside the pops.
   int pops_that_queried = 0;
   for (int i = 0; i < 3 * static_cast<int>(event_timer::default_lag); ++i) {
@@ -513,9 +526,6 @@ TEST_CASE("through the NVTX tool a timed pop's end stamp is its last CUDA call")
     CHECK(api.calls.back() == 'r');  // queries (if any) came before the end stamp
     if (api.calls.front() == 'q') ++pops_that_queried;
   }
-  st.sink.store(nullptr);
-  st.timer.store(nullptr);
-  st.time_all.store(false);
   CHECK(pops_that_queried > 0);
 }
 
@@ -544,12 +554,9 @@ TEST_CASE("every scope, sampled: nested scopes timed in one step of n, steps in 
   fake_events api;
   event_timer t(api, legacy, false, no_sharing);
   aggregator agg;
-  auto& st = diffscope::detail::nvtx_state();
-  st.sink.store(&agg);
-  st.timer.store(&t);
-  st.time_all.store(true);
-  st.sample_steps.store(4);
-  st.steps_seen.store(0);
+  std::optional<attached_tool> tool(std::in_place, agg, t);
+  tool->st.sample_steps.store(4);
+  tool->st.steps_seen.store(0);
   const auto open = [](const char* name, std::uint32_t cat, std::optional<std::int64_t> step) {
     diffscope::detail::nvtx_push(range_domain::diffscope, name, cat, step, nullptr);
   };
@@ -576,10 +583,7 @@ TEST_CASE("every scope, sampled: nested scopes timed in one step of n, steps in 
   open("after", 0, std::nullopt);  // after the loop: timed again
   close();
   CHECK(api.recorded.size() == stamps_before + 8 * 2 + 2 * 4 + 2);
-  st.sink.store(nullptr);
-  st.timer.store(nullptr);
-  st.time_all.store(false);
-  st.sample_steps.store(1);
+  tool.reset();
   const auto r = agg.snapshot(true);
   for (const auto& sc : r.scopes) {
     if (sc.name == "block" || sc.name == "attention") CHECK(sc.host.calls == 8);
