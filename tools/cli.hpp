@@ -67,4 +67,14 @@ inline double parse_number(const std::string& opt, const std::string& text, doub
   return v;
 }
 
+/// A count option: a number of at least `lo` (parse_number's message otherwise) that is whole
+/// and at most `hi`.
+inline int whole_number(const std::string& opt, const std::string& text, int lo, int hi) {
+  const double n = parse_number(opt, text, lo, std::to_string(lo));
+  if (n != std::floor(n) || n > hi)
+    throw failure(exit_usage, opt + ": '" + text + "' is not a whole number from " +
+                                  std::to_string(lo) + " to " + std::to_string(hi));
+  return static_cast<int>(n);
+}
+
 }  // namespace diffscope::cli

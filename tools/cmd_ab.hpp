@@ -80,16 +80,6 @@ inline double parse_number(const std::string& opt, const std::string& text, doub
                            compare_detail::py_fixed(lo, lo == std::floor(lo) ? 0 : 1));
 }
 
-/// A count option: a number of at least `lo` (parse_number's message otherwise) that is whole
-/// and at most `hi`.
-inline int whole_number(const std::string& opt, const std::string& text, int lo, int hi) {
-  const double n = parse_number(opt, text, lo);
-  if (n != std::floor(n) || n > hi)
-    throw failure(exit_usage, opt + ": '" + text + "' is not a whole number from " +
-                                  std::to_string(lo) + " to " + std::to_string(hi));
-  return static_cast<int>(n);
-}
-
 /// A label names files (OUT/<label>-<i>.json): letters, digits, '.', '_', '-'.
 inline bool label_ok(const std::string& s) {
   if (s.empty() || s.size() > 64 || s[0] == '.' || s[0] == '-') return false;

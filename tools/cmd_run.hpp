@@ -1,6 +1,7 @@
 // `diffscope run`: collect from an unmodified process (Python, SGLang) through
 // libdiffscope_inject.so, gate its output, and write the requested outputs.
 //   diffscope run [--dump FILE] [--trace FILE] [--summary] [--mode profile|perf]
+//                 [--perf-scopes steps|all] [--perf-sample N]
 //                 [--expect-bcg] [--no-gate] [--keep-invalid] -- CMD [ARGS...]
 // Every process the command starts that uses NVTX (workers, torchrun ranks) writes its own
 // dump into a private directory; at the end the requested dump is that dump (one process) or
@@ -32,6 +33,7 @@ namespace run_detail {
 
 inline constexpr const char* usage =
     "usage: diffscope run [--dump FILE] [--trace FILE] [--summary] [--mode profile|perf]\n"
+    "                     [--perf-scopes steps|all] [--perf-sample N]\n"
     "                     [--expect-bcg] [--no-gate] [--keep-invalid] -- CMD [ARGS...]\n"
     "Runs CMD with the diffscope collector injected into it and every process it starts\n"
     "(NVTX_INJECTION64_PATH=libdiffscope_inject.so), its output passed through and gated\n"
@@ -43,6 +45,10 @@ inline constexpr const char* usage =
     "--mode: the timing mode (DIFFSCOPE_MODE; default: the environment's, else profile):\n"
     "profile traces every kernel through CUPTI, perf times stages and steps with device\n"
     "events and no per-launch cost (docs/modes.md).\n"
+    "--perf-scopes: what perf mode times (DIFFSCOPE_PERF_SCOPES): steps (stages and denoise\n"
+    "steps, the default) or all (every scope). --perf-sample N (DIFFSCOPE_PERF_SAMPLE, implies\n"
+    "--perf-scopes all): the scopes inside denoise steps timed in one step of N, their totals\n"
+    "estimated.\n"
     "Exit: the command's code; 3 when the gate trips (no dump is kept, unless --keep-invalid\n"
     "writes it beside as FILE.invalid.json); 2 bad usage, no injection library, or a dump was\n"
     "asked for and no process wrote one; 127 command not found.\n"
@@ -53,7 +59,9 @@ struct run_args {
   bool help = false;
   std::string dump, trace;
   bool summary = false, expect_bcg = false, no_gate = false, keep_invalid = false;
-  std::string mode;  ///< "" = leave DIFFSCOPE_MODE as it is
+  std::string mode;         ///< "" = leave DIFFSCOPE_MODE as it is
+  std::string perf_scopes;  ///< "" = leave DIFFSCOPE_PERF_SCOPES as it is
+  int perf_sample = 0;      ///< 0 = leave DIFFSCOPE_PERF_SAMPLE as it is
   std::vector<std::string> command;
 };
 
@@ -68,6 +76,11 @@ inline run_args parse(const args& a) {
     if (s == "--") {
       r.command.assign(a.begin() + static_cast<std::ptrdiff_t>(i) + 1, a.end());
       if (r.command.empty()) throw failure(exit_usage, "no command after --");
+      // Sampling needs every scope timed.
+      if (r.perf_sample > 0 && r.perf_scopes == "steps")
+        throw failure(exit_usage,
+                      "--perf-sample samples the scopes inside steps: it needs "
+                      "--perf-scopes all, not steps");
       return r;
     }
     if (s == "-h" || s == "--help") {
@@ -90,6 +103,12 @@ inline run_args parse(const args& a) {
       r.mode = value("profile or perf");
       if (r.mode != "profile" && r.mode != "perf")
         throw failure(exit_usage, "--mode: '" + r.mode + "' is not profile or perf");
+    } else if (s == "--perf-scopes") {
+      r.perf_scopes = value("steps or all");
+      if (r.perf_scopes != "steps" && r.perf_scopes != "all")
+        throw failure(exit_usage, "--perf-scopes: '" + r.perf_scopes + "' is not steps or all");
+    } else if (s == "--perf-sample") {
+      r.perf_sample = whole_number(s, value("a step count"), 1, 1 << 20);
     } else {
       throw failure(exit_usage, "unknown argument '" + s + "' (diffscope run --help)");
     }
@@ -222,6 +241,11 @@ inline int run_run(const args& a) {
     ::unsetenv("DIFFSCOPE_TRACE");
   if (r.summary) ::setenv("DIFFSCOPE_SUMMARY", "1", 1);
   if (!r.mode.empty()) ::setenv("DIFFSCOPE_MODE", r.mode.c_str(), 1);
+  if (r.perf_sample > 0) {
+    ::setenv("DIFFSCOPE_PERF_SAMPLE", std::to_string(r.perf_sample).c_str(), 1);
+    ::setenv("DIFFSCOPE_PERF_SCOPES", "all", 1);
+  }
+  if (!r.perf_scopes.empty()) ::setenv("DIFFSCOPE_PERF_SCOPES", r.perf_scopes.c_str(), 1);
   for (const char* v : {"DIFFSCOPE_GATE", "DIFFSCOPE_EXPECT_BCG", "DIFFSCOPE_KEEP_INVALID"})
     ::unsetenv(v);
 

@@ -34,6 +34,27 @@ PY
 [ $? -eq 2 ] || fail "--mode fast: want exit 2"
 grep -q "is not profile or perf" "$work/mode.err" || fail "--mode fast: no reason given"
 
+# --perf-scopes and --perf-sample reach every process; bad values are usage errors.
+"$ds" run --mode perf --perf-sample 4 --dump "$work/sampled.json" -- "$app" 2 >/dev/null 2>&1
+"$python" - "$work/sampled.json" <<'PY' || fail "--perf-sample 4: not recorded in the dump"
+import json, sys
+st = json.load(open(sys.argv[1]))["diffscope"]["status"]
+assert st["mode"] == "perf" and st["perf_scopes"] == "all" and st["perf_sample_steps"] == 4, st
+PY
+"$ds" run --mode perf --perf-scopes steps --dump "$work/steps.json" -- "$app" 2 >/dev/null 2>&1
+"$python" - "$work/steps.json" <<'PY' || fail "--perf-scopes steps: not recorded in the dump"
+import json, sys
+st = json.load(open(sys.argv[1]))["diffscope"]["status"]
+assert st["perf_scopes"] == "steps" and st["perf_sample_steps"] == 1, st
+PY
+for bad in "--perf-scopes some" "--perf-sample 0" "--perf-sample x" "--perf-sample 2.5" \
+           "--perf-scopes steps --perf-sample 4"; do
+  # shellcheck disable=SC2086
+  "$ds" run --mode perf $bad -- "$app" 2 >/dev/null 2>"$work/perf.err"
+  [ $? -eq 2 ] || fail "$bad: want exit 2"
+  [ -s "$work/perf.err" ] || fail "$bad: no reason given"
+done
+
 # Spawned processes: each writes its own dump, the result is their merge.
 "$ds" run --dump "$work/two.json" -- sh -c "'$app' 3 >/dev/null & '$app' 5 >/dev/null; wait" 2>/dev/null
 rc=$?
