@@ -13,6 +13,7 @@
 
 #include <dlfcn.h>
 
+#include <atomic>
 #include <cstdint>
 #include <deque>
 #include <mutex>
@@ -218,11 +219,20 @@ class event_timer {
   /// it was entered, the window restarts now. Only the program's code between two handlers
   /// counts, and no launch fits in under `share_ns` of it: a step's end and the next step's
   /// start still share their event when the first handler also resolved old pairs (drain).
+  /// Called for every range our NVTX tool handles, so the usual case (the latest stamp is
+  /// another thread's, or the window closed before the handler began) takes no lock.
   void handler_returning(std::uint64_t entered_ns) noexcept {
     if (share_ns_ == 0) return;
+    const auto open = [&](std::uint64_t at) {
+      return at >= entered_ns || entered_ns - at < share_ns_;
+    };
+    if (last_token_.load(std::memory_order_relaxed) != thread_token() ||
+        !open(last_at_.load(std::memory_order_relaxed))) {
+      return;
+    }
     std::lock_guard<std::mutex> g(mutex_);
     if (last_.event == nullptr || last_.thread != std::this_thread::get_id()) return;
-    if (last_.at_ns >= entered_ns || entered_ns - last_.at_ns < share_ns_) last_.at_ns = now_ns();
+    if (open(last_.at_ns)) set_last_at(now_ns());
   }
 
   /// Stamps closer than this (host ns, same thread and stream) share one event. No CUDA call
@@ -315,6 +325,7 @@ class event_timer {
     closed_.clear();
     refs_.clear();
     last_ = last_stamp{};  // its event is destroyed below
+    last_token_.store(0, std::memory_order_relaxed);
     for (auto& pool : pools_)
       for (void* e : pool.second) api_.destroy(e);
     pools_.clear();
@@ -362,7 +373,7 @@ class event_timer {
         last_.stream == stream && now_ns() - last_.at_ns < share_ns_) {
       ++refs_[last_.event];
       ++counts_.shared;
-      last_.at_ns = now_ns();  // the next gap is measured from here: no launch fits in either
+      set_last_at(now_ns());  // the next gap is measured from here: no launch fits in either
       return last_.event;
     }
     void* ev = take_event(ctx);
@@ -372,7 +383,9 @@ class event_timer {
       return nullptr;
     }
     refs_[ev] = 1;
-    last_ = last_stamp{self, ctx, stream, ev, now_ns()};
+    last_ = last_stamp{self, ctx, stream, ev, 0};
+    last_token_.store(thread_token(), std::memory_order_relaxed);
+    set_last_at(now_ns());
     return ev;
   }
 
@@ -433,6 +446,19 @@ class event_timer {
     pools_.emplace_back(ctx, std::vector<void*>{e});
   }
 
+  // The latest stamp's host time, kept in last_ (authoritative, under the lock) and in an
+  // atomic copy that handler_returning() reads without it.
+  void set_last_at(std::uint64_t ns) noexcept {
+    last_.at_ns = ns;
+    last_at_.store(ns, std::memory_order_relaxed);
+  }
+  // A number per thread, never 0: which thread made the latest stamp, readable lock-free.
+  static std::uint64_t thread_token() noexcept {
+    static std::atomic<std::uint64_t> next{1};
+    thread_local const std::uint64_t token = next.fetch_add(1, std::memory_order_relaxed);
+    return token;
+  }
+
   // The latest recorded stamp, for sharing.
   struct last_stamp {
     std::thread::id thread;
@@ -447,6 +473,8 @@ class event_timer {
   const bool side_;
   const std::uint64_t share_ns_;
   last_stamp last_;
+  std::atomic<std::uint64_t> last_token_{0};       // thread_token() of last_.thread (0: none)
+  std::atomic<std::uint64_t> last_at_{0};          // last_.at_ns
   std::unordered_map<void*, std::uint32_t> refs_;  // pairs (start or end) holding each event
   std::vector<side_state> sides_;
   std::size_t retry_at_ = 0;  // closed pairs needed before the next lazy query
