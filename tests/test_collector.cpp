@@ -447,6 +447,28 @@ TEST_SUITE("collector") {
     CHECK_FALSE(nv.timing_paused.load());
   }
 
+  TEST_CASE("pauses are counted in the results' status, one already on at start included") {
+    auto& c = diffscope::collector::instance();
+    c.start(quiet());  // with or without a GPU: pauses are counted either way
+    diffscope::set_timing_paused(true);
+    diffscope::set_timing_paused(true);  // already paused: not another pause
+    diffscope::set_timing_paused(false);
+    diffscope::set_timing_paused(true);
+    diffscope::set_timing_paused(false);
+    auto r = c.stop();
+    CHECK(r.status.timing_pauses == 2);
+    CHECK(diffscope::summary_text(r).find("GPU timing was paused 2 time(s)") != std::string::npos);
+    diffscope::set_timing_paused(true);  // before the next start: that run starts paused
+    c.start(quiet());
+    diffscope::set_timing_paused(false);
+    r = c.stop();
+    CHECK(r.status.timing_pauses == 1);
+    c.start(quiet());
+    r = c.stop();
+    CHECK(r.status.timing_pauses == 0);  // counted per run
+    CHECK(diffscope::summary_text(r).find("paused") == std::string::npos);
+  }
+
   TEST_CASE("plain NVTX name rules come from the environment") {
     setenv("DIFFSCOPE_STAGE_PREFIX", "Stage::", 1);
     setenv("DIFFSCOPE_STEP_PREFIX", "none", 1);

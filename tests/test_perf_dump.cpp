@@ -423,6 +423,13 @@ TEST_SUITE("perf_dump") {
     CHECK_FALSE(dump(sample::profiled())["diffscope"]["status"].has("perf_scopes"));
   }
 
+  TEST_CASE("a run with GPU timing paused says so in the dump's status") {
+    auto r = sample::profiled();
+    CHECK_FALSE(dump(r)["diffscope"]["status"].has("timing_pauses"));
+    r.status.timing_pauses = 3;
+    CHECK(dump(r)["diffscope"]["status"]["timing_pauses"].num == 3);
+  }
+
   TEST_CASE(
       "names with quotes, backslashes, control characters and invalid UTF-8 stay valid "
       "JSON") {

@@ -455,6 +455,9 @@ class collector {
                               std::max<std::uint64_t>(options.perf_sample_steps, 1), 1u << 30)),
                           std::memory_order_relaxed);
     nv.steps_seen.store(0, std::memory_order_relaxed);
+    // Counted from this start; paused already (before it) counts as one.
+    nv.timing_pauses.store(nv.timing_paused.load(std::memory_order_relaxed) ? 1 : 0,
+                           std::memory_order_relaxed);
     st.rules.push_back(std::make_unique<detail::name_rules>(options.names));
     nv.rules.store(st.rules.back().get(), std::memory_order_release);
     // Allocations the first launch or timed scope would otherwise make inside the program's
@@ -529,6 +532,7 @@ class collector {
     r.status.gpu_timing = st.gpu_ok;
     r.status.reason = st.gpu_ok ? std::string() : st.gpu_reason;
     r.status.cupti_holder = st.cupti_status.holder;
+    r.status.timing_pauses = detail::nvtx_state().timing_pauses.load(std::memory_order_relaxed);
     if (!st.nvtx_note.empty())
       r.status.reason =
           r.status.reason.empty() ? st.nvtx_note : r.status.reason + "; " + st.nvtx_note;
@@ -595,7 +599,9 @@ inline void set_timing_stream(cudaStream_t stream) noexcept {
 namespace detail {
 /// What set_timing_paused() does in this copy of the collector.
 inline void apply_timing_pause(bool paused) noexcept {
-  nvtx_state().timing_paused.store(paused, std::memory_order_relaxed);
+  nvtx_tool_state& nv = nvtx_state();
+  if (!nv.timing_paused.exchange(paused, std::memory_order_relaxed) && paused)
+    nv.timing_pauses.fetch_add(1, std::memory_order_relaxed);
   try {
     auto& st = collector_globals();
     std::lock_guard<std::recursive_mutex> g(st.mutex);

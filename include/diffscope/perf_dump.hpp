@@ -386,6 +386,7 @@ inline void write_diffscope_section(json_writer& w, const results& r, const perf
     w.field("perf_scopes", r.status.perf_scopes);
     w.field("perf_sample_steps", r.status.perf_sample_steps);
   }
+  if (r.status.timing_pauses > 0) w.field("timing_pauses", r.status.timing_pauses);
   w.end_object();
 
   w.key("gate").begin_object();

@@ -67,6 +67,10 @@ inline std::string summary_text(const results& r, std::size_t top_kernels = 10) 
     }
     out += "\n";
   }
+  if (r.status.timing_pauses > 0) {
+    out += "GPU timing was paused " + std::to_string(r.status.timing_pauses) +
+           " time(s): scopes that ran while paused have host timings only\n";
+  }
   if (!r.status.cupti_holder.empty()) {
     out += "CUPTI held by: " + detail::printable(r.status.cupti_holder) + "\n";
   }

@@ -146,6 +146,10 @@ struct collector_status {
   /// Perf mode with "all": the scopes inside denoise steps are timed in one step of this
   /// many (1: every step); their totals are then estimates (gpu_stats::estimated).
   std::uint64_t perf_sample_steps = 1;
+  /// Times GPU timing was paused (diffscope::set_timing_paused) during the collection. When
+  /// not 0, scopes that ran while paused have no GPU figures of their own (zeros in profile
+  /// mode, no timed calls in perf mode): their host timings are complete, their GPU ones not.
+  std::uint64_t timing_pauses = 0;
 };
 
 /// Device memory at a named point ("start", "after_<Stage>", "end"), in MiB. Device-wide

@@ -50,6 +50,8 @@ struct nvtx_tool_state {
   std::atomic<bool> time_all{false};
   /// Perf mode: ranges opened while true are not timed (diffscope::set_timing_paused).
   std::atomic<bool> timing_paused{false};
+  /// Pauses (false -> true) since the collector started, for the results' status.
+  std::atomic<std::uint64_t> timing_pauses{0};
   /// Perf mode with `time_all`: the scopes inside denoise steps are timed in one step of
   /// every `sample_steps` (1: in every step); stages, steps and requests always are.
   std::atomic<std::uint32_t> sample_steps{1};
