@@ -37,6 +37,26 @@ TEST_SUITE("compare") {
     CHECK(error_of(R"({"steps": [)").rfind("x.json: not valid JSON (", 0) == 0);
   }
 
+  TEST_CASE("per-scope rows mark sampled estimates with ~ and say what that means") {
+    const char* sampled = R"({"diffscope": {"status": {"gpu_timing": true, "mode": "perf"},
+        "scopes": [{"path": "step/block", "gpu": {"busy_ms": 4, "envelope_ms": 4,
+                    "estimated": true}}]}})";
+    const char* exact = R"({"diffscope": {"status": {"gpu_timing": true, "mode": "perf"},
+        "scopes": [{"path": "step/block", "gpu": {"busy_ms": 5, "envelope_ms": 5}}]}})";
+    const auto a = parse(sampled), b = parse(exact);
+    REQUIRE(a.scopes.size() == 1);
+    CHECK(a.scopes[0].estimated);
+    CHECK_FALSE(b.scopes[0].estimated);
+    const std::string mixed = compare_detail::scope_section(a, b, "x");
+    CHECK(mixed.find("| step/block | ~4.00 | 5.00 |") != std::string::npos);
+    CHECK(mixed.find("~: estimated from the steps perf mode sampled") != std::string::npos);
+    const std::string plain = compare_detail::scope_section(b, b, "x");
+    CHECK(plain.find('~') == std::string::npos);
+    CHECK(error_of(R"({"diffscope": {"scopes": [{"path": "a", "gpu": {"busy_ms": 1,
+        "envelope_ms": 1, "estimated": 1}}]}})") ==
+          "x.json: diffscope.scopes[0].gpu.estimated is not a boolean");
+  }
+
   TEST_CASE("numbers are formatted as Python's format() formats them") {
     using compare_detail::py_fixed;
     CHECK(py_fixed(1.125, 2) == "1.12");  // exact binary value, round half even

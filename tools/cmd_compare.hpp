@@ -171,9 +171,11 @@ inline std::string scope_section(const perf_dump_data& base, const perf_dump_dat
   for (const auto* d : {&base, &now})
     for (const auto& s : d->scopes)
       if (std::find(paths.begin(), paths.end(), s.path) == paths.end()) paths.push_back(s.path);
-  auto cell = [](const dump_scope* s, bool busy) {
+  bool estimates = false;
+  auto cell = [&estimates](const dump_scope* s, bool busy) {
     if (!s || !s->has_gpu) return std::string("-");
-    return py_fixed(busy ? s->busy_ms : s->envelope_ms, 2);
+    estimates |= s->estimated;
+    return (s->estimated ? "~" : "") + py_fixed(busy ? s->busy_ms : s->envelope_ms, 2);
   };
   auto pct = [](const dump_scope* b, const dump_scope* n, bool busy) {
     if (!b || !n || !b->has_gpu || !n->has_gpu) return std::string("-");
@@ -188,6 +190,9 @@ inline std::string scope_section(const perf_dump_data& base, const perf_dump_dat
          pct(b, n, true) + " | " + cell(b, false) + " | " + cell(n, false) + " | " +
          pct(b, n, false) + " |\n";
   }
+  if (estimates)
+    o += "\n~: estimated from the steps perf mode sampled (diffscope.status.perf_sample_steps), "
+         "not timed in every call.\n";
   return o;
 }
 

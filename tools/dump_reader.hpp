@@ -48,6 +48,7 @@ struct dump_scope {
   std::string category;  ///< "" when the dump has none
   bool has_gpu = false;
   double busy_ms = 0.0, envelope_ms = 0.0;
+  bool estimated = false;  ///< gpu.estimated: scaled from sampled steps (perf mode)
   dump_comm comm;
 };
 
@@ -212,6 +213,11 @@ inline void read_diffscope(const ordered_json& ds, perf_dump_data& d) {
       sc.busy_ms = number_at(*b, f, at + ".gpu.busy_ms");
       sc.envelope_ms = number_at(*e, f, at + ".gpu.envelope_ms");
       sc.has_gpu = true;
+      if (const auto* est = find_key(*g, "estimated")) {
+        if (!est->is_boolean())
+          throw failure(exit_usage, f + ": " + at + ".gpu.estimated is not a boolean");
+        sc.estimated = est->get<bool>();
+      }
     }
     sc.comm = comm_at(s, f, at);
     d.scopes.push_back(std::move(sc));
