@@ -362,6 +362,13 @@ inline void write_outputs(const collector_options& o, const results& r) {
 inline void collector_exit_hook();
 inline void collector_stage_end(const std::string& stage);
 
+/// The N of "one step in N" these options give: 1 unless every scope is timed; at least 1.
+inline std::uint32_t sampled_steps(const collector_options& o) noexcept {
+  if (!o.perf_all_scopes) return 1;
+  return static_cast<std::uint32_t>(
+      std::min<std::uint64_t>(std::max<std::uint64_t>(o.perf_sample_steps, 1), 1u << 30));
+}
+
 /// Perf mode, scopes sampled in one denoise step of N: a scope timed in fewer calls than it
 /// made gets its spans scaled by calls / timed calls (the mean span of a timed call times
 /// the calls), so its totals and shares compare with its step's. Marked `estimated`.
@@ -451,9 +458,7 @@ class collector {
     auto& nv = detail::nvtx_state();
     nv.sink_epoch.fetch_add(1);
     nv.time_all.store(options.perf_all_scopes, std::memory_order_relaxed);
-    nv.sample_steps.store(static_cast<std::uint32_t>(std::min<std::uint64_t>(
-                              std::max<std::uint64_t>(options.perf_sample_steps, 1), 1u << 30)),
-                          std::memory_order_relaxed);
+    nv.sample_steps.store(detail::sampled_steps(options), std::memory_order_relaxed);
     nv.steps_seen.store(0, std::memory_order_relaxed);
     // Counted from this start; paused already (before it) counts as one.
     nv.timing_pauses.store(nv.timing_paused.load(std::memory_order_relaxed) ? 1 : 0,
@@ -554,8 +559,7 @@ class collector {
       r.faults.timing_failures = c.failed;
       r.faults.timing_unresolved = c.unresolved;
       r.status.perf_scopes = st.options.perf_all_scopes ? "all" : "steps";
-      r.status.perf_sample_steps =
-          st.options.perf_all_scopes ? std::max<std::uint64_t>(st.options.perf_sample_steps, 1) : 1;
+      r.status.perf_sample_steps = detail::sampled_steps(st.options);
       if (r.status.perf_sample_steps > 1) detail::scale_sampled_scopes(r);
     }
     if (st.cupti_status.ok) {

@@ -759,16 +759,16 @@ class cupti_source {
     if (!running_ || paused == paused_) return true;
     bool ok = true;
     const std::uint32_t on = paused ? 0 : 1;
-    for (std::size_t cbid = 0; cbid < runtime_kind_.size(); ++cbid) {
-      if (runtime_kind_[cbid] != 0)
-        ok &= cuptiEnableCallback(on, subscriber_, CUPTI_CB_DOMAIN_RUNTIME_API,
-                                  static_cast<CUpti_CallbackId>(cbid)) == CUPTI_SUCCESS;
-    }
-    for (std::size_t cbid = 0; cbid < driver_kind_.size(); ++cbid) {
-      if (driver_kind_[cbid] != 0)
-        ok &= cuptiEnableCallback(on, subscriber_, CUPTI_CB_DOMAIN_DRIVER_API,
-                                  static_cast<CUpti_CallbackId>(cbid)) == CUPTI_SUCCESS;
-    }
+    // The launch callbacks start() enabled: those with a kind in the two tables.
+    const auto toggle = [&](CUpti_CallbackDomain domain, const auto& kinds) {
+      for (std::size_t cbid = 0; cbid < kinds.size(); ++cbid) {
+        if (kinds[cbid] != 0)
+          ok &= cuptiEnableCallback(on, subscriber_, domain, static_cast<CUpti_CallbackId>(cbid)) ==
+                CUPTI_SUCCESS;
+      }
+    };
+    toggle(CUPTI_CB_DOMAIN_RUNTIME_API, runtime_kind_);
+    toggle(CUPTI_CB_DOMAIN_DRIVER_API, driver_kind_);
     for (auto k : enabled_kinds_)
       ok &= (paused ? cuptiActivityDisable(k) : cuptiActivityEnable(k)) == CUPTI_SUCCESS;
     if (!paused) new_generation();

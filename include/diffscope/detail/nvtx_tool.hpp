@@ -167,14 +167,15 @@ inline void nvtx_push(std::optional<range_domain> dom, std::string_view name, st
       in_unsampled_step() = !step_sampled(st.steps_seen.fetch_add(1, std::memory_order_relaxed),
                                           st.sample_steps.load(std::memory_order_relaxed));
     }
-    if (event_timer* timer = st.timer.load(std::memory_order_acquire);
-        timer != nullptr && !st.timing_paused.load(std::memory_order_relaxed) &&
+    event_timer* timer = st.timer.load(std::memory_order_acquire);  // perf mode only
+    if (timer == nullptr) return;
+    if (!st.timing_paused.load(std::memory_order_relaxed) &&
         (is_timed_in_perf_mode(c.cat) ||
          (st.time_all.load(std::memory_order_relaxed) && !in_unsampled_step()))) {
       // Announced like a launch of this range: its instance expects the pair's span.
       if (const std::uint32_t pair = timer->begin(t)) agg->on_launch(pair, launch_kind::timing);
     }
-    if (event_timer* timer = st.timer.load(std::memory_order_acquire)) timer->handler_returning(t);
+    timer->handler_returning(t);
   } catch (...) {
     // Never break the host program: a failed allocation loses this range only.
   }
