@@ -13,6 +13,8 @@
 #   bench  the micro-benchmarks and toy_dit collector on/off
 #   torch  bench/torch_overhead.sh: the PyTorch extension and Python loop (issue 6)
 #   perf   bench/perf_mode.py: perf mode against uninstrumented runs and CUDA events (issue 10)
+#   cost   bench/profile_cost.py: what each part of profile mode adds to the Python loop
+#          (issue 6; not in the default parts: SUITE_PARTS="... cost", COST_ARGS more arguments)
 #   ab     bench/ab_toy_dit.sh: diffscope ab on toy_dit (issue 9)
 #   multi  bench/multi_gpu.sh: two ranks under diffscope run (issue 8; needs two GPUs)
 # SUITE_COMMIT labels the figures when the machine has no git. PERF_REPS and PY_REPS set the
@@ -146,6 +148,12 @@ if has perf; then
   [ -f "$ext" ] && [ "${PY_REPS:-4}" != 0 ] && ext_args+=(--ext "$ext")
   part perf python3 bench/perf_mode.py --toy "$toy" "${ext_args[@]}" --out "$out/perf_mode" \
     --reps "${PERF_REPS:-7}" --py-reps "${PY_REPS:-4}" ${PERF_ARGS:-}
+fi
+if has cost; then
+  [ -f "$ext" ] || sh bench/build_torch_ext.sh "$logs" >"$out/ext_build.log" 2>&1 ||
+    note "cost: the PyTorch extension did not build ($(tail -1 "$out/ext_build.log"))"
+  [ -f "$ext" ] && part cost python3 bench/profile_cost.py --diffscope build-gpu/tools/diffscope \
+    --ext "$ext" --out "$out/profile_cost" ${COST_ARGS:-}
 fi
 has ab && part ab bash bench/ab_toy_dit.sh build-gpu/tools/diffscope "$toy"
 if has multi; then

@@ -394,6 +394,40 @@ TEST_SUITE("collector") {
     CHECK_FALSE(r.scopes[3].gpu.estimated);
   }
 
+  TEST_CASE("CUPTI settings come from DIFFSCOPE_CUPTI_*; unknown values keep the defaults") {
+    using diffscope::detail::cupti_launch_apis;
+    const char* vars[] = {"DIFFSCOPE_CUPTI_LAUNCH_APIS", "DIFFSCOPE_CUPTI_ZERO_BUFFERS",
+                          "DIFFSCOPE_CUPTI_HOST_CLOCK", "DIFFSCOPE_CUPTI_BUFFER_KB"};
+    for (const char* v : vars) unsetenv(v);
+    auto o = diffscope::collector_options::from_env();
+    CHECK(o.cupti.launch_apis == cupti_launch_apis::both);
+    CHECK_FALSE(o.cupti.zero_buffers);
+    CHECK(o.cupti.host_clock);
+    CHECK(o.cupti.buffer_bytes == diffscope::detail::cupti_options{}.buffer_bytes);
+    CHECK(diffscope::detail::cupti_settings_text(o.cupti).empty());
+    setenv("DIFFSCOPE_CUPTI_LAUNCH_APIS", "driver", 1);
+    setenv("DIFFSCOPE_CUPTI_ZERO_BUFFERS", "1", 1);
+    setenv("DIFFSCOPE_CUPTI_HOST_CLOCK", "0", 1);
+    setenv("DIFFSCOPE_CUPTI_BUFFER_KB", "1024", 1);
+    o = diffscope::collector_options::from_env();
+    CHECK(o.cupti.launch_apis == cupti_launch_apis::driver);
+    CHECK(o.cupti.zero_buffers);
+    CHECK_FALSE(o.cupti.host_clock);
+    CHECK(o.cupti.buffer_bytes == std::size_t{1} << 20);
+    CHECK(diffscope::detail::cupti_settings_text(o.cupti) ==
+          "launch_apis=driver zero_buffers=1 host_clock=0 buffer_kb=1024");
+    setenv("DIFFSCOPE_CUPTI_LAUNCH_APIS", "none", 1);
+    CHECK(diffscope::collector_options::from_env().cupti.launch_apis == cupti_launch_apis::none);
+    setenv("DIFFSCOPE_CUPTI_LAUNCH_APIS", "runtime", 1);
+    CHECK(diffscope::collector_options::from_env().cupti.launch_apis == cupti_launch_apis::runtime);
+    setenv("DIFFSCOPE_CUPTI_LAUNCH_APIS", "kernel", 1);  // reported on stderr, both kept
+    setenv("DIFFSCOPE_CUPTI_BUFFER_KB", "lots", 1);      // not a count: reported, default kept
+    o = diffscope::collector_options::from_env();
+    CHECK(o.cupti.launch_apis == cupti_launch_apis::both);
+    CHECK(o.cupti.buffer_bytes == diffscope::detail::cupti_options{}.buffer_bytes);
+    for (const char* v : vars) unsetenv(v);
+  }
+
   TEST_CASE("the timing mode comes from DIFFSCOPE_MODE; unknown values keep the default") {
     for (const char* v : {"DIFFSCOPE_MODE", "DIFFSCOPE_PERF_SCOPES", "DIFFSCOPE_PERF_STREAM"})
       unsetenv(v);

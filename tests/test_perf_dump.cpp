@@ -430,6 +430,16 @@ TEST_SUITE("perf_dump") {
     CHECK(dump(r)["diffscope"]["status"]["timing_pauses"].num == 3);
   }
 
+  TEST_CASE("CUPTI settings other than the defaults are named in the status and the summary") {
+    auto r = sample::profiled();
+    CHECK_FALSE(dump(r)["diffscope"]["status"].has("cupti_settings"));
+    CHECK(diffscope::summary_text(r).find("CUPTI settings") == std::string::npos);
+    r.status.cupti_settings = "launch_apis=none";
+    CHECK(dump(r)["diffscope"]["status"]["cupti_settings"].str == "launch_apis=none");
+    CHECK(diffscope::summary_text(r).find("CUPTI settings (not the defaults): launch_apis=none") !=
+          std::string::npos);
+  }
+
   TEST_CASE(
       "names with quotes, backslashes, control characters and invalid UTF-8 stay valid "
       "JSON") {

@@ -89,6 +89,10 @@ struct collector_options {
   /// Perf mode: stamps less than this many host ns apart on one thread and stream share one
   /// event (DIFFSCOPE_PERF_SHARE_NS; 0: every stamp records its own). See event_timer.
   std::uint64_t perf_share_ns = detail::event_timer::default_share_ns;
+  /// Profile mode: how CUPTI is driven (buffer size, who zeroes buffers, which launch APIs
+  /// get a callback). The defaults are right everywhere; DIFFSCOPE_CUPTI_* change them to
+  /// measure what each part costs (docs/modes.md, "What profile mode costs").
+  detail::cupti_options cupti;
   /// The first N requests (DIFFSCOPE_REQUEST) are warm-ups: in no dump, table or summary.
   std::uint64_t skip_requests = 0;
   /// How plain NVTX names (torch.cuda.nvtx, SGLang) map to stages, steps and requests.
@@ -99,7 +103,9 @@ struct collector_options {
   /// DIFFSCOPE_GATE, DIFFSCOPE_EXPECT_BCG (implies DIFFSCOPE_GATE), DIFFSCOPE_KEEP_INVALID,
   /// DIFFSCOPE_MODE (profile|perf), DIFFSCOPE_PERF_SCOPES (steps|all), DIFFSCOPE_PERF_STREAM
   /// (legacy|per-thread), DIFFSCOPE_PERF_EVENTS (inline|side), DIFFSCOPE_PERF_SHARE_NS (ns),
-  /// DIFFSCOPE_PERF_SAMPLE (steps, >= 1),
+  /// DIFFSCOPE_PERF_SAMPLE (steps, >= 1), DIFFSCOPE_CUPTI_LAUNCH_APIS
+  /// (both|driver|runtime|none), DIFFSCOPE_CUPTI_ZERO_BUFFERS, DIFFSCOPE_CUPTI_HOST_CLOCK
+  /// (0: CUPTI's own clock), DIFFSCOPE_CUPTI_BUFFER_KB,
   /// DIFFSCOPE_STAGE_PREFIX / DIFFSCOPE_STEP_PREFIX / DIFFSCOPE_REQUEST_PREFIX ("none": off),
   /// DIFFSCOPE_STRIP_SHAPES (0 keeps " in=[...]"). A value it does not know is reported on
   /// stderr and the default kept (the program must run on).
@@ -168,6 +174,15 @@ struct collector_options {
       std::fprintf(stderr, "diffscope: DIFFSCOPE_PERF_SAMPLE=0 is not a step count; using 1\n");
       o.perf_sample_steps = 1;
     }
+    o.cupti.launch_apis = static_cast<detail::cupti_launch_apis>(
+        choose("DIFFSCOPE_CUPTI_LAUNCH_APIS", {"both", "driver", "runtime", "none"}));
+    if (const std::string v = env("DIFFSCOPE_CUPTI_ZERO_BUFFERS"); !v.empty())
+      o.cupti.zero_buffers = truthy(v);
+    if (const std::string v = env("DIFFSCOPE_CUPTI_HOST_CLOCK"); !v.empty())
+      o.cupti.host_clock = truthy(v);
+    std::uint64_t buffer_kb = 0;
+    count("DIFFSCOPE_CUPTI_BUFFER_KB", buffer_kb);
+    if (buffer_kb != 0) o.cupti.buffer_bytes = static_cast<std::size_t>(buffer_kb) << 10;
     return o;
   }
 
@@ -437,7 +452,7 @@ class collector {
         st.timer->warm();  // the current context's event pool: made here, not in a scope
       }
     } else {
-      st.cupti_status = st.cupti.start(*st.agg);
+      st.cupti_status = st.cupti.start(*st.agg, options.cupti);
       st.gpu_ok = st.cupti_status.ok;
       // Paused before the start (set_timing_paused): tracing starts paused.
       if (st.gpu_ok && detail::nvtx_state().timing_paused.load(std::memory_order_relaxed))
@@ -538,6 +553,8 @@ class collector {
     r.status.reason = st.gpu_ok ? std::string() : st.gpu_reason;
     r.status.cupti_holder = st.cupti_status.holder;
     r.status.timing_pauses = detail::nvtx_state().timing_pauses.load(std::memory_order_relaxed);
+    if (st.options.mode == timing_mode::profile && st.options.gpu)
+      r.status.cupti_settings = detail::cupti_settings_text(st.options.cupti);
     if (!st.nvtx_note.empty())
       r.status.reason =
           r.status.reason.empty() ? st.nvtx_note : r.status.reason + "; " + st.nvtx_note;

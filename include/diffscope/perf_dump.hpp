@@ -387,6 +387,7 @@ inline void write_diffscope_section(json_writer& w, const results& r, const perf
     w.field("perf_sample_steps", r.status.perf_sample_steps);
   }
   if (r.status.timing_pauses > 0) w.field("timing_pauses", r.status.timing_pauses);
+  if (!r.status.cupti_settings.empty()) w.field("cupti_settings", r.status.cupti_settings);
   w.end_object();
 
   w.key("gate").begin_object();

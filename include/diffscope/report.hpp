@@ -71,6 +71,10 @@ inline std::string summary_text(const results& r, std::size_t top_kernels = 10) 
     out += "GPU timing was paused " + std::to_string(r.status.timing_pauses) +
            " time(s): scopes that ran while paused have host timings only\n";
   }
+  if (!r.status.cupti_settings.empty()) {
+    out +=
+        "CUPTI settings (not the defaults): " + detail::printable(r.status.cupti_settings) + "\n";
+  }
   if (!r.status.cupti_holder.empty()) {
     out += "CUPTI held by: " + detail::printable(r.status.cupti_holder) + "\n";
   }

@@ -150,6 +150,10 @@ struct collector_status {
   /// not 0, scopes that ran while paused have no GPU figures of their own (zeros in profile
   /// mode, no timed calls in perf mode): their host timings are complete, their GPU ones not.
   std::uint64_t timing_pauses = 0;
+  /// Profile mode: CUPTI settings that differ from the defaults ("launch_apis=none ...",
+  /// collector_options::cupti), empty with the defaults. launch_apis other than "both" can
+  /// leave operations unattributed: such runs measure cost, not where time goes.
+  std::string cupti_settings;
 };
 
 /// Device memory at a named point ("start", "after_<Stage>", "end"), in MiB. Device-wide

@@ -114,8 +114,9 @@ class recording_sink : public ds::activity_sink {
 };
 
 // Starts a source or skips the whole binary when CUPTI is not ours to use here.
-void start_or_skip(ds::cupti_source& source, recording_sink& sink) {
-  const auto r = source.start(sink);
+void start_or_skip(ds::cupti_source& source, recording_sink& sink,
+                   const ds::cupti_options& options = {}) {
+  const auto r = source.start(sink, options);
   if (!r.ok && !r.holder.empty()) {
     std::fprintf(stderr, "SKIP: %s\n", r.reason.c_str());
     std::exit(77);
@@ -166,6 +167,62 @@ TEST_SUITE("cupti_source_gpu") {
     CHECK(sink.launches.size() == n);  // one announced launch per <<<>>>, nested calls aliased
     CHECK(c.dropped == 0);
     CHECK(c.bad_timestamps == 0);
+  }
+
+  TEST_CASE("each launch-API choice: driver announces every launch once, none only records") {
+    CUDA_OK(cudaFree(nullptr));
+    constexpr int n = 64;
+    for (auto apis : {ds::cupti_launch_apis::driver, ds::cupti_launch_apis::none}) {
+      CAPTURE(static_cast<int>(apis));
+      recording_sink sink;
+      ds::cupti_source source;
+      ds::cupti_options o;
+      o.launch_apis = apis;
+      start_or_skip(source, sink, o);
+      for (int i = 0; i < n; ++i) empty_kernel<<<1, 1>>>();
+      CUDA_OK(cudaGetLastError());
+      CUDA_OK(cudaDeviceSynchronize());
+      finish(source);
+      const auto kernels = sink.ops_named("empty_kernel");
+      CHECK(kernels.size() == n);
+      if (apis == ds::cupti_launch_apis::none) {
+        CHECK(sink.launches.empty());
+        continue;
+      }
+      CHECK(sink.launches.size() == n);
+      CHECK(ds::snapshot(source.counters()).launch_nested == 0);  // one callback a launch
+      int matched = 0;
+      for (const auto& k : kernels) matched += sink.launch_of(k.op.correlation_id) != nullptr;
+      MESSAGE("driver callbacks only: " << matched << " of " << n
+                                        << " records carry a driver launch's id");
+      if (CUDART_VERSION >= 13000) CHECK(matched == n);  // CUDA 13: runtime and driver share ids
+    }
+  }
+
+  TEST_CASE("buffers we zero ourselves are reused and lose no record") {
+    CUDA_OK(cudaFree(nullptr));
+    recording_sink sink;
+    ds::cupti_source source;
+    ds::cupti_options o;
+    o.zero_buffers = true;
+    o.buffer_bytes = 64 << 10;  // the smallest: thousands of launches fill many
+    start_or_skip(source, sink, o);
+    constexpr int batches = 6, per_batch = 1000, n = batches * per_batch;
+    for (int b = 0; b < batches; ++b) {
+      for (int i = 0; i < per_batch; ++i) empty_kernel<<<1, 1>>>();
+      CUDA_OK(cudaDeviceSynchronize());
+      source.flush(false);  // completed buffers come back (zeroed) before the next batch
+    }
+    CUDA_OK(cudaGetLastError());
+    finish(source);
+    const auto c = ds::snapshot(source.counters());
+    MESSAGE(c.buffers_requested << " buffers requested, " << c.buffers_allocated << " allocated, "
+                                << c.buffers_completed << " completed");
+    CHECK(sink.ops_named("empty_kernel").size() == n);
+    CHECK(c.buffers_completed > c.buffers_allocated);  // some were reused after zeroing
+    CHECK(c.dropped == 0);
+    CHECK(c.bad_timestamps == 0);
+    CHECK(sink.launches.size() == n);
   }
 
   TEST_CASE("launches from several threads are announced on the thread that made them") {

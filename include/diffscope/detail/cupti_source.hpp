@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <functional>
 #include <mutex>
 #include <optional>
@@ -28,15 +29,44 @@
 
 namespace diffscope::detail {
 
+/// Which launch APIs get a callback (what attributes a record to the scope that launched it).
+/// `both` is the default and the only choice that is right on every CUDA version: before
+/// CUDA 13 a runtime launch and the driver call it makes have different correlation ids, and
+/// records carry the runtime's. The others are for measuring what the callbacks cost:
+/// `driver` sees every launch once (CUDA 13 records carry the shared id), `none` attributes
+/// nothing (CUPTI's own activity tracing alone).
+enum class cupti_launch_apis : std::uint8_t { both, driver, runtime, none };
+
 /// What start() is asked to do.
 struct cupti_options {
   std::size_t buffer_bytes = std::size_t{8} << 20;  ///< one CUPTI activity buffer
-  std::size_t max_free_buffers = 4;           ///< completed buffers kept for reuse (bounded memory)
-  bool trace_memcpy = true;                   ///< MEMCPY and MEMCPY2 (peer) records
-  bool trace_memset = true;                   ///< MEMSET records
-  bool host_clock = true;                     ///< device timestamps in detail::now_ns()'s time base
+  std::size_t max_free_buffers = 4;  ///< completed buffers kept for reuse (bounded memory)
+  bool trace_memcpy = true;          ///< MEMCPY and MEMCPY2 (peer) records
+  bool trace_memset = true;          ///< MEMSET records
+  bool host_clock = true;            ///< device timestamps in detail::now_ns()'s time base
+  /// Hand CUPTI buffers we zeroed ourselves, on CUPTI's thread after reading them (calloc'd
+  /// when new), instead of letting CUPTI zero each one on the launching thread
+  /// (CUPTI_ACTIVITY_ATTR_ZEROED_OUT_ACTIVITY_BUFFER).
+  bool zero_buffers = false;
+  cupti_launch_apis launch_apis = cupti_launch_apis::both;
   std::string subscriber_name = "diffscope";  ///< what other CUPTI tools are told holds CUPTI
 };
+
+/// The options that differ from the defaults, as "name=value" words ("" when none): for
+/// the dump's status, so a figure taken with diagnostic settings says so.
+inline std::string cupti_settings_text(const cupti_options& o) {
+  const cupti_options d;
+  std::string out;
+  const auto add = [&out](const std::string& word) { out += (out.empty() ? "" : " ") + word; };
+  if (o.launch_apis != d.launch_apis) {
+    static const char* const names[] = {"both", "driver", "runtime", "none"};
+    add(std::string("launch_apis=") + names[static_cast<int>(o.launch_apis) & 3]);
+  }
+  if (o.zero_buffers != d.zero_buffers) add(o.zero_buffers ? "zero_buffers=1" : "zero_buffers=0");
+  if (o.host_clock != d.host_clock) add(o.host_clock ? "host_clock=1" : "host_clock=0");
+  if (o.buffer_bytes != d.buffer_bytes) add("buffer_kb=" + std::to_string(o.buffer_bytes >> 10));
+  return out;
+}
 
 /// Outcome of start(). When ok is false nothing is left enabled and the program goes on.
 struct cupti_start_result {
@@ -505,6 +535,10 @@ class cupti_source;
 struct cupti_process_state {
   std::atomic<cupti_source*> active{nullptr};
   std::mutex buffer_mutex;  ///< held while a completed buffer is read; never on a launch path
+  /// Guards the free-buffer list alone: a buffer request (on the launching thread, when its
+  /// buffer is full) must not wait for a completed buffer being read on CUPTI's thread.
+  /// Taken after buffer_mutex when both are needed.
+  std::mutex free_mutex;
   std::mutex hook_mutex;
   std::function<void()> exit_hook;
   std::atomic<bool> exit_hook_ran{false};
@@ -610,13 +644,16 @@ class cupti_source {
     if (options_.buffer_bytes < (std::size_t{64} << 10)) options_.buffer_bytes = 64 << 10;
     options_.buffer_bytes = (options_.buffer_bytes + 7) & ~std::size_t{7};
     {
-      std::lock_guard<std::mutex> lock(st.buffer_mutex);
+      std::lock_guard<std::mutex> lock(st.free_mutex);
       // Buffers of another size from an earlier run are not reused.
-      if (!free_buffers_.empty() && free_buffer_bytes_ != options_.buffer_bytes) {
+      // Nor unzeroed ones when this run promises CUPTI zeroed buffers.
+      if (!free_buffers_.empty() && (free_buffer_bytes_ != options_.buffer_bytes ||
+                                     free_buffers_zeroed_ != options_.zero_buffers)) {
         for (auto* b : free_buffers_) std::free(b);
         free_buffers_.clear();
       }
       free_buffer_bytes_ = options_.buffer_bytes;
+      free_buffers_zeroed_ = options_.zero_buffers;
       free_buffers_.reserve(options_.max_free_buffers);  // no allocation in buffer callbacks
     }
 
@@ -657,25 +694,40 @@ class cupti_source {
       r = cuptiActivityRegisterTimestampCallback(&cupti_host_timestamp);
       if (r != CUPTI_SUCCESS) return undo("cuptiActivityRegisterTimestampCallback", r);
     }
+    {
+      // Set on every start: the attribute is process-wide and outlives a run.
+      std::uint8_t zeroed = options_.zero_buffers ? 1 : 0;
+      std::size_t bytes = sizeof(zeroed);
+      r = cuptiActivitySetAttribute(CUPTI_ACTIVITY_ATTR_ZEROED_OUT_ACTIVITY_BUFFER, &bytes,
+                                    &zeroed);
+      if (r != CUPTI_SUCCESS && options_.zero_buffers)
+        return undo("cuptiActivitySetAttribute(ZEROED_OUT_ACTIVITY_BUFFER)", r);
+    }
     r = cuptiActivityRegisterCallbacks(&buffer_requested, &buffer_completed);
     if (r != CUPTI_SUCCESS) return undo("cuptiActivityRegisterCallbacks", r);
 
     runtime_kind_.fill(0);
     driver_kind_.fill(0);
     std::uint64_t enabled = 0;
-    for (const auto& e2 : cupti_runtime_launch_cbids) {
-      if (enable_callback(CUPTI_CB_DOMAIN_RUNTIME_API, e2.cbid)) {
-        if (e2.cbid < runtime_kind_.size()) runtime_kind_[e2.cbid] = encode(e2.kind);
-        ++enabled;
+    const auto apis = options_.launch_apis;
+    if (apis == cupti_launch_apis::both || apis == cupti_launch_apis::runtime) {
+      for (const auto& e2 : cupti_runtime_launch_cbids) {
+        if (enable_callback(CUPTI_CB_DOMAIN_RUNTIME_API, e2.cbid)) {
+          if (e2.cbid < runtime_kind_.size()) runtime_kind_[e2.cbid] = encode(e2.kind);
+          ++enabled;
+        }
       }
     }
-    for (const auto& e2 : cupti_driver_launch_cbids) {
-      if (enable_callback(CUPTI_CB_DOMAIN_DRIVER_API, e2.cbid)) {
-        if (e2.cbid < driver_kind_.size()) driver_kind_[e2.cbid] = encode(e2.kind);
-        ++enabled;
+    if (apis == cupti_launch_apis::both || apis == cupti_launch_apis::driver) {
+      for (const auto& e2 : cupti_driver_launch_cbids) {
+        if (enable_callback(CUPTI_CB_DOMAIN_DRIVER_API, e2.cbid)) {
+          if (e2.cbid < driver_kind_.size()) driver_kind_[e2.cbid] = encode(e2.kind);
+          ++enabled;
+        }
       }
     }
-    if (enabled == 0) return undo("cuptiEnableCallback (launch APIs)", last_enable_error_);
+    if (enabled == 0 && apis != cupti_launch_apis::none)
+      return undo("cuptiEnableCallback (launch APIs)", last_enable_error_);
     for (CUpti_CallbackId cbid :
          {CUPTI_CBID_RESOURCE_CONTEXT_CREATED, CUPTI_CBID_RESOURCE_GRAPHNODE_CREATED,
           CUPTI_CBID_RESOURCE_GRAPHNODE_CLONED}) {
@@ -737,6 +789,7 @@ class cupti_source {
         counters_.dropped.fetch_add(dropped, std::memory_order_relaxed);
         sink_.load()->on_dropped(dropped);
       }
+      std::lock_guard<std::mutex> free_lock(st.free_mutex);
       st.active.store(nullptr);
     }
     sink_.store(nullptr);
@@ -948,7 +1001,7 @@ class cupti_source {
     *size = 0;
     *max_records = 0;
     auto& st = cupti_state();
-    std::lock_guard<std::mutex> lock(st.buffer_mutex);
+    std::lock_guard<std::mutex> lock(st.free_mutex);
     cupti_source* self = st.active.load();
     if (self == nullptr) return;  // CUPTI counts the records it cannot store as dropped
     auto& c = self->counters_;
@@ -957,7 +1010,10 @@ class cupti_source {
       *buffer = self->free_buffers_.back();
       self->free_buffers_.pop_back();
     } else {
-      *buffer = static_cast<std::uint8_t*>(std::aligned_alloc(8, self->free_buffer_bytes_));
+      // calloc's fresh pages are zero without a pass over them; CUPTI wants 8-byte alignment.
+      *buffer = static_cast<std::uint8_t*>(self->options_.zero_buffers
+                                               ? std::calloc(1, self->free_buffer_bytes_)
+                                               : std::aligned_alloc(8, self->free_buffer_bytes_));
       if (*buffer == nullptr) {
         c.buffer_alloc_failures.fetch_add(1, std::memory_order_relaxed);
         return;
@@ -988,6 +1044,9 @@ class cupti_source {
       sink.on_dropped(dropped);
     }
     c.buffers_completed.fetch_add(1, std::memory_order_relaxed);
+    // Zeroed here, on CUPTI's thread, rather than by CUPTI on the next launching thread.
+    if (self->options_.zero_buffers) std::memset(buffer, 0, size);
+    std::lock_guard<std::mutex> free_lock(st.free_mutex);
     // Reserved in start(), so push_back does not allocate while below the cap.
     if (size == self->free_buffer_bytes_ &&
         self->free_buffers_.size() < self->options_.max_free_buffers) {
@@ -1005,8 +1064,9 @@ class cupti_source {
   CUpti_SubscriberHandle subscriber_ = nullptr;
   CUptiResult last_enable_error_ = CUPTI_SUCCESS;
   std::vector<CUpti_ActivityKind> enabled_kinds_;
-  std::vector<std::uint8_t*> free_buffers_;  // guarded by cupti_state().buffer_mutex
+  std::vector<std::uint8_t*> free_buffers_;  // guarded by cupti_state().free_mutex
   std::size_t free_buffer_bytes_ = 0;
+  bool free_buffers_zeroed_ = false;  // the listed buffers are all zero
   // Launch kind + 1 per callback id (0: not a launch). Filled in start(), read-only while
   // running, so the launch callback reads them without a lock.
   std::array<std::uint8_t, CUPTI_RUNTIME_TRACE_CBID_SIZE> runtime_kind_{};

@@ -1,0 +1,158 @@
+#!/usr/bin/env python3
+"""Where profile mode's cost goes in the launch-bound PyTorch loop: one command.
+
+Profile mode (CUPTI: a launch callback for every launch, a record for every kernel) adds
+time per launch. This driver measures what each part of it adds to the launch-bound DiT loop
+(examples/torch_extension/dit_loop.py, 256 tokens x 1536), paired within processes: every
+process runs --loops loops and measures every other one (A B B A), so what a variant adds is
+read against the same process's unmeasured loops (the process-to-process spread of this loop,
+10-25%, cancels). Variants (DIFFSCOPE_CUPTI_* are collector_options::cupti, docs/modes.md):
+    profile          diffscope run, the defaults (what users get)
+    zeroed           buffers zeroed by us on CUPTI's thread (DIFFSCOPE_CUPTI_ZERO_BUFFERS=1)
+    driver           launch callbacks on driver APIs only (DIFFSCOPE_CUPTI_LAUNCH_APIS=driver)
+    bare             no launch callbacks: CUPTI's kernel records alone, nothing attributed
+                     (DIFFSCOPE_CUPTI_LAUNCH_APIS=none)
+    noclock          CUPTI's own timestamps (DIFFSCOPE_CUPTI_HOST_CLOCK=0)
+    perf             perf mode (DIFFSCOPE_MODE=perf): no CUPTI
+    torch_profiler   torch.profiler around every other loop (dit_loop.py --paired-profiler)
+Each variant runs --reps processes, in rotating order. Reported per variant: the median over
+processes of (median measured loop - median unmeasured loop), in ms and %, and for diffscope
+variants the records and launch callbacks per measured loop read from the dump.
+Usage: profile_cost.py --diffscope D --ext E [--out DIR] [--reps 4] [--loops 8] [--steps 150]
+                       [--variants a,b,...] [--python P] [--cpus 2-5] [--device cpu]
+Exit 0 when every run succeeded, 1 when one failed, 2 on bad arguments.
+"""
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+DIT_LOOP = os.path.join(HERE, "..", "examples", "torch_extension", "dit_loop.py")
+LOOP = ["--tokens", "256", "--dim", "1536", "--heads", "24", "--blocks", "4", "--dtype", "bf16",
+        "--warmup", "2"]
+VARIANTS = {
+    "profile": {},
+    "zeroed": {"DIFFSCOPE_CUPTI_ZERO_BUFFERS": "1"},
+    "driver": {"DIFFSCOPE_CUPTI_LAUNCH_APIS": "driver"},
+    "bare": {"DIFFSCOPE_CUPTI_LAUNCH_APIS": "none"},
+    "noclock": {"DIFFSCOPE_CUPTI_HOST_CLOCK": "0"},
+    "perf": {"DIFFSCOPE_MODE": "perf"},
+    "torch_profiler": None,  # not under diffscope run
+}
+
+
+def cpu_set(spec):
+    out = set()
+    for part in filter(None, spec.split(",")):
+        lo, _, hi = part.partition("-")
+        out.update(range(int(lo), int(hi or lo) + 1))
+    return out & os.sched_getaffinity(0)
+
+
+def main(argv):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--diffscope", required=True)
+    p.add_argument("--ext", required=True)
+    p.add_argument("--out", default="out/profile_cost")
+    p.add_argument("--python", default=sys.executable)
+    p.add_argument("--reps", type=int, default=4, help="processes per variant")
+    p.add_argument("--loops", type=int, default=8, help="loops per process (A B B A)")
+    p.add_argument("--variants", default=",".join(VARIANTS))
+    p.add_argument("--cpus", default="2-5", help="CPUs every run is pinned to ('' = none)")
+    p.add_argument("--timeout", type=float, default=180.0)
+    p.add_argument("--device", choices=["cuda", "cpu"], default="cuda",
+                   help="cpu: a check of this driver (no CUPTI; figures meaningless)")
+    p.add_argument("--steps", type=int, default=150, help="denoise steps per loop")
+    a = p.parse_args(argv)
+    variants = [v for v in a.variants.split(",") if v]
+    unknown = sorted(set(variants) - set(VARIANTS))
+    if unknown or not variants:
+        p.error(f"--variants: unknown {unknown}; known: {', '.join(VARIANTS)}")
+    if a.reps < 1 or a.loops < 4:
+        p.error("--reps must be >= 1 and --loops >= 4 (A B B A)")
+    for what, path in (("--diffscope", a.diffscope), ("--ext", a.ext)):
+        if not os.path.isfile(path):
+            p.error(f"{what} {path}: no such file")
+    os.makedirs(a.out, exist_ok=True)
+    cpus = cpu_set(a.cpus) if a.cpus else set()
+    pin = (lambda: os.sched_setaffinity(0, cpus)) if len(cpus) >= 2 else None
+
+    added = {v: [] for v in variants}
+    pct = {v: [] for v in variants}
+    per_loop = {v: [] for v in variants}
+    failures = []
+    t0 = time.perf_counter()
+    for rep in range(a.reps):
+        k = rep % len(variants)
+        for v in variants[k:] + variants[:k]:
+            name = f"{v}-{rep}"
+            res = os.path.join(a.out, name + ".json")
+            dump = os.path.join(a.out, name + ".dump.json")
+            for f in (res, dump):
+                if os.path.exists(f):
+                    os.remove(f)
+            loop = [a.python, DIT_LOOP, "--ext", os.path.abspath(a.ext), "--json", res,
+                    "--repeat", str(a.loops), "--steps", str(a.steps), "--device", a.device] + LOOP
+            env = {k2: x for k2, x in os.environ.items() if not k2.startswith("DIFFSCOPE_")}
+            if VARIANTS[v] is None:
+                cmd = loop + ["--paired-profiler"]
+            else:
+                cmd = [a.diffscope, "run", "--dump", dump, "--"] + loop + ["--paired-timing"]
+                env.update(VARIANTS[v])
+            r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=a.timeout,
+                               preexec_fn=pin, stdin=subprocess.DEVNULL)
+            if r.returncode != 0 or not os.path.isfile(res):
+                failures.append(f"{name}: exit {r.returncode}: {r.stderr.strip()[-400:]}")
+                print(f"  {name}: FAILED (exit {r.returncode})", flush=True)
+                continue
+            with open(res) as f:
+                out = json.load(f)
+            timed, untimed = out["e2e_timed_ms"], out["e2e_untimed_ms"]
+            d = statistics.median(timed) - statistics.median(untimed)
+            added[v].append(d)
+            pct[v].append(100 * (statistics.median(timed) / statistics.median(untimed) - 1))
+            note = ""
+            if VARIANTS[v] is not None and os.path.isfile(dump):
+                with open(dump) as f:
+                    ov = json.load(f)["diffscope"]["overhead"]
+                # The measured loops (and the two warm-up evaluations, about one step's worth
+                # each, traced before the first pause: under 2% more).
+                traced = len(timed)
+                per_loop[v].append((ov["records"] / traced, ov["callbacks"] / traced))
+                note = f" records/loop ~{ov['records'] / traced:.0f}"
+            print(f"  {name}: {d:+.2f} ms ({pct[v][-1]:+.2f}%){note}", flush=True)
+
+    lines = [f"profile_cost: launch-bound loop {' '.join(LOOP)} --steps {a.steps} on {a.device}, "
+             f"{a.reps} processes x "
+             f"{a.loops} loops (A B B A) per variant, {time.perf_counter() - t0:.0f} s", "",
+             "| variant | added per loop (median) | % | per process (ms) | records, callbacks per loop |",
+             "| --- | ---: | ---: | --- | --- |"]
+    for v in variants:
+        if not added[v]:
+            lines.append(f"| {v} | - | - | all runs failed | |")
+            continue
+        rc = (f"{statistics.median(x for x, _ in per_loop[v]):.0f}, "
+              f"{statistics.median(y for _, y in per_loop[v]):.0f}") if per_loop[v] else ""
+        lines.append(f"| {v} | {statistics.median(added[v]):+.2f} ms | "
+                     f"{statistics.median(pct[v]):+.2f} | "
+                     f"{', '.join(f'{x:.1f}' for x in added[v])} | {rc} |")
+    if "torch_profiler" in variants and added["torch_profiler"]:
+        tp = statistics.median(added["torch_profiler"])
+        for v in variants:
+            if v != "torch_profiler" and added[v] and tp > 0:
+                lines.append(f"ratio {v} / torch_profiler: {statistics.median(added[v]) / tp:.3f}")
+    for f in failures:
+        lines.append(f"failed: {f}")
+    text = "\n".join(lines) + "\n"
+    with open(os.path.join(a.out, "report.md"), "w") as f:
+        f.write(text)
+    print(text, end="")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
