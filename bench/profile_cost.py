@@ -16,8 +16,11 @@ read against the same process's unmeasured loops (the process-to-process spread 
     perf             perf mode (DIFFSCOPE_MODE=perf): no CUPTI
     torch_profiler   torch.profiler around every other loop (dit_loop.py --paired-profiler)
 Each variant runs --reps processes, in rotating order. Reported per variant: the median over
-processes of (median measured loop - median unmeasured loop), in ms and %, and for diffscope
-variants the records and launch callbacks per measured loop read from the dump.
+processes of (median measured loop - median unmeasured loop), in ms and %; the same for the
+main thread's CPU time (work on the launching thread, against waiting); the spread of the
+unmeasured loops (the noise the pairing has to beat); and for diffscope variants the records
+and launch callbacks per measured loop read from the dump. Every loop's times go to
+OUT/results.json, the table to OUT/report.md.
 Usage: profile_cost.py --diffscope D --ext E [--out DIR] [--reps 4] [--loops 8] [--steps 150]
                        [--variants a,b,...] [--python P] [--cpus 2-5] [--device cpu]
 Exit 0 when every run succeeded, 1 when one failed, 2 on bad arguments.
@@ -84,6 +87,9 @@ def main(argv):
     added = {v: [] for v in variants}
     pct = {v: [] for v in variants}
     per_loop = {v: [] for v in variants}
+    cpu_added = {v: [] for v in variants}
+    spread = {v: [] for v in variants}
+    runs = []
     failures = []
     t0 = time.perf_counter()
     for rep in range(a.reps):
@@ -111,26 +117,42 @@ def main(argv):
                 continue
             with open(res) as f:
                 out = json.load(f)
+            os.remove(res)  # everything needed goes into results.json (few files come back)
             timed, untimed = out["e2e_timed_ms"], out["e2e_untimed_ms"]
             d = statistics.median(timed) - statistics.median(untimed)
             added[v].append(d)
             pct[v].append(100 * (statistics.median(timed) / statistics.median(untimed) - 1))
+            # The main thread's CPU time, split the same way: whether the added time is work
+            # on this thread or waiting.
+            flags = [i % 4 in (0, 3) for i in range(len(out["cpu_all_ms"]))]
+            cpu_t = [c for c, t in zip(out["cpu_all_ms"], flags) if t]
+            cpu_u = [c for c, t in zip(out["cpu_all_ms"], flags) if not t]
+            cpu_added[v].append(statistics.median(cpu_t) - statistics.median(cpu_u))
+            spread[v].append(100 * (max(untimed) / min(untimed) - 1))
+            run_rec = {"variant": v, "rep": rep, "e2e_all_ms": out["e2e_all_ms"],
+                       "cpu_all_ms": out["cpu_all_ms"], "added_ms": d}
             note = ""
             if VARIANTS[v] is not None and os.path.isfile(dump):
                 with open(dump) as f:
                     ov = json.load(f)["diffscope"]["overhead"]
+                os.remove(dump)
                 # The measured loops (and the two warm-up evaluations, about one step's worth
                 # each, traced before the first pause: under 2% more).
                 traced = len(timed)
                 per_loop[v].append((ov["records"] / traced, ov["callbacks"] / traced))
+                run_rec["overhead"] = ov
                 note = f" records/loop ~{ov['records'] / traced:.0f}"
-            print(f"  {name}: {d:+.2f} ms ({pct[v][-1]:+.2f}%){note}", flush=True)
+            runs.append(run_rec)
+            print(f"  {name}: {d:+.2f} ms ({pct[v][-1]:+.2f}%), thread CPU "
+                  f"{cpu_added[v][-1]:+.2f} ms, unmeasured loops spread {spread[v][-1]:.1f}%"
+                  f"{note}", flush=True)
 
     lines = [f"profile_cost: launch-bound loop {' '.join(LOOP)} --steps {a.steps} on {a.device}, "
              f"{a.reps} processes x "
              f"{a.loops} loops (A B B A) per variant, {time.perf_counter() - t0:.0f} s", "",
-             "| variant | added per loop (median) | % | per process (ms) | records, callbacks per loop |",
-             "| --- | ---: | ---: | --- | --- |"]
+             "| variant | added per loop (median) | % | per process (ms) | thread CPU added (median) "
+             "| unmeasured loops' spread (median) | records, callbacks per loop |",
+             "| --- | ---: | ---: | --- | ---: | ---: | --- |"]
     for v in variants:
         if not added[v]:
             lines.append(f"| {v} | - | - | all runs failed | |")
@@ -139,7 +161,9 @@ def main(argv):
               f"{statistics.median(y for _, y in per_loop[v]):.0f}") if per_loop[v] else ""
         lines.append(f"| {v} | {statistics.median(added[v]):+.2f} ms | "
                      f"{statistics.median(pct[v]):+.2f} | "
-                     f"{', '.join(f'{x:.1f}' for x in added[v])} | {rc} |")
+                     f"{', '.join(f'{x:.1f}' for x in added[v])} | "
+                     f"{statistics.median(cpu_added[v]):+.2f} ms | "
+                     f"{statistics.median(spread[v]):.1f}% | {rc} |")
     if "torch_profiler" in variants and added["torch_profiler"]:
         tp = statistics.median(added["torch_profiler"])
         for v in variants:
@@ -150,6 +174,9 @@ def main(argv):
     text = "\n".join(lines) + "\n"
     with open(os.path.join(a.out, "report.md"), "w") as f:
         f.write(text)
+    with open(os.path.join(a.out, "results.json"), "w") as f:
+        json.dump({"loop": LOOP, "steps": a.steps, "reps": a.reps, "loops": a.loops,
+                   "runs": runs, "failures": failures}, f)
     print(text, end="")
     return 1 if failures else 0
 

@@ -265,6 +265,7 @@ def main(a):
     outer = event_pairs(a.step_events and a.outer_events)
     dt = -1.0 / a.steps
     e2e_all = []
+    cpu_all = []  # the main thread's CPU time per loop (sync's wait included: it spins)
     # --paired-timing: the injected collector's pause switch (the library NVTX loaded).
     pause = None
     if a.paired_timing:
@@ -300,6 +301,7 @@ def main(a):
             x = x0.clone()
             sync()
             t0 = time.perf_counter()
+            c0 = time.thread_time()  # this thread's CPU time: tells waiting from working
             nvtx.push("stage_DenoisingStage")
             for i in range(a.steps):
                 if outer:
@@ -323,6 +325,7 @@ def main(a):
             nvtx.pop()
             sync()
             e2e_all.append((time.perf_counter() - t0) * 1e3)
+            cpu_all.append((time.thread_time() - c0) * 1e3)
         if loop_prof is not None:
             loop_prof.__exit__(None, None, None)  # its processing is outside the clock
         if a.repeat > 1:
@@ -356,6 +359,7 @@ def main(a):
         "e2e_ms": e2e_ms,
         "e2e_last_ms": e2e_all[-1],
         "e2e_all_ms": e2e_all,
+        "cpu_all_ms": cpu_all,
         "e2e_timed_ms": ([e for e, t in zip(e2e_all, timed_loops) if t]
                          if pause or a.paired_profiler else None),
         "e2e_untimed_ms": ([e for e, t in zip(e2e_all, timed_loops) if not t]
