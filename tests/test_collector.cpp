@@ -400,7 +400,7 @@ TEST_SUITE("collector") {
                           "DIFFSCOPE_CUPTI_HOST_CLOCK", "DIFFSCOPE_CUPTI_BUFFER_KB"};
     for (const char* v : vars) unsetenv(v);
     auto o = diffscope::collector_options::from_env();
-    CHECK(o.cupti.launch_apis == cupti_launch_apis::both);
+    CHECK(o.cupti.launch_apis == cupti_launch_apis::automatic);
     CHECK_FALSE(o.cupti.zero_buffers);
     CHECK(o.cupti.host_clock);
     CHECK(o.cupti.buffer_bytes == diffscope::detail::cupti_options{}.buffer_bytes);
@@ -420,10 +420,14 @@ TEST_SUITE("collector") {
     CHECK(diffscope::collector_options::from_env().cupti.launch_apis == cupti_launch_apis::none);
     setenv("DIFFSCOPE_CUPTI_LAUNCH_APIS", "runtime", 1);
     CHECK(diffscope::collector_options::from_env().cupti.launch_apis == cupti_launch_apis::runtime);
-    setenv("DIFFSCOPE_CUPTI_LAUNCH_APIS", "kernel", 1);  // reported on stderr, both kept
+    setenv("DIFFSCOPE_CUPTI_LAUNCH_APIS", "both", 1);
+    CHECK(diffscope::collector_options::from_env().cupti.launch_apis == cupti_launch_apis::both);
+    CHECK(diffscope::detail::cupti_settings_text(diffscope::collector_options::from_env().cupti)
+              .rfind("launch_apis=both ", 0) == 0);
+    setenv("DIFFSCOPE_CUPTI_LAUNCH_APIS", "kernel", 1);  // reported on stderr, auto kept
     setenv("DIFFSCOPE_CUPTI_BUFFER_KB", "lots", 1);      // not a count: reported, default kept
     o = diffscope::collector_options::from_env();
-    CHECK(o.cupti.launch_apis == cupti_launch_apis::both);
+    CHECK(o.cupti.launch_apis == cupti_launch_apis::automatic);
     CHECK(o.cupti.buffer_bytes == diffscope::detail::cupti_options{}.buffer_bytes);
     for (const char* v : vars) unsetenv(v);
   }

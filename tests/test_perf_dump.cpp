@@ -430,10 +430,15 @@ TEST_SUITE("perf_dump") {
     CHECK(dump(r)["diffscope"]["status"]["timing_pauses"].num == 3);
   }
 
-  TEST_CASE("CUPTI settings other than the defaults are named in the status and the summary") {
+  TEST_CASE(
+      "CUPTI settings other than the defaults are named in the status and the summary; the "
+      "launch callbacks in use in the overhead section") {
     auto r = sample::profiled();
     CHECK_FALSE(dump(r)["diffscope"]["status"].has("cupti_settings"));
     CHECK(diffscope::summary_text(r).find("CUPTI settings") == std::string::npos);
+    CHECK_FALSE(dump(r)["diffscope"]["overhead"].has("launch_callbacks"));
+    r.overhead.launch_callbacks = "driver";
+    CHECK(dump(r)["diffscope"]["overhead"]["launch_callbacks"].str == "driver");
     r.status.cupti_settings = "launch_apis=none";
     CHECK(dump(r)["diffscope"]["status"]["cupti_settings"].str == "launch_apis=none");
     CHECK(diffscope::summary_text(r).find("CUPTI settings (not the defaults): launch_apis=none") !=

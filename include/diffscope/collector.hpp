@@ -104,7 +104,7 @@ struct collector_options {
   /// DIFFSCOPE_MODE (profile|perf), DIFFSCOPE_PERF_SCOPES (steps|all), DIFFSCOPE_PERF_STREAM
   /// (legacy|per-thread), DIFFSCOPE_PERF_EVENTS (inline|side), DIFFSCOPE_PERF_SHARE_NS (ns),
   /// DIFFSCOPE_PERF_SAMPLE (steps, >= 1), DIFFSCOPE_CUPTI_LAUNCH_APIS
-  /// (both|driver|runtime|none), DIFFSCOPE_CUPTI_ZERO_BUFFERS, DIFFSCOPE_CUPTI_HOST_CLOCK
+  /// (auto|both|driver|runtime|none), DIFFSCOPE_CUPTI_ZERO_BUFFERS, DIFFSCOPE_CUPTI_HOST_CLOCK
   /// (0: CUPTI's own clock), DIFFSCOPE_CUPTI_BUFFER_KB,
   /// DIFFSCOPE_STAGE_PREFIX / DIFFSCOPE_STEP_PREFIX / DIFFSCOPE_REQUEST_PREFIX ("none": off),
   /// DIFFSCOPE_STRIP_SHAPES (0 keeps " in=[...]"). A value it does not know is reported on
@@ -175,7 +175,7 @@ struct collector_options {
       o.perf_sample_steps = 1;
     }
     o.cupti.launch_apis = static_cast<detail::cupti_launch_apis>(
-        choose("DIFFSCOPE_CUPTI_LAUNCH_APIS", {"both", "driver", "runtime", "none"}));
+        choose("DIFFSCOPE_CUPTI_LAUNCH_APIS", {"auto", "both", "driver", "runtime", "none"}));
     if (const std::string v = env("DIFFSCOPE_CUPTI_ZERO_BUFFERS"); !v.empty())
       o.cupti.zero_buffers = truthy(v);
     if (const std::string v = env("DIFFSCOPE_CUPTI_HOST_CLOCK"); !v.empty())
@@ -376,6 +376,7 @@ inline void write_outputs(const collector_options& o, const results& r) {
 
 inline void collector_exit_hook();
 inline void collector_stage_end(const std::string& stage);
+inline void collector_cupti_upkeep();
 
 /// The N of "one step in N" these options give: 1 unless every scope is timed; at least 1.
 inline std::uint32_t sampled_steps(const collector_options& o) noexcept {
@@ -484,6 +485,9 @@ class collector {
     // timeline: made here, before anything is measured.
     if (st.gpu_ok) st.agg->prepare_launches();
     nv.timer.store(st.timer, std::memory_order_release);
+    const bool upkeep = options.gpu && options.mode == timing_mode::profile && st.cupti_status.ok &&
+                        options.cupti.launch_apis == detail::cupti_launch_apis::automatic;
+    nv.on_push.store(upkeep ? &detail::collector_cupti_upkeep : nullptr, std::memory_order_relaxed);
     nv.sink.store(st.agg, std::memory_order_release);
     st.active = true;
     detail::take_memory_checkpoint(st, "start");
@@ -501,6 +505,7 @@ class collector {
     auto& nv = detail::nvtx_state();
     nv.sink.store(nullptr, std::memory_order_release);
     nv.timer.store(nullptr, std::memory_order_release);
+    nv.on_push.store(nullptr, std::memory_order_relaxed);
     const std::uint64_t unclosed = st.agg->open_ranges();
     if (st.cupti_status.ok) {
       st.cupti.flush(true);
@@ -583,6 +588,8 @@ class collector {
       const auto c = detail::snapshot(st.cupti.counters());
       if (c.launch_samples > 0) r.overhead.per_launch_callback_ns = c.launch_callback_mean_ns();
       r.overhead.buffers = c.buffers_completed;
+      r.overhead.launch_callbacks =
+          detail::launch_callbacks_text(st.options.cupti.launch_apis, c.runtime_callbacks_dropped);
       r.faults.dropped_records = std::max(r.faults.dropped_records, c.dropped);
     }
     return r;
@@ -666,6 +673,12 @@ inline void collector_exit_hook() {
   auto& st = collector_globals();
   std::lock_guard<std::recursive_mutex> g(st.mutex);
   if (st.active) collector::instance().stop();
+}
+
+// Once the runtime launch callbacks are proved redundant they go, and so does this hook.
+inline void collector_cupti_upkeep() {
+  if (collector_globals().cupti.drop_redundant_runtime_callbacks())
+    nvtx_state().on_push.store(nullptr, std::memory_order_relaxed);
 }
 
 inline void collector_stage_end(const std::string& stage) {

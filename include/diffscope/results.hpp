@@ -128,6 +128,10 @@ struct overhead_stats {
                                       ///< event records (on top of per_range_ns)
   std::uint64_t shared_stamps = 0;    ///< perf mode: stamps that reused the previous event
                                       ///< (nothing could have entered the stream between)
+  /// Profile mode: the launch APIs whose callbacks were on at the end: "runtime+driver",
+  /// "driver" (the runtime's proved redundant and turned off, or chosen), "runtime", "none";
+  /// empty in perf mode.
+  std::string launch_callbacks;
 };
 
 /// How GPU numbers were obtained, or why they are missing.

@@ -280,6 +280,46 @@ TEST_SUITE("collector_gpu") {
     cudaStreamDestroy(s);
   }
 
+  TEST_CASE("the runtime launch callbacks go once proved redundant; attribution stays exact") {
+    cudaStream_t s{};
+    CUDA_OK(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
+    auto& c = diffscope::collector::instance();
+    start_warm(s);  // the default launch APIs: automatic, 256 launches to verify
+    {
+      DIFFSCOPE_SCOPE("verifying");
+      for (int i = 0; i < 300; ++i) spin(2000, s);
+    }
+    {
+      DIFFSCOPE_SCOPE("after_drop");  // this push drops them
+      for (int i = 0; i < 50; ++i) spin(2000, s);
+    }
+    diffscope::set_timing_paused(true);  // resuming must not bring them back
+    diffscope::set_timing_paused(false);
+    {
+      DIFFSCOPE_SCOPE("after_resume");
+      for (int i = 0; i < 20; ++i) spin(2000, s);
+    }
+    CUDA_OK(cudaStreamSynchronize(s));
+    const auto r = c.stop();
+    const auto* verifying = find_scope(r, "verifying");
+    const auto* after_drop = find_scope(r, "after_drop");
+    const auto* after_resume = find_scope(r, "after_resume");
+    REQUIRE(verifying);
+    REQUIRE(after_drop);
+    REQUIRE(after_resume);
+    CHECK(verifying->gpu.kernels == 300);
+    CHECK(verifying->launches == 300);
+    CHECK(after_drop->gpu.kernels == 50);
+    CHECK(after_drop->launches == 50);
+    CHECK(after_resume->gpu.kernels == 20);
+    CHECK(after_resume->launches == 20);
+    CHECK(r.faults.unattributed_records == 0);
+    CHECK(r.faults.late_records == 0);
+    MESSAGE("launch callbacks at the end: " << r.overhead.launch_callbacks);
+    if (CUDART_VERSION >= 13000) CHECK(r.overhead.launch_callbacks == "driver");
+    cudaStreamDestroy(s);
+  }
+
   TEST_CASE("copies and sets are attributed with their bytes") {
     void* d = nullptr;
     CUDA_OK(cudaMalloc(&d, 1 << 20));

@@ -199,6 +199,46 @@ TEST_SUITE("cupti_source_gpu") {
     }
   }
 
+  TEST_CASE("automatic launch APIs: the runtime callbacks go once proved redundant") {
+    CUDA_OK(cudaFree(nullptr));
+    recording_sink sink;
+    ds::cupti_source source;
+    ds::cupti_options o;  // automatic by default
+    o.runtime_verify_launches = 64;
+    start_or_skip(source, sink, o);
+    CHECK_FALSE(source.drop_redundant_runtime_callbacks());  // nothing proved yet
+    for (int i = 0; i < 100; ++i) empty_kernel<<<1, 1>>>();
+    CUDA_OK(cudaDeviceSynchronize());
+    const auto before = ds::snapshot(source.counters());
+    MESSAGE("runtime launches verified " << before.runtime_verified << ", unmatched "
+                                         << before.runtime_unmatched);
+    if (CUDART_VERSION < 13000 && before.runtime_unmatched > 0) {
+      CHECK_FALSE(source.drop_redundant_runtime_callbacks());  // not proved: both stay on
+      finish(source);
+      return;
+    }
+    CHECK(before.runtime_unmatched == 0);
+    CHECK(before.runtime_verified >= 64);
+    CHECK(source.drop_redundant_runtime_callbacks());
+    CHECK_FALSE(source.drop_redundant_runtime_callbacks());  // once
+    for (int i = 0; i < 100; ++i) empty_kernel<<<1, 1>>>();
+    CHECK(source.set_paused(true));
+    CHECK(source.set_paused(false));  // resuming does not bring them back
+    for (int i = 0; i < 20; ++i) empty_kernel<<<1, 1>>>();
+    CUDA_OK(cudaGetLastError());
+    CUDA_OK(cudaDeviceSynchronize());
+    finish(source);
+    const auto after = ds::snapshot(source.counters());
+    CHECK(after.runtime_callbacks_dropped);
+    CHECK(after.launch_nested == before.launch_nested);  // no runtime callback since
+    const auto kernels = sink.ops_named("empty_kernel");
+    CHECK(kernels.size() == 220);
+    CHECK(sink.launches.size() == 220);  // each launch announced once, before and after
+    int matched = 0;
+    for (const auto& k : kernels) matched += sink.launch_of(k.op.correlation_id) != nullptr;
+    CHECK(matched == 220);
+  }
+
   TEST_CASE("buffers we zero ourselves are reused and lose no record") {
     CUDA_OK(cudaFree(nullptr));
     recording_sink sink;

@@ -30,12 +30,16 @@
 namespace diffscope::detail {
 
 /// Which launch APIs get a callback (what attributes a record to the scope that launched it).
-/// `both` is the default and the only choice that is right on every CUDA version: before
-/// CUDA 13 a runtime launch and the driver call it makes have different correlation ids, and
-/// records carry the runtime's. The others are for measuring what the callbacks cost:
-/// `driver` sees every launch once (CUDA 13 records carry the shared id), `none` attributes
-/// nothing (CUPTI's own activity tracing alone).
-enum class cupti_launch_apis : std::uint8_t { both, driver, runtime, none };
+/// `both` is right on every CUDA version: before CUDA 13 a runtime launch and the driver call
+/// it makes could have different correlation ids, with records carrying the runtime's.
+/// `automatic` (the default) starts with both and, once `runtime_verify_launches` runtime
+/// launches in a row each made a driver launch with the same id (CUDA 13), turns the runtime
+/// callbacks off: the driver's see every launch, and a PyTorch loop, whose every op also
+/// calls other runtime APIs, pays about half as much (docs/modes.md). `driver`, `runtime`
+/// and `none` (nothing attributed: CUPTI's activity tracing alone) are for measuring.
+enum class cupti_launch_apis : std::uint8_t { automatic, both, driver, runtime, none };
+inline constexpr const char* cupti_launch_apis_names[] = {"auto", "both", "driver", "runtime",
+                                                          "none"};
 
 /// What start() is asked to do.
 struct cupti_options {
@@ -48,7 +52,9 @@ struct cupti_options {
   /// when new), instead of letting CUPTI zero each one on the launching thread
   /// (CUPTI_ACTIVITY_ATTR_ZEROED_OUT_ACTIVITY_BUFFER).
   bool zero_buffers = false;
-  cupti_launch_apis launch_apis = cupti_launch_apis::both;
+  cupti_launch_apis launch_apis = cupti_launch_apis::automatic;
+  /// `automatic`: same-id runtime-then-driver launches needed before the runtime callbacks go.
+  std::uint32_t runtime_verify_launches = 256;
   std::string subscriber_name = "diffscope";  ///< what other CUPTI tools are told holds CUPTI
 };
 
@@ -58,14 +64,29 @@ inline std::string cupti_settings_text(const cupti_options& o) {
   const cupti_options d;
   std::string out;
   const auto add = [&out](const std::string& word) { out += (out.empty() ? "" : " ") + word; };
-  if (o.launch_apis != d.launch_apis) {
-    static const char* const names[] = {"both", "driver", "runtime", "none"};
-    add(std::string("launch_apis=") + names[static_cast<int>(o.launch_apis) & 3]);
-  }
+  if (o.launch_apis != d.launch_apis)
+    add(std::string("launch_apis=") + cupti_launch_apis_names[static_cast<int>(o.launch_apis)]);
   if (o.zero_buffers != d.zero_buffers) add(o.zero_buffers ? "zero_buffers=1" : "zero_buffers=0");
   if (o.host_clock != d.host_clock) add(o.host_clock ? "host_clock=1" : "host_clock=0");
   if (o.buffer_bytes != d.buffer_bytes) add("buffer_kb=" + std::to_string(o.buffer_bytes >> 10));
   return out;
+}
+
+/// Which launch APIs had callbacks at the end of a run, for the dump's overhead section.
+inline const char* launch_callbacks_text(cupti_launch_apis apis, bool runtime_dropped) noexcept {
+  switch (apis) {
+    case cupti_launch_apis::automatic:
+      return runtime_dropped ? "driver" : "runtime+driver";
+    case cupti_launch_apis::both:
+      return "runtime+driver";
+    case cupti_launch_apis::driver:
+      return "driver";
+    case cupti_launch_apis::runtime:
+      return "runtime";
+    case cupti_launch_apis::none:
+      return "none";
+  }
+  return "";
 }
 
 /// Outcome of start(). When ok is false nothing is left enabled and the program goes on.
@@ -84,6 +105,10 @@ struct cupti_counters {
   std::atomic<std::uint64_t> launch_aliases{0};     ///< of which nested, own id: on_launch_alias
   std::atomic<std::uint64_t> launch_samples{0};     ///< launch callbacks that were timed
   std::atomic<std::uint64_t> launch_sampled_ns{0};  ///< time inside the timed ones
+  /// `automatic` launch APIs: runtime launches whose driver launch shared their id, and
+  /// those without one (a single one keeps the runtime callbacks on for good).
+  std::atomic<std::uint64_t> runtime_verified{0};
+  std::atomic<std::uint64_t> runtime_unmatched{0};
   alignas(64) std::atomic<std::uint64_t> resource_callbacks{0};
   std::atomic<std::uint64_t> graph_nodes_created{0};
   std::atomic<std::uint64_t> graph_nodes_cloned{0};
@@ -100,12 +125,14 @@ struct cupti_counters {
   std::atomic<std::uint64_t> buffer_alloc_failures{0};
   std::atomic<std::uint64_t> dropped{0};  ///< cuptiActivityGetNumDroppedRecords, summed
   std::atomic<std::uint64_t> callbacks_unavailable{0};  ///< cbids this CUPTI refused to enable
+  std::atomic<bool> runtime_dropped{false};  ///< `automatic` turned the runtime callbacks off
 };
 
 /// A plain copy of cupti_counters for reports.
 struct cupti_counter_values {
   std::uint64_t launch_callbacks = 0, launch_nested = 0, launch_aliases = 0, launch_samples = 0,
-                launch_sampled_ns = 0;
+                launch_sampled_ns = 0, runtime_verified = 0, runtime_unmatched = 0;
+  bool runtime_callbacks_dropped = false;  ///< `automatic` turned the runtime callbacks off
   std::uint64_t resource_callbacks = 0, graph_nodes_created = 0, graph_nodes_cloned = 0,
                 contexts_created = 0;
   std::uint64_t records = 0, kernels = 0, memcpys = 0, memsets = 0, other_records = 0,
@@ -126,6 +153,9 @@ inline cupti_counter_values snapshot(const cupti_counters& c) noexcept {
   v.launch_aliases = c.launch_aliases.load(r);
   v.launch_samples = c.launch_samples.load(r);
   v.launch_sampled_ns = c.launch_sampled_ns.load(r);
+  v.runtime_verified = c.runtime_verified.load(r);
+  v.runtime_unmatched = c.runtime_unmatched.load(r);
+  v.runtime_callbacks_dropped = c.runtime_dropped.load(r);
   v.resource_callbacks = c.resource_callbacks.load(r);
   v.graph_nodes_created = c.graph_nodes_created.load(r);
   v.graph_nodes_cloned = c.graph_nodes_cloned.load(r);
@@ -574,6 +604,8 @@ struct cupti_outer_launch {
   std::uint32_t generation = 0;
   std::uint32_t depth = 0;
   std::uint32_t id = 0;
+  bool runtime = false;      ///< the outermost call is a runtime API
+  bool nested_same = false;  ///< a driver launch inside it shared its id
 };
 
 inline cupti_outer_launch& cupti_thread_outer_launch() noexcept {
@@ -710,7 +742,11 @@ class cupti_source {
     driver_kind_.fill(0);
     std::uint64_t enabled = 0;
     const auto apis = options_.launch_apis;
-    if (apis == cupti_launch_apis::both || apis == cupti_launch_apis::runtime) {
+    const bool both = apis == cupti_launch_apis::both || apis == cupti_launch_apis::automatic;
+    runtime_off_ = false;
+    drop_ready_.store(false, std::memory_order_relaxed);
+    verifying_.store(apis == cupti_launch_apis::automatic, std::memory_order_relaxed);
+    if (both || apis == cupti_launch_apis::runtime) {
       for (const auto& e2 : cupti_runtime_launch_cbids) {
         if (enable_callback(CUPTI_CB_DOMAIN_RUNTIME_API, e2.cbid)) {
           if (e2.cbid < runtime_kind_.size()) runtime_kind_[e2.cbid] = encode(e2.kind);
@@ -718,7 +754,7 @@ class cupti_source {
         }
       }
     }
-    if (apis == cupti_launch_apis::both || apis == cupti_launch_apis::driver) {
+    if (both || apis == cupti_launch_apis::driver) {
       for (const auto& e2 : cupti_driver_launch_cbids) {
         if (enable_callback(CUPTI_CB_DOMAIN_DRIVER_API, e2.cbid)) {
           if (e2.cbid < driver_kind_.size()) driver_kind_[e2.cbid] = encode(e2.kind);
@@ -775,6 +811,7 @@ class cupti_source {
   /// first to include work still running on the GPU. Harmless when not running; start()
   /// works again afterwards.
   void stop() {
+    std::lock_guard<std::mutex> upkeep(upkeep_mutex_);
     if (!running_) return;
     disable_activity();
     cuptiActivityFlushAll(CUPTI_ACTIVITY_FLAG_FLUSH_FORCED);
@@ -809,6 +846,7 @@ class cupti_source {
   /// never sees its exit callback: resuming starts a new generation of the per-thread
   /// nesting state, so it cannot linger). Returns false when a CUPTI call failed.
   bool set_paused(bool paused) {
+    std::lock_guard<std::mutex> g(upkeep_mutex_);
     if (!running_ || paused == paused_) return true;
     bool ok = true;
     const std::uint32_t on = paused ? 0 : 1;
@@ -820,7 +858,7 @@ class cupti_source {
                 CUPTI_SUCCESS;
       }
     };
-    toggle(CUPTI_CB_DOMAIN_RUNTIME_API, runtime_kind_);
+    if (!runtime_off_) toggle(CUPTI_CB_DOMAIN_RUNTIME_API, runtime_kind_);
     toggle(CUPTI_CB_DOMAIN_DRIVER_API, driver_kind_);
     for (auto k : enabled_kinds_)
       ok &= (paused ? cuptiActivityDisable(k) : cuptiActivityEnable(k)) == CUPTI_SUCCESS;
@@ -830,6 +868,26 @@ class cupti_source {
   }
   bool paused() const noexcept {
     return paused_;
+  }
+
+  /// `automatic` launch APIs: turns the runtime launch callbacks off once the launches seen
+  /// so far proved them redundant (each runtime launch made a driver launch with its id).
+  /// Cheap when there is nothing to do (one relaxed load); returns true when it acted. Call
+  /// it outside CUPTI's callbacks, between launches (the collector does, at a range's push):
+  /// like resuming, it starts a new generation of the per-thread nesting state.
+  bool drop_redundant_runtime_callbacks() {
+    if (!drop_ready_.load(std::memory_order_relaxed)) return false;
+    std::lock_guard<std::mutex> g(upkeep_mutex_);
+    if (!drop_ready_.exchange(false) || !running_ || runtime_off_) return false;
+    for (std::size_t cbid = 0; cbid < runtime_kind_.size(); ++cbid) {
+      if (runtime_kind_[cbid] != 0)
+        cuptiEnableCallback(0, subscriber_, CUPTI_CB_DOMAIN_RUNTIME_API,
+                            static_cast<CUpti_CallbackId>(cbid));
+    }
+    runtime_off_ = true;
+    counters_.runtime_dropped.store(true, std::memory_order_relaxed);
+    new_generation();
+    return true;
   }
   const cupti_counters& counters() const noexcept {
     return counters_;
@@ -845,6 +903,8 @@ class cupti_source {
                     &counters_.launch_aliases,
                     &counters_.launch_samples,
                     &counters_.launch_sampled_ns,
+                    &counters_.runtime_verified,
+                    &counters_.runtime_unmatched,
                     &counters_.resource_callbacks,
                     &counters_.graph_nodes_created,
                     &counters_.graph_nodes_cloned,
@@ -863,6 +923,7 @@ class cupti_source {
                     &counters_.callbacks_unavailable}) {
       a->store(0, std::memory_order_relaxed);
     }
+    counters_.runtime_dropped.store(false, std::memory_order_relaxed);
   }
 
   void new_generation() {
@@ -931,17 +992,25 @@ class cupti_source {
       if (sink == nullptr) return;
       cupti_outer_launch& outer = cupti_thread_outer_launch();
       const std::uint32_t generation = self->generation_.load(std::memory_order_relaxed);
-      if (outer.generation != generation) outer = {generation, 0, 0};
+      // A new generation (a resume, the runtime callbacks dropped) forgets the nesting but
+      // keeps the last id: a call caught in the switch is still known as announced.
+      if (outer.generation != generation) outer = {generation, 0, outer.id, false, false};
       if (cb->callbackSite == CUPTI_API_EXIT) {
-        if (outer.depth > 0) --outer.depth;
+        if (outer.depth > 0 && --outer.depth == 0 && runtime &&
+            self->verifying_.load(std::memory_order_relaxed)) {
+          self->verify_runtime_launch(outer.nested_same);
+        }
         return;
       }
       auto& c = self->counters_;
       c.launch_callbacks.fetch_add(1, std::memory_order_relaxed);
       const bool inside = ++outer.depth > 1;
-      if (inside && outer.id == cb->correlationId) {
-        // The runtime call's nested driver call: same id (CUDA 13), already announced.
+      if (outer.id == cb->correlationId && cb->correlationId != 0) {
+        // The runtime call's nested driver call: same id (CUDA 13), already announced. Not
+        // inside only when the runtime call began before a new generation (its callbacks
+        // were turned off while it ran).
         c.launch_nested.fetch_add(1, std::memory_order_relaxed);
+        if (inside) outer.nested_same = true;
         return;
       }
       const bool timed = (cb->correlationId & 63u) == 0;
@@ -951,6 +1020,8 @@ class cupti_source {
         c.launch_aliases.fetch_add(1, std::memory_order_relaxed);
       } else {
         outer.id = cb->correlationId;
+        outer.runtime = runtime;
+        outer.nested_same = false;
         sink->on_launch(cb->correlationId, static_cast<launch_kind>(table[cbid] - 1));
       }
       if (timed) {
@@ -960,6 +1031,23 @@ class cupti_source {
       return;
     }
     if (domain == CUPTI_CB_DOMAIN_RESOURCE) self->resource_callback(cbid, cbdata);
+  }
+
+  // `automatic`: one outermost runtime launch has returned. Any without a same-id driver
+  // launch inside (another id, an API whose driver call we do not table, an early error)
+  // ends the verification with the runtime callbacks on.
+  void verify_runtime_launch(bool nested_same) noexcept {
+    auto& c = counters_;
+    if (!nested_same || c.launch_aliases.load(std::memory_order_relaxed) != 0) {
+      c.runtime_unmatched.fetch_add(1, std::memory_order_relaxed);
+      verifying_.store(false, std::memory_order_relaxed);
+      return;
+    }
+    if (c.runtime_verified.fetch_add(1, std::memory_order_relaxed) + 1 >=
+        options_.runtime_verify_launches) {
+      verifying_.store(false, std::memory_order_relaxed);
+      drop_ready_.store(true, std::memory_order_relaxed);
+    }
   }
 
   void resource_callback(CUpti_CallbackId cbid, const void* cbdata) {
@@ -1058,6 +1146,10 @@ class cupti_source {
 
   bool running_ = false;
   std::atomic<std::uint32_t> generation_{0};  // bumped by start() and by resuming
+  std::mutex upkeep_mutex_;                   // set_paused against the runtime drop
+  bool runtime_off_ = false;                  // `automatic` turned the runtime callbacks off
+  std::atomic<bool> verifying_{false};        // `automatic`, runtime callbacks still on
+  std::atomic<bool> drop_ready_{false};       // proved redundant; dropped at the next upkeep
   bool paused_ = false;
   std::atomic<activity_sink*> sink_{nullptr};  // read by launch callbacks on any thread
   cupti_options options_;

@@ -56,6 +56,9 @@ struct nvtx_tool_state {
   /// every `sample_steps` (1: in every step); stages, steps and requests always are.
   std::atomic<std::uint32_t> sample_steps{1};
   std::atomic<std::uint64_t> steps_seen{0};  ///< denoise steps entered since the start
+  /// Profile mode: the CUPTI source's upkeep (collector_options::cupti's `automatic` launch
+  /// APIs), run at each push: outside CUPTI's callbacks, on a thread between launches.
+  std::atomic<void (*)()> on_push{nullptr};
   /// How default-domain names map (nullptr: the defaults); owned by the collector.
   std::atomic<const name_rules*> rules{nullptr};
   std::mutex mutex;
@@ -168,7 +171,10 @@ inline void nvtx_push(std::optional<range_domain> dom, std::string_view name, st
                                           st.sample_steps.load(std::memory_order_relaxed));
     }
     event_timer* timer = st.timer.load(std::memory_order_acquire);  // perf mode only
-    if (timer == nullptr) return;
+    if (timer == nullptr) {
+      if (void (*upkeep)() = st.on_push.load(std::memory_order_relaxed)) upkeep();
+      return;
+    }
     if (!st.timing_paused.load(std::memory_order_relaxed) &&
         (is_timed_in_perf_mode(c.cat) ||
          (st.time_all.load(std::memory_order_relaxed) && !in_unsampled_step()))) {
