@@ -15,6 +15,8 @@
 #   perf   bench/perf_mode.py: perf mode against uninstrumented runs and CUDA events (issue 10)
 #   cost   bench/profile_cost.py: what each part of profile mode adds to the Python loop
 #          (issue 6; not in the default parts: SUITE_PARTS="... cost", COST_ARGS more arguments)
+#   noise  bench/loop_noise.sh: the Python loop's steadiness per CPU pinning, then profile_cost
+#          under the steadiest (not in the default parts)
 #   ab     bench/ab_toy_dit.sh: diffscope ab on toy_dit (issue 9)
 #   multi  bench/multi_gpu.sh: two ranks under diffscope run (issue 8; needs two GPUs)
 # SUITE_COMMIT labels the figures when the machine has no git. PERF_REPS and PY_REPS set the
@@ -149,12 +151,14 @@ if has perf; then
   part perf python3 bench/perf_mode.py --toy "$toy" "${ext_args[@]}" --out "$out/perf_mode" \
     --reps "${PERF_REPS:-7}" --py-reps "${PY_REPS:-4}" ${PERF_ARGS:-}
 fi
-if has cost; then
+if has cost || has noise; then
   [ -f "$ext" ] || sh bench/build_torch_ext.sh "$logs" >"$out/ext_build.log" 2>&1 ||
     note "cost: the PyTorch extension did not build ($(tail -1 "$out/ext_build.log"))"
-  [ -f "$ext" ] && part cost python3 bench/profile_cost.py --diffscope build-gpu/tools/diffscope \
-    --ext "$ext" --out "$out/profile_cost" ${COST_ARGS:-}
 fi
+has cost && [ -f "$ext" ] && part cost python3 bench/profile_cost.py \
+  --diffscope build-gpu/tools/diffscope --ext "$ext" --out "$out/profile_cost" ${COST_ARGS:-}
+has noise && [ -f "$ext" ] && part noise sh bench/loop_noise.sh "$out/noise" \
+  build-gpu/tools/diffscope "$ext"
 has ab && part ab bash bench/ab_toy_dit.sh build-gpu/tools/diffscope "$toy"
 if has multi; then
   if [ "$(nvidia-smi -L 2>/dev/null | wc -l)" -ge 2 ]; then
