@@ -27,7 +27,7 @@ unmeasured loops (the noise the pairing has to beat); and for diffscope variants
 and launch callbacks per measured loop read from the dump. Every loop's times go to
 OUT/results.json, the table to OUT/report.md.
 Usage: profile_cost.py --diffscope D --ext E [--out DIR] [--reps 4] [--loops 8] [--steps 150]
-                       [--variants a,b,...] [--python P] [--cpus 2-5] [--device cpu]
+                       [--variants a,b,...] [--python P] [--cpus 2] [--device cpu]
 Exit 0 when every run succeeded, 1 when one failed, 2 on bad arguments.
 """
 import argparse
@@ -74,7 +74,9 @@ def main(argv):
     p.add_argument("--reps", type=int, default=4, help="processes per variant")
     p.add_argument("--loops", type=int, default=8, help="loops per process (A B B A)")
     p.add_argument("--variants", default=",".join(VARIANTS))
-    p.add_argument("--cpus", default="2-5", help="CPUs every run is pinned to ('' = none)")
+    p.add_argument("--cpus", default="2",
+                   help="CPUs every run is pinned to ('' = none; default one CPU, the steadiest "
+                        "pinning bench/loop_noise.sh found on the H200 machine)")
     p.add_argument("--timeout", type=float, default=180.0)
     p.add_argument("--device", choices=["cuda", "cpu"], default="cuda",
                    help="cpu: a check of this driver (no CUPTI; figures meaningless)")

@@ -32,6 +32,13 @@ const diffscope::scope_result* find_scope(const diffscope::results& r, const std
   return nullptr;
 }
 
+// The scope at `path`; the test stops here when there is none.
+const diffscope::scope_result& scope_at(const diffscope::results& r, const std::string& path) {
+  const auto* s = find_scope(r, path);
+  REQUIRE_MESSAGE(s != nullptr, "no scope " << path);
+  return *s;
+}
+
 diffscope::collector_options quiet() {
   return {};
 }
@@ -262,17 +269,14 @@ TEST_SUITE("collector_gpu") {
     }
     CUDA_OK(cudaStreamSynchronize(s));
     const auto r = c.stop();
-    const auto* before = find_scope(r, "before");
-    const auto* paused = find_scope(r, "paused");
-    const auto* after = find_scope(r, "after");
-    REQUIRE(before);
-    REQUIRE(paused);
-    REQUIRE(after);
-    CHECK(before->gpu.kernels == 4);
-    CHECK(paused->gpu.kernels == 0);  // no callbacks, no records
-    CHECK(paused->launches == 0);
-    CHECK(paused->host.calls == 1);  // host timing goes on
-    CHECK(after->gpu.kernels == 4);
+    const auto& before = scope_at(r, "before");
+    const auto& paused = scope_at(r, "paused");
+    const auto& after = scope_at(r, "after");
+    CHECK(before.gpu.kernels == 4);
+    CHECK(paused.gpu.kernels == 0);  // no callbacks, no records
+    CHECK(paused.launches == 0);
+    CHECK(paused.host.calls == 1);  // host timing goes on
+    CHECK(after.gpu.kernels == 4);
     // Records of the paused launches would arrive without a launch: none must.
     CHECK(r.faults.unattributed_records == 0);
     CHECK(r.faults.late_records == 0);
@@ -301,18 +305,14 @@ TEST_SUITE("collector_gpu") {
     }
     CUDA_OK(cudaStreamSynchronize(s));
     const auto r = c.stop();
-    const auto* verifying = find_scope(r, "verifying");
-    const auto* after_drop = find_scope(r, "after_drop");
-    const auto* after_resume = find_scope(r, "after_resume");
-    REQUIRE(verifying);
-    REQUIRE(after_drop);
-    REQUIRE(after_resume);
-    CHECK(verifying->gpu.kernels == 300);
-    CHECK(verifying->launches == 300);
-    CHECK(after_drop->gpu.kernels == 50);
-    CHECK(after_drop->launches == 50);
-    CHECK(after_resume->gpu.kernels == 20);
-    CHECK(after_resume->launches == 20);
+    const std::pair<std::string, std::uint64_t> expected[] = {
+        {"verifying", 300}, {"after_drop", 50}, {"after_resume", 20}};
+    for (const auto& e : expected) {
+      CAPTURE(e.first);
+      const auto& sc = scope_at(r, e.first);
+      CHECK(sc.gpu.kernels == e.second);
+      CHECK(sc.launches == e.second);
+    }
     CHECK(r.faults.unattributed_records == 0);
     CHECK(r.faults.late_records == 0);
     MESSAGE("launch callbacks at the end: " << r.overhead.launch_callbacks);

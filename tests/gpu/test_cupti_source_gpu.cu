@@ -124,6 +124,13 @@ void start_or_skip(ds::cupti_source& source, recording_sink& sink,
   REQUIRE_MESSAGE(r.ok, r.reason);
 }
 
+// Launches n empty kernels on the legacy default stream and waits for them.
+void launch_empty(int n) {
+  for (int i = 0; i < n; ++i) empty_kernel<<<1, 1>>>();
+  CUDA_OK(cudaGetLastError());
+  CUDA_OK(cudaDeviceSynchronize());
+}
+
 void finish(ds::cupti_source& source) {
   source.flush(true);
   source.stop();
@@ -138,9 +145,7 @@ TEST_SUITE("cupti_source_gpu") {
     CUDA_OK(cudaFree(nullptr));  // context first, so launches below are the only ones
     start_or_skip(source, sink);
     constexpr int n = 64;
-    for (int i = 0; i < n; ++i) empty_kernel<<<1, 1>>>();
-    CUDA_OK(cudaGetLastError());
-    CUDA_OK(cudaDeviceSynchronize());
+    launch_empty(n);
     finish(source);
 
     const auto kernels = sink.ops_named("empty_kernel");
@@ -179,9 +184,7 @@ TEST_SUITE("cupti_source_gpu") {
       ds::cupti_options o;
       o.launch_apis = apis;
       start_or_skip(source, sink, o);
-      for (int i = 0; i < n; ++i) empty_kernel<<<1, 1>>>();
-      CUDA_OK(cudaGetLastError());
-      CUDA_OK(cudaDeviceSynchronize());
+      launch_empty(n);
       finish(source);
       const auto kernels = sink.ops_named("empty_kernel");
       CHECK(kernels.size() == n);
@@ -207,8 +210,7 @@ TEST_SUITE("cupti_source_gpu") {
     o.runtime_verify_launches = 64;
     start_or_skip(source, sink, o);
     CHECK_FALSE(source.drop_redundant_runtime_callbacks());  // nothing proved yet
-    for (int i = 0; i < 100; ++i) empty_kernel<<<1, 1>>>();
-    CUDA_OK(cudaDeviceSynchronize());
+    launch_empty(100);
     const auto before = ds::snapshot(source.counters());
     MESSAGE("runtime launches verified " << before.runtime_verified << ", unmatched "
                                          << before.runtime_unmatched);
@@ -224,9 +226,7 @@ TEST_SUITE("cupti_source_gpu") {
     for (int i = 0; i < 100; ++i) empty_kernel<<<1, 1>>>();
     CHECK(source.set_paused(true));
     CHECK(source.set_paused(false));  // resuming does not bring them back
-    for (int i = 0; i < 20; ++i) empty_kernel<<<1, 1>>>();
-    CUDA_OK(cudaGetLastError());
-    CUDA_OK(cudaDeviceSynchronize());
+    launch_empty(20);
     finish(source);
     const auto after = ds::snapshot(source.counters());
     CHECK(after.runtime_callbacks_dropped);
