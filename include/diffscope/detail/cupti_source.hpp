@@ -744,7 +744,6 @@ class cupti_source {
     std::uint64_t enabled = 0;
     const auto apis = options_.launch_apis;
     const bool both = apis == cupti_launch_apis::both || apis == cupti_launch_apis::automatic;
-    runtime_off_ = false;
     drop_ready_.store(false, std::memory_order_relaxed);
     verifying_.store(apis == cupti_launch_apis::automatic, std::memory_order_relaxed);
     if (both || apis == cupti_launch_apis::runtime) {
@@ -859,7 +858,7 @@ class cupti_source {
                 CUPTI_SUCCESS;
       }
     };
-    if (!runtime_off_) toggle(CUPTI_CB_DOMAIN_RUNTIME_API, runtime_kind_);
+    if (!runtime_dropped()) toggle(CUPTI_CB_DOMAIN_RUNTIME_API, runtime_kind_);
     toggle(CUPTI_CB_DOMAIN_DRIVER_API, driver_kind_);
     for (auto k : enabled_kinds_)
       ok &= (paused ? cuptiActivityDisable(k) : cuptiActivityEnable(k)) == CUPTI_SUCCESS;
@@ -879,13 +878,12 @@ class cupti_source {
   bool drop_redundant_runtime_callbacks() {
     if (!drop_ready_.load(std::memory_order_relaxed)) return false;
     std::lock_guard<std::mutex> g(upkeep_mutex_);
-    if (!drop_ready_.exchange(false) || !running_ || runtime_off_) return false;
+    if (!drop_ready_.exchange(false) || !running_ || runtime_dropped()) return false;
     for (std::size_t cbid = 0; cbid < runtime_kind_.size(); ++cbid) {
       if (runtime_kind_[cbid] != 0)
         cuptiEnableCallback(0, subscriber_, CUPTI_CB_DOMAIN_RUNTIME_API,
                             static_cast<CUpti_CallbackId>(cbid));
     }
-    runtime_off_ = true;
     counters_.runtime_dropped.store(true, std::memory_order_relaxed);
     new_generation();
     return true;
@@ -898,6 +896,10 @@ class cupti_source {
   }
 
  private:
+  bool runtime_dropped() const noexcept {
+    return counters_.runtime_dropped.load(std::memory_order_relaxed);
+  }
+
   void reset_counters() noexcept {
     for (auto* a : {&counters_.launch_callbacks,
                     &counters_.launch_nested,
@@ -1148,7 +1150,6 @@ class cupti_source {
   bool running_ = false;
   std::atomic<std::uint32_t> generation_{0};  // bumped by start() and by resuming
   std::mutex upkeep_mutex_;                   // set_paused against the runtime drop
-  bool runtime_off_ = false;                  // `automatic` turned the runtime callbacks off
   std::atomic<bool> verifying_{false};        // `automatic`, runtime callbacks still on
   std::atomic<bool> drop_ready_{false};       // proved redundant; dropped at the next upkeep
   bool paused_ = false;
