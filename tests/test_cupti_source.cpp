@@ -289,6 +289,33 @@ TEST_SUITE("cupti_source") {
     CHECK(driver.count(CUPTI_DRIVER_TRACE_CBID_cuMemSetMemPool) == 0);
   }
 
+  TEST_CASE("automatic launch APIs: runtime callbacks are redundant after N same-id launches") {
+    using ds::runtime_launch_verdict;
+    ds::cupti_counters c;
+    CHECK(ds::judge_runtime_launch(true, c, 3) == runtime_launch_verdict::undecided);
+    CHECK(ds::judge_runtime_launch(true, c, 3) == runtime_launch_verdict::undecided);
+    CHECK(ds::judge_runtime_launch(true, c, 3) == runtime_launch_verdict::redundant);
+    CHECK(c.runtime_verified.load() == 3);
+    CHECK(c.runtime_unmatched.load() == 0);
+  }
+
+  TEST_CASE(
+      "automatic launch APIs: one runtime launch without a same-id driver launch keeps "
+      "them") {
+    using ds::runtime_launch_verdict;
+    ds::cupti_counters c;
+    CHECK(ds::judge_runtime_launch(true, c, 2) == runtime_launch_verdict::undecided);
+    CHECK(ds::judge_runtime_launch(false, c, 2) == runtime_launch_verdict::needed);
+    CHECK(c.runtime_unmatched.load() == 1);
+    // Later verified launches cannot outvote it.
+    CHECK(ds::judge_runtime_launch(true, c, 2) == runtime_launch_verdict::needed);
+    // Nor can launches once any nested call had an id of its own (CUDA before 13).
+    ds::cupti_counters d;
+    d.launch_aliases.store(1);
+    CHECK(ds::judge_runtime_launch(true, d, 1) == runtime_launch_verdict::needed);
+    CHECK(d.runtime_verified.load() == 0);
+  }
+
   TEST_CASE("without a driver or GPU, start() fails with a reason and changes nothing") {
     int devices = 0;
     if (cudaGetDeviceCount(&devices) == cudaSuccess && devices > 0) {

@@ -561,6 +561,30 @@ inline std::optional<bool> primary_context_active(int device) {
 
 class cupti_source;
 
+/// What one more outermost runtime launch says about the runtime launch callbacks
+/// (`automatic` launch APIs).
+enum class runtime_launch_verdict { undecided, redundant, needed };
+
+/// One outermost runtime launch has returned; `nested_same`: a driver launch with its
+/// correlation id ran inside it. Counts it in `runtime_verified` or `runtime_unmatched`. One
+/// launch without such a driver launch (another id, a driver call we do not table, an early
+/// error), or any nested launch with an id of its own, means the runtime callbacks are
+/// `needed`; `needed_launches` verified ones in a row make them `redundant`. Lock-free:
+/// launching threads call it at once.
+inline runtime_launch_verdict judge_runtime_launch(bool nested_same, cupti_counters& c,
+                                                   std::uint64_t needed_launches) noexcept {
+  constexpr auto r = std::memory_order_relaxed;
+  if (!nested_same || c.launch_aliases.load(r) != 0) {
+    c.runtime_unmatched.fetch_add(1, r);
+    return runtime_launch_verdict::needed;
+  }
+  if (c.runtime_verified.fetch_add(1, r) + 1 < needed_launches)
+    return runtime_launch_verdict::undecided;
+  // Another thread's unmatched launch may have raced this one: it wins.
+  return c.runtime_unmatched.load(r) == 0 ? runtime_launch_verdict::redundant
+                                          : runtime_launch_verdict::needed;
+}
+
 /// Process-wide state: the running source (CUPTI's buffer callbacks have no user pointer),
 /// the lock that keeps stop() from returning while a buffer is being read, and the exit hook.
 struct cupti_process_state {
@@ -879,6 +903,10 @@ class cupti_source {
     if (!drop_ready_.load(std::memory_order_relaxed)) return false;
     std::lock_guard<std::mutex> g(upkeep_mutex_);
     if (!drop_ready_.exchange(false) || !running_ || runtime_dropped()) return false;
+    // An unmatched launch that raced the last verified one keeps them.
+    if (counters_.runtime_unmatched.load(std::memory_order_relaxed) != 0 ||
+        counters_.launch_aliases.load(std::memory_order_relaxed) != 0)
+      return false;
     for (std::size_t cbid = 0; cbid < runtime_kind_.size(); ++cbid) {
       if (runtime_kind_[cbid] != 0)
         cuptiEnableCallback(0, subscriber_, CUPTI_CB_DOMAIN_RUNTIME_API,
@@ -1036,20 +1064,17 @@ class cupti_source {
     if (domain == CUPTI_CB_DOMAIN_RESOURCE) self->resource_callback(cbid, cbdata);
   }
 
-  // `automatic`: one outermost runtime launch has returned. Any without a same-id driver
-  // launch inside (another id, an API whose driver call we do not table, an early error)
-  // ends the verification with the runtime callbacks on.
   void verify_runtime_launch(bool nested_same) noexcept {
-    auto& c = counters_;
-    if (!nested_same || c.launch_aliases.load(std::memory_order_relaxed) != 0) {
-      c.runtime_unmatched.fetch_add(1, std::memory_order_relaxed);
-      verifying_.store(false, std::memory_order_relaxed);
-      return;
-    }
-    if (c.runtime_verified.fetch_add(1, std::memory_order_relaxed) + 1 >=
-        options_.runtime_verify_launches) {
-      verifying_.store(false, std::memory_order_relaxed);
-      drop_ready_.store(true, std::memory_order_relaxed);
+    switch (judge_runtime_launch(nested_same, counters_, options_.runtime_verify_launches)) {
+      case runtime_launch_verdict::needed:
+        verifying_.store(false, std::memory_order_relaxed);
+        break;
+      case runtime_launch_verdict::redundant:
+        verifying_.store(false, std::memory_order_relaxed);
+        drop_ready_.store(true, std::memory_order_relaxed);
+        break;
+      case runtime_launch_verdict::undecided:
+        break;
     }
   }
 
