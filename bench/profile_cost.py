@@ -27,7 +27,7 @@ unmeasured loops (the noise the pairing has to beat); and for diffscope variants
 and launch callbacks per measured loop read from the dump. Every loop's times go to
 OUT/results.json, the table to OUT/report.md.
 Usage: profile_cost.py --diffscope D --ext E [--out DIR] [--reps 4] [--loops 8] [--steps 150]
-                       [--variants a,b,...] [--python P] [--cpus 2] [--device cpu]
+                       [--variants a,b,...] [--python P] [--cpus 2-5] [--device cpu]
 Exit 0 when every run succeeded, 1 when one failed, 2 on bad arguments.
 """
 import argparse
@@ -39,7 +39,7 @@ import sys
 import time
 
 # The estimator the issue-6 driver judges its paired target on (neighbouring loops).
-from torch_overhead import adjacent_pairs_pct
+from torch_overhead import adjacent_pairs_pct, cpu_set
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 DIT_LOOP = os.path.join(HERE, "..", "examples", "torch_extension", "dit_loop.py")
@@ -57,14 +57,6 @@ VARIANTS = {
 }
 
 
-def cpu_set(spec):
-    out = set()
-    for part in filter(None, spec.split(",")):
-        lo, _, hi = part.partition("-")
-        out.update(range(int(lo), int(hi or lo) + 1))
-    return out & os.sched_getaffinity(0)
-
-
 def main(argv):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--diffscope", required=True)
@@ -74,9 +66,7 @@ def main(argv):
     p.add_argument("--reps", type=int, default=4, help="processes per variant")
     p.add_argument("--loops", type=int, default=8, help="loops per process (A B B A)")
     p.add_argument("--variants", default=",".join(VARIANTS))
-    p.add_argument("--cpus", default="2",
-                   help="CPUs every run is pinned to ('' = none; default one CPU, the steadiest "
-                        "pinning bench/loop_noise.sh found on the H200 machine)")
+    p.add_argument("--cpus", default="2-5", help="CPUs every run is pinned to ('' = none)")
     p.add_argument("--timeout", type=float, default=180.0)
     p.add_argument("--device", choices=["cuda", "cpu"], default="cuda",
                    help="cpu: a check of this driver (no CUPTI; figures meaningless)")
@@ -92,8 +82,8 @@ def main(argv):
         if not os.path.isfile(path):
             p.error(f"{what} {path}: no such file")
     os.makedirs(a.out, exist_ok=True)
-    cpus = cpu_set(a.cpus) if a.cpus else set()
-    pin = (lambda: os.sched_setaffinity(0, cpus)) if len(cpus) >= 2 else None
+    cpus = cpu_set(a.cpus)
+    pin = (lambda: os.sched_setaffinity(0, cpus)) if cpus else None
 
     added = {v: [] for v in variants}
     pct = {v: [] for v in variants}

@@ -80,7 +80,7 @@ def parse_args(argv):
                    help="processes per mode of the paired launch-bound measurement (0: none)")
     p.add_argument("--paired-loops", type=int, default=16,
                    help="loops per paired process, measured and unmeasured in A B B A order")
-    p.add_argument("--cpus", default="2",
+    p.add_argument("--cpus", default="2-5",
                    help="CPUs every run is pinned to (same for every mode; '' = no pinning)")
     a = p.parse_args(argv)
     if a.reps < 1:
