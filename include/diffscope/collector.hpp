@@ -485,7 +485,8 @@ class collector {
     // timeline: made here, before anything is measured.
     if (st.gpu_ok) st.agg->prepare_launches();
     nv.timer.store(st.timer, std::memory_order_release);
-    const bool upkeep = options.gpu && options.mode == timing_mode::profile && st.cupti_status.ok &&
+    // Profile mode's GPU timing is CUPTI's: gpu_ok says the source started.
+    const bool upkeep = options.mode == timing_mode::profile && st.gpu_ok &&
                         options.cupti.launch_apis == detail::cupti_launch_apis::automatic;
     nv.on_push.store(upkeep ? &detail::collector_cupti_upkeep : nullptr, std::memory_order_relaxed);
     nv.sink.store(st.agg, std::memory_order_release);

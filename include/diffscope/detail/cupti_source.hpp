@@ -75,19 +75,9 @@ inline std::string cupti_settings_text(const cupti_options& o) {
 
 /// Which launch APIs had callbacks at the end of a run, for the dump's overhead section.
 inline const char* launch_callbacks_text(cupti_launch_apis apis, bool runtime_dropped) noexcept {
-  switch (apis) {
-    case cupti_launch_apis::automatic:
-      return runtime_dropped ? "driver" : "runtime+driver";
-    case cupti_launch_apis::both:
-      return "runtime+driver";
-    case cupti_launch_apis::driver:
-      return "driver";
-    case cupti_launch_apis::runtime:
-      return "runtime";
-    case cupti_launch_apis::none:
-      return "none";
-  }
-  return "";
+  if (apis == cupti_launch_apis::automatic) return runtime_dropped ? "driver" : "runtime+driver";
+  if (apis == cupti_launch_apis::both) return "runtime+driver";
+  return cupti_launch_apis_names[static_cast<int>(apis)];
 }
 
 /// Outcome of start(). When ok is false nothing is left enabled and the program goes on.
