@@ -628,6 +628,50 @@ inline cupti_outer_launch& cupti_thread_outer_launch() noexcept {
   return outer;
 }
 
+/// What one launch API callback is, given the thread's nesting state (which it updates).
+enum class launch_callback_role : std::uint8_t {
+  exit,                    ///< an exit that ends nothing we track
+  exit_outermost_runtime,  ///< the exit of the outermost call, a runtime API
+  nested_same,             ///< a call inside the outermost one with its id: already announced
+  alias,                   ///< a call inside the outermost one with an id of its own
+  announce,                ///< the outermost call: a launch to announce
+};
+
+/// The nesting rules of api_callback, apart from CUPTI so that CPU tests name them. A new
+/// generation (a start, a resume, the runtime callbacks dropped) forgets the nesting but keeps
+/// the last id: a call caught in the switch is still known as announced. `runtime_dropped`
+/// is read only when a driver call looks nested, with an id of its own, in a runtime call:
+/// once the runtime callbacks are off (or going off) that runtime call is one whose exit
+/// callback was lost in the switch, so the driver call is a launch of its own, not an alias
+/// of a launch that may be long finished.
+template <class DroppedFn>
+launch_callback_role track_launch_callback(cupti_outer_launch& outer, std::uint32_t generation,
+                                           bool runtime, bool enter, std::uint32_t id,
+                                           DroppedFn runtime_dropped) noexcept {
+  if (outer.generation != generation) outer = {generation, 0, outer.id, false, false};
+  if (!enter) {
+    return outer.depth > 0 && --outer.depth == 0 && runtime
+               ? launch_callback_role::exit_outermost_runtime
+               : launch_callback_role::exit;
+  }
+  bool inside = ++outer.depth > 1;
+  if (outer.id == id && id != 0) {
+    // The runtime call's nested driver call: same id (CUDA 13). Not inside only when the
+    // runtime call began before a new generation (its callbacks went off while it ran).
+    if (inside) outer.nested_same = true;
+    return launch_callback_role::nested_same;
+  }
+  if (inside && !runtime && outer.runtime && runtime_dropped()) {
+    outer.depth = 1;
+    inside = false;
+  }
+  if (inside) return launch_callback_role::alias;
+  outer.id = id;
+  outer.runtime = runtime;
+  outer.nested_same = false;
+  return launch_callback_role::announce;
+}
+
 class cupti_source {
  public:
   cupti_source() = default;
@@ -864,6 +908,9 @@ class cupti_source {
     if (!running_ || paused == paused_) return true;
     bool ok = true;
     const std::uint32_t on = paused ? 0 : 1;
+    // Resuming: the new generation comes before the first callback can, so the nesting a
+    // pause cut short (an enter without its exit) is forgotten by every thread's next call.
+    if (!paused) new_generation();
     // The launch callbacks start() enabled: those with a kind in the two tables.
     const auto toggle = [&](CUpti_CallbackDomain domain, const auto& kinds) {
       for (std::size_t cbid = 0; cbid < kinds.size(); ++cbid) {
@@ -876,7 +923,6 @@ class cupti_source {
     toggle(CUPTI_CB_DOMAIN_DRIVER_API, driver_kind_);
     for (auto k : enabled_kinds_)
       ok &= (paused ? cuptiActivityDisable(k) : cuptiActivityEnable(k)) == CUPTI_SUCCESS;
-    if (!paused) new_generation();
     paused_ = paused;
     return ok;
   }
@@ -897,12 +943,15 @@ class cupti_source {
     if (counters_.runtime_unmatched.load(std::memory_order_relaxed) != 0 ||
         counters_.launch_aliases.load(std::memory_order_relaxed) != 0)
       return false;
+    // Dropped before the switch, not after: a runtime call whose exit callback the switch
+    // swallows leaves its thread one level deep until the new generation, and a driver
+    // launch meanwhile must not be taken for its alias (track_launch_callback).
+    counters_.runtime_dropped.store(true, std::memory_order_relaxed);
     for (std::size_t cbid = 0; cbid < runtime_kind_.size(); ++cbid) {
       if (runtime_kind_[cbid] != 0)
         cuptiEnableCallback(0, subscriber_, CUPTI_CB_DOMAIN_RUNTIME_API,
                             static_cast<CUpti_CallbackId>(cbid));
     }
-    counters_.runtime_dropped.store(true, std::memory_order_relaxed);
     new_generation();
     return true;
   }
@@ -1012,37 +1061,33 @@ class cupti_source {
       activity_sink* sink = self->sink_.load(std::memory_order_relaxed);
       if (sink == nullptr) return;
       cupti_outer_launch& outer = cupti_thread_outer_launch();
-      const std::uint32_t generation = self->generation_.load(std::memory_order_relaxed);
-      // A new generation (a resume, the runtime callbacks dropped) forgets the nesting but
-      // keeps the last id: a call caught in the switch is still known as announced.
-      if (outer.generation != generation) outer = {generation, 0, outer.id, false, false};
-      if (cb->callbackSite == CUPTI_API_EXIT) {
-        if (outer.depth > 0 && --outer.depth == 0 && runtime &&
-            self->verifying_.load(std::memory_order_relaxed)) {
-          self->verify_runtime_launch(outer.nested_same);
-        }
-        return;
-      }
+      const launch_callback_role role =
+          track_launch_callback(outer, self->generation_.load(std::memory_order_relaxed), runtime,
+                                cb->callbackSite == CUPTI_API_ENTER, cb->correlationId,
+                                [self] { return self->runtime_dropped(); });
       auto& c = self->counters_;
-      c.launch_callbacks.fetch_add(1, std::memory_order_relaxed);
-      const bool inside = ++outer.depth > 1;
-      if (outer.id == cb->correlationId && cb->correlationId != 0) {
-        // The runtime call's nested driver call: same id (CUDA 13), already announced. Not
-        // inside only when the runtime call began before a new generation (its callbacks
-        // were turned off while it ran).
-        c.launch_nested.fetch_add(1, std::memory_order_relaxed);
-        if (inside) outer.nested_same = true;
-        return;
+      switch (role) {
+        case launch_callback_role::exit:
+          return;
+        case launch_callback_role::exit_outermost_runtime:
+          if (self->verifying_.load(std::memory_order_relaxed))
+            self->verify_runtime_launch(outer.nested_same);
+          return;
+        case launch_callback_role::nested_same:
+          c.launch_callbacks.fetch_add(1, std::memory_order_relaxed);
+          c.launch_nested.fetch_add(1, std::memory_order_relaxed);
+          return;
+        case launch_callback_role::alias:
+        case launch_callback_role::announce:
+          c.launch_callbacks.fetch_add(1, std::memory_order_relaxed);
+          break;
       }
       const bool timed = (cb->correlationId & 63u) == 0;
       const std::uint64_t t0 = timed ? now_ns() : 0;
-      if (inside) {
+      if (role == launch_callback_role::alias) {
         sink->on_launch_alias(cb->correlationId, outer.id);
         c.launch_aliases.fetch_add(1, std::memory_order_relaxed);
       } else {
-        outer.id = cb->correlationId;
-        outer.runtime = runtime;
-        outer.nested_same = false;
         sink->on_launch(cb->correlationId, static_cast<launch_kind>(table[cbid] - 1));
       }
       if (timed) {
