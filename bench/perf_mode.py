@@ -22,6 +22,11 @@ Both workloads are also measured paired: toy_dit --repeat --paired-timing and di
 --paired-timing under diffscope run time every other run or loop (A B B A, the timing paused
 in between with set_timing_paused), so the spread between processes cancels; it measures what
 the timing adds (host-only gives the rest).
+The Python loop also runs paired within each loop (--py-sections steps): dit_loop.py
+--paired-steps pauses the timing in every other denoise step (A B B A in groups of four) and
+times each step on the host; neighbouring steps share the host's state, which whole loops
+(1.5 ms against 250 ms) do not, so this resolves what loop pairs cannot. Its A/A control is
+host-only (the pause does nothing there): how far the estimator itself sits from zero.
 Checks (PASS/FAIL lines last): launch-bound slowdown of perf <= 0.5% and perf-all <= 2%;
 per-step GPU times of perf mode within 2% of CUDA events recorded independently around each
 step (toy_dit --step-events; dit_loop.py --step-events, launch-bound and GPU-bound; in the
@@ -109,7 +114,8 @@ def dump_steps(path):
 PY_GPU = ["--tokens", "4096", "--dim", "3072", "--heads", "24", "--steps", "100"]
 
 
-def py_run(args, variant, dump, step_events=False, gpu_bound=False, full=False, paired=False):
+def py_run(args, variant, dump, step_events=False, gpu_bound=False, full=False, paired=False,
+           paired_steps=False):
     """The Python denoise loop (examples/torch_extension/dit_loop.py) plain or under diffscope
     run; bench/torch_overhead.py's launch-bound (default) or GPU-bound configuration. Returns
     the median e2e ms and the per-step ground truth (full: the whole result)."""
@@ -117,10 +123,11 @@ def py_run(args, variant, dump, step_events=False, gpu_bound=False, full=False, 
     cfg = (PY_GPU if gpu_bound else
            ["--tokens", str(args.py_tokens), "--dim", "1536", "--heads", "24",
             "--steps", str(args.py_steps)])
-    loop = [sys.executable, args.loop, "--ext", args.ext, "--blocks", "4",
-            "--repeat", str(args.paired_loops) if paired else "3", "--json", res] + cfg + \
+    loop = [sys.executable, args.loop, "--ext", args.ext, "--blocks", "4", "--device", args.device,
+            "--repeat", str(args.paired_loops if paired else
+                            args.step_pair_loops if paired_steps else 3), "--json", res] + cfg + \
         (["--step-events", "--outer-events"] if step_events else []) + \
-        (["--paired-timing"] if paired else [])
+        (["--paired-timing"] if paired else []) + (["--paired-steps"] if paired_steps else [])
     if variant == "off":
         cmd, env = loop, clean_env({})
     else:
@@ -141,6 +148,29 @@ def alternate(fn, variants, reps):
     return {v: statistics.median(t) for v, t in times.items()}, times
 
 
+def step_group_ratios(r):
+    """dit_loop.py --paired-steps: per group of four steps (timed, untimed, untimed, timed),
+    the timed steps' host time over the untimed ones', minus 1."""
+    timed = r["step_timed"]
+    if timed[:4] != [True, False, False, True]:
+        raise RuntimeError("dit_loop.py --paired-steps: unexpected step pattern")
+    return [(loop[g] + loop[g + 3]) / (loop[g + 1] + loop[g + 2]) - 1
+            for loop in r["step_host_ms"] for g in range(0, len(loop) - 3, 4)]
+
+
+def trimmed_mean(xs, cut=0.1):
+    """The mean without the lowest and highest 10% (a step with a GC pause or a host stall in
+    it says nothing about the timing), and its standard error from the winsorised variance."""
+    xs = sorted(xs)
+    n, k = len(xs), int(cut * len(xs))
+    if n - 2 * k < 2:
+        raise ValueError("trimmed_mean: too few values")
+    core = xs[k:n - k]
+    wins = [min(max(x, core[0]), core[-1]) for x in xs]
+    se = statistics.stdev(wins) / ((1 - 2 * cut) * n ** 0.5)
+    return statistics.fmean(core), se
+
+
 def max_rel(a, b):
     """Largest |a_i - b_i| / b_i over paired lists (None when they differ in length)."""
     if not a or len(a) != len(b):
@@ -157,11 +187,13 @@ def median_rel(a, b):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    ap.add_argument("--toy", required=True)
+    ap.add_argument("--toy", help="the toy_dit binary (its sections run when given)")
     ap.add_argument("--diffscope")
     ap.add_argument("--ext")
     ap.add_argument("--loop", default=os.path.join(os.path.dirname(__file__), "..", "examples",
                                                    "torch_extension", "dit_loop.py"))
+    ap.add_argument("--device", choices=["cuda", "cpu"], default="cuda",
+                    help="the Python loop's device (cpu: a smoke run of the driver)")
     ap.add_argument("--py-tokens", type=int, default=256)
     ap.add_argument("--py-steps", type=int, default=150)
     ap.add_argument("--reps", type=int, default=7)
@@ -172,14 +204,23 @@ def main():
                     help="runs or loops per paired process, timed and untimed in A B B A order")
     ap.add_argument("--paired-variants", default="perf,perf-all,perf-all-s8,perf-all-s16",
                     help="toy_dit variants measured paired (comma-separated names of VARIANTS)")
-    ap.add_argument("--py-sections", default="overhead,paired,accuracy",
+    ap.add_argument("--py-sections", default="overhead,paired,steps,accuracy",
                     help="which Python-loop sections run (comma-separated: overhead = process "
-                         "medians, paired, accuracy)")
+                         "medians, paired = loop pairs, steps = step pairs, accuracy)")
+    ap.add_argument("--step-pair-reps", type=int, default=3,
+                    help="processes per variant of the step-paired measurement")
+    ap.add_argument("--step-pair-loops", type=int, default=16,
+                    help="loops per step-paired process")
     ap.add_argument("--out", default=tempfile.mkdtemp(prefix="perf-mode-"))
     args = ap.parse_args()
     py_sections = set(args.py_sections.split(",")) - {""}
-    if not py_sections <= {"overhead", "paired", "accuracy"}:
-        ap.error(f"--py-sections: unknown {sorted(py_sections - {'overhead', 'paired', 'accuracy'})}")
+    if not args.toy and not (args.ext and args.diffscope):
+        ap.error("nothing to run: give --toy, or --ext and --diffscope (the Python loop)")
+    known_sections = {"overhead", "paired", "steps", "accuracy"}
+    if not py_sections <= known_sections:
+        ap.error(f"--py-sections: unknown {sorted(py_sections - known_sections)}")
+    if args.step_pair_reps < 1 or args.step_pair_loops < 1:
+        ap.error("--step-pair-reps and --step-pair-loops must be at least 1")
     paired_variants = [v for v in args.paired_variants.split(",") if v]
     if not set(paired_variants) <= set(VARIANTS) - {"off"}:
         ap.error(f"--paired-variants: unknown {sorted(set(paired_variants) - set(VARIANTS))} "
@@ -209,104 +250,105 @@ def main():
             check(f"{what} paired {variant} timing <= {100 * limit:g}%", med_ratio <= limit,
                   f"{100 * med_ratio:+.2f}%")
 
-    # 1. Overhead, toy_dit launch-bound.
-    toy_run(args.toy, TOY_LAUNCH, "off", dump)  # warm-up
-    med, raw = alternate(lambda v: toy_run(args.toy, TOY_LAUNCH, v, dump)[0], list(VARIANTS),
-                         args.reps)
-    say(f"toy_dit launch-bound {' '.join(TOY_LAUNCH)}: {args.reps} runs each, median wall ms")
-    for v in VARIANTS:
-        # The fastest run as well: an added cost shifts it too, run-to-run noise mostly not.
-        say(f"  {v:16s} {med[v]:9.3f}  {100 * (med[v] / med['off'] - 1):+6.2f}%   fastest "
-            f"{min(raw[v]):9.3f} {100 * (min(raw[v]) / min(raw['off']) - 1):+6.2f}%   runs {raw[v]}")
-    check("toy_dit launch-bound perf <= 0.5%", med["perf"] <= med["off"] * 1.005,
-          f"{100 * (med['perf'] / med['off'] - 1):+.2f}%")
-    for v in ("perf-all", "perf-all-s8", "perf-all-s16"):
-        check(f"toy_dit launch-bound {v} <= 2%", med[v] <= med["off"] * 1.02,
-              f"{100 * (med[v] / med['off'] - 1):+.2f}%")
+    if args.toy:  # the toy_dit sections
+        # 1. Overhead, toy_dit launch-bound.
+        toy_run(args.toy, TOY_LAUNCH, "off", dump)  # warm-up
+        med, raw = alternate(lambda v: toy_run(args.toy, TOY_LAUNCH, v, dump)[0], list(VARIANTS),
+                             args.reps)
+        say(f"toy_dit launch-bound {' '.join(TOY_LAUNCH)}: {args.reps} runs each, median wall ms")
+        for v in VARIANTS:
+            # The fastest run as well: an added cost shifts it too, run-to-run noise mostly not.
+            say(f"  {v:16s} {med[v]:9.3f}  {100 * (med[v] / med['off'] - 1):+6.2f}%   fastest "
+                f"{min(raw[v]):9.3f} {100 * (min(raw[v]) / min(raw['off']) - 1):+6.2f}%   runs {raw[v]}")
+        check("toy_dit launch-bound perf <= 0.5%", med["perf"] <= med["off"] * 1.005,
+              f"{100 * (med['perf'] / med['off'] - 1):+.2f}%")
+        for v in ("perf-all", "perf-all-s8", "perf-all-s16"):
+            check(f"toy_dit launch-bound {v} <= 2%", med[v] <= med["off"] * 1.02,
+                  f"{100 * (med[v] / med['off'] - 1):+.2f}%")
 
-    # 1b. Paired, within one process: toy_dit --repeat with timing paused in every other run
-    #     (A B B A), so the spread between processes cancels; what the timing adds.
-    def toy_paired(variant):
-        env = clean_env(VARIANTS[variant])
-        env["DIFFSCOPE_DUMP"] = dump
-        out = run([args.toy] + TOY_LAUNCH + ["--repeat", str(args.paired_loops),
-                                             "--paired-timing"], env, f"toy_dit paired {variant}")
-        halves = dict(l.split(": ") for l in out.splitlines()
-                      if l.startswith(("wall_ms_timed: ", "wall_ms_untimed: ")))
-        return float(halves["wall_ms_timed"]) / float(halves["wall_ms_untimed"]) - 1
+        # 1b. Paired, within one process: toy_dit --repeat with timing paused in every other run
+        #     (A B B A), so the spread between processes cancels; what the timing adds.
+        def toy_paired(variant):
+            env = clean_env(VARIANTS[variant])
+            env["DIFFSCOPE_DUMP"] = dump
+            out = run([args.toy] + TOY_LAUNCH + ["--repeat", str(args.paired_loops),
+                                                 "--paired-timing"], env, f"toy_dit paired {variant}")
+            halves = dict(l.split(": ") for l in out.splitlines()
+                          if l.startswith(("wall_ms_timed: ", "wall_ms_untimed: ")))
+            return float(halves["wall_ms_timed"]) / float(halves["wall_ms_untimed"]) - 1
 
-    paired("toy_dit launch-bound", "runs", toy_paired)
+        paired("toy_dit launch-bound", "runs", toy_paired)
 
-    # 2. Accuracy against CUDA events, and profile vs perf, both configurations.
-    for name, cfg in (("launch-bound", TOY_LAUNCH), ("GPU-bound", TOY_GPU)):
-        for variant in ("perf-side", "perf"):  # the plain perf dump stays for the comparison below
-            _, truth = toy_run(args.toy, cfg, variant, dump, step_events=True)
-            perf_steps, status = dump_steps(dump)
-            err = max_rel(perf_steps, truth)
-            say(f"toy_dit {name}: {variant} steps vs CUDA events: max error "
-                f"{'-' if err is None else f'{100 * err:.3f}%'} over {len(truth)} steps "
-                f"(gpu_timing {status['gpu_timing']})")
-            check(f"toy_dit {name} per-step {variant} vs CUDA events within 2%",
-                  err is not None and err <= 0.02,
-                  f"max {100 * err:.3f}%" if err is not None else "no data")
-        toy_run(args.toy, cfg, "profile", dump)
-        prof_steps, _ = dump_steps(dump)
-        agree = max_rel(prof_steps, perf_steps)
-        if agree is None or not perf_steps:
-            say(f"toy_dit {name}: profile and perf dumps have different step counts")
-            check(f"toy_dit {name} profile vs perf", False, "step counts differ")
-            continue
-        med_p, med_q = statistics.median(prof_steps), statistics.median(perf_steps)
-        say(f"toy_dit {name}: profile envelopes vs perf spans: median {med_p:.4f} vs "
-                     f"{med_q:.4f} ms ({100 * (med_p / med_q - 1):+.2f}%), max per-step "
-                     f"{100 * agree:.2f}%")
-        if name == "GPU-bound":
-            check("toy_dit GPU-bound profile per-step envelopes within 3% of perf",
-                  abs(med_p / med_q - 1) <= 0.03 and agree <= 0.03,
-                  f"median {100 * (med_p / med_q - 1):+.2f}%, max {100 * agree:.2f}%")
+        # 2. Accuracy against CUDA events, and profile vs perf, both configurations.
+        for name, cfg in (("launch-bound", TOY_LAUNCH), ("GPU-bound", TOY_GPU)):
+            for variant in ("perf-side", "perf"):  # the plain perf dump stays for the comparison below
+                _, truth = toy_run(args.toy, cfg, variant, dump, step_events=True)
+                perf_steps, status = dump_steps(dump)
+                err = max_rel(perf_steps, truth)
+                say(f"toy_dit {name}: {variant} steps vs CUDA events: max error "
+                    f"{'-' if err is None else f'{100 * err:.3f}%'} over {len(truth)} steps "
+                    f"(gpu_timing {status['gpu_timing']})")
+                check(f"toy_dit {name} per-step {variant} vs CUDA events within 2%",
+                      err is not None and err <= 0.02,
+                      f"max {100 * err:.3f}%" if err is not None else "no data")
+            toy_run(args.toy, cfg, "profile", dump)
+            prof_steps, _ = dump_steps(dump)
+            agree = max_rel(prof_steps, perf_steps)
+            if agree is None or not perf_steps:
+                say(f"toy_dit {name}: profile and perf dumps have different step counts")
+                check(f"toy_dit {name} profile vs perf", False, "step counts differ")
+                continue
+            med_p, med_q = statistics.median(prof_steps), statistics.median(perf_steps)
+            say(f"toy_dit {name}: profile envelopes vs perf spans: median {med_p:.4f} vs "
+                         f"{med_q:.4f} ms ({100 * (med_p / med_q - 1):+.2f}%), max per-step "
+                         f"{100 * agree:.2f}%")
+            if name == "GPU-bound":
+                check("toy_dit GPU-bound profile per-step envelopes within 3% of perf",
+                      abs(med_p / med_q - 1) <= 0.03 and agree <= 0.03,
+                      f"median {100 * (med_p / med_q - 1):+.2f}%, max {100 * agree:.2f}%")
 
-    # 2c. Sampled every-scope timing against every scope timed in every step: each sampled
-    #     scope's estimated total (spans of the timed calls scaled to all calls) vs the exact.
-    def scope_totals(path):
-        with open(path) as f:
-            d = json.load(f)["diffscope"]
-        return {s["path"]: s["gpu"] for s in d["scopes"] if s.get("gpu")}
+        # 2c. Sampled every-scope timing against every scope timed in every step: each sampled
+        #     scope's estimated total (spans of the timed calls scaled to all calls) vs the exact.
+        def scope_totals(path):
+            with open(path) as f:
+                d = json.load(f)["diffscope"]
+            return {s["path"]: s["gpu"] for s in d["scopes"] if s.get("gpu")}
 
-    # (GPU-bound with 32 steps: four sampled steps, not one, behind each estimate.)
-    toy_gpu_32 = TOY_GPU[:-1] + ["32"]
-    for name, cfg in (("launch-bound", TOY_LAUNCH), ("GPU-bound", toy_gpu_32)):
-        toy_run(args.toy, cfg, "perf-all", dump)
-        exact = scope_totals(dump)
-        toy_run(args.toy, cfg, "perf-all-s8", dump)
-        sampled = scope_totals(dump)
-        errs = sorted(abs(g["envelope_ms"] / exact[p]["envelope_ms"] - 1)
-                      for p, g in sampled.items()
-                      if g.get("estimated") and exact.get(p, {}).get("envelope_ms", 0) > 0)
-        if not errs:
-            say(f"toy_dit {name}: no estimated scope in the sampled dump")
-            check(f"toy_dit {name} sampled estimates", False, "no estimated scope")
-            continue
-        say(f"toy_dit {name}: perf-all-s8 estimated scope totals vs perf-all's: median "
-            f"{100 * statistics.median(errs):.2f}%, max {100 * errs[-1]:.2f}% over {len(errs)} "
-            f"scopes")
-        if name == "GPU-bound":
-            check("toy_dit GPU-bound sampled scope totals within 3% of every step timed",
-                  errs[-1] <= 0.03, f"max {100 * errs[-1]:.2f}%")
+        # (GPU-bound with 32 steps: four sampled steps, not one, behind each estimate.)
+        toy_gpu_32 = TOY_GPU[:-1] + ["32"]
+        for name, cfg in (("launch-bound", TOY_LAUNCH), ("GPU-bound", toy_gpu_32)):
+            toy_run(args.toy, cfg, "perf-all", dump)
+            exact = scope_totals(dump)
+            toy_run(args.toy, cfg, "perf-all-s8", dump)
+            sampled = scope_totals(dump)
+            errs = sorted(abs(g["envelope_ms"] / exact[p]["envelope_ms"] - 1)
+                          for p, g in sampled.items()
+                          if g.get("estimated") and exact.get(p, {}).get("envelope_ms", 0) > 0)
+            if not errs:
+                say(f"toy_dit {name}: no estimated scope in the sampled dump")
+                check(f"toy_dit {name} sampled estimates", False, "no estimated scope")
+                continue
+            say(f"toy_dit {name}: perf-all-s8 estimated scope totals vs perf-all's: median "
+                f"{100 * statistics.median(errs):.2f}%, max {100 * errs[-1]:.2f}% over {len(errs)} "
+                f"scopes")
+            if name == "GPU-bound":
+                check("toy_dit GPU-bound sampled scope totals within 3% of every step timed",
+                      errs[-1] <= 0.03, f"max {100 * errs[-1]:.2f}%")
 
-    # 2b. The same through libdiffscope_inject.so (diffscope run): toy_dit names its stream
-    #     with diffscope::set_timing_stream, which must reach the injected collector.
-    if args.diffscope:
-        env = clean_env({"DIFFSCOPE_MODE": "perf"})
-        out = run([args.diffscope, "run", "--dump", dump, "--", args.toy] + TOY_GPU +
-                  ["--step-events"], env, "diffscope run toy_dit")
-        truth = [float(l.split()[2]) for l in out.splitlines() if l.startswith("step_ms: ")]
-        got, status = dump_steps(dump)
-        err = max_rel(got, truth)
-        say(f"toy_dit GPU-bound under diffscope run (perf): steps vs CUDA events: max error "
-            f"{'-' if err is None else f'{100 * err:.3f}%'} (gpu_timing {status['gpu_timing']}, "
-            f"mode {status['mode']})")
-        check("diffscope run toy_dit perf steps vs CUDA events within 2% (stream forwarded)",
-              err is not None and err <= 0.02, f"max {100 * err:.3f}%" if err is not None else "no data")
+        # 2b. The same through libdiffscope_inject.so (diffscope run): toy_dit names its stream
+        #     with diffscope::set_timing_stream, which must reach the injected collector.
+        if args.diffscope:
+            env = clean_env({"DIFFSCOPE_MODE": "perf"})
+            out = run([args.diffscope, "run", "--dump", dump, "--", args.toy] + TOY_GPU +
+                      ["--step-events"], env, "diffscope run toy_dit")
+            truth = [float(l.split()[2]) for l in out.splitlines() if l.startswith("step_ms: ")]
+            got, status = dump_steps(dump)
+            err = max_rel(got, truth)
+            say(f"toy_dit GPU-bound under diffscope run (perf): steps vs CUDA events: max error "
+                f"{'-' if err is None else f'{100 * err:.3f}%'} (gpu_timing {status['gpu_timing']}, "
+                f"mode {status['mode']})")
+            check("diffscope run toy_dit perf steps vs CUDA events within 2% (stream forwarded)",
+                  err is not None and err <= 0.02, f"max {100 * err:.3f}%" if err is not None else "no data")
 
     # 3. The Python loop, when the extension and the diffscope binary are given.
     if args.ext and args.diffscope:
@@ -331,6 +373,30 @@ def main():
                     statistics.median(r["e2e_untimed_ms"]) - 1)
 
         paired("dit_loop launch-bound", "loops", py_paired)
+
+    if args.ext and args.diffscope and "steps" in py_sections:
+        # Paired step by step; host-only first: the A/A control of the estimator.
+        pooled = {v: [] for v in ("host-only", "perf", "perf-all")}
+        for i in range(args.step_pair_reps):
+            for v in (list(pooled) if i % 2 == 0 else list(reversed(pooled))):
+                _, r = py_run(args, v, dump, full=True, paired_steps=True)
+                pooled[v] += step_group_ratios(r)
+        say(f"dit_loop launch-bound, paired step by step ({args.step_pair_loops} loops x "
+            f"{args.step_pair_reps} processes per variant, groups of four steps A B B A, host "
+            f"time of timed over untimed steps; 10%-trimmed mean +- 2 standard errors):")
+        for v, ratios in pooled.items():
+            mean, se = trimmed_mean(ratios)
+            say(f"  {v:9s} {100 * mean:+.3f}% +- {200 * se:.3f}%  median "
+                f"{100 * statistics.median(ratios):+.3f}%  over {len(ratios)} groups")
+            if v == "host-only":
+                if abs(mean) > 2 * se:
+                    say(f"  (the A/A control is {100 * mean:+.3f}% from zero: the figures below "
+                        f"carry that bias)")
+                continue
+            limit = 0.02 if v == "perf-all" else 0.005
+            check(f"dit_loop launch-bound step-paired {v} timing <= {100 * limit:g}% "
+                  f"(upper 95% bound)", mean + 2 * se <= limit,
+                  f"{100 * mean:+.3f}% +- {200 * se:.3f}%")
 
     if args.ext and args.diffscope and "accuracy" in py_sections:
         # Accuracy: launch-bound (with the outer pair) and GPU-bound.

@@ -69,9 +69,19 @@ def parse_args(argv):
                    help="with --repeat: run every other loop inside torch.profiler (CPU, CUDA), "
                         "in A B B A order (e2e_timed_ms: profiled loops, e2e_untimed_ms: plain); "
                         "the profiler starts before each profiled loop's clock and stops after it")
+    p.add_argument("--paired-steps", action="store_true",
+                   help="under 'diffscope run --mode perf': pause perf-mode timing in every other "
+                        "denoise step instead, A B B A within each group of four steps, and record "
+                        "each step's host time (step_host_ms, step_timed): in a launch-bound loop "
+                        "the host's time is the step's, and neighbouring steps share the host's "
+                        "state, which whole loops do not (the pause switch is outside the clock)")
     a = p.parse_args(argv)
     if a.paired_timing and (a.repeat < 2 or not os.environ.get("NVTX_INJECTION64_PATH")):
         p.error("--paired-timing needs --repeat 2 or more and a run under 'diffscope run'")
+    if a.paired_steps and (a.steps < 4 or not os.environ.get("NVTX_INJECTION64_PATH")
+                           or a.paired_timing or a.paired_profiler or a.profiler):
+        p.error("--paired-steps needs --steps 4 or more and a run under 'diffscope run', without "
+                "--paired-timing, --paired-profiler or --profiler")
     if a.paired_profiler and (a.repeat < 2 or a.profiler or a.paired_timing):
         p.error("--paired-profiler needs --repeat 2 or more, without --profiler or --paired-timing")
     if a.profiler_first:
@@ -268,12 +278,12 @@ def main(a):
     cpu_all = []  # the main thread's CPU time per loop (sync's wait included: it spins)
     # --paired-timing: the injected collector's pause switch (the library NVTX loaded).
     pause = None
-    if a.paired_timing:
+    if a.paired_timing or a.paired_steps:
         lib = os.environ["NVTX_INJECTION64_PATH"]
         try:
             pause = ctypes.CDLL(lib).diffscope_set_timing_paused
         except (OSError, AttributeError) as e:
-            sys.exit(f"dit_loop.py: --paired-timing: {lib} has no diffscope_set_timing_paused "
+            sys.exit(f"dit_loop.py: --paired-timing/--paired-steps: {lib} has no diffscope_set_timing_paused "
                      f"(not diffscope's injection library?): {e}")
         pause.argtypes = [ctypes.c_int]
     profiler_acts = [torch.profiler.ProfilerActivity.CPU] + \
@@ -285,12 +295,16 @@ def main(a):
             xw = xw + 0.0 * model.velocity(xw, 1.0)
             sync()
     timed_loops = []
+    # --paired-steps: A B B A within each group of four steps (linear drift cancels).
+    step_timed = [i % 4 in (0, 3) for i in range(a.steps)] if a.paired_steps else None
+    step_host = []  # per loop, each step's host ms (--paired-steps)
     for r in range(max(1, a.repeat)):
         events = []  # the last loop's are reported
-        timed = r % 4 in (0, 3)  # A B B A: drift hits both halves alike
+        timed = r % 4 in (0, 3) if a.paired_timing else True  # A B B A: drift hits both alike
         timed_loops.append(timed)
         if pause:
             pause(0 if timed else 1)
+        loop_host = []
         loop_prof = None
         if a.paired_profiler and timed:
             loop_prof = torch.profiler.profile(activities=profiler_acts)
@@ -304,6 +318,9 @@ def main(a):
             c0 = time.thread_time()  # this thread's CPU time: tells waiting from working
             nvtx.push("stage_DenoisingStage")
             for i in range(a.steps):
+                if step_timed:
+                    pause(0 if step_timed[i] else 1)
+                    h0 = time.perf_counter()
                 if outer:
                     outer[i][0].record()
                 nvtx.push(f"denoising_step_{i}")
@@ -322,10 +339,14 @@ def main(a):
                 nvtx.pop()
                 if outer:
                     outer[i][1].record()
+                if step_timed:
+                    loop_host.append((time.perf_counter() - h0) * 1e3)
             nvtx.pop()
             sync()
             e2e_all.append((time.perf_counter() - t0) * 1e3)
             cpu_all.append((time.thread_time() - c0) * 1e3)
+            if step_timed:
+                step_host.append(loop_host)
         if loop_prof is not None:
             loop_prof.__exit__(None, None, None)  # its processing is outside the clock
         if a.repeat > 1:
@@ -352,6 +373,7 @@ def main(a):
                                                "warmup", "dtype", "seed")},
         "mode": {"profiler": a.profiler, "profiler_first": a.profiler_first,
                  "paired_timing": a.paired_timing, "paired_profiler": a.paired_profiler,
+                 "paired_steps": a.paired_steps,
                  "step_events": a.step_events, "nvtx": nvtx.kind,
                  "step_clock": None if not a.step_events else ("cuda_event" if cuda else "host"),
                  "collector_injected": bool(os.environ.get("NVTX_INJECTION64_PATH"))},
@@ -361,9 +383,11 @@ def main(a):
         "e2e_all_ms": e2e_all,
         "cpu_all_ms": cpu_all,
         "e2e_timed_ms": ([e for e, t in zip(e2e_all, timed_loops) if t]
-                         if pause or a.paired_profiler else None),
+                         if a.paired_timing or a.paired_profiler else None),
         "e2e_untimed_ms": ([e for e, t in zip(e2e_all, timed_loops) if not t]
-                           if pause or a.paired_profiler else None),
+                           if a.paired_timing or a.paired_profiler else None),
+        "step_host_ms": step_host if a.paired_steps else None,
+        "step_timed": step_timed,
         "step_ms": step_ms,
         "step_ms_sum": sum(step_ms) if step_ms else None,
         "step_ms_outer": [s.elapsed_time(e) for s, e in outer] if outer else None,
