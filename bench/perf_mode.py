@@ -381,6 +381,8 @@ def main():
             for v in (list(pooled) if i % 2 == 0 else list(reversed(pooled))):
                 _, r = py_run(args, v, dump, full=True, paired_steps=True)
                 pooled[v] += step_group_ratios(r)
+        with open(os.path.join(args.out, "step_pairs.json"), "w") as f:
+            json.dump(pooled, f)  # every group's ratio, for a second look
         say(f"dit_loop launch-bound, paired step by step ({args.step_pair_loops} loops x "
             f"{args.step_pair_reps} processes per variant, groups of four steps A B B A, host "
             f"time of timed over untimed steps; 10%-trimmed mean +- 2 standard errors):")
