@@ -64,6 +64,10 @@ VARIANTS = {
     "perf-noshare": {"DIFFSCOPE_MODE": "perf", "DIFFSCOPE_PERF_SHARE_NS": "0"},
     "perf-all-noshare": {"DIFFSCOPE_MODE": "perf", "DIFFSCOPE_PERF_SCOPES": "all",
                          "DIFFSCOPE_PERF_SHARE_NS": "0"},
+    # Completed pairs settled in batches, one query per 32 pairs (DIFFSCOPE_PERF_DRAIN=batch).
+    "perf-batch": {"DIFFSCOPE_MODE": "perf", "DIFFSCOPE_PERF_DRAIN": "batch"},
+    "perf-all-batch": {"DIFFSCOPE_MODE": "perf", "DIFFSCOPE_PERF_SCOPES": "all",
+                       "DIFFSCOPE_PERF_DRAIN": "batch"},
     # Diagnostic: the collector running with no GPU timing (its host bookkeeping alone).
     "host-only": {"DIFFSCOPE_MODE": "perf", "DIFFSCOPE_NO_GPU": "1"},
 }
@@ -115,7 +119,7 @@ PY_GPU = ["--tokens", "4096", "--dim", "3072", "--heads", "24", "--steps", "100"
 
 
 def py_run(args, variant, dump, step_events=False, gpu_bound=False, full=False, paired=False,
-           paired_steps=False):
+           paired_steps=False, extra=()):
     """The Python denoise loop (examples/torch_extension/dit_loop.py) plain or under diffscope
     run; bench/torch_overhead.py's launch-bound (default) or GPU-bound configuration. Returns
     the median e2e ms and the per-step ground truth (full: the whole result)."""
@@ -127,7 +131,8 @@ def py_run(args, variant, dump, step_events=False, gpu_bound=False, full=False, 
             "--repeat", str(args.paired_loops if paired else
                             args.step_pair_loops if paired_steps else 3), "--json", res] + cfg + \
         (["--step-events", "--outer-events"] if step_events else []) + \
-        (["--paired-timing"] if paired else []) + (["--paired-steps"] if paired_steps else [])
+        (["--paired-timing"] if paired else []) + (["--paired-steps"] if paired_steps else []) + \
+        list(extra)
     if variant == "off":
         cmd, env = loop, clean_env({})
     else:
@@ -375,11 +380,20 @@ def main():
         paired("dit_loop launch-bound", "loops", py_paired)
 
     if args.ext and args.diffscope and "steps" in py_sections:
-        # Paired step by step; host-only first: the A/A control of the estimator.
-        pooled = {v: [] for v in ("host-only", "perf", "perf-all")}
+        # Paired step by step; host-only first: the A/A control of the estimator. The probes
+        # run without the collector: a torch.cuda.Event pair per timed step, with or without
+        # a query of an old one (what perf mode's stamps and drain do), as a yardstick.
+        probes = ({"probe-events": "events", "probe-events-query": "events-query"}
+                  if args.device == "cuda" else {})  # CUDA events
+        pooled = {v: [] for v in ["host-only", "perf", "perf-all", "perf-batch", "perf-all-batch",
+                                  "perf-side"] + list(probes)}
         for i in range(args.step_pair_reps):
             for v in (list(pooled) if i % 2 == 0 else list(reversed(pooled))):
-                _, r = py_run(args, v, dump, full=True, paired_steps=True)
+                if v in probes:
+                    _, r = py_run(args, "off", dump, full=True, paired_steps=True,
+                                  extra=["--step-probe", probes[v]])
+                else:
+                    _, r = py_run(args, v, dump, full=True, paired_steps=True)
                 pooled[v] += step_group_ratios(r)
         with open(os.path.join(args.out, "step_pairs.json"), "w") as f:
             json.dump(pooled, f)  # every group's ratio, for a second look
@@ -390,11 +404,15 @@ def main():
             mean, se = trimmed_mean(ratios)
             say(f"  {v:9s} {100 * mean:+.3f}% +- {200 * se:.3f}%  median "
                 f"{100 * statistics.median(ratios):+.3f}%  over {len(ratios)} groups")
+            if v in probes:
+                continue
             if v == "host-only":
                 if abs(mean) > 2 * se:
                     say(f"  (the A/A control is {100 * mean:+.3f}% from zero: the figures below "
                         f"carry that bias)")
                 continue
+            if v in ("perf-side", "perf-batch", "perf-all-batch"):
+                continue  # reported; the checks are on the defaults
             limit = 0.02 if v == "perf-all" else 0.005
             check(f"dit_loop launch-bound step-paired {v} timing <= {100 * limit:g}% "
                   f"(upper 95% bound)", mean + 2 * se <= limit,

@@ -192,6 +192,57 @@ TEST_CASE("a lazy drain queries only old pairs and backs off after a running one
   CHECK(api.queries == before);
 }
 
+TEST_CASE("a batch drain settles the oldest lag pairs with one query of the newest") {
+  fake_events api;
+  event_timer t(api, legacy, false, no_sharing, /*batch_drain=*/true);
+  op_log log;
+  auto scope = [&] { t.end(t.begin(1)); };
+  for (int i = 0; i < 7; ++i) {
+    scope();
+    t.drain(log, false, 4);  // fewer than 2 * lag closed: not looked at
+  }
+  CHECK(api.queries == 0);
+  scope();  // 8 closed: pair 3's end (event 7) decides pairs 0-3
+  t.drain(log, false, 4);
+  CHECK(api.queries == 1);  // still running
+  CHECK(log.ops.empty());
+  for (int i = 0; i < 3; ++i) {
+    scope();
+    t.drain(log, false, 4);  // backing off until lag more pairs closed
+  }
+  CHECK(api.queries == 1);
+  for (std::size_t e = 0; e < api.recorded.size(); ++e) api.complete(e, 2.0 * e);
+  scope();  // 12 closed
+  t.drain(log, false, 4);
+  CHECK(api.queries == 2);  // one query for four pairs
+  REQUIRE(log.ops.size() == 4);
+  for (const gpu_op& op : log.ops) CHECK(op.end_ns - op.start_ns == 2000000);  // 2 ms each
+  CHECK(t.counts().in_flight == 8);
+  t.drain(log, false, 4);  // 8 left: the next four, one more query
+  CHECK(api.queries == 3);
+  CHECK(log.ops.size() == 8);
+  t.drain(log, true);  // stop: every pair, each asked
+  CHECK(log.ops.size() == 12);
+  CHECK(t.counts().timed == 12);
+}
+
+TEST_CASE("a batch drain over several streams asks each pair") {
+  fake_events api;
+  event_timer t(api, legacy, false, no_sharing, /*batch_drain=*/true);
+  op_log log;
+  void* other = reinterpret_cast<void*>(0x77);
+  for (int i = 0; i < 4; ++i) {
+    if (i == 1) diffscope::detail::timing_stream_override() = other;
+    t.end(t.begin(1));
+    diffscope::detail::timing_stream_override() = nullptr;
+  }
+  for (std::size_t e = 0; e < api.recorded.size(); ++e) api.complete(e, static_cast<double>(e));
+  t.drain(log, false, 2);  // pairs 0 and 1 went to two streams: neither speaks for the other
+  CHECK(api.queries == 2);
+  CHECK(log.ops.size() == 2);
+  CHECK(t.counts().in_flight == 2);
+}
+
 TEST_CASE("drain(wait) at stop waits for each pair; events are pooled and reused") {
   fake_events api;
   event_timer t(api, legacy, false, no_sharing);

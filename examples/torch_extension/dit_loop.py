@@ -75,13 +75,22 @@ def parse_args(argv):
                         "each step's host time (step_host_ms, step_timed): in a launch-bound loop "
                         "the host's time is the step's, and neighbouring steps share the host's "
                         "state, which whole loops do not (the pause switch is outside the clock)")
+    p.add_argument("--step-probe", choices=["events", "events-query"],
+                   help="with --paired-steps and no collector: what a timing-event pair costs in "
+                        "this loop, as a yardstick for perf mode: the timed steps record a "
+                        "torch.cuda.Event pair around the step (events-query: and query the "
+                        "end event of the timed step 32 steps back, as perf mode's drain does)")
     a = p.parse_args(argv)
     if a.paired_timing and (a.repeat < 2 or not os.environ.get("NVTX_INJECTION64_PATH")):
         p.error("--paired-timing needs --repeat 2 or more and a run under 'diffscope run'")
-    if a.paired_steps and (a.steps < 4 or not os.environ.get("NVTX_INJECTION64_PATH")
+    injected = bool(os.environ.get("NVTX_INJECTION64_PATH"))
+    if a.paired_steps and (a.steps < 4 or injected == bool(a.step_probe)
                            or a.paired_timing or a.paired_profiler or a.profiler):
-        p.error("--paired-steps needs --steps 4 or more and a run under 'diffscope run', without "
-                "--paired-timing, --paired-profiler or --profiler")
+        p.error("--paired-steps needs --steps 4 or more and either a run under 'diffscope run' "
+                "or --step-probe (not both), without --paired-timing, --paired-profiler or "
+                "--profiler")
+    if a.step_probe and (not a.paired_steps or a.device != "cuda"):
+        p.error("--step-probe needs --paired-steps and --device cuda")
     if a.paired_profiler and (a.repeat < 2 or a.profiler or a.paired_timing):
         p.error("--paired-profiler needs --repeat 2 or more, without --profiler or --paired-timing")
     if a.profiler_first:
@@ -278,7 +287,7 @@ def main(a):
     cpu_all = []  # the main thread's CPU time per loop (sync's wait included: it spins)
     # --paired-timing: the injected collector's pause switch (the library NVTX loaded).
     pause = None
-    if a.paired_timing or a.paired_steps:
+    if a.paired_timing or (a.paired_steps and not a.step_probe):
         lib = os.environ["NVTX_INJECTION64_PATH"]
         try:
             pause = ctypes.CDLL(lib).diffscope_set_timing_paused
@@ -297,6 +306,13 @@ def main(a):
     timed_loops = []
     # --paired-steps: A B B A within each group of four steps (linear drift cancels).
     step_timed = [i % 4 in (0, 3) for i in range(a.steps)] if a.paired_steps else None
+    probe = event_pairs(bool(a.step_probe))  # made before the loop, like the ground truth's
+    if probe:  # torch makes an event at its first record: not inside the measured steps
+        for pair in probe:
+            for e in pair:
+                e.record()
+        sync()
+    probe_lag = 32
     step_host = []  # per loop, each step's host ms (--paired-steps)
     for r in range(max(1, a.repeat)):
         events = []  # the last loop's are reported
@@ -319,8 +335,11 @@ def main(a):
             nvtx.push("stage_DenoisingStage")
             for i in range(a.steps):
                 if step_timed:
-                    pause(0 if step_timed[i] else 1)
+                    if pause:
+                        pause(0 if step_timed[i] else 1)
                     h0 = time.perf_counter()
+                    if probe and step_timed[i]:
+                        probe[i][0].record()
                 if outer:
                     outer[i][0].record()
                 nvtx.push(f"denoising_step_{i}")
@@ -340,6 +359,10 @@ def main(a):
                 if outer:
                     outer[i][1].record()
                 if step_timed:
+                    if probe and step_timed[i]:
+                        probe[i][1].record()
+                        if a.step_probe == "events-query":
+                            probe[(i - probe_lag) % a.steps][1].query()
                     loop_host.append((time.perf_counter() - h0) * 1e3)
             nvtx.pop()
             sync()
@@ -373,7 +396,7 @@ def main(a):
                                                "warmup", "dtype", "seed")},
         "mode": {"profiler": a.profiler, "profiler_first": a.profiler_first,
                  "paired_timing": a.paired_timing, "paired_profiler": a.paired_profiler,
-                 "paired_steps": a.paired_steps,
+                 "paired_steps": a.paired_steps, "step_probe": a.step_probe,
                  "step_events": a.step_events, "nvtx": nvtx.kind,
                  "step_clock": None if not a.step_events else ("cuda_event" if cuda else "host"),
                  "collector_injected": bool(os.environ.get("NVTX_INJECTION64_PATH"))},

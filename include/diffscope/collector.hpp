@@ -89,6 +89,9 @@ struct collector_options {
   /// Perf mode: stamps less than this many host ns apart on one thread and stream share one
   /// event (DIFFSCOPE_PERF_SHARE_NS; 0: every stamp records its own). See event_timer.
   std::uint64_t perf_share_ns = detail::event_timer::default_share_ns;
+  /// Perf mode: settle completed pairs in batches, one event query per batch
+  /// (DIFFSCOPE_PERF_DRAIN=batch), instead of one query per pair (each). See event_timer.
+  bool perf_batch_drain = false;
   /// Profile mode: how CUPTI is driven (buffer size, who zeroes buffers, which launch APIs
   /// get a callback). The defaults are right everywhere; DIFFSCOPE_CUPTI_* change them to
   /// measure what each part costs (docs/modes.md, "What profile mode costs").
@@ -103,9 +106,9 @@ struct collector_options {
   /// DIFFSCOPE_GATE, DIFFSCOPE_EXPECT_BCG (implies DIFFSCOPE_GATE), DIFFSCOPE_KEEP_INVALID,
   /// DIFFSCOPE_MODE (profile|perf), DIFFSCOPE_PERF_SCOPES (steps|all), DIFFSCOPE_PERF_STREAM
   /// (legacy|per-thread), DIFFSCOPE_PERF_EVENTS (inline|side), DIFFSCOPE_PERF_SHARE_NS (ns),
-  /// DIFFSCOPE_PERF_SAMPLE (steps, >= 1), DIFFSCOPE_CUPTI_LAUNCH_APIS
-  /// (auto|both|driver|runtime|none), DIFFSCOPE_CUPTI_ZERO_BUFFERS, DIFFSCOPE_CUPTI_HOST_CLOCK
-  /// (0: CUPTI's own clock), DIFFSCOPE_CUPTI_BUFFER_KB,
+  /// DIFFSCOPE_PERF_DRAIN (each|batch), DIFFSCOPE_PERF_SAMPLE (steps, >= 1),
+  /// DIFFSCOPE_CUPTI_LAUNCH_APIS (auto|both|driver|runtime|none), DIFFSCOPE_CUPTI_ZERO_BUFFERS,
+  /// DIFFSCOPE_CUPTI_HOST_CLOCK (0: CUPTI's own clock), DIFFSCOPE_CUPTI_BUFFER_KB,
   /// DIFFSCOPE_STAGE_PREFIX / DIFFSCOPE_STEP_PREFIX / DIFFSCOPE_REQUEST_PREFIX ("none": off),
   /// DIFFSCOPE_STRIP_SHAPES (0 keeps " in=[...]"). A value it does not know is reported on
   /// stderr and the default kept (the program must run on).
@@ -169,6 +172,7 @@ struct collector_options {
       o.perf_stream = reinterpret_cast<void*>(2);
     o.perf_side_stream = choose("DIFFSCOPE_PERF_EVENTS", {"inline", "side"}) == 1;
     count("DIFFSCOPE_PERF_SHARE_NS", o.perf_share_ns);
+    o.perf_batch_drain = choose("DIFFSCOPE_PERF_DRAIN", {"each", "batch"}) == 1;
     count("DIFFSCOPE_PERF_SAMPLE", o.perf_sample_steps);
     if (o.perf_sample_steps == 0) {
       std::fprintf(stderr, "diffscope: DIFFSCOPE_PERF_SAMPLE=0 is not a step count; using 1\n");
@@ -448,7 +452,8 @@ class collector {
       st.gpu_ok = st.gpu_reason.empty();
       if (st.gpu_ok) {
         st.timers.push_back(std::make_unique<detail::event_timer>(
-            st.driver, options.perf_stream, options.perf_side_stream, options.perf_share_ns));
+            st.driver, options.perf_stream, options.perf_side_stream, options.perf_share_ns,
+            options.perf_batch_drain));
         st.timer = st.timers.back().get();
         st.timer->warm();  // the current context's event pool: made here, not in a scope
       }

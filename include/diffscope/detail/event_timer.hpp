@@ -169,9 +169,15 @@ class event_timer {
   /// so the work stream never executes a timestamp.
   /// `share_ns`: a stamp that follows the previous one on the same thread and stream by less
   /// than this much host time reuses its event instead of recording another (0: never).
+  /// `batch_drain`: a lazy drain looks once `2 * lag` pairs have closed and settles the
+  /// oldest `lag` with one query (see drain()), instead of one query per pair.
   event_timer(event_api& api, void* default_stream, bool side = false,
-              std::uint64_t share_ns = default_share_ns)
-      : api_(api), stream_(default_stream), side_(side), share_ns_(share_ns) {}
+              std::uint64_t share_ns = default_share_ns, bool batch_drain = false)
+      : api_(api),
+        stream_(default_stream),
+        side_(side),
+        share_ns_(share_ns),
+        batch_drain_(batch_drain) {}
   ~event_timer() { release_all(); }
   event_timer(const event_timer&) = delete;
   event_timer& operator=(const event_timer&) = delete;
@@ -244,8 +250,9 @@ class event_timer {
   /// Closed pairs a lazy drain lets pile up before it looks (see drain()).
   static constexpr std::size_t default_lag = 32;
   /// Events created ahead per context: enough for the pairs a lazy drain keeps in flight
-  /// for stage and step timing (`default_lag` closed pairs, two events each).
-  static constexpr std::size_t warm_events = 2 * default_lag;
+  /// for stage and step timing (up to `2 * default_lag` closed pairs in a batch drain, two
+  /// events each).
+  static constexpr std::size_t warm_events = 4 * default_lag;
 
   /// Records the end of the timed scope `id` on the stream its start went to.
   void end(std::uint32_t id) noexcept {
@@ -276,14 +283,41 @@ class event_timer {
   /// step in a latency-bound loop (the driver pushes the queued work to the GPU), several
   /// times the two records themselves; a pair `lag` steps old has long completed. `lag` 1:
   /// look at every closed pair now (snapshots).
+  ///
+  /// Batch drain (`batch_drain`): it looks once `2 * lag` pairs have closed and settles the
+  /// oldest `lag` of them at once. When they all went to one stream of one context, the
+  /// newest one's end event is the only one queried: a stream completes its work in order,
+  /// so every older event of theirs is done when it is. Steady state: one query per `lag`
+  /// pairs instead of one per pair.
   void drain(activity_sink& sink, bool wait, std::size_t lag = default_lag) noexcept {
     std::vector<gpu_op> ready;
     {
       std::lock_guard<std::mutex> g(mutex_);
-      while (!closed_.empty()) {
-        if (!wait && lag > 1 && closed_.size() < std::max(lag, retry_at_)) break;
+      const bool lazy = !wait && lag > 1;
+      std::size_t budget = closed_.size();  // pairs this call may settle
+      std::size_t known_done = 0;           // front pairs a later event showed complete
+      if (lazy && batch_drain_) {
+        if (closed_.size() < std::max(2 * lag, retry_at_)) return;
+        budget = lag;
+        switch (batch_state(lag)) {
+          case event_api::state::pending:
+            retry_at_ = closed_.size() + lag;
+            return;
+          case event_api::state::done:
+            known_done = lag;
+            break;
+          case event_api::state::failed:  // several streams, or the query failed: one by one
+            break;
+        }
+      }
+      for (; budget > 0 && !closed_.empty(); --budget) {
+        if (lazy && !batch_drain_ && closed_.size() < std::max(lag, retry_at_)) break;
         closed_pair& c = closed_.front();
-        event_api::state s = api_.query(c.end);
+        event_api::state s = event_api::state::done;
+        if (known_done > 0)
+          --known_done;
+        else
+          s = api_.query(c.end);
         if (s == event_api::state::pending && wait)
           s = api_.synchronize(c.end) ? event_api::state::done : event_api::state::failed;
         if (s == event_api::state::pending) {
@@ -389,6 +423,17 @@ class event_timer {
     return ev;
   }
 
+  // The oldest `n` closed pairs' completion in one query: their newest end event's state
+  // when they all went to one stream of one context (in order), else `failed` (ask each).
+  event_api::state batch_state(std::size_t n) {
+    const closed_pair& newest = closed_[n - 1];
+    for (std::size_t i = 0; i + 1 < n; ++i) {
+      if (closed_[i].p.ctx != newest.p.ctx || closed_[i].p.stream != newest.p.stream)
+        return event_api::state::failed;
+    }
+    return api_.query(newest.end);
+  }
+
   // A pair lets go of an event; the last holder returns it to the pool.
   void release(void* ctx, void* ev) {
     auto it = refs_.find(ev);
@@ -472,6 +517,7 @@ class event_timer {
   void* stream_;
   const bool side_;
   const std::uint64_t share_ns_;
+  const bool batch_drain_;
   last_stamp last_;
   std::atomic<std::uint64_t> last_token_{0};       // thread_token() of last_.thread (0: none)
   std::atomic<std::uint64_t> last_at_{0};          // last_.at_ns
