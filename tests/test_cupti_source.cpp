@@ -316,6 +316,48 @@ TEST_SUITE("cupti_source") {
     CHECK(d.runtime_verified.load() == 0);
   }
 
+  TEST_CASE("launching threads are counted once per start; the first one is remembered") {
+    ds::cupti_counters c;
+    ds::cupti_outer_launch a, b;
+    const std::uintptr_t ta = 0x1000, tb = 0x2000;
+    ds::count_launch_thread(a, 7, c, ta);
+    ds::count_launch_thread(a, 7, c, ta);  // the same thread again: once
+    CHECK(c.launch_threads.load() == 1);
+    CHECK(c.first_launch_thread.load() == ta);
+    ds::count_launch_thread(b, 7, c, tb);
+    CHECK(c.launch_threads.load() == 2);
+    CHECK(c.first_launch_thread.load() == ta);
+    // A new start counts every thread afresh.
+    ds::cupti_counters d;
+    ds::count_launch_thread(b, 8, d, tb);
+    CHECK(d.launch_threads.load() == 1);
+    CHECK(d.first_launch_thread.load() == tb);
+    // A new generation (resume, drop) keeps the thread counted.
+    CHECK(ds::track_launch_callback(b, 9, false, true, 5, [] { return false; }) ==
+          ds::launch_callback_role::announce);
+    ds::count_launch_thread(b, 8, d, tb);
+    CHECK(d.launch_threads.load() == 1);
+  }
+
+  TEST_CASE("automatic launch APIs: dropped only from the one launching thread") {
+    ds::cupti_counters c;
+    const std::uintptr_t me = 0x1000, other = 0x2000;
+    ds::cupti_outer_launch mine, theirs;
+    CHECK_FALSE(ds::runtime_drop_allowed(c, me));  // nobody launched yet
+    ds::count_launch_thread(mine, 1, c, me);
+    CHECK(ds::runtime_drop_allowed(c, me));
+    CHECK_FALSE(ds::runtime_drop_allowed(c, other));  // not from another thread
+    ds::count_launch_thread(theirs, 1, c, other);
+    CHECK_FALSE(ds::runtime_drop_allowed(c, me));  // two launching threads
+    ds::cupti_counters d;
+    ds::count_launch_thread(mine, 2, d, me);
+    d.runtime_unmatched.store(1);
+    CHECK_FALSE(ds::runtime_drop_allowed(d, me));  // not proved
+    d.runtime_unmatched.store(0);
+    d.launch_aliases.store(1);
+    CHECK_FALSE(ds::runtime_drop_allowed(d, me));
+  }
+
   TEST_CASE("launch nesting: a runtime launch and its same-id driver call are one launch") {
     using role = ds::launch_callback_role;
     ds::cupti_outer_launch t;

@@ -316,10 +316,10 @@ def main(a):
     step_host = []  # per loop, each step's host ms (--paired-steps)
     for r in range(max(1, a.repeat)):
         events = []  # the last loop's are reported
-        timed = r % 4 in (0, 3) if a.paired_timing else True  # A B B A: drift hits both alike
+        timed = r % 4 in (0, 3)  # A B B A: drift hits both halves alike
         timed_loops.append(timed)
-        if pause:
-            pause(0 if timed else 1)
+        if pause:  # --paired-steps pauses step by step: every loop starts timed
+            pause(0 if timed or a.paired_steps else 1)
         loop_host = []
         loop_prof = None
         if a.paired_profiler and timed:
