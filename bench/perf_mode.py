@@ -16,6 +16,7 @@ Variants per workload:
   profile    DIFFSCOPE_MODE=profile (CUPTI, every kernel)
   perf-side, perf-side-all   timestamps on our own stream (DIFFSCOPE_PERF_EVENTS=side)
   perf-noshare, perf-all-noshare   every stamp its own event (DIFFSCOPE_PERF_SHARE_NS=0)
+  perf-each, perf-all-each   completed pairs queried one by one (DIFFSCOPE_PERF_DRAIN=each)
   host-only  the collector with DIFFSCOPE_NO_GPU=1: its host bookkeeping alone (diagnostic)
 The side and noshare variants are reported for comparison; the checks are on the defaults.
 Both workloads are also measured paired: toy_dit --repeat --paired-timing and dit_loop.py
@@ -64,10 +65,10 @@ VARIANTS = {
     "perf-noshare": {"DIFFSCOPE_MODE": "perf", "DIFFSCOPE_PERF_SHARE_NS": "0"},
     "perf-all-noshare": {"DIFFSCOPE_MODE": "perf", "DIFFSCOPE_PERF_SCOPES": "all",
                          "DIFFSCOPE_PERF_SHARE_NS": "0"},
-    # Completed pairs settled in batches, one query per 32 pairs (DIFFSCOPE_PERF_DRAIN=batch).
-    "perf-batch": {"DIFFSCOPE_MODE": "perf", "DIFFSCOPE_PERF_DRAIN": "batch"},
-    "perf-all-batch": {"DIFFSCOPE_MODE": "perf", "DIFFSCOPE_PERF_SCOPES": "all",
-                       "DIFFSCOPE_PERF_DRAIN": "batch"},
+    # Completed pairs settled one query per pair (DIFFSCOPE_PERF_DRAIN=each), not in batches.
+    "perf-each": {"DIFFSCOPE_MODE": "perf", "DIFFSCOPE_PERF_DRAIN": "each"},
+    "perf-all-each": {"DIFFSCOPE_MODE": "perf", "DIFFSCOPE_PERF_SCOPES": "all",
+                      "DIFFSCOPE_PERF_DRAIN": "each"},
     # Diagnostic: the collector running with no GPU timing (its host bookkeeping alone).
     "host-only": {"DIFFSCOPE_MODE": "perf", "DIFFSCOPE_NO_GPU": "1"},
 }
@@ -385,7 +386,7 @@ def main():
         # a query of an old one (what perf mode's stamps and drain do), as a yardstick.
         probes = ({"probe-events": "events", "probe-events-query": "events-query"}
                   if args.device == "cuda" else {})  # CUDA events
-        pooled = {v: [] for v in ["host-only", "perf", "perf-all", "perf-batch", "perf-all-batch",
+        pooled = {v: [] for v in ["host-only", "perf", "perf-all", "perf-each", "perf-all-each",
                                   "perf-side"] + list(probes)}
         for i in range(args.step_pair_reps):
             for v in (list(pooled) if i % 2 == 0 else list(reversed(pooled))):
@@ -411,7 +412,7 @@ def main():
                     say(f"  (the A/A control is {100 * mean:+.3f}% from zero: the figures below "
                         f"carry that bias)")
                 continue
-            if v in ("perf-side", "perf-batch", "perf-all-batch"):
+            if v in ("perf-side", "perf-each", "perf-all-each"):
                 continue  # reported; the checks are on the defaults
             limit = 0.02 if v == "perf-all" else 0.005
             check(f"dit_loop launch-bound step-paired {v} timing <= {100 * limit:g}% "

@@ -441,11 +441,11 @@ TEST_SUITE("collector") {
     CHECK(o.perf_stream == reinterpret_cast<void*>(1));  // CU_STREAM_LEGACY
     CHECK_FALSE(o.perf_side_stream);
     CHECK(o.perf_share_ns == diffscope::detail::event_timer::default_share_ns);
-    CHECK_FALSE(o.perf_batch_drain);
-    setenv("DIFFSCOPE_PERF_DRAIN", "batch", 1);
-    CHECK(diffscope::collector_options::from_env().perf_batch_drain);
-    setenv("DIFFSCOPE_PERF_DRAIN", "sometimes", 1);  // reported on stderr, default kept
+    CHECK(o.perf_batch_drain);
+    setenv("DIFFSCOPE_PERF_DRAIN", "each", 1);
     CHECK_FALSE(diffscope::collector_options::from_env().perf_batch_drain);
+    setenv("DIFFSCOPE_PERF_DRAIN", "sometimes", 1);  // reported on stderr, default kept
+    CHECK(diffscope::collector_options::from_env().perf_batch_drain);
     unsetenv("DIFFSCOPE_PERF_DRAIN");
     setenv("DIFFSCOPE_MODE", "perf", 1);
     setenv("DIFFSCOPE_PERF_SCOPES", "all", 1);

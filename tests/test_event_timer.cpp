@@ -168,9 +168,9 @@ TEST_CASE("pairs resolve in the order they closed, nested pairs included") {
   CHECK(log.ops[1].end_ns - log.ops[1].start_ns == 8'000'000);
 }
 
-TEST_CASE("a lazy drain queries only old pairs and backs off after a running one") {
+TEST_CASE("a lazy drain, pair by pair, queries only old pairs and backs off after a running one") {
   fake_events api;
-  event_timer t(api, legacy, false, no_sharing);
+  event_timer t(api, legacy, false, no_sharing, /*batch_drain=*/false);
   op_log log;
   auto scope = [&] { t.end(t.begin(1)); };
   for (int i = 0; i < 4; ++i) scope();
@@ -241,6 +241,22 @@ TEST_CASE("a batch drain over several streams asks each pair") {
   CHECK(api.queries == 2);
   CHECK(log.ops.size() == 2);
   CHECK(t.counts().in_flight == 2);
+}
+
+TEST_CASE("a batch drain over pairs from two threads asks each pair") {
+  // CU_STREAM_PER_THREAD is one handle for a different stream on each thread: the newest
+  // pair's completion says nothing about another thread's.
+  fake_events api;
+  void* const per_thread = reinterpret_cast<void*>(2);
+  event_timer t(api, per_thread, false, no_sharing, /*batch_drain=*/true);
+  op_log log;
+  t.end(t.begin(1));
+  std::thread([&] { t.end(t.begin(2)); }).join();
+  for (int i = 0; i < 2; ++i) t.end(t.begin(3));
+  for (std::size_t e = 0; e < api.recorded.size(); ++e) api.complete(e, static_cast<double>(e));
+  t.drain(log, false, 2);
+  CHECK(api.queries == 2);
+  CHECK(log.ops.size() == 2);
 }
 
 TEST_CASE("drain(wait) at stop waits for each pair; events are pooled and reused") {

@@ -89,9 +89,9 @@ struct collector_options {
   /// Perf mode: stamps less than this many host ns apart on one thread and stream share one
   /// event (DIFFSCOPE_PERF_SHARE_NS; 0: every stamp records its own). See event_timer.
   std::uint64_t perf_share_ns = detail::event_timer::default_share_ns;
-  /// Perf mode: settle completed pairs in batches, one event query per batch
-  /// (DIFFSCOPE_PERF_DRAIN=batch), instead of one query per pair (each). See event_timer.
-  bool perf_batch_drain = false;
+  /// Perf mode: settle completed pairs in batches, one event query per batch (the default,
+  /// DIFFSCOPE_PERF_DRAIN=batch), or one query per pair (each). See event_timer::drain.
+  bool perf_batch_drain = true;
   /// Profile mode: how CUPTI is driven (buffer size, who zeroes buffers, which launch APIs
   /// get a callback). The defaults are right everywhere; DIFFSCOPE_CUPTI_* change them to
   /// measure what each part costs (docs/modes.md, "What profile mode costs").
@@ -106,7 +106,7 @@ struct collector_options {
   /// DIFFSCOPE_GATE, DIFFSCOPE_EXPECT_BCG (implies DIFFSCOPE_GATE), DIFFSCOPE_KEEP_INVALID,
   /// DIFFSCOPE_MODE (profile|perf), DIFFSCOPE_PERF_SCOPES (steps|all), DIFFSCOPE_PERF_STREAM
   /// (legacy|per-thread), DIFFSCOPE_PERF_EVENTS (inline|side), DIFFSCOPE_PERF_SHARE_NS (ns),
-  /// DIFFSCOPE_PERF_DRAIN (each|batch), DIFFSCOPE_PERF_SAMPLE (steps, >= 1),
+  /// DIFFSCOPE_PERF_DRAIN (batch|each), DIFFSCOPE_PERF_SAMPLE (steps, >= 1),
   /// DIFFSCOPE_CUPTI_LAUNCH_APIS (auto|both|driver|runtime|none), DIFFSCOPE_CUPTI_ZERO_BUFFERS,
   /// DIFFSCOPE_CUPTI_HOST_CLOCK (0: CUPTI's own clock), DIFFSCOPE_CUPTI_BUFFER_KB,
   /// DIFFSCOPE_STAGE_PREFIX / DIFFSCOPE_STEP_PREFIX / DIFFSCOPE_REQUEST_PREFIX ("none": off),
@@ -172,7 +172,7 @@ struct collector_options {
       o.perf_stream = reinterpret_cast<void*>(2);
     o.perf_side_stream = choose("DIFFSCOPE_PERF_EVENTS", {"inline", "side"}) == 1;
     count("DIFFSCOPE_PERF_SHARE_NS", o.perf_share_ns);
-    o.perf_batch_drain = choose("DIFFSCOPE_PERF_DRAIN", {"each", "batch"}) == 1;
+    o.perf_batch_drain = choose("DIFFSCOPE_PERF_DRAIN", {"batch", "each"}) == 0;
     count("DIFFSCOPE_PERF_SAMPLE", o.perf_sample_steps);
     if (o.perf_sample_steps == 0) {
       std::fprintf(stderr, "diffscope: DIFFSCOPE_PERF_SAMPLE=0 is not a step count; using 1\n");

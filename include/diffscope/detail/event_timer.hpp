@@ -169,10 +169,10 @@ class event_timer {
   /// so the work stream never executes a timestamp.
   /// `share_ns`: a stamp that follows the previous one on the same thread and stream by less
   /// than this much host time reuses its event instead of recording another (0: never).
-  /// `batch_drain`: a lazy drain looks once `2 * lag` pairs have closed and settles the
-  /// oldest `lag` with one query (see drain()), instead of one query per pair.
+  /// `batch_drain` (the default): a lazy drain looks once `2 * lag` pairs have closed and
+  /// settles the oldest `lag` with one query (see drain()); false: one query per pair.
   event_timer(event_api& api, void* default_stream, bool side = false,
-              std::uint64_t share_ns = default_share_ns, bool batch_drain = false)
+              std::uint64_t share_ns = default_share_ns, bool batch_drain = true)
       : api_(api),
         stream_(default_stream),
         side_(side),
@@ -197,6 +197,7 @@ class event_timer {
     p.ctx = ctx;
     p.stream = timing_stream_override() != nullptr ? timing_stream_override() : stream_;
     p.host_ns = host_ns;
+    p.thread = thread_token();
     p.start = stamp_event(ctx, p.stream);
     if (p.start == nullptr) {
       ++counts_.failed;
@@ -384,6 +385,7 @@ class event_timer {
     void* stream = nullptr;
     void* start = nullptr;
     std::uint64_t host_ns = 0;
+    std::uint64_t thread = 0;  // thread_token(): CU_STREAM_PER_THREAD is one handle, many streams
   };
   struct closed_pair {
     std::uint32_t id;
@@ -424,11 +426,13 @@ class event_timer {
   }
 
   // The oldest `n` closed pairs' completion in one query: their newest end event's state
-  // when they all went to one stream of one context (in order), else `failed` (ask each).
+  // when one thread sent them all to one stream of one context (so they complete in order),
+  // else `failed` (ask each).
   event_api::state batch_state(std::size_t n) {
     const closed_pair& newest = closed_[n - 1];
     for (std::size_t i = 0; i + 1 < n; ++i) {
-      if (closed_[i].p.ctx != newest.p.ctx || closed_[i].p.stream != newest.p.stream)
+      const open_pair& p = closed_[i].p;
+      if (p.ctx != newest.p.ctx || p.stream != newest.p.stream || p.thread != newest.p.thread)
         return event_api::state::failed;
     }
     return api_.query(newest.end);
