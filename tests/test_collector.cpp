@@ -442,7 +442,10 @@ TEST_SUITE("collector") {
     CHECK_FALSE(o.perf_side_stream);
     CHECK(o.perf_share_ns == diffscope::detail::event_timer::default_share_ns);
     CHECK(o.perf_batch_drain);
+    CHECK(diffscope::detail::perf_settings_text(o).empty());
     setenv("DIFFSCOPE_PERF_DRAIN", "each", 1);
+    CHECK(diffscope::detail::perf_settings_text(diffscope::collector_options::from_env()) ==
+          "drain=each");
     CHECK_FALSE(diffscope::collector_options::from_env().perf_batch_drain);
     setenv("DIFFSCOPE_PERF_DRAIN", "sometimes", 1);  // reported on stderr, default kept
     CHECK(diffscope::collector_options::from_env().perf_batch_drain);
@@ -455,6 +458,7 @@ TEST_SUITE("collector") {
     o = diffscope::collector_options::from_env();
     CHECK(o.perf_side_stream);
     CHECK(o.perf_share_ns == 0);
+    CHECK(diffscope::detail::perf_settings_text(o) == "stream=per-thread events=side share_ns=0");
     setenv("DIFFSCOPE_PERF_SHARE_NS", "-5", 1);  // not a count: reported, default kept
     CHECK(diffscope::collector_options::from_env().perf_share_ns ==
           diffscope::detail::event_timer::default_share_ns);
@@ -562,6 +566,23 @@ TEST_SUITE("collector") {
     }
     CHECK(diffscope::summary_text(r).find("mode: perf") != std::string::npos);
     CHECK(diffscope::perf_dump_json(r).find("\"mode\": \"perf\"") != std::string::npos);
+    CHECK(r.status.perf_settings.empty());  // the defaults
+    CHECK(r.status.cupti_settings.empty());
+  }
+
+  TEST_CASE("perf mode names the event settings it ran with when they are not the defaults") {
+    auto& c = diffscope::collector::instance();
+    auto o = quiet();
+    o.mode = diffscope::timing_mode::perf;
+    o.perf_batch_drain = false;
+    o.perf_side_stream = true;
+    c.start(o);
+    { DIFFSCOPE_DENOISE_STEP(0); }
+    const auto r = c.stop();
+    CHECK(r.status.perf_settings == "events=side drain=each");
+    o.mode = diffscope::timing_mode::profile;  // perf settings mean nothing there
+    c.start(o);
+    CHECK(c.stop().status.perf_settings.empty());
   }
 
   TEST_CASE("the collector reports its own overhead") {

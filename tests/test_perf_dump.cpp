@@ -445,6 +445,17 @@ TEST_SUITE("perf_dump") {
           std::string::npos);
   }
 
+  TEST_CASE("perf-mode settings other than the defaults are named in the status and the summary") {
+    auto r = sample::profiled();
+    CHECK_FALSE(dump(r)["diffscope"]["status"].has("perf_settings"));
+    CHECK(diffscope::summary_text(r).find("Perf-mode settings") == std::string::npos);
+    r.status.perf_settings = "events=side drain=each";
+    CHECK(dump(r)["diffscope"]["status"]["perf_settings"].str == "events=side drain=each");
+    CHECK(diffscope::summary_text(r).find(
+              "Perf-mode settings (not the defaults): events=side drain=each") !=
+          std::string::npos);
+  }
+
   TEST_CASE(
       "names with quotes, backslashes, control characters and invalid UTF-8 stay valid "
       "JSON") {

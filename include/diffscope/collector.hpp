@@ -196,6 +196,22 @@ struct collector_options {
 
 namespace detail {
 
+/// Perf mode's event settings that differ from the defaults, as "name=value" words ("" when
+/// none): for the dump's status, so two perf-mode figures taken differently say so.
+inline std::string perf_settings_text(const collector_options& o) {
+  const collector_options d;
+  std::string out;
+  const auto add = [&out](const std::string& word) { out += (out.empty() ? "" : " ") + word; };
+  if (o.perf_stream != d.perf_stream)
+    add(o.perf_stream == reinterpret_cast<void*>(2) ? "stream=per-thread" : "stream=custom");
+  if (o.perf_side_stream != d.perf_side_stream)
+    add(o.perf_side_stream ? "events=side" : "events=inline");
+  if (o.perf_share_ns != d.perf_share_ns) add("share_ns=" + std::to_string(o.perf_share_ns));
+  if (o.perf_batch_drain != d.perf_batch_drain)
+    add(o.perf_batch_drain ? "drain=batch" : "drain=each");
+  return out;
+}
+
 /// Measured once per start on a private aggregator: the host cost of our own part of a
 /// range push+pop and of a launch callback (CUPTI's own callback dispatch comes on top).
 struct calibration {
@@ -566,6 +582,8 @@ class collector {
     r.status.timing_pauses = detail::nvtx_state().timing_pauses.load(std::memory_order_relaxed);
     if (st.options.mode == timing_mode::profile && st.options.gpu)
       r.status.cupti_settings = detail::cupti_settings_text(st.options.cupti);
+    if (st.options.mode == timing_mode::perf && st.options.gpu)
+      r.status.perf_settings = detail::perf_settings_text(st.options);
     if (!st.nvtx_note.empty())
       r.status.reason =
           r.status.reason.empty() ? st.nvtx_note : r.status.reason + "; " + st.nvtx_note;

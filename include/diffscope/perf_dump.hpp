@@ -388,6 +388,7 @@ inline void write_diffscope_section(json_writer& w, const results& r, const perf
   }
   if (r.status.timing_pauses > 0) w.field("timing_pauses", r.status.timing_pauses);
   if (!r.status.cupti_settings.empty()) w.field("cupti_settings", r.status.cupti_settings);
+  if (!r.status.perf_settings.empty()) w.field("perf_settings", r.status.perf_settings);
   w.end_object();
 
   w.key("gate").begin_object();

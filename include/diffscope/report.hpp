@@ -75,6 +75,10 @@ inline std::string summary_text(const results& r, std::size_t top_kernels = 10) 
     out +=
         "CUPTI settings (not the defaults): " + detail::printable(r.status.cupti_settings) + "\n";
   }
+  if (!r.status.perf_settings.empty()) {
+    out += "Perf-mode settings (not the defaults): " + detail::printable(r.status.perf_settings) +
+           "\n";
+  }
   if (!r.status.cupti_holder.empty()) {
     out += "CUPTI held by: " + detail::printable(r.status.cupti_holder) + "\n";
   }

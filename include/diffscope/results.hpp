@@ -158,6 +158,10 @@ struct collector_status {
   /// collector_options::cupti), empty with the defaults. launch_apis other than "both" can
   /// leave operations unattributed: such runs measure cost, not where time goes.
   std::string cupti_settings;
+  /// Perf mode: event settings that differ from the defaults ("events=side drain=each ...",
+  /// DIFFSCOPE_PERF_STREAM, _EVENTS, _SHARE_NS, _DRAIN), empty with the defaults. They change
+  /// what timing costs, not what it measures.
+  std::string perf_settings;
 };
 
 /// Device memory at a named point ("start", "after_<Stage>", "end"), in MiB. Device-wide
