@@ -26,8 +26,14 @@ main thread's CPU time (work on the launching thread, against waiting); the spre
 unmeasured loops (the noise the pairing has to beat); and for diffscope variants the records
 and launch callbacks per measured loop read from the dump. Every loop's times go to
 OUT/results.json, the table to OUT/report.md.
+With --step-pairs the diffscope variants are paired step by step instead (dit_loop.py
+--paired-steps: the collector paused in every other step, A B B A in groups of four, each
+step timed on the host), which resolves a fraction of a percent where loop pairs cannot;
+torch.profiler cannot be switched per step and stays paired by loops, so the ratio to it
+divides a step-paired percentage by a loop-paired one.
 Usage: profile_cost.py --diffscope D --ext E [--out DIR] [--reps 4] [--loops 8] [--steps 150]
                        [--variants a,b,...] [--python P] [--cpus 2-5] [--device cpu]
+                       [--step-pairs]
 Exit 0 when every run succeeded, 1 when one failed, 2 on bad arguments.
 """
 import argparse
@@ -40,6 +46,7 @@ import time
 
 # The estimator the issue-6 driver judges its paired target on (neighbouring loops).
 from torch_overhead import adjacent_pairs_pct, cpu_set
+from perf_mode import step_group_ratios, trimmed_mean
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 DIT_LOOP = os.path.join(HERE, "..", "examples", "torch_extension", "dit_loop.py")
@@ -71,6 +78,8 @@ def main(argv):
     p.add_argument("--device", choices=["cuda", "cpu"], default="cuda",
                    help="cpu: a check of this driver (no CUPTI; figures meaningless)")
     p.add_argument("--steps", type=int, default=150, help="denoise steps per loop")
+    p.add_argument("--step-pairs", action="store_true",
+                   help="pair the diffscope variants step by step (dit_loop.py --paired-steps)")
     a = p.parse_args(argv)
     variants = [v for v in a.variants.split(",") if v]
     unknown = sorted(set(variants) - set(VARIANTS))
@@ -92,6 +101,7 @@ def main(argv):
     spread = {v: [] for v in variants}
     pairs = {v: [] for v in variants}
     fastest = {v: [] for v in variants}
+    groups = {v: [] for v in variants}  # --step-pairs: every group's ratio, pooled
     runs = []
     failures = []
     t0 = time.perf_counter()
@@ -110,7 +120,8 @@ def main(argv):
             if VARIANTS[v] is None:
                 cmd = loop + ["--paired-profiler"]
             else:
-                cmd = [a.diffscope, "run", "--dump", dump, "--"] + loop + ["--paired-timing"]
+                cmd = [a.diffscope, "run", "--dump", dump, "--"] + loop + \
+                    ["--paired-steps" if a.step_pairs else "--paired-timing"]
                 env.update(VARIANTS[v])
             r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=a.timeout,
                                preexec_fn=pin, stdin=subprocess.DEVNULL)
@@ -121,6 +132,12 @@ def main(argv):
             with open(res) as f:
                 out = json.load(f)
             os.remove(res)  # everything needed goes into results.json (few files come back)
+            if out.get("step_host_ms"):
+                groups[v] += step_group_ratios(out)
+                mean, se = trimmed_mean(groups[v][-len(out["step_host_ms"]) * (a.steps // 4):])
+                runs.append({"variant": v, "rep": rep, "step_host_ms": out["step_host_ms"]})
+                print(f"  {name}: step-paired {100 * mean:+.3f}% +- {200 * se:.3f}%", flush=True)
+                continue
             timed, untimed = out["e2e_timed_ms"], out["e2e_untimed_ms"]
             d = statistics.median(timed) - statistics.median(untimed)
             added[v].append(d)
@@ -160,6 +177,8 @@ def main(argv):
              "| records, callbacks per loop |",
              "| --- | ---: | ---: | ---: | ---: | --- | ---: | ---: | --- |"]
     for v in variants:
+        if groups[v]:
+            continue  # the step-paired table below
         if not added[v]:
             lines.append(f"| {v} | - | - | all runs failed | |")
             continue
@@ -181,6 +200,20 @@ def main(argv):
                              f"{statistics.median(added[v]) / tp:.3f}, adjacent pairs "
                              f"{statistics.median(pairs[v]) / tq:.3f}, fastest loops "
                              f"{statistics.median(fastest[v]) / tf:.3f}")
+    stepped = [v for v in variants if groups[v]]
+    if stepped:
+        lines += ["", "Paired step by step (groups of four steps, A B B A; 10%-trimmed mean "
+                  "+- two standard errors, pooled over processes):", "",
+                  "| variant | added per step | median | groups | ratio to torch.profiler "
+                  "(its halves / pairs %) |", "| --- | ---: | ---: | ---: | ---: |"]
+        tp = (statistics.median(pct["torch_profiler"]), statistics.median(pairs["torch_profiler"])) \
+            if "torch_profiler" in variants and pct["torch_profiler"] else None
+        for v in stepped:
+            mean, se = trimmed_mean(groups[v])
+            ratio = (f"{100 * mean / tp[0]:.3f} / {100 * mean / tp[1]:.3f}"
+                     if tp and tp[0] > 0 and tp[1] > 0 else "-")
+            lines.append(f"| {v} | {100 * mean:+.3f}% +- {200 * se:.3f}% | "
+                         f"{100 * statistics.median(groups[v]):+.3f}% | {len(groups[v])} | {ratio} |")
     for f in failures:
         lines.append(f"failed: {f}")
     text = "\n".join(lines) + "\n"
