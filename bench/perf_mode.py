@@ -384,7 +384,8 @@ def main():
         # Paired step by step; host-only first: the A/A control of the estimator. The probes
         # run without the collector: a torch.cuda.Event pair per timed step, with or without
         # a query of an old one (what perf mode's stamps and drain do), as a yardstick.
-        probes = ({"probe-events": "events", "probe-events-query": "events-query"}
+        probes = ({"probe-events": "events", "probe-events-query": "events-query",
+                   "probe-markers": "markers"}
                   if args.device == "cuda" else {})  # CUDA events
         pooled = {v: [] for v in ["host-only", "perf", "perf-all", "perf-each", "perf-all-each",
                                   "perf-side"] + list(probes)}

@@ -75,11 +75,12 @@ def parse_args(argv):
                         "each step's host time (step_host_ms, step_timed): in a launch-bound loop "
                         "the host's time is the step's, and neighbouring steps share the host's "
                         "state, which whole loops do not (the pause switch is outside the clock)")
-    p.add_argument("--step-probe", choices=["events", "events-query"],
+    p.add_argument("--step-probe", choices=["events", "events-query", "markers"],
                    help="with --paired-steps and no collector: what a timing-event pair costs in "
                         "this loop, as a yardstick for perf mode: the timed steps record a "
                         "torch.cuda.Event pair around the step (events-query: and query the "
-                        "end event of the timed step 32 steps back, as perf mode's drain does)")
+                        "end event of the timed step 32 steps back, as perf mode's drain does; "
+                        "markers: events without timing, which carry no time)")
     a = p.parse_args(argv)
     if a.paired_timing and (a.repeat < 2 or not os.environ.get("NVTX_INJECTION64_PATH")):
         p.error("--paired-timing needs --repeat 2 or more and a run under 'diffscope run'")
@@ -277,8 +278,8 @@ def main(a):
     events = []
     # Ground-truth events exist before the loop: creating one inside a step would put its
     # cost between the collector's event and ours (launch-bound steps feel every microsecond).
-    def event_pairs(on):
-        return ([(torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True))
+    def event_pairs(on, timing=True):
+        return ([(torch.cuda.Event(enable_timing=timing), torch.cuda.Event(enable_timing=timing))
                  for _ in range(a.steps)] if on and cuda else None)
     pool = event_pairs(a.step_events)
     outer = event_pairs(a.step_events and a.outer_events)
@@ -306,7 +307,8 @@ def main(a):
     timed_loops = []
     # --paired-steps: A B B A within each group of four steps (linear drift cancels).
     step_timed = [i % 4 in (0, 3) for i in range(a.steps)] if a.paired_steps else None
-    probe = event_pairs(bool(a.step_probe))  # made before the loop, like the ground truth's
+    # Made before the loop, like the ground truth's.
+    probe = event_pairs(bool(a.step_probe), timing=a.step_probe != "markers")
     if probe:  # torch makes an event at its first record: not inside the measured steps
         for pair in probe:
             for e in pair:
