@@ -74,6 +74,11 @@ VARIANTS = {
 }
 
 
+# dit_loop.py --step-probe kinds, by step-section variant name (no collector).
+PROBES = {"probe-events": "events", "probe-events-query": "events-query",
+          "probe-markers": "markers"}
+
+
 def clean_env(extra):
     env = {k: v for k, v in os.environ.items() if not k.startswith("DIFFSCOPE_")}
     env.update(extra)
@@ -215,6 +220,10 @@ def main():
                          "medians, paired = loop pairs, steps = step pairs, accuracy)")
     ap.add_argument("--step-pair-reps", type=int, default=3,
                     help="processes per variant of the step-paired measurement")
+    ap.add_argument("--step-variants", default="host-only,perf,perf-all",
+                    help="variants of the step-paired section (host-only: the A/A control; "
+                         "also perf-each, perf-all-each, perf-side and the probes " +
+                         ", ".join(PROBES) + ")")
     ap.add_argument("--step-pair-loops", type=int, default=16,
                     help="loops per step-paired process")
     ap.add_argument("--out", default=tempfile.mkdtemp(prefix="perf-mode-"))
@@ -227,6 +236,10 @@ def main():
         ap.error(f"--py-sections: unknown {sorted(py_sections - known_sections)}")
     if args.step_pair_reps < 1 or args.step_pair_loops < 1:
         ap.error("--step-pair-reps and --step-pair-loops must be at least 1")
+    step_variants = [v for v in args.step_variants.split(",") if v]
+    unknown = sorted(set(step_variants) - (set(VARIANTS) - {"off"}) - set(PROBES))
+    if unknown or not step_variants:
+        ap.error(f"--step-variants: unknown {unknown} (or none given)")
     paired_variants = [v for v in args.paired_variants.split(",") if v]
     if not set(paired_variants) <= set(VARIANTS) - {"off"}:
         ap.error(f"--paired-variants: unknown {sorted(set(paired_variants) - set(VARIANTS))} "
@@ -384,11 +397,11 @@ def main():
         # Paired step by step; host-only first: the A/A control of the estimator. The probes
         # run without the collector: a torch.cuda.Event pair per timed step, with or without
         # a query of an old one (what perf mode's stamps and drain do), as a yardstick.
-        probes = ({"probe-events": "events", "probe-events-query": "events-query",
-                   "probe-markers": "markers"}
-                  if args.device == "cuda" else {})  # CUDA events
-        pooled = {v: [] for v in ["host-only", "perf", "perf-all", "perf-each", "perf-all-each",
-                                  "perf-side"] + list(probes)}
+        probes = {v: PROBES[v] for v in step_variants if v in PROBES}
+        if args.device != "cuda" and probes:  # CUDA events
+            say(f"(probes skipped on {args.device}: {', '.join(probes)})")
+            probes = {}
+        pooled = {v: [] for v in step_variants if v not in PROBES or v in probes}
         for i in range(args.step_pair_reps):
             for v in (list(pooled) if i % 2 == 0 else list(reversed(pooled))):
                 if v in probes:
@@ -413,7 +426,7 @@ def main():
                     say(f"  (the A/A control is {100 * mean:+.3f}% from zero: the figures below "
                         f"carry that bias)")
                 continue
-            if v in ("perf-side", "perf-each", "perf-all-each"):
+            if v not in ("perf", "perf-all"):
                 continue  # reported; the checks are on the defaults
             limit = 0.02 if v == "perf-all" else 0.005
             check(f"dit_loop launch-bound step-paired {v} timing <= {100 * limit:g}% "
