@@ -340,22 +340,24 @@ TEST_SUITE("cupti_source") {
   }
 
   TEST_CASE("automatic launch APIs: dropped only from the one launching thread") {
+    using verdict = ds::runtime_drop_verdict;
     ds::cupti_counters c;
     const std::uintptr_t me = 0x1000, other = 0x2000;
     ds::cupti_outer_launch mine, theirs;
-    CHECK_FALSE(ds::runtime_drop_allowed(c, me));  // nobody launched yet
+    CHECK(ds::judge_runtime_drop(c, me) == verdict::never);  // nobody launched yet
     ds::count_launch_thread(mine, 1, c, me);
-    CHECK(ds::runtime_drop_allowed(c, me));
-    CHECK_FALSE(ds::runtime_drop_allowed(c, other));  // not from another thread
+    CHECK(ds::judge_runtime_drop(c, me) == verdict::now);
+    // Another thread's push waits for the launching thread's.
+    CHECK(ds::judge_runtime_drop(c, other) == verdict::not_from_here);
     ds::count_launch_thread(theirs, 1, c, other);
-    CHECK_FALSE(ds::runtime_drop_allowed(c, me));  // two launching threads
+    CHECK(ds::judge_runtime_drop(c, me) == verdict::never);  // two launching threads
     ds::cupti_counters d;
     ds::count_launch_thread(mine, 2, d, me);
     d.runtime_unmatched.store(1);
-    CHECK_FALSE(ds::runtime_drop_allowed(d, me));  // not proved
+    CHECK(ds::judge_runtime_drop(d, me) == verdict::never);  // not proved
     d.runtime_unmatched.store(0);
     d.launch_aliases.store(1);
-    CHECK_FALSE(ds::runtime_drop_allowed(d, me));
+    CHECK(ds::judge_runtime_drop(d, me) == verdict::never);
   }
 
   TEST_CASE("launch nesting: a runtime launch and its same-id driver call are one launch") {

@@ -650,17 +650,26 @@ inline void count_launch_thread(cupti_outer_launch& outer, std::uint32_t start_g
     c.first_launch_thread.store(me, std::memory_order_release);
 }
 
-/// Whether `automatic` may turn the runtime launch callbacks off now, from thread `me`: the
-/// launches proved them redundant, and `me` is the only thread that launched. Switching them
-/// off while another thread is inside a runtime launch cost that thread its later launches
-/// (unattributed records in 7 of 97 runs of the eight-thread GPU test, none in 25 each with
-/// `both` or `driver`); from the one launching thread, between its calls, no runtime call is
-/// cut short.
-inline bool runtime_drop_allowed(const cupti_counters& c, std::uintptr_t me) noexcept {
-  return c.runtime_unmatched.load(std::memory_order_relaxed) == 0 &&
-         c.launch_aliases.load(std::memory_order_relaxed) == 0 &&
-         c.launch_threads.load(std::memory_order_acquire) == 1 &&
-         c.first_launch_thread.load(std::memory_order_acquire) == me;
+/// Whether `automatic` turns the runtime launch callbacks off now, from thread `me`.
+enum class runtime_drop_verdict : std::uint8_t {
+  now,            ///< proved redundant, and `me` is the only thread that launched
+  not_from_here,  ///< proved, but `me` is not the launching thread: wait for its next push
+  never,          ///< an unmatched launch, an alias, or a second launching thread
+};
+
+/// Switching the runtime callbacks off while another thread is inside a runtime launch cost
+/// that thread its later launches (unattributed records in 7 of 97 runs of the eight-thread
+/// GPU test, none in 25 each with `both` or `driver`); from the one launching thread, between
+/// its calls, no runtime call is cut short.
+inline runtime_drop_verdict judge_runtime_drop(const cupti_counters& c,
+                                               std::uintptr_t me) noexcept {
+  if (c.runtime_unmatched.load(std::memory_order_relaxed) != 0 ||
+      c.launch_aliases.load(std::memory_order_relaxed) != 0 ||
+      c.launch_threads.load(std::memory_order_acquire) != 1)
+    return runtime_drop_verdict::never;
+  return c.first_launch_thread.load(std::memory_order_acquire) == me
+             ? runtime_drop_verdict::now
+             : runtime_drop_verdict::not_from_here;
 }
 
 /// What one launch API callback is, given the thread's nesting state (which it updates).
@@ -974,11 +983,21 @@ class cupti_source {
   /// like resuming, it starts a new generation of the per-thread nesting state.
   bool drop_redundant_runtime_callbacks() {
     if (!drop_ready_.load(std::memory_order_relaxed)) return false;
+    const std::uintptr_t me = cupti_thread_token();
+    // Another thread's pushes wait for the launching thread's without taking the lock.
+    if (counters_.first_launch_thread.load(std::memory_order_acquire) != me) return false;
     std::lock_guard<std::mutex> g(upkeep_mutex_);
-    if (!drop_ready_.exchange(false) || !running_ || runtime_dropped()) return false;
-    // An unmatched launch that raced the last verified one keeps them, and so does a
-    // second launching thread (for the run: drop_ready_ is spent).
-    if (!runtime_drop_allowed(counters_, cupti_thread_token())) return false;
+    if (!drop_ready_.load() || !running_ || runtime_dropped()) return false;
+    switch (judge_runtime_drop(counters_, me)) {
+      case runtime_drop_verdict::not_from_here:
+        return false;
+      case runtime_drop_verdict::never:  // for the run: an unmatched launch that raced the
+        drop_ready_.store(false);        // last verified one, or a second launching thread
+        return false;
+      case runtime_drop_verdict::now:
+        drop_ready_.store(false);
+        break;
+    }
     // Dropped before the switch, not after: a runtime call whose exit callback the switch
     // swallows leaves its thread one level deep until the new generation, and a driver
     // launch meanwhile must not be taken for its alias (track_launch_callback).
