@@ -76,7 +76,7 @@ VARIANTS = {
 
 # dit_loop.py --step-probe kinds, by step-section variant name (no collector).
 PROBES = {"probe-events": "events", "probe-events-query": "events-query",
-          "probe-markers": "markers"}
+          "probe-markers": "markers", "probe-event-start": "event-start"}
 
 
 def clean_env(extra):

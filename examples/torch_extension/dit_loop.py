@@ -75,12 +75,13 @@ def parse_args(argv):
                         "each step's host time (step_host_ms, step_timed): in a launch-bound loop "
                         "the host's time is the step's, and neighbouring steps share the host's "
                         "state, which whole loops do not (the pause switch is outside the clock)")
-    p.add_argument("--step-probe", choices=["events", "events-query", "markers"],
+    p.add_argument("--step-probe", choices=["events", "events-query", "markers", "event-start"],
                    help="with --paired-steps and no collector: what a timing-event pair costs in "
                         "this loop, as a yardstick for perf mode: the timed steps record a "
                         "torch.cuda.Event pair around the step (events-query: and query the "
                         "end event of the timed step 32 steps back, as perf mode's drain does; "
-                        "markers: events without timing, which carry no time)")
+                        "markers: events without timing, which carry no time; event-start: the "
+                        "start event alone, whether the cost is per record or per step)")
     a = p.parse_args(argv)
     if a.paired_timing and (a.repeat < 2 or not os.environ.get("NVTX_INJECTION64_PATH")):
         p.error("--paired-timing needs --repeat 2 or more and a run under 'diffscope run'")
@@ -361,7 +362,7 @@ def main(a):
                 if outer:
                     outer[i][1].record()
                 if step_timed:
-                    if probe and step_timed[i]:
+                    if probe and step_timed[i] and a.step_probe != "event-start":
                         probe[i][1].record()
                         if a.step_probe == "events-query":
                             probe[(i - probe_lag) % a.steps][1].query()
