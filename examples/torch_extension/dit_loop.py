@@ -70,8 +70,9 @@ def parse_args(argv):
                         "in A B B A order (e2e_timed_ms: profiled loops, e2e_untimed_ms: plain); "
                         "the profiler starts before each profiled loop's clock and stops after it")
     p.add_argument("--paired-steps", action="store_true",
-                   help="under 'diffscope run --mode perf': pause perf-mode timing in every other "
-                        "denoise step instead, A B B A within each group of four steps, and record "
+                   help="under 'diffscope run': pause the collector's timing (perf mode's events, "
+                        "or CUPTI's tracing in profile mode) in every other denoise step instead "
+                        "of every other loop, A B B A within each group of four steps, and record "
                         "each step's host time (step_host_ms, step_timed): in a launch-bound loop "
                         "the host's time is the step's, and neighbouring steps share the host's "
                         "state, which whole loops do not (the pause switch is outside the clock)")
@@ -294,8 +295,8 @@ def main(a):
         try:
             pause = ctypes.CDLL(lib).diffscope_set_timing_paused
         except (OSError, AttributeError) as e:
-            sys.exit(f"dit_loop.py: --paired-timing/--paired-steps: {lib} has no diffscope_set_timing_paused "
-                     f"(not diffscope's injection library?): {e}")
+            sys.exit(f"dit_loop.py: --paired-timing/--paired-steps: {lib} has no "
+                     f"diffscope_set_timing_paused (not diffscope's injection library?): {e}")
         pause.argtypes = [ctypes.c_int]
     profiler_acts = [torch.profiler.ProfilerActivity.CPU] + \
         ([torch.profiler.ProfilerActivity.CUDA] if cuda else [])
