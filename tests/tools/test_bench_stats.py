@@ -1,0 +1,69 @@
+#!/usr/bin/env python3
+"""The estimators of the GPU benchmark drivers (bench/perf_mode.py), on synthetic data: their
+figures go into BENCHMARKS.md, so what they compute is tested like the library's.
+
+    test_bench_stats.py BENCH_DIR
+Exit 0 when every check passes, 1 otherwise."""
+import math
+import os
+import sys
+
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
+sys.path.insert(0, os.path.abspath(sys.argv[1]) if len(sys.argv) > 1 else
+                os.path.join(os.path.dirname(__file__), "..", "..", "bench"))
+from perf_mode import step_group_ratios, trimmed_mean  # noqa: E402 (after the path)
+
+failures = []
+
+
+def check(what, ok):
+    if not ok:
+        failures.append(what)
+    print(f"{'ok  ' if ok else 'FAIL'} {what}")
+
+
+def near(a, b, tol=1e-12):
+    return abs(a - b) <= tol
+
+
+pattern = [i % 4 in (0, 3) for i in range(10)]
+# Timed steps (0, 3, 4, 7) take 1.1 ms, untimed ones 1.0 ms: every group reads +10%; the last
+# two steps (8, 9) make no whole group and are left out.
+loop = [1.1 if t else 1.0 for t in pattern]
+r = step_group_ratios({"step_timed": pattern, "step_host_ms": [loop, loop]})
+check("two loops of ten steps give two whole groups each", len(r) == 4)
+check("each group reads timed over untimed minus 1", all(near(x, 0.1) for x in r))
+
+# Linear drift within a group cancels (A B B A): steps 1.0, 1.1, 1.2, 1.3 with no timing cost.
+drift = {"step_timed": pattern[:4], "step_host_ms": [[1.0, 1.1, 1.2, 1.3]]}
+check("a linear drift within a group cancels", near(step_group_ratios(drift)[0], 0.0))
+
+try:
+    step_group_ratios({"step_timed": [False, True, True, False], "step_host_ms": [[1] * 4]})
+    check("a pattern other than A B B A is refused", False)
+except RuntimeError:
+    check("a pattern other than A B B A is refused", True)
+
+# The trimmed mean ignores the lowest and highest 10%: a host stall in one step says nothing
+# about the timing.
+xs = [0.01] * 18 + [5.0, -5.0]
+mean, se = trimmed_mean(xs)
+check("the 10%-trimmed mean drops one outlier each side of twenty", near(mean, 0.01))
+check("identical values give a zero standard error", near(se, 0.0))
+
+# Its standard error: the winsorised standard deviation over (1 - 2 * 0.1) * sqrt(n).
+ys = list(range(10))  # winsorised: 1, 1, 2, ..., 8, 8
+mean, se = trimmed_mean(ys)
+wins = [1, 1, 2, 3, 4, 5, 6, 7, 8, 8]
+m = sum(wins) / 10
+sd = math.sqrt(sum((w - m) ** 2 for w in wins) / 9)
+check("the trimmed mean of 0..9 is 4.5", near(mean, 4.5))
+check("the standard error comes from the winsorised values", near(se, sd / (0.8 * math.sqrt(10))))
+
+try:
+    trimmed_mean([1.0])
+    check("one value is too few for a standard error", False)
+except ValueError:
+    check("one value is too few for a standard error", True)
+
+sys.exit(1 if failures else 0)
