@@ -222,6 +222,9 @@ TEST_SUITE("cupti_source_gpu") {
     CHECK(before.runtime_unmatched == 0);
     CHECK(before.runtime_verified >= 64);
     CHECK(before.launch_threads == 1);  // this thread alone: the drop may happen, from here
+    bool from_other = true;             // another thread's upkeep waits for the launching thread's
+    std::thread([&] { from_other = source.drop_redundant_runtime_callbacks(); }).join();
+    CHECK_FALSE(from_other);
     CHECK(source.drop_redundant_runtime_callbacks());
     CHECK_FALSE(source.drop_redundant_runtime_callbacks());  // once
     for (int i = 0; i < 100; ++i) empty_kernel<<<1, 1>>>();
