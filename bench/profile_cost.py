@@ -133,8 +133,9 @@ def main(argv):
                 out = json.load(f)
             os.remove(res)  # everything needed goes into results.json (few files come back)
             if out.get("step_host_ms"):
-                groups[v] += step_group_ratios(out)
-                mean, se = trimmed_mean(groups[v][-len(out["step_host_ms"]) * (a.steps // 4):])
+                ratios = step_group_ratios(out)
+                groups[v] += ratios
+                mean, se = trimmed_mean(ratios)
                 runs.append({"variant": v, "rep": rep, "step_host_ms": out["step_host_ms"]})
                 print(f"  {name}: step-paired {100 * mean:+.3f}% +- {200 * se:.3f}%", flush=True)
                 continue

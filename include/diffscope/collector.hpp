@@ -699,10 +699,12 @@ inline void collector_exit_hook() {
   if (st.active) collector::instance().stop();
 }
 
-// Once the runtime launch callbacks are proved redundant they go, and so does this hook.
+// Once the runtime launch callbacks are dropped, or proved needed, this hook goes: pushes
+// no longer pay for it.
 inline void collector_cupti_upkeep() {
-  if (collector_globals().cupti.drop_redundant_runtime_callbacks())
-    nvtx_state().on_push.store(nullptr, std::memory_order_relaxed);
+  auto& cupti = collector_globals().cupti;
+  cupti.drop_redundant_runtime_callbacks();
+  if (cupti.upkeep_done()) nvtx_state().on_push.store(nullptr, std::memory_order_relaxed);
 }
 
 inline void collector_stage_end(const std::string& stage) {

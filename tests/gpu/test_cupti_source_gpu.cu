@@ -225,7 +225,9 @@ TEST_SUITE("cupti_source_gpu") {
     bool from_other = true;             // another thread's upkeep waits for the launching thread's
     std::thread([&] { from_other = source.drop_redundant_runtime_callbacks(); }).join();
     CHECK_FALSE(from_other);
+    CHECK_FALSE(source.upkeep_done());  // still to drop, from this thread
     CHECK(source.drop_redundant_runtime_callbacks());
+    CHECK(source.upkeep_done());
     CHECK_FALSE(source.drop_redundant_runtime_callbacks());  // once
     for (int i = 0; i < 100; ++i) empty_kernel<<<1, 1>>>();
     CHECK(source.set_paused(true));

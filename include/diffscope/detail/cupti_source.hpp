@@ -972,6 +972,12 @@ class cupti_source {
     paused_ = paused;
     return ok;
   }
+  /// `automatic`: nothing left for drop_redundant_runtime_callbacks() to do this run (the
+  /// runtime callbacks are dropped, needed, or kept for a second launching thread).
+  bool upkeep_done() const noexcept {
+    return !verifying_.load(std::memory_order_acquire) &&
+           !drop_ready_.load(std::memory_order_relaxed);
+  }
   bool paused() const noexcept {
     return paused_;
   }
@@ -1163,8 +1169,8 @@ class cupti_source {
         verifying_.store(false, std::memory_order_relaxed);
         break;
       case runtime_launch_verdict::redundant:
-        verifying_.store(false, std::memory_order_relaxed);
         drop_ready_.store(true, std::memory_order_relaxed);
+        verifying_.store(false, std::memory_order_release);  // after drop_ready_: upkeep_done()
         break;
       case runtime_launch_verdict::undecided:
         break;
