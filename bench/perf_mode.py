@@ -75,8 +75,9 @@ VARIANTS = {
 
 
 # dit_loop.py --step-probe kinds, by step-section variant name (no collector).
-PROBES = {"probe-events": "events", "probe-events-query": "events-query",
-          "probe-markers": "markers", "probe-event-start": "event-start"}
+PROBES = {"probe-" + k: k for k in ("events", "events-query", "markers", "event-start",
+                                     "cu-events", "cu-markers", "launch", "spin")}
+PROBES_ON_CPU = {"probe-launch", "probe-spin"}
 
 
 def clean_env(extra):
@@ -167,6 +168,26 @@ def step_group_ratios(r):
         raise RuntimeError("dit_loop.py --paired-steps: unexpected step pattern")
     return [(loop[g] + loop[g + 3]) / (loop[g + 1] + loop[g + 2]) - 1
             for loop in r["step_host_ms"] for g in range(0, len(loop) - 3, 4)]
+
+
+def untimed_step_us(r):
+    """The median host time of the untimed steps of a --paired-steps result, in us."""
+    return 1e3 * statistics.median(ms for loop in r["step_host_ms"]
+                                   for ms, t in zip(loop, r["step_timed"]) if not t)
+
+
+def timed_scope_us_per_step(dump, r):
+    """The collector's own host time in timed scopes per timed step (us), from its dump's
+    overhead (timed scopes x their mean cost over the timed steps); None without timing."""
+    try:
+        with open(dump) as f:
+            ov = json.load(f)["diffscope"]["overhead"]
+    except (OSError, ValueError, KeyError):
+        return None
+    timed_steps = sum(r["step_timed"]) * len(r["step_host_ms"])
+    if not ov.get("timed_scopes") or not timed_steps:
+        return None
+    return ov["timed_scopes"] * ov["per_timed_scope_ns"] / 1e3 / timed_steps
 
 
 def trimmed_mean(xs, cut=0.1):
@@ -398,18 +419,30 @@ def main():
         # run without the collector: a torch.cuda.Event pair per timed step, with or without
         # a query of an old one (what perf mode's stamps and drain do), as a yardstick.
         probes = {v: PROBES[v] for v in step_variants if v in PROBES}
-        if args.device != "cuda" and probes:  # CUDA events
-            say(f"(probes skipped on {args.device}: {', '.join(probes)})")
-            probes = {}
+        if args.device != "cuda":  # CUDA events
+            skip = sorted(set(probes) - PROBES_ON_CPU)
+            if skip:
+                say(f"(probes skipped on {args.device}: {', '.join(skip)})")
+            probes = {v: k for v, k in probes.items() if v in PROBES_ON_CPU}
         pooled = {v: [] for v in step_variants if v not in PROBES or v in probes}
+        # What the timed work's own calls cost on the host, per timed step (us): the probes
+        # time their calls; the collector reports its mean cost per timed scope.
+        call_us = {v: [] for v in pooled}
+        r_step_us = {}  # per process: the median untimed step, us
         for i in range(args.step_pair_reps):
             for v in (list(pooled) if i % 2 == 0 else list(reversed(pooled))):
                 if v in probes:
                     _, r = py_run(args, "off", dump, full=True, paired_steps=True,
                                   extra=["--step-probe", probes[v]])
+                    if r.get("probe_call_us") is not None:
+                        call_us[v].append(r["probe_call_us"])
                 else:
                     _, r = py_run(args, v, dump, full=True, paired_steps=True)
+                    us = timed_scope_us_per_step(dump, r)
+                    if us is not None:
+                        call_us[v].append(us)
                 pooled[v] += step_group_ratios(r)
+                r_step_us.setdefault(v, []).append(untimed_step_us(r))
         with open(os.path.join(args.out, "step_pairs.json"), "w") as f:
             json.dump(pooled, f)  # every group's ratio, for a second look
         say(f"dit_loop launch-bound, paired step by step ({args.step_pair_loops} loops x "
@@ -417,8 +450,12 @@ def main():
             f"time of timed over untimed steps; 10%-trimmed mean +- 2 standard errors):")
         for v, ratios in pooled.items():
             mean, se = trimmed_mean(ratios)
-            say(f"  {v:9s} {100 * mean:+.3f}% +- {200 * se:.3f}%  median "
-                f"{100 * statistics.median(ratios):+.3f}%  over {len(ratios)} groups")
+            step_us = statistics.median(r_step_us[v]) if r_step_us.get(v) else None
+            say(f"  {v:18s} {100 * mean:+.3f}% +- {200 * se:.3f}%  median "
+                f"{100 * statistics.median(ratios):+.3f}%  over {len(ratios)} groups" +
+                (f"  (~{mean * step_us:.1f} us a step" if step_us else "") +
+                (f"; its calls {statistics.median(call_us[v]):.1f} us" if call_us[v] else "") +
+                (")" if step_us else ""))
             if v in probes:
                 continue
             if v == "host-only":

@@ -27,6 +27,11 @@ import sys
 import time
 
 
+# --step-probe kinds: what a timed step does at its start and at its end.
+PROBE_KINDS = {"events", "events-query", "event-start", "markers", "cu-events", "cu-markers",
+               "launch", "spin"}
+
+
 def parse_args(argv):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--ext", required=True, help="the built libdiffscope_torch_ext.so")
@@ -76,13 +81,17 @@ def parse_args(argv):
                         "each step's host time (step_host_ms, step_timed): in a launch-bound loop "
                         "the host's time is the step's, and neighbouring steps share the host's "
                         "state, which whole loops do not (the pause switch is outside the clock)")
-    p.add_argument("--step-probe", choices=["events", "events-query", "markers", "event-start"],
-                   help="with --paired-steps and no collector: what a timing-event pair costs in "
-                        "this loop, as a yardstick for perf mode: the timed steps record a "
-                        "torch.cuda.Event pair around the step (events-query: and query the "
-                        "end event of the timed step 32 steps back, as perf mode's drain does; "
-                        "markers: events without timing, which carry no time; event-start: the "
-                        "start event alone, whether the cost is per record or per step)")
+    p.add_argument("--step-probe", choices=sorted(PROBE_KINDS),
+                   help="with --paired-steps and no collector: what perf mode's work costs in "
+                        "this loop, as a yardstick: the timed steps do one thing at their start "
+                        "and end. events: a torch.cuda.Event pair (events-query: and a query "
+                        "of the end event of the timed step 32 steps back, as perf mode's drain "
+                        "does; event-start: the start event alone; markers: events without "
+                        "timing); cu-events / cu-markers: the same records through the driver "
+                        "(ctypes cuEventRecord on the legacy stream: no torch wrapper); launch: "
+                        "a one-element torch kernel; spin: 5 us of host busy-wait (the scale: "
+                        "host time the step must absorb). Each probe call's own host time is "
+                        "reported (probe_call_us) beside what the step pays")
     a = p.parse_args(argv)
     if a.paired_timing and (a.repeat < 2 or not os.environ.get("NVTX_INJECTION64_PATH")):
         p.error("--paired-timing needs --repeat 2 or more and a run under 'diffscope run'")
@@ -92,8 +101,9 @@ def parse_args(argv):
         p.error("--paired-steps needs --steps 4 or more and either a run under 'diffscope run' "
                 "or --step-probe (not both), without --paired-timing, --paired-profiler or "
                 "--profiler")
-    if a.step_probe and (not a.paired_steps or a.device != "cuda"):
-        p.error("--step-probe needs --paired-steps and --device cuda")
+    if a.step_probe and (not a.paired_steps or
+                         (a.device != "cuda" and a.step_probe not in ("spin", "launch"))):
+        p.error("--step-probe needs --paired-steps, and --device cuda except spin and launch")
     if a.paired_profiler and (a.repeat < 2 or a.profiler or a.paired_timing):
         p.error("--paired-profiler needs --repeat 2 or more, without --profiler or --paired-timing")
     if a.profiler_first:
@@ -208,6 +218,67 @@ class DiT:
         return F.linear(F.layer_norm(x, (D,)) * (1 + sc) + sh, self.final_w)
 
 
+class StepProbe:
+    """--step-probe: one thing at a timed step's start and one at its end (event-start: the
+    start only), everything it needs made before the loop, and the host time of the calls
+    themselves (call_ns), to tell the call's own cost from what the step pays around it."""
+
+    LAG = 32  # events-query: the end event queried is this many steps old
+
+    def __init__(self, kind, steps, device):
+        self.kind, self.steps, self.call_ns = kind, steps, 0
+        self.pairs = self.cu = None
+        if kind in ("events", "events-query", "event-start", "markers"):
+            timing = kind != "markers"
+            self.pairs = [(torch.cuda.Event(enable_timing=timing),
+                           torch.cuda.Event(enable_timing=timing)) for _ in range(steps)]
+            for pair in self.pairs:  # torch makes an event at its first record
+                for e in pair:
+                    e.record()
+        elif kind in ("cu-events", "cu-markers"):
+            self.cu = ctypes.CDLL("libcuda.so.1")
+            self.cu.cuEventRecord.argtypes = [ctypes.c_void_p, ctypes.c_void_p]
+            flags = 0 if kind == "cu-events" else 2  # CU_EVENT_DEFAULT / CU_EVENT_DISABLE_TIMING
+            self.pairs = []
+            for _ in range(steps):
+                pair = []
+                for _ in range(2):
+                    ev = ctypes.c_void_p()
+                    if self.cu.cuEventCreate(ctypes.byref(ev), flags) != 0:
+                        sys.exit("dit_loop: --step-probe: cuEventCreate failed")
+                    pair.append(ev)
+                self.pairs.append(tuple(pair))
+        elif kind == "launch":
+            self.tiny = torch.zeros(1, device=device)
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+
+    def _do(self, i, end):
+        k = self.kind
+        if k == "spin":
+            t = time.perf_counter_ns() + 5000
+            while time.perf_counter_ns() < t:
+                pass
+        elif k == "launch":
+            self.tiny.add_(1)
+        elif self.cu is not None:
+            self.cu.cuEventRecord(self.pairs[i][end], None)  # NULL: the legacy default stream
+        elif not (end and k == "event-start"):
+            self.pairs[i][end].record()
+            if end and k == "events-query":
+                self.pairs[(i - self.LAG) % self.steps][1].query()
+
+    def start(self, i):
+        t0 = time.perf_counter_ns()
+        self._do(i, 0)
+        self.call_ns += time.perf_counter_ns() - t0
+
+    def end(self, i):
+        t0 = time.perf_counter_ns()
+        self._do(i, 1)
+        self.call_ns += time.perf_counter_ns() - t0
+
+
 def run_check(device):
     """Fused op against the reference on strided views, several shapes and dtypes."""
     g = torch.Generator(device="cpu").manual_seed(1)
@@ -310,13 +381,8 @@ def main(a):
     # --paired-steps: A B B A within each group of four steps (linear drift cancels).
     step_timed = [i % 4 in (0, 3) for i in range(a.steps)] if a.paired_steps else None
     # Made before the loop, like the ground truth's.
-    probe = event_pairs(bool(a.step_probe), timing=a.step_probe != "markers")
-    if probe:  # torch makes an event at its first record: not inside the measured steps
-        for pair in probe:
-            for e in pair:
-                e.record()
-        sync()
-    probe_lag = 32
+    probe = StepProbe(a.step_probe, a.steps, device) if a.step_probe else None
+    probe_timed_steps = 0
     step_host = []  # per loop, each step's host ms (--paired-steps)
     for r in range(max(1, a.repeat)):
         events = []  # the last loop's are reported
@@ -343,7 +409,8 @@ def main(a):
                         pause(0 if step_timed[i] else 1)
                     h0 = time.perf_counter()
                     if probe and step_timed[i]:
-                        probe[i][0].record()
+                        probe.start(i)
+                        probe_timed_steps += 1
                 if outer:
                     outer[i][0].record()
                 nvtx.push(f"denoising_step_{i}")
@@ -363,10 +430,8 @@ def main(a):
                 if outer:
                     outer[i][1].record()
                 if step_timed:
-                    if probe and step_timed[i] and a.step_probe != "event-start":
-                        probe[i][1].record()
-                        if a.step_probe == "events-query":
-                            probe[(i - probe_lag) % a.steps][1].query()
+                    if probe and step_timed[i]:
+                        probe.end(i)
                     loop_host.append((time.perf_counter() - h0) * 1e3)
             nvtx.pop()
             sync()
@@ -415,6 +480,9 @@ def main(a):
                            if a.paired_timing or a.paired_profiler else None),
         "step_host_ms": step_host if a.paired_steps else None,
         "step_timed": step_timed,
+        # --step-probe: the probe calls' own host time per timed step, in us
+        "probe_call_us": (probe.call_ns / 1e3 / probe_timed_steps
+                          if probe and probe_timed_steps else None),
         "step_ms": step_ms,
         "step_ms_sum": sum(step_ms) if step_ms else None,
         "step_ms_outer": [s.elapsed_time(e) for s, e in outer] if outer else None,
