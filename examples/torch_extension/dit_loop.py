@@ -29,7 +29,13 @@ import time
 
 # --step-probe kinds: what a timed step does at its start and at its end.
 PROBE_KINDS = {"events", "events-query", "event-start", "markers", "cu-events", "cu-markers",
+               "cu-events-blocking", "cu-events-nonblocking", "cu-events-ptds", "cu-noop",
                "launch", "spin"}
+# cu-* probes: the stream handle each records on (None: NULL, the legacy default stream;
+# CU_STREAM_PER_THREAD is 0x2; "blocking"/"nonblocking": a stream the probe creates).
+CU_PROBE_STREAMS = {"cu-events": None, "cu-markers": None, "cu-events-ptds": 2,
+                    "cu-events-blocking": "blocking", "cu-events-nonblocking": "nonblocking",
+                    "cu-noop": None}
 
 
 def parse_args(argv):
@@ -88,7 +94,10 @@ def parse_args(argv):
                         "of the end event of the timed step 32 steps back, as perf mode's drain "
                         "does; event-start: the start event alone; markers: events without "
                         "timing); cu-events / cu-markers: the same records through the driver "
-                        "(ctypes cuEventRecord on the legacy stream: no torch wrapper); launch: "
+                        "(ctypes cuEventRecord on the legacy stream: no torch wrapper; -ptds, -blocking, "
+                        "-nonblocking: on the per-thread default stream or a blocking or "
+                        "non-blocking stream of the probe's own; cu-noop: cuCtxGetCurrent, "
+                        "ctypes' own cost); launch: "
                         "a one-element torch kernel; spin: 5 us of host busy-wait (the scale: "
                         "host time the step must absorb). Each probe call's own host time is "
                         "reported (probe_call_us) beside what the step pays")
@@ -235,10 +244,17 @@ class StepProbe:
             for pair in self.pairs:  # torch makes an event at its first record
                 for e in pair:
                     e.record()
-        elif kind in ("cu-events", "cu-markers"):
+        elif kind in CU_PROBE_STREAMS:
             self.cu = ctypes.CDLL("libcuda.so.1")
             self.cu.cuEventRecord.argtypes = [ctypes.c_void_p, ctypes.c_void_p]
-            flags = 0 if kind == "cu-events" else 2  # CU_EVENT_DEFAULT / CU_EVENT_DISABLE_TIMING
+            self.stream = CU_PROBE_STREAMS[kind]
+            if isinstance(self.stream, str):
+                st = ctypes.c_void_p()
+                if self.cu.cuStreamCreate(ctypes.byref(st), 0 if self.stream == "blocking" else 1):
+                    sys.exit("dit_loop: --step-probe: cuStreamCreate failed")
+                self.stream = st
+            self.ctx = ctypes.c_void_p()
+            flags = 2 if kind == "cu-markers" else 0  # CU_EVENT_DISABLE_TIMING / CU_EVENT_DEFAULT
             self.pairs = []
             for _ in range(steps):
                 pair = []
@@ -261,8 +277,10 @@ class StepProbe:
                 pass
         elif k == "launch":
             self.tiny.add_(1)
+        elif k == "cu-noop":
+            self.cu.cuCtxGetCurrent(ctypes.byref(self.ctx))
         elif self.cu is not None:
-            self.cu.cuEventRecord(self.pairs[i][end], None)  # NULL: the legacy default stream
+            self.cu.cuEventRecord(self.pairs[i][end], self.stream)
         elif not (end and k == "event-start"):
             self.pairs[i][end].record()
             if end and k == "events-query":
