@@ -65,7 +65,11 @@ VARIANTS = {
     "perf-noshare": {"DIFFSCOPE_MODE": "perf", "DIFFSCOPE_PERF_SHARE_NS": "0"},
     "perf-all-noshare": {"DIFFSCOPE_MODE": "perf", "DIFFSCOPE_PERF_SCOPES": "all",
                          "DIFFSCOPE_PERF_SHARE_NS": "0"},
-    # Completed pairs settled one query per pair (DIFFSCOPE_PERF_DRAIN=each), not in batches.
+    # Completed pairs settled by the program's thread at timed scopes' ends, in batches
+    # (DIFFSCOPE_PERF_DRAIN=batch) or one query per pair (each), not by our resolver thread.
+    "perf-batch": {"DIFFSCOPE_MODE": "perf", "DIFFSCOPE_PERF_DRAIN": "batch"},
+    "perf-all-batch": {"DIFFSCOPE_MODE": "perf", "DIFFSCOPE_PERF_SCOPES": "all",
+                       "DIFFSCOPE_PERF_DRAIN": "batch"},
     "perf-each": {"DIFFSCOPE_MODE": "perf", "DIFFSCOPE_PERF_DRAIN": "each"},
     "perf-all-each": {"DIFFSCOPE_MODE": "perf", "DIFFSCOPE_PERF_SCOPES": "all",
                       "DIFFSCOPE_PERF_DRAIN": "each"},

@@ -441,14 +441,19 @@ TEST_SUITE("collector") {
     CHECK(o.perf_stream == reinterpret_cast<void*>(1));  // CU_STREAM_LEGACY
     CHECK_FALSE(o.perf_side_stream);
     CHECK(o.perf_share_ns == diffscope::detail::event_timer::default_share_ns);
-    CHECK(o.perf_batch_drain);
+    CHECK(o.perf_drain == diffscope::perf_drain_policy::thread);
     CHECK(diffscope::detail::perf_settings_text(o).empty());
     setenv("DIFFSCOPE_PERF_DRAIN", "each", 1);
     CHECK(diffscope::detail::perf_settings_text(diffscope::collector_options::from_env()) ==
           "drain=each");
-    CHECK_FALSE(diffscope::collector_options::from_env().perf_batch_drain);
+    CHECK(diffscope::collector_options::from_env().perf_drain ==
+          diffscope::perf_drain_policy::each);
+    setenv("DIFFSCOPE_PERF_DRAIN", "batch", 1);
+    CHECK(diffscope::collector_options::from_env().perf_drain ==
+          diffscope::perf_drain_policy::batch);
     setenv("DIFFSCOPE_PERF_DRAIN", "sometimes", 1);  // reported on stderr, default kept
-    CHECK(diffscope::collector_options::from_env().perf_batch_drain);
+    CHECK(diffscope::collector_options::from_env().perf_drain ==
+          diffscope::perf_drain_policy::thread);
     unsetenv("DIFFSCOPE_PERF_DRAIN");
     setenv("DIFFSCOPE_MODE", "perf", 1);
     setenv("DIFFSCOPE_PERF_SCOPES", "all", 1);
@@ -574,7 +579,7 @@ TEST_SUITE("collector") {
     auto& c = diffscope::collector::instance();
     auto o = quiet();
     o.mode = diffscope::timing_mode::perf;
-    o.perf_batch_drain = false;
+    o.perf_drain = diffscope::perf_drain_policy::each;
     o.perf_side_stream = true;
     c.start(o);
     { DIFFSCOPE_DENOISE_STEP(0); }

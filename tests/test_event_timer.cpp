@@ -1,9 +1,13 @@
 // Perf mode's event pairing (detail/event_timer.hpp) on synthetic events: no GPU needed.
 #include <doctest/doctest.h>
 
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <chrono>
 #include <limits>
 #include <map>
+#include <mutex>
 #include <optional>
 #include <set>
 #include <thread>
@@ -70,6 +74,8 @@ class fake_events final : public event_api {
     return true;
   }
   void destroy_stream(void*) noexcept override {}
+  std::vector<void*> bound;  // contexts made current, in order
+  void bind(context c) noexcept override { bound.push_back(c); }
 
   /// Completes the n-th recorded event (0-based) at `ms`.
   void complete(std::size_t n, double ms) { done_at[recorded.at(n)] = ms; }
@@ -655,4 +661,148 @@ TEST_CASE("every scope, sampled: nested scopes timed in one step of n, steps in 
   for (const auto& sc : r.scopes) {
     if (sc.name == "block" || sc.name == "attention") CHECK(sc.host.calls == 8);
   }
+}
+
+namespace {
+
+/// fake_events made safe for two threads (the program's and the resolver's), noting which
+/// thread asked for each query and bind.
+class shared_events final : public event_api {
+ public:
+  fake_events inner;
+  std::mutex m;
+  std::vector<std::thread::id> query_threads, bind_threads;
+
+  // Reads a constant: no lock needed.
+  context current_context() noexcept override { return inner.current_context(); }
+  event create() noexcept override {
+    std::lock_guard<std::mutex> g(m);
+    return inner.create();
+  }
+  bool record(event e, void* s) noexcept override {
+    std::lock_guard<std::mutex> g(m);
+    return inner.record(e, s);
+  }
+  state query(event e) noexcept override {
+    std::lock_guard<std::mutex> g(m);
+    query_threads.push_back(std::this_thread::get_id());
+    return inner.query(e);
+  }
+  bool synchronize(event e) noexcept override {
+    std::lock_guard<std::mutex> g(m);
+    return inner.synchronize(e);
+  }
+  std::optional<double> elapsed_ms(event a, event b) noexcept override {
+    std::lock_guard<std::mutex> g(m);
+    return inner.elapsed_ms(a, b);
+  }
+  void destroy(event e) noexcept override {
+    std::lock_guard<std::mutex> g(m);
+    inner.destroy(e);
+  }
+  event create_marker() noexcept override { return nullptr; }
+  void* create_stream() noexcept override { return nullptr; }
+  bool wait(void*, event) noexcept override { return false; }
+  void destroy_stream(void*) noexcept override {}
+  void bind(context c) noexcept override {
+    std::lock_guard<std::mutex> g(m);
+    bind_threads.push_back(std::this_thread::get_id());
+    inner.bind(c);
+  }
+  void complete_all() {
+    std::lock_guard<std::mutex> g(m);
+    for (std::size_t e = 0; e < inner.recorded.size(); ++e) inner.complete(e, 1.5 * e);
+  }
+};
+
+/// op_log for two threads.
+struct shared_log final : diffscope::detail::activity_sink {
+  std::mutex m;
+  std::vector<gpu_op> ops;
+  void on_launch(std::uint32_t, launch_kind) noexcept override {}
+  void on_launch_alias(std::uint32_t, std::uint32_t) noexcept override {}
+  void on_graph_node_created(std::uint64_t) noexcept override {}
+  void on_graph_node_cloned(std::uint64_t, std::uint64_t) noexcept override {}
+  void on_gpu_op(const gpu_op& op) noexcept override {
+    std::lock_guard<std::mutex> g(m);
+    ops.push_back(op);
+  }
+  void on_dropped(std::uint64_t) noexcept override {}
+  std::size_t size() {
+    std::lock_guard<std::mutex> g(m);
+    return ops.size();
+  }
+};
+
+}  // namespace
+
+TEST_CASE("the resolver thread settles pairs: the program's thread only records") {
+  shared_events api;
+  event_timer t(api, legacy, false, no_sharing);
+  shared_log log;
+  CHECK_FALSE(t.resolves_in_background());
+  t.start_resolver(log, std::chrono::milliseconds(1));
+  CHECK(t.resolves_in_background());
+  const std::size_t lag = event_timer::default_lag;
+  {
+    aggregator agg;
+    const attached_tool tool(agg, t);
+    // Three batches' worth of timed scopes through the NVTX tool: no pop drains now.
+    for (std::size_t i = 0; i < 3 * lag; ++i) {
+      diffscope::detail::nvtx_push(range_domain::diffscope, "step", 0, std::nullopt, nullptr);
+      diffscope::detail::nvtx_pop(range_domain::diffscope);
+    }
+  }
+  api.complete_all();
+  // The resolver settles batches of `lag` while 2 * lag are closed: two of the three.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (log.size() < 2 * lag && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  CHECK(log.size() == 2 * lag);
+  t.stop_resolver();
+  CHECK_FALSE(t.resolves_in_background());
+  t.stop_resolver();  // twice: a no-op
+  {
+    std::lock_guard<std::mutex> g(api.m);
+    REQUIRE_FALSE(api.query_threads.empty());
+    const auto self = std::this_thread::get_id();
+    bool all_elsewhere = true;
+    for (const auto& id : api.query_threads) all_elsewhere = all_elsewhere && id != self;
+    CHECK(all_elsewhere);
+    // The resolver made the pairs' context current on its own thread before asking.
+    REQUIRE_FALSE(api.bind_threads.empty());
+    const bool bound_elsewhere = api.bind_threads.front() != self;
+    CHECK(bound_elsewhere);
+    CHECK(api.inner.bound.front() == api.inner.ctx);
+  }
+  t.drain(log, true);  // stop: the rest, on this thread
+  REQUIRE(log.size() == 3 * lag);
+  for (std::size_t i = 1; i < log.ops.size(); ++i)  // in close order
+    CHECK(log.ops[i].correlation_id > log.ops[i - 1].correlation_id);
+  CHECK(t.counts().timed == 3 * lag);
+  CHECK(t.counts().in_flight == 0);
+}
+
+TEST_CASE("release_all stops the resolver; a forked child lets the parent's go") {
+  shared_events api;
+  shared_log log;
+  {
+    event_timer t(api, legacy, false, no_sharing);
+    t.start_resolver(log, std::chrono::milliseconds(1));
+    t.end(t.begin(1));
+    const pid_t pid = ::fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+      ::alarm(10);        // a join of the parent's thread would hang: fail by signal instead
+      t.stop_resolver();  // no thread here to join
+      ::_exit(t.resolves_in_background() ? 3 : 0);
+    }
+    int status = 0;
+    REQUIRE(::waitpid(pid, &status, 0) == pid);
+    CHECK(WIFEXITED(status));
+    CHECK(WEXITSTATUS(status) == 0);
+    t.release_all();
+    CHECK_FALSE(t.resolves_in_background());
+  }  // the destructor finds nothing left to stop
+  CHECK(api.inner.destroyed == static_cast<int>(event_timer::warm_events));
 }

@@ -55,6 +55,19 @@ inline const char* timing_mode_name(timing_mode m) noexcept {
   return m == timing_mode::perf ? "perf" : "profile";
 }
 
+/// Perf mode: who settles completed event pairs (collector_options::perf_drain).
+enum class perf_drain_policy {
+  thread,  ///< a resolver thread of ours, in batches (the default)
+  batch,   ///< the program's threads at timed scopes' ends, one query per batch
+  each,    ///< the program's threads, one query per pair
+};
+
+inline const char* perf_drain_name(perf_drain_policy p) noexcept {
+  return p == perf_drain_policy::thread  ? "thread"
+         : p == perf_drain_policy::batch ? "batch"
+                                         : "each";
+}
+
 /// What to collect and where to write it.
 struct collector_options {
   std::string dump_path;   ///< perf dump written at stop ("" = none)
@@ -89,9 +102,11 @@ struct collector_options {
   /// Perf mode: stamps less than this many host ns apart on one thread and stream share one
   /// event (DIFFSCOPE_PERF_SHARE_NS; 0: every stamp records its own). See event_timer.
   std::uint64_t perf_share_ns = detail::event_timer::default_share_ns;
-  /// Perf mode: settle completed pairs in batches, one event query per batch (the default,
-  /// DIFFSCOPE_PERF_DRAIN=batch), or one query per pair (each). See event_timer::drain.
-  bool perf_batch_drain = true;
+  /// Perf mode: who settles completed pairs. `thread` (the default, DIFFSCOPE_PERF_DRAIN=
+  /// thread): a thread of ours, in batches, so the program's threads only record events;
+  /// `batch`: the program's threads at timed scopes' ends, one event query per batch;
+  /// `each`: likewise, one query per pair. See event_timer::drain and start_resolver.
+  perf_drain_policy perf_drain = perf_drain_policy::thread;
   /// Profile mode: how CUPTI is driven (buffer size, who zeroes buffers, which launch APIs
   /// get a callback). The defaults are right everywhere; DIFFSCOPE_CUPTI_* change them to
   /// measure what each part costs (docs/modes.md, "What profile mode costs").
@@ -106,7 +121,7 @@ struct collector_options {
   /// DIFFSCOPE_GATE, DIFFSCOPE_EXPECT_BCG (implies DIFFSCOPE_GATE), DIFFSCOPE_KEEP_INVALID,
   /// DIFFSCOPE_MODE (profile|perf), DIFFSCOPE_PERF_SCOPES (steps|all), DIFFSCOPE_PERF_STREAM
   /// (legacy|per-thread), DIFFSCOPE_PERF_EVENTS (inline|side), DIFFSCOPE_PERF_SHARE_NS (ns),
-  /// DIFFSCOPE_PERF_DRAIN (batch|each), DIFFSCOPE_PERF_SAMPLE (steps, >= 1),
+  /// DIFFSCOPE_PERF_DRAIN (thread|batch|each), DIFFSCOPE_PERF_SAMPLE (steps, >= 1),
   /// DIFFSCOPE_CUPTI_LAUNCH_APIS (auto|both|driver|runtime|none), DIFFSCOPE_CUPTI_ZERO_BUFFERS,
   /// DIFFSCOPE_CUPTI_HOST_CLOCK (0: CUPTI's own clock), DIFFSCOPE_CUPTI_BUFFER_KB,
   /// DIFFSCOPE_STAGE_PREFIX / DIFFSCOPE_STEP_PREFIX / DIFFSCOPE_REQUEST_PREFIX ("none": off),
@@ -172,7 +187,8 @@ struct collector_options {
       o.perf_stream = reinterpret_cast<void*>(2);
     o.perf_side_stream = choose("DIFFSCOPE_PERF_EVENTS", {"inline", "side"}) == 1;
     count("DIFFSCOPE_PERF_SHARE_NS", o.perf_share_ns);
-    o.perf_batch_drain = choose("DIFFSCOPE_PERF_DRAIN", {"batch", "each"}) == 0;
+    o.perf_drain =
+        static_cast<perf_drain_policy>(choose("DIFFSCOPE_PERF_DRAIN", {"thread", "batch", "each"}));
     count("DIFFSCOPE_PERF_SAMPLE", o.perf_sample_steps);
     if (o.perf_sample_steps == 0) {
       std::fprintf(stderr, "diffscope: DIFFSCOPE_PERF_SAMPLE=0 is not a step count; using 1\n");
@@ -207,8 +223,7 @@ inline std::string perf_settings_text(const collector_options& o) {
   if (o.perf_side_stream != d.perf_side_stream)
     add(o.perf_side_stream ? "events=side" : "events=inline");
   if (o.perf_share_ns != d.perf_share_ns) add("share_ns=" + std::to_string(o.perf_share_ns));
-  if (o.perf_batch_drain != d.perf_batch_drain)
-    add(o.perf_batch_drain ? "drain=batch" : "drain=each");
+  if (o.perf_drain != d.perf_drain) add(std::string("drain=") + perf_drain_name(o.perf_drain));
   return out;
 }
 
@@ -469,9 +484,10 @@ class collector {
       if (st.gpu_ok) {
         st.timers.push_back(std::make_unique<detail::event_timer>(
             st.driver, options.perf_stream, options.perf_side_stream, options.perf_share_ns,
-            options.perf_batch_drain));
+            options.perf_drain != perf_drain_policy::each));
         st.timer = st.timers.back().get();
         st.timer->warm();  // the current context's event pool: made here, not in a scope
+        if (options.perf_drain == perf_drain_policy::thread) st.timer->start_resolver(*st.agg);
       }
     } else {
       st.cupti_status = st.cupti.start(*st.agg, options.cupti);
@@ -535,6 +551,7 @@ class collector {
     }
     if (st.timer != nullptr) {
       // The end of the measurement: wait for the timed spans still running on the GPU.
+      st.timer->stop_resolver();
       st.timer->drain(*st.agg, true);
       st.timer->release_all();
       st.timer_counts = st.timer->counts();

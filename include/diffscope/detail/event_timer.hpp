@@ -13,9 +13,14 @@
 
 #include <dlfcn.h>
 
+#include <unistd.h>
+
 #include <atomic>
+#include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <deque>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -54,6 +59,9 @@ class event_api {
   virtual void* create_stream() noexcept = 0;
   virtual bool wait(void* stream, event e) noexcept = 0;
   virtual void destroy_stream(void* stream) noexcept = 0;
+  /// Makes `ctx` current on the calling thread. Only the resolver thread, which is ours,
+  /// calls it: a program's thread never has its context changed.
+  virtual void bind(context ctx) noexcept = 0;
 };
 
 /// event_api on the CUDA driver, loaded at run time.
@@ -84,8 +92,9 @@ class driver_event_api final : public event_api {
     stream_wait_ = reinterpret_cast<int (*)(void*, void*, unsigned)>(sym("cuStreamWaitEvent"));
     stream_destroy_ =
         reinterpret_cast<int (*)(void*)>(sym("cuStreamDestroy_v2", "cuStreamDestroy"));
-    if (!get_current_ || !create_ || !record_ || !query_ || !sync_ || !elapsed_ || !destroy_ ||
-        !stream_create_ || !stream_wait_ || !stream_destroy_) {
+    set_current_ = reinterpret_cast<int (*)(void*)>(sym("cuCtxSetCurrent"));
+    if (!get_current_ || !set_current_ || !create_ || !record_ || !query_ || !sync_ || !elapsed_ ||
+        !destroy_ || !stream_create_ || !stream_wait_ || !stream_destroy_) {
       ::dlclose(h);
       return "the CUDA driver lacks the event API";
     }
@@ -125,8 +134,10 @@ class driver_event_api final : public event_api {
   }
   bool wait(void* stream, event e) noexcept override { return stream_wait_(stream, e, 0) == 0; }
   void destroy_stream(void* stream) noexcept override { stream_destroy_(stream); }
+  void bind(context ctx) noexcept override { set_current_(ctx); }
 
  private:
+  int (*set_current_)(void*) = nullptr;
   int (*stream_create_)(void**, unsigned) = nullptr;
   int (*stream_wait_)(void*, void*, unsigned) = nullptr;
   int (*stream_destroy_)(void*) = nullptr;
@@ -290,65 +301,148 @@ class event_timer {
   /// newest one's end event is the only one queried: a stream completes its work in order,
   /// so every older event of theirs is done when it is. Steady state: one query per `lag`
   /// pairs instead of one per pair.
-  void drain(activity_sink& sink, bool wait, std::size_t lag = default_lag) noexcept {
-    std::vector<gpu_op> ready;
+  ///
+  /// The driver calls (queries, elapsed times) run without the timer's lock, so a program
+  /// thread stamping meanwhile never waits for them; drainers take turns (the resolver
+  /// thread, a snapshot, stop). `bind`: make each pair's context current first (the resolver
+  /// thread only: it is ours).
+  void drain(activity_sink& sink, bool wait, std::size_t lag = default_lag,
+             bool bind = false) noexcept {
+    std::lock_guard<std::mutex> turn(drain_mutex_);  // only drainers take closed_'s front
+    std::vector<closed_pair> batch;                  // copies of closed_'s front, in order
+    bool batched = false;
     {
       std::lock_guard<std::mutex> g(mutex_);
       const bool lazy = !wait && lag > 1;
-      std::size_t budget = closed_.size();  // pairs this call may settle
-      std::size_t known_done = 0;           // front pairs a later event showed complete
+      std::size_t n = closed_.size();
       if (lazy && batch_drain_) {
-        if (closed_.size() < std::max(2 * lag, retry_at_)) return;
-        budget = lag;
-        switch (batch_state(lag)) {
-          case event_api::state::pending:
-            retry_at_ = closed_.size() + lag;
-            return;
-          case event_api::state::done:
-            known_done = lag;
-            break;
-          case event_api::state::failed:  // several streams, or the query failed: one by one
-            break;
-        }
+        if (n < std::max(2 * lag, retry_at_)) return;
+        n = lag;
+        batched = true;
+      } else if (lazy) {
+        if (n < std::max(lag, retry_at_)) return;
+        n = n - lag + 1;  // one by one while `lag` or more stay closed
       }
-      for (; budget > 0 && !closed_.empty(); --budget) {
-        if (lazy && !batch_drain_ && closed_.size() < std::max(lag, retry_at_)) break;
-        closed_pair& c = closed_.front();
-        event_api::state s = event_api::state::done;
-        if (known_done > 0)
-          --known_done;
-        else
-          s = api_.query(c.end);
-        if (s == event_api::state::pending && wait)
-          s = api_.synchronize(c.end) ? event_api::state::done : event_api::state::failed;
-        if (s == event_api::state::pending) {
+      batch.assign(closed_.begin(), closed_.begin() + static_cast<std::ptrdiff_t>(n));
+    }
+    if (batch.empty()) return;
+    void* bound = nullptr;
+    const auto use = [&](void* ctx) {
+      if (bind && ctx != bound) api_.bind(ctx);
+      bound = ctx;
+    };
+    std::size_t known_done = 0;  // front pairs a later event showed complete
+    if (batched) {
+      use(batch.back().p.ctx);
+      switch (batch_state(batch)) {
+        case event_api::state::pending: {
+          std::lock_guard<std::mutex> g(mutex_);
           retry_at_ = closed_.size() + lag;
+          return;
+        }
+        case event_api::state::done:
+          known_done = batch.size();
           break;
-        }
-        retry_at_ = 0;
-        std::optional<double> ms;
-        if (s == event_api::state::done) ms = api_.elapsed_ms(c.p.start, c.end);
-        if (ms && *ms >= 0) {
-          gpu_op op;
-          op.kind = op_kind::timing;
-          op.correlation_id = c.id;
-          op.start_ns = c.p.host_ns;
-          op.end_ns = c.p.host_ns + static_cast<std::uint64_t>(*ms * 1e6 + 0.5);
-          ready.push_back(op);
-          ++counts_.timed;
-        } else {
-          ++counts_.failed;
-        }
+        case event_api::state::failed:  // several streams, or the query failed: one by one
+          break;
+      }
+    }
+    std::vector<gpu_op> ready;
+    std::size_t settled = 0, timed = 0, failed = 0;
+    bool stalled = false;
+    for (const closed_pair& c : batch) {
+      use(c.p.ctx);
+      event_api::state s = event_api::state::done;
+      if (known_done > 0)
+        --known_done;
+      else
+        s = api_.query(c.end);
+      if (s == event_api::state::pending && wait)
+        s = api_.synchronize(c.end) ? event_api::state::done : event_api::state::failed;
+      if (s == event_api::state::pending) {
+        stalled = true;
+        break;
+      }
+      std::optional<double> ms;
+      if (s == event_api::state::done) ms = api_.elapsed_ms(c.p.start, c.end);
+      if (ms && *ms >= 0) {
+        gpu_op op;
+        op.kind = op_kind::timing;
+        op.correlation_id = c.id;
+        op.start_ns = c.p.host_ns;
+        op.end_ns = c.p.host_ns + static_cast<std::uint64_t>(*ms * 1e6 + 0.5);
+        ready.push_back(op);
+        ++timed;
+      } else {
+        ++failed;
+      }
+      ++settled;
+    }
+    {
+      std::lock_guard<std::mutex> g(mutex_);
+      for (std::size_t i = 0; i < settled; ++i) {
+        const closed_pair& c = closed_.front();
         release(c.p.ctx, c.p.start);
         release(c.p.ctx, c.end);
         closed_.pop_front();
       }
+      counts_.timed += timed;
+      counts_.failed += failed;
+      retry_at_ = stalled ? closed_.size() + lag : 0;
     }
     for (const gpu_op& op : ready) sink.on_gpu_op(op);
   }
 
+  /// Resolves closed pairs on a thread of our own (DIFFSCOPE_PERF_DRAIN=thread, the
+  /// default): every `period` it drains lazily into `sink`, so the program's threads only
+  /// record events; the queries, the elapsed times and the aggregator's work for each pair
+  /// happen elsewhere. In the launch-bound PyTorch loop that work was about half of a timed
+  /// step's host cost (BENCHMARKS.md). Stop it before the final drain.
+  void start_resolver(activity_sink& sink,
+                      std::chrono::microseconds period = std::chrono::milliseconds(2)) {
+    stop_resolver();
+    std::lock_guard<std::mutex> g(resolver_mutex_);
+    resolver_stop_ = false;
+    resolver_pid_ = ::getpid();
+    background_.store(true, std::memory_order_relaxed);
+    resolver_ = std::make_unique<std::thread>([this, &sink, period] {
+      std::unique_lock<std::mutex> lk(resolver_mutex_);
+      while (!resolver_cv_.wait_for(lk, period, [this] { return resolver_stop_; })) {
+        lk.unlock();
+        drain(sink, false, default_lag, /*bind=*/true);
+        lk.lock();
+      }
+    });
+  }
+
+  /// Stops the resolver thread (a no-op when none runs). In a forked child the thread is
+  /// the parent's: it is let go, not joined.
+  void stop_resolver() noexcept {
+    std::unique_ptr<std::thread> t;
+    {
+      std::lock_guard<std::mutex> g(resolver_mutex_);
+      if (!resolver_) return;
+      resolver_stop_ = true;
+      background_.store(false, std::memory_order_relaxed);
+      t = std::move(resolver_);
+    }
+    resolver_cv_.notify_all();
+    if (resolver_pid_ == ::getpid()) {
+      t->join();
+    } else {
+      (void)t.release();  // the parent's thread: no thread to join here
+    }
+  }
+
+  /// Whether a resolver thread drains (range handlers then leave it alone).
+  bool resolves_in_background() const noexcept {
+    return background_.load(std::memory_order_relaxed);
+  }
+
   /// Drops every pair (unclosed scopes, pairs the GPU never completed) and frees the events.
   void release_all() noexcept {
+    stop_resolver();
+    std::lock_guard<std::mutex> turn(drain_mutex_);
     std::lock_guard<std::mutex> g(mutex_);
     counts_.unresolved += open_.size() + closed_.size();
     for (auto& kv : open_) release(kv.second.ctx, kv.second.start);
@@ -425,13 +519,13 @@ class event_timer {
     return ev;
   }
 
-  // The oldest `n` closed pairs' completion in one query: their newest end event's state
-  // when one thread sent them all to one stream of one context (so they complete in order),
-  // else `failed` (ask each).
-  event_api::state batch_state(std::size_t n) {
-    const closed_pair& newest = closed_[n - 1];
-    for (std::size_t i = 0; i + 1 < n; ++i) {
-      const open_pair& p = closed_[i].p;
+  // A batch's completion in one query: its newest end event's state when one thread sent
+  // them all to one stream of one context (so they complete in order), else `failed` (ask
+  // each).
+  event_api::state batch_state(const std::vector<closed_pair>& batch) {
+    const closed_pair& newest = batch.back();
+    for (const closed_pair& c : batch) {
+      const open_pair& p = c.p;
       if (p.ctx != newest.p.ctx || p.stream != newest.p.stream || p.thread != newest.p.thread)
         return event_api::state::failed;
     }
@@ -529,6 +623,14 @@ class event_timer {
   std::vector<side_state> sides_;
   std::size_t retry_at_ = 0;  // closed pairs needed before the next lazy query
   mutable std::mutex mutex_;
+  std::mutex drain_mutex_;  // held by the one drainer at a time (outside mutex_)
+  // The resolver thread (start_resolver).
+  std::mutex resolver_mutex_;
+  std::condition_variable resolver_cv_;
+  bool resolver_stop_ = false;
+  pid_t resolver_pid_ = 0;
+  std::unique_ptr<std::thread> resolver_;
+  std::atomic<bool> background_{false};
   std::uint32_t next_id_ = 0;
   std::unordered_map<std::uint32_t, open_pair> open_;
   std::deque<closed_pair> closed_;

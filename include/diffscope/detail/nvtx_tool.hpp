@@ -201,10 +201,11 @@ inline void nvtx_pop(std::optional<range_domain> dom) {
       const aggregator::popped p = agg->pop(*dom, t);
       event_timer* timer = nvtx_state().timer.load(std::memory_order_acquire);
       if (p.timed != 0 && timer != nullptr) {
-        // Old pairs first, then the end stamp: the stamp is the handler's last CUDA call, so
-        // the time our own work takes (event queries, the sink) falls inside the scope's
-        // span, not between its end and whatever the program enqueues next.
-        timer->drain(*agg, false);
+        // Old pairs first (unless the resolver thread does it), then the end stamp: the
+        // stamp is the handler's last CUDA call, so the time our own work takes (event
+        // queries, the sink) falls inside the scope's span, not between its end and
+        // whatever the program enqueues next.
+        if (!timer->resolves_in_background()) timer->drain(*agg, false);
         timer->end(p.timed);
       }
       if (p.step) in_unsampled_step() = false;
