@@ -14,11 +14,17 @@ Then the launch-bound loop paired within processes (--paired-reps processes per 
 (the collector paused in the other loops: profile mode's CUPTI tracing off, perf mode's events
 off) and plain python with --paired-profiler (torch.profiler around every other loop). What
 each adds is then measured against the same process's own unmeasured loops, which cancels the
-process-to-process spread that makes the process medians above noisy (T2 paired).
+process-to-process spread that makes the process medians above noisy (T2 paired). Last,
+profile mode paired step by step (stepped_diffscope: dit_loop.py --paired-steps, the
+collector paused in every other step, A B B A in groups of four, each step timed on the host),
+the estimator T2 is judged on: its A/A control reads within +-0.25% of zero where loop pairs
+and process medians spread several percent (docs/torch.md).
 
 Targets (docs/torch.md says what each number means):
   T1 GPU-bound: diffscope overhead vs plain <= 3 % (median e2e)
-  T2 launch-bound: time diffscope adds <= 1/5 of the time torch.profiler adds
+  T2 launch-bound: time diffscope adds <= 1/5 of the time torch.profiler adds; judged on
+     profile mode's step-paired cost (upper 95% bound) over torch.profiler's loop-paired cost
+     ("T2 step-paired"); the process-median and loop-paired ratios are reported beside it
   T3 GPU-bound: the dump's sum of denoise_steps_ms within 2 % of the measured e2e
   T4 nesting: a dump scope path has denoise_step as an ancestor of fused_rms_norm_rope, with
      2 * blocks * steps calls
@@ -26,7 +32,7 @@ Targets (docs/torch.md says what each number means):
      equals the plain runs'
 Everything goes under --out (results.json, report.md, runs/, dumps/, logs/); the markdown
 report is the last thing printed. A failed run is reported, never fatal. Exit 0 when every
-target passed (or was skipped without a GPU), 1 otherwise, 2 on bad arguments.
+judged target passed (or was skipped without a GPU), 1 otherwise, 2 on bad arguments.
 """
 
 import argparse
@@ -36,6 +42,8 @@ import statistics
 import subprocess
 import sys
 import time
+
+from perf_mode import step_group_ratios, trimmed_mean  # the step-paired estimator
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 DIT_LOOP = os.path.join(HERE, "..", "examples", "torch_extension", "dit_loop.py")
@@ -59,7 +67,10 @@ SMALL = {
 MODES = ["plain", "diffscope", "diffscope_perf", "profiler"]
 MODE_ENV = {"diffscope_perf": {"DIFFSCOPE_MODE": "perf"},
             "paired_diffscope_perf": {"DIFFSCOPE_MODE": "perf"}}
-PAIRED_MODES = ["paired_diffscope", "paired_diffscope_perf", "paired_profiler"]
+# stepped_diffscope: profile mode paused in every other step instead (--paired-steps), the
+# estimator T2 is judged on (below).
+PAIRED_MODES = ["paired_diffscope", "paired_diffscope_perf", "paired_profiler",
+                "stepped_diffscope"]
 
 
 def parse_args(argv):
@@ -150,11 +161,13 @@ class Bench:
         c = self.configs[cfg]
         cmd = [self.a.python, DIT_LOOP, "--ext", os.path.abspath(self.a.ext), "--device", self.a.device,
                "--dtype", self.a.dtype, "--warmup", str(self.a.warmup), "--json", json_out]
-        paired = mode.startswith("paired_")
+        paired = mode.startswith("paired_") or mode == "stepped_diffscope"
         for k in ("tokens", "dim", "heads", "blocks", "steps", "repeat"):
             v = self.a.paired_loops if paired and k == "repeat" else c[k]
             cmd += [f"--{k}", str(v)]
-        if paired:
+        if mode == "stepped_diffscope":
+            cmd.append("--paired-steps")
+        elif paired:
             cmd.append("--paired-profiler" if mode == "paired_profiler" else "--paired-timing")
         if mode == "profiler":
             cmd.append("--profiler")
@@ -163,7 +176,7 @@ class Bench:
         if mode == "coexist":
             cmd.append("--profiler-first")
         if mode in ("diffscope", "diffscope_perf", "diffscope_events", "coexist",
-                    "paired_diffscope", "paired_diffscope_perf"):
+                    "paired_diffscope", "paired_diffscope_perf", "stepped_diffscope"):
             cmd = [os.path.abspath(self.a.diffscope), "run", "--dump", dump, "--"] + cmd
         return cmd
 
@@ -344,6 +357,8 @@ def analyse(b):
     # halves' medians mix and neighbours mostly share (bench/profile_cost.py, BENCHMARKS.md).
     paired = {}
     for m in PAIRED_MODES:
+        if m == "stepped_diffscope":
+            continue  # below
         added, pct, pairs = [], [], []
         for r in by.get(("launch_bound", m), []):
             t, u = r["result"].get("e2e_timed_ms"), r["result"].get("e2e_untimed_ms")
@@ -355,9 +370,23 @@ def analyse(b):
                      "median_added_pct": median(pct), "pairs_pct": pairs,
                      "median_pairs_pct": median(pairs)}
 
-    def verdict(ok, skip_reason=None):
+    # Step-paired: every group of four steps (A B B A) of every process, pooled; the
+    # 10%-trimmed mean and its standard error (bench/perf_mode.py).
+    groups = []
+    for r in by.get(("launch_bound", "stepped_diffscope"), []):
+        if r["result"].get("step_host_ms"):
+            groups += step_group_ratios(r["result"])
+    stepped = None
+    if len(groups) >= 8:
+        mean, se = trimmed_mean(groups)
+        stepped = {"groups": len(groups), "mean_pct": 100 * mean, "se_pct": 100 * se,
+                   "upper_pct": 100 * (mean + 2 * se)}
+
+    def verdict(ok, skip_reason=None, judged=True):
         if skip_reason:
             return "SKIP"
+        if not judged:  # reported beside the judge, not a pass/fail of its own
+            return "info: " + ("within" if ok else "over")
         return "PASS" if ok else "FAIL"
 
     # Timing targets are skipped only on a CPU run; on a GPU run a missing number is a failure.
@@ -375,9 +404,10 @@ def analyse(b):
         da = lb.get(f"{m}_added_ms")
         ok2 = da is not None and pa is not None and pa > 0 and da <= pa / 5.0
         ratio = da / pa if da is not None and pa else None
-        targets.append({"id": tid, "what": f"launch-bound: diffscope ({label}) adds <= 1/5 of what torch.profiler adds",
+        # Process medians: reported; T2 is judged step-paired ("T2 step-paired" below).
+        targets.append({"id": tid, "what": f"launch-bound, process medians: diffscope ({label}) adds <= 1/5 of what torch.profiler adds",
                         "value": f"diffscope {fmt(da, '+.2f')} ms, profiler {fmt(pa, '+.2f')} ms, ratio {fmt(ratio, '.3f')}",
-                        "verdict": verdict(ok2, no_gpu)})
+                        "verdict": verdict(ok2, no_gpu, judged=a.paired_reps == 0)})
     if a.paired_reps > 0:
         pa = paired["paired_profiler"]["median_added_ms"]
         pq = paired["paired_profiler"]["median_pairs_pct"]
@@ -398,7 +428,25 @@ def analyse(b):
                          f"ratio {fmt(ratio, '.3f')}; neighbouring loops: diffscope "
                          f"{fmt(dq, '+.2f')} %, profiler {fmt(pq, '+.2f')} %, ratio "
                          f"{fmt(pair_ratio, '.3f')}",
-                "verdict": verdict(ok2, no_gpu)})
+                "verdict": verdict(ok2, no_gpu, judged=False)})
+    if a.paired_reps > 0:
+        # The judge of T2: profile mode's cost paired step by step (its upper 95% bound) over
+        # torch.profiler's, paired by loops (it cannot be switched per step). The two loop-
+        # based T2 lines above are reported too; their process-to-process and loop-to-loop
+        # noise is several times this one's (docs/torch.md).
+        pp = paired["paired_profiler"]["median_added_pct"]
+        ratio = stepped["upper_pct"] / pp if stepped and pp else None
+        ok2 = ratio is not None and pp > 0 and ratio <= 0.2
+        val = (f"diffscope {stepped['mean_pct']:+.3f} % +- {2 * stepped['se_pct']:.3f} % a step "
+               f"({stepped['groups']} groups; upper bound {stepped['upper_pct']:+.3f} %), profiler "
+               f"{fmt(pp, '+.2f')} % a loop, ratio of the upper bound {fmt(ratio, '.3f')} "
+               f"(of the mean {fmt(stepped['mean_pct'] / pp if pp else None, '.3f')})"
+               if stepped else "no step-paired run succeeded")
+        targets.append({
+            "id": "T2 step-paired",
+            "what": "launch-bound, paired step by step (the judge of T2): diffscope (profile mode) "
+                    "adds <= 1/5 of what torch.profiler adds",
+            "value": val, "verdict": verdict(ok2, no_gpu)})
     m3 = gb.get("steps_sum_vs_e2e_pct_median")
     timed = gb.get("gpu_timing") or []
     gpu_steps = bool(timed) and all(timed)  # device-timed step durations, not host fallbacks
@@ -424,7 +472,7 @@ def analyse(b):
                         "value": "the run failed", "verdict": "FAIL"})
     failures = [{"name": r["name"], "error": r["error"]} for r in runs if r["error"]]
     return {"device": device, "has_gpu": has_gpu, "table": table, "checksums": checksums, "coexist": co,
-            "paired": paired,
+            "paired": paired, "stepped": stepped,
             "targets": targets, "failed_runs": failures, "no_gpu_reason": no_gpu}
 
 
@@ -503,7 +551,8 @@ def main(argv):
     failed = [t for t in res["targets"] if t["verdict"] == "FAIL"]
     print(f"torch_overhead: {'FAIL (' + ', '.join(t['id'] for t in failed) + ')' if failed else 'PASS'}"
           f" ({sum(t['verdict'] == 'PASS' for t in res['targets'])} passed, {len(failed)} failed, "
-          f"{sum(t['verdict'] == 'SKIP' for t in res['targets'])} skipped)")
+          f"{sum(t['verdict'] == 'SKIP' for t in res['targets'])} skipped, "
+          f"{sum(t['verdict'].startswith('info') for t in res['targets'])} reported only)")
     return 1 if failed else 0
 
 
