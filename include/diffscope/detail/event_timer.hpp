@@ -419,15 +419,17 @@ class event_timer {
   /// the parent's: it is let go, not joined.
   void stop_resolver() noexcept {
     std::unique_ptr<std::thread> t;
+    bool ours = false;
     {
       std::lock_guard<std::mutex> g(resolver_mutex_);
       if (!resolver_) return;
       resolver_stop_ = true;
       background_.store(false, std::memory_order_relaxed);
       t = std::move(resolver_);
+      ours = resolver_pid_ == ::getpid();
     }
     resolver_cv_.notify_all();
-    if (resolver_pid_ == ::getpid()) {
+    if (ours) {
       t->join();
     } else {
       (void)t.release();  // the parent's thread: no thread to join here
