@@ -286,14 +286,10 @@ class StepProbe:
             if end and k == "events-query":
                 self.pairs[(i - self.LAG) % self.steps][1].query()
 
-    def start(self, i):
+    def at(self, i, end):
+        """Step i's start (end=0) or end (end=1), its own host time added to call_ns."""
         t0 = time.perf_counter_ns()
-        self._do(i, 0)
-        self.call_ns += time.perf_counter_ns() - t0
-
-    def end(self, i):
-        t0 = time.perf_counter_ns()
-        self._do(i, 1)
+        self._do(i, end)
         self.call_ns += time.perf_counter_ns() - t0
 
 
@@ -427,7 +423,7 @@ def main(a):
                         pause(0 if step_timed[i] else 1)
                     h0 = time.perf_counter()
                     if probe and step_timed[i]:
-                        probe.start(i)
+                        probe.at(i, 0)
                         probe_timed_steps += 1
                 if outer:
                     outer[i][0].record()
@@ -449,7 +445,7 @@ def main(a):
                     outer[i][1].record()
                 if step_timed:
                     if probe and step_timed[i]:
-                        probe.end(i)
+                        probe.at(i, 1)
                     loop_host.append((time.perf_counter() - h0) * 1e3)
             nvtx.pop()
             sync()
