@@ -256,7 +256,7 @@ class StepProbe:
             self.ctx = ctypes.c_void_p()
             flags = 2 if kind == "cu-markers" else 0  # CU_EVENT_DISABLE_TIMING / CU_EVENT_DEFAULT
             self.pairs = []
-            for _ in range(steps):
+            for _ in range(steps if kind != "cu-noop" else 0):  # cu-noop records nothing
                 pair = []
                 for _ in range(2):
                     ev = ctypes.c_void_p()
