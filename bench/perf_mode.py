@@ -68,6 +68,8 @@ VARIANTS = {
     # Completed pairs settled by the program's thread at timed scopes' ends, in batches
     # (DIFFSCOPE_PERF_DRAIN=batch) or one query per pair (each), not by our resolver thread.
     "perf-batch": {"DIFFSCOPE_MODE": "perf", "DIFFSCOPE_PERF_DRAIN": "batch"},
+    # Every step records its own start (DIFFSCOPE_PERF_CHAIN_STEPS=0), as before chaining.
+    "perf-nochain": {"DIFFSCOPE_MODE": "perf", "DIFFSCOPE_PERF_CHAIN_STEPS": "0"},
     "perf-all-batch": {"DIFFSCOPE_MODE": "perf", "DIFFSCOPE_PERF_SCOPES": "all",
                        "DIFFSCOPE_PERF_DRAIN": "batch"},
     "perf-each": {"DIFFSCOPE_MODE": "perf", "DIFFSCOPE_PERF_DRAIN": "each"},
@@ -144,7 +146,8 @@ def py_run(args, variant, dump, step_events=False, gpu_bound=False, full=False, 
             "--repeat", str(args.paired_loops if paired else
                             args.step_pair_loops if paired_steps else 3), "--json", res] + cfg + \
         (["--step-events", "--outer-events"] if step_events else []) + \
-        (["--paired-timing"] if paired else []) + (["--paired-steps"] if paired_steps else []) + \
+        (["--paired-timing"] if paired else []) + \
+        (["--paired-steps", "--pair-run", str(args.step_pair_run)] if paired_steps else []) + \
         list(extra)
     if variant == "off":
         cmd, env = loop, clean_env({})
@@ -167,13 +170,20 @@ def alternate(fn, variants, reps):
 
 
 def step_group_ratios(r):
-    """dit_loop.py --paired-steps: per group of four steps (timed, untimed, untimed, timed),
-    the timed steps' host time over the untimed ones', minus 1."""
+    """dit_loop.py --paired-steps: per group of four runs of K steps (timed, untimed,
+    untimed, timed; K = 1 unless --pair-run), the timed steps' host time over the untimed
+    ones', minus 1."""
     timed = r["step_timed"]
-    if timed[:4] != [True, False, False, True]:
+    k = timed.index(False) if False in timed else 0
+    size = 4 * k
+    if k == 0 or timed[:size] != [True] * k + [False] * (2 * k) + [True] * k:
         raise RuntimeError("dit_loop.py --paired-steps: unexpected step pattern")
-    return [(loop[g] + loop[g + 3]) / (loop[g + 1] + loop[g + 2]) - 1
-            for loop in r["step_host_ms"] for g in range(0, len(loop) - 3, 4)]
+    out = []
+    for loop in r["step_host_ms"]:
+        for g in range(0, len(loop) - size + 1, size):
+            group = list(zip(loop[g:g + size], timed[g:g + size]))
+            out.append(sum(ms for ms, t in group if t) / sum(ms for ms, t in group if not t) - 1)
+    return out
 
 
 def untimed_step_us(r):
@@ -253,6 +263,13 @@ def main():
                          ", ".join(PROBES) + ")")
     ap.add_argument("--step-pair-loops", type=int, default=16,
                     help="loops per step-paired process")
+    ap.add_argument("--step-pair-run", type=int, default=4,
+                    help="steps per run of the step-paired pattern (dit_loop.py --pair-run): "
+                         "runs of timed steps, as in a fully timed loop, where perf mode's "
+                         "chained steps cost one stamp each (1: single steps, A B B A)")
+    ap.add_argument("--accuracy-variants", default="perf",
+                    help="perf-mode variants of the Python loop's accuracy section "
+                         "(comma-separated; perf-nochain: every step its own start)")
     ap.add_argument("--out", default=tempfile.mkdtemp(prefix="perf-mode-"))
     args = ap.parse_args()
     py_sections = set(args.py_sections.split(",")) - {""}
@@ -261,12 +278,20 @@ def main():
     known_sections = {"overhead", "paired", "steps", "accuracy"}
     if not py_sections <= known_sections:
         ap.error(f"--py-sections: unknown {sorted(py_sections - known_sections)}")
-    if args.step_pair_reps < 1 or args.step_pair_loops < 1:
-        ap.error("--step-pair-reps and --step-pair-loops must be at least 1")
+    if args.step_pair_reps < 1 or args.step_pair_loops < 1 or args.step_pair_run < 1:
+        ap.error("--step-pair-reps, --step-pair-loops and --step-pair-run must be at least 1")
+    if 4 * args.step_pair_run > args.py_steps:
+        ap.error("--step-pair-run K needs --py-steps 4K or more")
     step_variants = [v for v in args.step_variants.split(",") if v]
     unknown = sorted(set(step_variants) - (set(VARIANTS) - {"off"}) - set(PROBES))
     if unknown or not step_variants:
         ap.error(f"--step-variants: unknown {unknown} (or none given)")
+    accuracy_variants = [v for v in args.accuracy_variants.split(",") if v]
+    if not accuracy_variants or not all(
+            VARIANTS.get(v, {}).get("DIFFSCOPE_MODE") == "perf" and
+            "DIFFSCOPE_NO_GPU" not in VARIANTS[v] for v in accuracy_variants):
+        ap.error(f"--accuracy-variants: not perf-mode variants with GPU timing: "
+                 f"{args.accuracy_variants!r}")
     paired_variants = [v for v in args.paired_variants.split(",") if v]
     if not set(paired_variants) <= set(VARIANTS) - {"off"}:
         ap.error(f"--paired-variants: unknown {sorted(set(paired_variants) - set(VARIANTS))} "
@@ -452,7 +477,8 @@ def main():
         with open(os.path.join(args.out, "step_pairs.json"), "w") as f:
             json.dump(pooled, f)  # every group's ratio, for a second look
         say(f"dit_loop launch-bound, paired step by step ({args.step_pair_loops} loops x "
-            f"{args.step_pair_reps} processes per variant, groups of four steps A B B A, host "
+            f"{args.step_pair_reps} processes per variant, groups of four runs of "
+            f"{args.step_pair_run} step(s) A B B A, host "
             f"time of timed over untimed steps; 10%-trimmed mean +- 2 standard errors):")
         for v, ratios in pooled.items():
             mean, se = trimmed_mean(ratios)
@@ -477,32 +503,45 @@ def main():
                   f"{100 * mean:+.3f}% +- {200 * se:.3f}%")
 
     if args.ext and args.diffscope and "accuracy" in py_sections:
-        # Accuracy: launch-bound (with the outer pair) and GPU-bound.
-        for name, gpu_bound in (("launch-bound", False), ("GPU-bound", True)):
-            _, r = py_run(args, "perf", dump, step_events=True, gpu_bound=gpu_bound, full=True)
-            truth, outer = r.get("step_ms") or [], r.get("step_ms_outer") or []
-            perf_steps, status = dump_steps(dump)
-            # Kept per configuration (the next run writes the same names).
-            for src, tag in ((dump, "dump"), (os.path.join(args.out, "py-perf.json"), "result")):
-                if os.path.exists(src):
-                    with open(src) as f_in, open(os.path.join(
-                            args.out, f"py-accuracy-{name}-{tag}.json"), "w") as f_out:
-                        f_out.write(f_in.read())
-            err = max_rel(perf_steps, truth)
-            pct = lambda x: "-" if x is None else f"{100 * x:.3f}%"
-            line = (f"dit_loop.py {name}: perf-mode steps vs CUDA events: max error "
-                    f"{pct(err)} (median {pct(median_rel(perf_steps, truth))}) over "
-                    f"{len(truth)} steps")
-            if outer:
-                # The ground truth's own spread: the same steps timed by a pair a few
-                # microseconds of Python further out (before the push, after the pop).
-                line += (f"; vs the outer pair {pct(max_rel(perf_steps, outer))} (median "
-                         f"{pct(median_rel(perf_steps, outer))}); inner vs outer pair "
-                         f"{pct(max_rel(truth, outer))} (median {pct(median_rel(truth, outer))})")
-            say(line)
-            check(f"dit_loop {name} per-step perf vs CUDA events within 2%",
-                  err is not None and err <= 0.02,
-                  f"max {100 * err:.3f}%" if err is not None else "no data")
+        # Accuracy: launch-bound (with the outer pair) and GPU-bound. Chained steps (the
+        # default) run from the previous step's end to their own, so their ground truth is the
+        # outer pair's boundaries chained the same way (dit_loop.py's step_ms_chained); with
+        # DIFFSCOPE_PERF_CHAIN_STEPS=0 it is the inner pair, recorded inside each step.
+        for variant in accuracy_variants:
+            for name, gpu_bound in (("launch-bound", False), ("GPU-bound", True)):
+                _, r = py_run(args, variant, dump, step_events=True, gpu_bound=gpu_bound,
+                              full=True)
+                truth, outer = r.get("step_ms") or [], r.get("step_ms_outer") or []
+                perf_steps, status = dump_steps(dump)
+                chained = "chain_steps=off" not in status.get("perf_settings", "")
+                ref = (r.get("step_ms_chained") or []) if chained else truth
+                ref_name = "the chained outer pairs" if chained else "the inner pair"
+                # Kept per configuration (the next run writes the same names).
+                for src, tag in ((dump, "dump"),
+                                 (os.path.join(args.out, f"py-{variant}.json"), "result")):
+                    if os.path.exists(src):
+                        with open(src) as f_in, open(os.path.join(
+                                args.out, f"py-accuracy-{variant}-{name}-{tag}.json"),
+                                "w") as f_out:
+                            f_out.write(f_in.read())
+                err = max_rel(perf_steps, ref)
+                pct = lambda x: "-" if x is None else f"{100 * x:.3f}%"
+                line = (f"dit_loop.py {name}, {variant}: steps vs {ref_name}: max error "
+                        f"{pct(err)} (median {pct(median_rel(perf_steps, ref))}) over "
+                        f"{len(ref)} steps")
+                if outer:
+                    # The ground truth's own spread: the same steps timed by pairs a few
+                    # microseconds of Python apart (inside the range, outside it).
+                    line += (f"; vs the inner pair {pct(max_rel(perf_steps, truth))} (median "
+                             f"{pct(median_rel(perf_steps, truth))}); vs the outer pair "
+                             f"{pct(max_rel(perf_steps, outer))} (median "
+                             f"{pct(median_rel(perf_steps, outer))}); inner vs outer pair "
+                             f"{pct(max_rel(truth, outer))} (median "
+                             f"{pct(median_rel(truth, outer))})")
+                say(line)
+                check(f"dit_loop {name} {variant} per-step times vs CUDA events within 2%",
+                      err is not None and err <= 0.02,
+                      f"max {100 * err:.3f}% vs {ref_name}" if err is not None else "no data")
 
     with open(os.path.join(args.out, "perf_mode.txt"), "w") as f:
         f.write("\n".join(lines + checks) + "\n")

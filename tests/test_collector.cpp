@@ -455,6 +455,18 @@ TEST_SUITE("collector") {
     CHECK(diffscope::collector_options::from_env().perf_drain ==
           diffscope::perf_drain_policy::thread);
     unsetenv("DIFFSCOPE_PERF_DRAIN");
+    CHECK(o.perf_chain_steps);
+    setenv("DIFFSCOPE_PERF_CHAIN_STEPS", "0", 1);
+    CHECK_FALSE(diffscope::collector_options::from_env().perf_chain_steps);
+    CHECK(diffscope::detail::perf_settings_text(diffscope::collector_options::from_env()) ==
+          "chain_steps=off");
+    setenv("DIFFSCOPE_PERF_CHAIN_STEPS", "off", 1);
+    CHECK_FALSE(diffscope::collector_options::from_env().perf_chain_steps);
+    setenv("DIFFSCOPE_PERF_CHAIN_STEPS", "on", 1);
+    CHECK(diffscope::collector_options::from_env().perf_chain_steps);
+    setenv("DIFFSCOPE_PERF_CHAIN_STEPS", "maybe", 1);  // reported on stderr, default (on) kept
+    CHECK(diffscope::collector_options::from_env().perf_chain_steps);
+    unsetenv("DIFFSCOPE_PERF_CHAIN_STEPS");
     setenv("DIFFSCOPE_MODE", "perf", 1);
     setenv("DIFFSCOPE_PERF_SCOPES", "all", 1);
     setenv("DIFFSCOPE_PERF_STREAM", "per-thread", 1);

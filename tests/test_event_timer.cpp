@@ -479,6 +479,127 @@ TEST_CASE("our own handler's time does not count towards the sharing window") {
   CHECK(api.recorded.size() == 5);
 }
 
+TEST_CASE("a step that follows the previous one starts at its end: one record a step") {
+  fake_events api;
+  event_timer t(api, legacy, false, no_sharing);  // chaining needs no window
+  op_log log;
+  const auto s0 = t.begin(0);
+  t.end(s0, true);
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));  // Python between the steps
+  const auto s1 = t.begin(10, true);
+  t.end(s1, true);
+  const auto s2 = t.begin(20, true);
+  t.end(s2, true);
+  REQUIRE(api.recorded.size() == 4);  // step 0's start, then one end per step
+  CHECK(t.counts().chained == 2);
+  CHECK(t.counts().shared == 2);
+  api.complete(0, 1.0);
+  api.complete(1, 3.0);
+  api.complete(2, 4.5);
+  api.complete(3, 8.0);
+  t.drain(log, false, 1);
+  REQUIRE(log.ops.size() == 3);  // the spans meet: together they are the loop's
+  CHECK(log.ops[0].end_ns - log.ops[0].start_ns == 2'000'000);
+  CHECK(log.ops[1].end_ns - log.ops[1].start_ns == 1'500'000);
+  CHECK(log.ops[2].end_ns - log.ops[2].start_ns == 3'500'000);
+  // Every event went back to the pool once, shared ones included.
+  const int made = api.created;
+  for (int i = 0; i < 4; ++i) t.end(t.begin(0));
+  CHECK(api.created == made);
+}
+
+TEST_CASE("a step starts at the previous step's end only if that is still the latest stamp") {
+  fake_events api;
+  event_timer t(api, legacy, false, no_sharing);
+  const auto records = [&] { return api.recorded.size(); };
+  // The previous scope was not a step: a new start.
+  t.end(t.begin(0), false);
+  t.end(t.begin(0, true), true);
+  CHECK(records() == 4);
+  // Another stamp since the step's end (any scope, any thread): a new start.
+  const auto other = t.begin(0);
+  t.end(t.begin(0, true), true);
+  CHECK(records() == 7);
+  t.end(other);
+  t.end(t.begin(0, true), true);
+  CHECK(records() == 10);
+  std::thread([&] { t.end(t.begin(0)); }).join();
+  t.end(t.begin(0, true), true);
+  CHECK(records() == 14);
+  // Another thread's step: its own start.
+  std::thread([&] { t.end(t.begin(0, true), true); }).join();
+  CHECK(records() == 16);
+  // Another stream: its own start.
+  t.end(t.begin(0), true);
+  diffscope::detail::timing_stream_override() = reinterpret_cast<void*>(0x5000);
+  t.end(t.begin(0, true), true);
+  diffscope::detail::timing_stream_override() = nullptr;
+  CHECK(records() == 20);
+  // An end serves one following step: a second begin that claims to follow records anew.
+  t.end(t.begin(0), true);
+  const auto first = t.begin(0, true);
+  const auto second = t.begin(0, true);
+  CHECK(records() == 23);
+  t.end(second);
+  t.end(first);
+  CHECK(t.counts().chained == 1);
+  // Chaining off: every step records its own start.
+  fake_events api2;
+  event_timer off(api2, legacy, false, no_sharing, true, false);
+  off.end(off.begin(0), true);
+  off.end(off.begin(0, true), true);
+  CHECK(api2.recorded.size() == 4);
+  CHECK(off.counts().chained == 0);
+}
+
+TEST_CASE("through the NVTX tool consecutive steps chain; a pause, a range or a skip breaks it") {
+  fake_events api;
+  event_timer t(api, legacy, false, no_sharing);
+  aggregator agg;
+  auto& st = diffscope::detail::nvtx_state();
+  std::optional<attached_tool> tool(std::in_place, agg, t, false);  // stages and steps
+  const auto push = [](const std::string& name) {
+    diffscope::detail::nvtx_push(range_domain::default_domain, name, 0, std::nullopt, nullptr);
+  };
+  const auto pop = [] { diffscope::detail::nvtx_pop(range_domain::default_domain); };
+  const auto step = [&](int i) {
+    push("denoising_step_" + std::to_string(i));
+    push("attention");  // untimed at this granularity: it does not break the chain
+    pop();
+    pop();
+  };
+  const auto records = [&] { return api.recorded.size(); };
+  push("stage_DenoisingStage");  // 1 record
+  step(0);                       // its own start (the stage's came before): 2 records
+  step(1);                       // starts at step 0's end: 1
+  CHECK(records() == 4);
+  push("scheduler");  // a range of the program's between two steps: it may have launched
+  pop();
+  step(2);
+  CHECK(records() == 6);
+  step(3);
+  CHECK(records() == 7);
+  st.timing_paused.store(true);
+  step(4);  // host timing only
+  st.timing_paused.store(false);
+  step(5);  // step 4 was not timed, so step 3's end is not step 5's start
+  CHECK(records() == 9);
+  step(7);  // not the next index (a new loop, a skipped step): its own start
+  CHECK(records() == 11);
+  step(8);
+  CHECK(records() == 12);
+  pop();  // the stage
+  CHECK(records() == 13);
+  CHECK(t.counts().chained == 3);
+  tool.reset();
+  // Host timings are untouched; each step still gets its own span.
+  for (std::size_t i = 0; i < api.recorded.size(); ++i) api.complete(i, static_cast<double>(i));
+  t.drain(agg, true);
+  const auto r = agg.snapshot(true);
+  REQUIRE(r.steps.size() == 8);
+  for (const auto& s : r.steps) CHECK(s.gpu.timed_calls == (s.step == 4 ? 0u : 1u));
+}
+
 TEST_CASE("an event back in the pool is never shared: it may be recorded elsewhere") {
   fake_events api;
   event_timer t(api, legacy, false, always);
@@ -625,7 +746,7 @@ TEST_CASE("sampled steps: one per window of n, at a place that moves between win
 
 TEST_CASE("every scope, sampled: nested scopes timed in one step of n, steps in all") {
   fake_events api;
-  event_timer t(api, legacy, false, no_sharing);
+  event_timer t(api, legacy, false, no_sharing, true, false);  // each step its own start
   aggregator agg;
   std::optional<attached_tool> tool(std::in_place, agg, t);
   tool->st.sample_steps.store(4);

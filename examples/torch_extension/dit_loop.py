@@ -87,6 +87,10 @@ def parse_args(argv):
                         "each step's host time (step_host_ms, step_timed): in a launch-bound loop "
                         "the host's time is the step's, and neighbouring steps share the host's "
                         "state, which whole loops do not (the pause switch is outside the clock)")
+    p.add_argument("--pair-run", type=int, default=1, metavar="K",
+                   help="with --paired-steps: runs of K steps instead of single steps (A B B A "
+                        "over runs: K timed, 2K untimed, K timed), so consecutive timed steps "
+                        "occur as in a fully timed loop (perf mode chains them: one stamp a step)")
     p.add_argument("--step-probe", choices=sorted(PROBE_KINDS),
                    help="with --paired-steps and no collector: what perf mode's work costs in "
                         "this loop, as a yardstick: the timed steps do one thing at their start "
@@ -110,6 +114,8 @@ def parse_args(argv):
         p.error("--paired-steps needs --steps 4 or more and either a run under 'diffscope run' "
                 "or --step-probe (not both), without --paired-timing, --paired-profiler or "
                 "--profiler")
+    if a.pair_run < 1 or (a.pair_run > 1 and (not a.paired_steps or a.steps < 4 * a.pair_run)):
+        p.error("--pair-run K needs K >= 1, --paired-steps and --steps 4K or more")
     if a.step_probe and (not a.paired_steps or
                          (a.device != "cuda" and a.step_probe not in ("spin", "launch"))):
         p.error("--step-probe needs --paired-steps, and --device cuda except spin and launch")
@@ -393,7 +399,8 @@ def main(a):
             sync()
     timed_loops = []
     # --paired-steps: A B B A within each group of four steps (linear drift cancels).
-    step_timed = [i % 4 in (0, 3) for i in range(a.steps)] if a.paired_steps else None
+    step_timed = ([(i // a.pair_run) % 4 in (0, 3) for i in range(a.steps)]
+                  if a.paired_steps else None)
     # Made before the loop, like the ground truth's.
     probe = StepProbe(a.step_probe, a.steps, device) if a.step_probe else None
     probe_timed_steps = 0
@@ -500,6 +507,11 @@ def main(a):
         "step_ms": step_ms,
         "step_ms_sum": sum(step_ms) if step_ms else None,
         "step_ms_outer": [s.elapsed_time(e) for s, e in outer] if outer else None,
+        # The outer pair's boundaries chained: step i from just after step i-1's pop to just
+        # after its own (step 0 from before its push): what perf mode's chained steps measure.
+        "step_ms_chained": ([outer[0][0].elapsed_time(outer[0][1])] +
+                            [outer[i - 1][1].elapsed_time(outer[i][1])
+                             for i in range(1, len(outer))]) if outer else None,
         "checksum": checksum,
         "warmup_ms": warmup_ms,
         "setup_s": setup_s,

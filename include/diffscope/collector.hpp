@@ -107,6 +107,11 @@ struct collector_options {
   /// `batch`: the program's threads at timed scopes' ends, one event query per batch;
   /// `each`: likewise, one query per pair. See event_timer::drain and start_resolver.
   perf_drain_policy perf_drain = perf_drain_policy::thread;
+  /// Perf mode: consecutive denoise steps on a thread meet (DIFFSCOPE_PERF_CHAIN_STEPS, on by
+  /// default): step k + 1 starts at step k's end stamp, one record a step instead of two, and
+  /// what the program enqueues between two steps counts in the later one. Off: every step
+  /// records its own start. See event_timer::begin.
+  bool perf_chain_steps = true;
   /// Profile mode: how CUPTI is driven (buffer size, who zeroes buffers, which launch APIs
   /// get a callback). The defaults are right everywhere; DIFFSCOPE_CUPTI_* change them to
   /// measure what each part costs (docs/modes.md, "What profile mode costs").
@@ -122,6 +127,7 @@ struct collector_options {
   /// DIFFSCOPE_MODE (profile|perf), DIFFSCOPE_PERF_SCOPES (steps|all), DIFFSCOPE_PERF_STREAM
   /// (legacy|per-thread), DIFFSCOPE_PERF_EVENTS (inline|side), DIFFSCOPE_PERF_SHARE_NS (ns),
   /// DIFFSCOPE_PERF_DRAIN (thread|batch|each), DIFFSCOPE_PERF_SAMPLE (steps, >= 1),
+  /// DIFFSCOPE_PERF_CHAIN_STEPS (1|0|on|off),
   /// DIFFSCOPE_CUPTI_LAUNCH_APIS (auto|both|driver|runtime|none), DIFFSCOPE_CUPTI_ZERO_BUFFERS,
   /// DIFFSCOPE_CUPTI_HOST_CLOCK (0: CUPTI's own clock), DIFFSCOPE_CUPTI_BUFFER_KB,
   /// DIFFSCOPE_STAGE_PREFIX / DIFFSCOPE_STEP_PREFIX / DIFFSCOPE_REQUEST_PREFIX ("none": off),
@@ -189,6 +195,7 @@ struct collector_options {
     count("DIFFSCOPE_PERF_SHARE_NS", o.perf_share_ns);
     o.perf_drain =
         static_cast<perf_drain_policy>(choose("DIFFSCOPE_PERF_DRAIN", {"thread", "batch", "each"}));
+    o.perf_chain_steps = choose("DIFFSCOPE_PERF_CHAIN_STEPS", {"1", "0", "on", "off"}) % 2 == 0;
     count("DIFFSCOPE_PERF_SAMPLE", o.perf_sample_steps);
     if (o.perf_sample_steps == 0) {
       std::fprintf(stderr, "diffscope: DIFFSCOPE_PERF_SAMPLE=0 is not a step count; using 1\n");
@@ -224,6 +231,8 @@ inline std::string perf_settings_text(const collector_options& o) {
     add(o.perf_side_stream ? "events=side" : "events=inline");
   if (o.perf_share_ns != d.perf_share_ns) add("share_ns=" + std::to_string(o.perf_share_ns));
   if (o.perf_drain != d.perf_drain) add(std::string("drain=") + perf_drain_name(o.perf_drain));
+  if (o.perf_chain_steps != d.perf_chain_steps)
+    add(o.perf_chain_steps ? "chain_steps=on" : "chain_steps=off");
   return out;
 }
 
@@ -484,7 +493,7 @@ class collector {
       if (st.gpu_ok) {
         st.timers.push_back(std::make_unique<detail::event_timer>(
             st.driver, options.perf_stream, options.perf_side_stream, options.perf_share_ns,
-            options.perf_drain != perf_drain_policy::each));
+            options.perf_drain != perf_drain_policy::each, options.perf_chain_steps));
         st.timer = st.timers.back().get();
         st.timer->warm();  // the current context's event pool: made here, not in a scope
         if (options.perf_drain == perf_drain_policy::thread) st.timer->start_resolver(*st.agg);
@@ -618,6 +627,7 @@ class collector {
       r.overhead.timed_scopes = c.timed;
       r.overhead.per_timed_scope_ns = c.begin_end_ns;
       r.overhead.shared_stamps = c.shared;
+      r.overhead.chained_steps = c.chained;
       r.faults.untimed_no_context = c.no_context;
       r.faults.timing_failures = c.failed;
       r.faults.timing_unresolved = c.unresolved;

@@ -526,6 +526,7 @@ inline void write_diffscope_section(json_writer& w, const results& r, const perf
   w.field("timed_scopes", ov.timed_scopes);
   w.field("per_timed_scope_ns", ov.per_timed_scope_ns);
   w.field("shared_stamps", ov.shared_stamps);
+  w.field("chained_steps", ov.chained_steps);
   if (!ov.launch_callbacks.empty()) w.field("launch_callbacks", ov.launch_callbacks);
   w.end_object();
 

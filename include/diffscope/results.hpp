@@ -127,6 +127,7 @@ struct overhead_stats {
   double per_timed_scope_ns = 0;      ///< perf mode: mean host cost of a timed scope's two
                                       ///< event records (on top of per_range_ns)
   std::uint64_t shared_stamps = 0;    ///< perf mode: stamps that reused the previous event
+  std::uint64_t chained_steps = 0;    ///< perf mode: of those, steps started at the previous end
                                       ///< (nothing could have entered the stream between)
   /// Profile mode: the launch APIs whose callbacks were on at the end: "runtime+driver",
   /// "driver" (the runtime's proved redundant and turned off, or chosen), "runtime", "none";

@@ -72,8 +72,49 @@ TEST_SUITE("perf_mode_gpu") {
     CHECK(r.faults.timing_failures == 0);
     CHECK(r.faults.timing_unresolved == 0);
     CHECK(r.overhead.timed_scopes == steps + 1);
+    CHECK(r.overhead.chained_steps == steps - 1);  // each step after the first: one record
     MESSAGE("per timed scope: " << r.overhead.per_timed_scope_ns << " ns");
     for (auto& e : truth) cudaEventDestroy(e);
+  }
+
+  TEST_CASE("chained steps: work between two steps counts in the later one; off: in neither") {
+    CUDA_OK(cudaFree(nullptr));
+    for (const bool chain : {true, false}) {
+      INFO("chain_steps " << chain);
+      cudaEvent_t e[4];  // step 0's start and end, the gap's end, step 1's end
+      for (auto& x : e) CUDA_OK(cudaEventCreate(&x));
+      auto& c = diffscope::collector::instance();
+      diffscope::collector_options o = perf();
+      o.perf_chain_steps = chain;
+      REQUIRE(c.start(o));
+      spin(3'000'000);  // the host runs ahead: every record waits in the stream
+      {
+        DIFFSCOPE_STAGE("DenoisingStage");
+        {
+          DIFFSCOPE_DENOISE_STEP(0);
+          cudaEventRecord(e[0], 0);
+          spin(400'000);
+          cudaEventRecord(e[1], 0);
+        }
+        spin(600'000);  // between the steps, in no step
+        cudaEventRecord(e[2], 0);
+        {
+          DIFFSCOPE_DENOISE_STEP(1);
+          spin(800'000);
+          cudaEventRecord(e[3], 0);
+        }
+      }
+      const diffscope::results r = c.stop();
+      REQUIRE(r.steps.size() == 2);
+      const double step1 = r.steps[1].gpu.envelope_ms;
+      INFO("step 1: perf " << step1 << " ms; with the gap " << elapsed_ms(e[1], e[3])
+                           << ", without " << elapsed_ms(e[2], e[3]));
+      CHECK(within(r.steps[0].gpu.envelope_ms, elapsed_ms(e[0], e[1]), 0.02));
+      CHECK(within(step1, elapsed_ms(chain ? e[1] : e[2], e[3]), 0.02));
+      CHECK(r.overhead.chained_steps == (chain ? 1u : 0u));
+      CHECK(r.status.perf_settings == (chain ? "" : "chain_steps=off"));
+      for (auto& x : e) cudaEventDestroy(x);
+    }
   }
 
   TEST_CASE("a named stream is timed; every-scope granularity times inner scopes") {

@@ -44,6 +44,21 @@ try:
 except RuntimeError:
     check("a pattern other than A B B A is refused", True)
 
+# Runs of K steps (dit_loop.py --pair-run K): groups of 4K, K timed, 2K untimed, K timed.
+run4 = [(i // 4) % 4 in (0, 3) for i in range(36)]
+loop4 = [1.05 if t else 1.0 for t in run4]
+r4 = step_group_ratios({"step_timed": run4, "step_host_ms": [loop4]})
+check("runs of four: two whole groups of sixteen in 36 steps", len(r4) == 2)
+check("runs of four: each group reads timed over untimed minus 1", all(near(x, 0.05) for x in r4))
+ramp = [1.0 + 0.01 * i for i in range(16)]  # linear drift across a group of runs
+check("runs of four: a linear drift within a group cancels",
+      near(step_group_ratios({"step_timed": run4[:16], "step_host_ms": [ramp]})[0], 0.0))
+try:
+    step_group_ratios({"step_timed": [True, True, False, True] * 4, "step_host_ms": [[1] * 16]})
+    check("a broken run pattern is refused", False)
+except RuntimeError:
+    check("a broken run pattern is refused", True)
+
 # The trimmed mean ignores the lowest and highest 10%: a host stall in one step says nothing
 # about the timing.
 xs = [0.01] * 18 + [5.0, -5.0]

@@ -165,6 +165,7 @@ struct event_timer_counts {
   std::uint64_t failed = 0;      ///< event creation, recording or timing failed
   std::uint64_t unresolved = 0;  ///< pairs dropped at stop (unclosed scope, GPU error)
   std::uint64_t shared = 0;      ///< stamps that reused the previous stamp's event
+  std::uint64_t chained = 0;     ///< of those, steps that started at the previous step's end
   std::uint64_t in_flight = 0;   ///< pairs waiting for the GPU now
   double begin_end_ns = 0;       ///< mean host cost of our begin() + end() per timed scope
 };
@@ -182,20 +183,31 @@ class event_timer {
   /// than this much host time reuses its event instead of recording another (0: never).
   /// `batch_drain` (the default): a lazy drain looks once `2 * lag` pairs have closed and
   /// settles the oldest `lag` with one query (see drain()); false: one query per pair.
+  /// `chain_steps` (the default): a denoise step that follows the previous one starts at
+  /// its end stamp (see begin()); false: every step records its own start.
   event_timer(event_api& api, void* default_stream, bool side = false,
-              std::uint64_t share_ns = default_share_ns, bool batch_drain = true)
+              std::uint64_t share_ns = default_share_ns, bool batch_drain = true,
+              bool chain_steps = true)
       : api_(api),
         stream_(default_stream),
         side_(side),
         share_ns_(share_ns),
-        batch_drain_(batch_drain) {}
+        batch_drain_(batch_drain),
+        chain_steps_(chain_steps) {}
   ~event_timer() { release_all(); }
   event_timer(const event_timer&) = delete;
   event_timer& operator=(const event_timer&) = delete;
 
   /// Records the start of a timed scope. Returns the pair's id (never 0), or 0 when the scope
   /// is not timed (no context on this thread, or the driver failed).
-  std::uint32_t begin(std::uint64_t host_ns) noexcept {
+  ///
+  /// `next_step`: the caller (the NVTX tool) saw this thread close denoise step k, timed,
+  /// and open step k + 1 with no other range in between. When the latest stamp on this
+  /// stream is still that step's end (end() with `step_end`: no stamp since, from any
+  /// thread), the new step starts at it instead of recording another event: consecutive
+  /// steps meet, so a step costs one record, not two, and the steps' spans add up to the
+  /// loop's. Whatever the program enqueues between two steps counts in the later one.
+  std::uint32_t begin(std::uint64_t host_ns, bool next_step = false) noexcept {
     void* ctx = api_.current_context();
     std::lock_guard<std::mutex> g(mutex_);
     if (ctx == nullptr) {
@@ -209,7 +221,8 @@ class event_timer {
     p.stream = timing_stream_override() != nullptr ? timing_stream_override() : stream_;
     p.host_ns = host_ns;
     p.thread = thread_token();
-    p.start = stamp_event(ctx, p.stream);
+    p.start = next_step && chain_steps_ ? chained_stamp(ctx, p.stream) : nullptr;
+    if (p.start == nullptr) p.start = stamp_event(ctx, p.stream);
     if (p.start == nullptr) {
       ++counts_.failed;
       return 0;
@@ -266,8 +279,9 @@ class event_timer {
   /// events each).
   static constexpr std::size_t warm_events = 4 * default_lag;
 
-  /// Records the end of the timed scope `id` on the stream its start went to.
-  void end(std::uint32_t id) noexcept {
+  /// Records the end of the timed scope `id` on the stream its start went to. `step_end`:
+  /// the scope is a denoise step, whose end the next step may start at (begin()).
+  void end(std::uint32_t id, bool step_end = false) noexcept {
     const std::uint64_t t0 = now_ns();
     std::lock_guard<std::mutex> g(mutex_);
     auto it = open_.find(id);
@@ -280,6 +294,7 @@ class event_timer {
       ++counts_.failed;  // the scope's instance is finalised at stop without a GPU time
       return;
     }
+    last_.step_end = step_end && last_.event == end;
     closed_.push_back(closed_pair{id, p, end});
     cost_ns_ += now_ns() - t0;
     ++cost_samples_;
@@ -505,6 +520,7 @@ class event_timer {
         last_.stream == stream && now_ns() - last_.at_ns < share_ns_) {
       ++refs_[last_.event];
       ++counts_.shared;
+      last_.step_end = false;
       set_last_at(now_ns());  // the next gap is measured from here: no launch fits in either
       return last_.event;
     }
@@ -515,10 +531,24 @@ class event_timer {
       return nullptr;
     }
     refs_[ev] = 1;
-    last_ = last_stamp{self, ctx, stream, ev, 0};
+    last_ = last_stamp{self, ctx, stream, ev, 0, false};
     last_token_.store(thread_token(), std::memory_order_relaxed);
     set_last_at(now_ns());
     return ev;
+  }
+
+  // The previous step's end event for a step that follows it (see begin()), or nullptr
+  // when the latest stamp is not that end on this thread, context and stream.
+  void* chained_stamp(void* ctx, void* stream) {
+    if (!last_.step_end || last_.event == nullptr || last_.thread != std::this_thread::get_id() ||
+        last_.ctx != ctx || last_.stream != stream)
+      return nullptr;
+    ++refs_[last_.event];
+    ++counts_.shared;
+    ++counts_.chained;
+    last_.step_end = false;
+    set_last_at(now_ns());
+    return last_.event;
   }
 
   // A batch's completion in one query: its newest end event's state when one thread sent
@@ -611,6 +641,7 @@ class event_timer {
     void* stream = nullptr;
     void* event = nullptr;
     std::uint64_t at_ns = 0;  // host time when the stamp call returned
+    bool step_end = false;    // a timed denoise step's end, not used since (chained_stamp)
   };
 
   event_api& api_;
@@ -618,6 +649,7 @@ class event_timer {
   const bool side_;
   const std::uint64_t share_ns_;
   const bool batch_drain_;
+  const bool chain_steps_;
   last_stamp last_;
   std::atomic<std::uint64_t> last_token_{0};       // thread_token() of last_.thread (0: none)
   std::atomic<std::uint64_t> last_at_{0};          // last_.at_ns

@@ -104,6 +104,19 @@ inline bool step_sampled(std::uint64_t k, std::uint32_t n) noexcept {
   return k % n == w % n;
 }
 
+/// This thread's latest denoise step, for perf mode's chained steps (event_timer::begin):
+/// `armed` while the last range this thread closed was timed step `next - 1` and it has
+/// opened nothing since.
+struct step_link {
+  bool armed = false;
+  std::int64_t next = 0;
+  std::int64_t open = -1;  ///< index of the step this thread opened last (-1: unknown)
+};
+inline step_link& this_thread_step_link() noexcept {
+  thread_local step_link link;
+  return link;
+}
+
 /// Set while this thread is inside a denoise step whose scopes are not sampled.
 inline bool& in_unsampled_step() noexcept {
   thread_local bool unsampled = false;
@@ -166,7 +179,12 @@ inline void nvtx_push(std::optional<range_domain> dom, std::string_view name, st
     else
       id = agg->intern(c.name);
     agg->push(*dom, id, c.cat, c.step, t, c.request_id, c.warmup);
+    step_link& link = this_thread_step_link();
+    const bool next_step = link.armed && c.cat == category::denoise_step && c.step &&
+                           *c.step >= 0 && *c.step == link.next;
+    link.armed = false;
     if (c.cat == category::denoise_step) {
+      link.open = c.step.value_or(-1);
       in_unsampled_step() = !step_sampled(st.steps_seen.fetch_add(1, std::memory_order_relaxed),
                                           st.sample_steps.load(std::memory_order_relaxed));
     }
@@ -179,7 +197,8 @@ inline void nvtx_push(std::optional<range_domain> dom, std::string_view name, st
         (is_timed_in_perf_mode(c.cat) ||
          (st.time_all.load(std::memory_order_relaxed) && !in_unsampled_step()))) {
       // Announced like a launch of this range: its instance expects the pair's span.
-      if (const std::uint32_t pair = timer->begin(t)) agg->on_launch(pair, launch_kind::timing);
+      if (const std::uint32_t pair = timer->begin(t, next_step))
+        agg->on_launch(pair, launch_kind::timing);
     }
     timer->handler_returning(t);
   } catch (...) {
@@ -196,6 +215,8 @@ inline void nvtx_pop(std::optional<range_domain> dom) {
     return;
   }
   const std::uint64_t t = now_ns();
+  step_link& link = this_thread_step_link();
+  link.armed = false;
   try {
     if (ghosts == 0 || agg->has_open(*dom)) {
       const aggregator::popped p = agg->pop(*dom, t);
@@ -206,7 +227,11 @@ inline void nvtx_pop(std::optional<range_domain> dom) {
         // queries, the sink) falls inside the scope's span, not between its end and
         // whatever the program enqueues next.
         if (!timer->resolves_in_background()) timer->drain(*agg, false);
-        timer->end(p.timed);
+        timer->end(p.timed, p.step);
+        if (p.step && link.open >= 0) {
+          link.armed = true;
+          link.next = link.open + 1;
+        }
       }
       if (p.step) in_unsampled_step() = false;
       if (p.stage) {
