@@ -82,7 +82,8 @@ VARIANTS = {
 
 # dit_loop.py --step-probe kinds, by step-section variant name (no collector).
 PROBES = {"probe-" + k: k for k in ("events", "events-query", "markers", "event-start",
-                                     "cu-events", "cu-markers", "cu-events-blocking",
+                                     "cu-events", "cu-event-end", "cu-markers",
+                                     "cu-events-blocking",
                                      "cu-events-nonblocking", "cu-events-ptds", "cu-noop",
                                      "launch", "spin")}
 PROBES_ON_CPU = {"probe-launch", "probe-spin"}

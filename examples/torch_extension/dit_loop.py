@@ -28,12 +28,14 @@ import time
 
 
 # --step-probe kinds: what a timed step does at its start and at its end.
-PROBE_KINDS = {"events", "events-query", "event-start", "markers", "cu-events", "cu-markers",
+PROBE_KINDS = {"events", "events-query", "event-start", "markers", "cu-events", "cu-event-end",
+               "cu-markers",
                "cu-events-blocking", "cu-events-nonblocking", "cu-events-ptds", "cu-noop",
                "launch", "spin"}
 # cu-* probes: the stream handle each records on (None: NULL, the legacy default stream;
 # CU_STREAM_PER_THREAD is 0x2; "blocking"/"nonblocking": a stream the probe creates).
-CU_PROBE_STREAMS = {"cu-events": None, "cu-markers": None, "cu-events-ptds": 2,
+CU_PROBE_STREAMS = {"cu-events": None, "cu-event-end": None, "cu-markers": None,
+                    "cu-events-ptds": 2,
                     "cu-events-blocking": "blocking", "cu-events-nonblocking": "nonblocking",
                     "cu-noop": None}
 
@@ -98,7 +100,8 @@ def parse_args(argv):
                         "of the end event of the timed step 32 steps back, as perf mode's drain "
                         "does; event-start: the start event alone; markers: events without "
                         "timing); cu-events / cu-markers: the same records through the driver "
-                        "(ctypes cuEventRecord on the legacy stream: no torch wrapper; -ptds, -blocking, "
+                        "(ctypes cuEventRecord on the legacy stream: no torch wrapper; cu-event-end: "
+                        "the end's record alone, one a step; -ptds, -blocking, "
                         "-nonblocking: on the per-thread default stream or a blocking or "
                         "non-blocking stream of the probe's own; cu-noop: cuCtxGetCurrent, "
                         "ctypes' own cost); launch: "
@@ -285,6 +288,9 @@ class StepProbe:
             self.tiny.add_(1)
         elif k == "cu-noop":
             self.cu.cuCtxGetCurrent(ctypes.byref(self.ctx))
+        elif k == "cu-event-end":  # one record a step, as perf mode's chained steps make
+            if end:
+                self.cu.cuEventRecord(self.pairs[i][end], self.stream)
         elif self.cu is not None:
             self.cu.cuEventRecord(self.pairs[i][end], self.stream)
         elif not (end and k == "event-start"):
