@@ -24,7 +24,8 @@ Both workloads are also measured paired: toy_dit --repeat --paired-timing and di
 in between with set_timing_paused), so the spread between processes cancels; it measures what
 the timing adds (host-only gives the rest).
 The Python loop also runs paired within each loop (--py-sections steps): dit_loop.py
---paired-steps pauses the timing in every other denoise step (A B B A in groups of four) and
+--paired-steps pauses the timing in every other run of denoise steps (A B B A over runs of
+--step-pair-run steps, 4 by default, so timed steps follow each other and chain) and
 times each step on the host; neighbouring steps share the host's state, which whole loops
 (1.5 ms against 250 ms) do not, so this resolves what loop pairs cannot. Its A/A control is
 host-only (the pause does nothing there): how far the estimator itself sits from zero.
