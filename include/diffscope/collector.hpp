@@ -231,8 +231,7 @@ inline std::string perf_settings_text(const collector_options& o) {
     add(o.perf_side_stream ? "events=side" : "events=inline");
   if (o.perf_share_ns != d.perf_share_ns) add("share_ns=" + std::to_string(o.perf_share_ns));
   if (o.perf_drain != d.perf_drain) add(std::string("drain=") + perf_drain_name(o.perf_drain));
-  if (o.perf_chain_steps != d.perf_chain_steps)
-    add(o.perf_chain_steps ? "chain_steps=on" : "chain_steps=off");
+  if (!o.perf_chain_steps) add("chain_steps=off");
   return out;
 }
 
