@@ -294,7 +294,7 @@ class event_timer {
       ++counts_.failed;  // the scope's instance is finalised at stop without a GPU time
       return;
     }
-    last_.step_end = step_end && last_.event == end;
+    last_.step_end = step_end;  // stamp_event() made `end` the latest stamp
     closed_.push_back(closed_pair{id, p, end});
     cost_ns_ += now_ns() - t0;
     ++cost_samples_;
@@ -518,11 +518,7 @@ class event_timer {
     const std::thread::id self = std::this_thread::get_id();
     if (share_ns_ > 0 && last_.event != nullptr && last_.thread == self && last_.ctx == ctx &&
         last_.stream == stream && now_ns() - last_.at_ns < share_ns_) {
-      ++refs_[last_.event];
-      ++counts_.shared;
-      last_.step_end = false;
-      set_last_at(now_ns());  // the next gap is measured from here: no launch fits in either
-      return last_.event;
+      return reuse_last();
     }
     void* ev = take_event(ctx);
     if (ev == nullptr) return nullptr;
@@ -543,9 +539,15 @@ class event_timer {
     if (!last_.step_end || last_.event == nullptr || last_.thread != std::this_thread::get_id() ||
         last_.ctx != ctx || last_.stream != stream)
       return nullptr;
+    ++counts_.chained;
+    return reuse_last();
+  }
+
+  // The latest stamp's event, held once more by the caller's pair. It is no longer a step's
+  // unused end, and the next gap is measured from now: no launch fits in either.
+  void* reuse_last() {
     ++refs_[last_.event];
     ++counts_.shared;
-    ++counts_.chained;
     last_.step_end = false;
     set_last_at(now_ns());
     return last_.event;

@@ -105,12 +105,11 @@ inline bool step_sampled(std::uint64_t k, std::uint32_t n) noexcept {
 }
 
 /// This thread's latest denoise step, for perf mode's chained steps (event_timer::begin):
-/// `armed` while the last range this thread closed was timed step `next - 1` and it has
-/// opened nothing since.
+/// `next` is the index after the step it opened last (-1: unknown), and `armed` holds while
+/// the last range it closed was that step, timed, and it has opened nothing since.
 struct step_link {
   bool armed = false;
-  std::int64_t next = 0;
-  std::int64_t open = -1;  ///< index of the step this thread opened last (-1: unknown)
+  std::int64_t next = -1;
 };
 inline step_link& this_thread_step_link() noexcept {
   thread_local step_link link;
@@ -180,11 +179,11 @@ inline void nvtx_push(std::optional<range_domain> dom, std::string_view name, st
       id = agg->intern(c.name);
     agg->push(*dom, id, c.cat, c.step, t, c.request_id, c.warmup);
     step_link& link = this_thread_step_link();
-    const bool next_step = link.armed && c.cat == category::denoise_step && c.step &&
-                           *c.step >= 0 && *c.step == link.next;
+    const bool next_step =
+        link.armed && c.cat == category::denoise_step && c.step && *c.step == link.next;
     link.armed = false;
     if (c.cat == category::denoise_step) {
-      link.open = c.step.value_or(-1);
+      link.next = c.step && *c.step >= 0 ? *c.step + 1 : -1;
       in_unsampled_step() = !step_sampled(st.steps_seen.fetch_add(1, std::memory_order_relaxed),
                                           st.sample_steps.load(std::memory_order_relaxed));
     }
@@ -228,10 +227,7 @@ inline void nvtx_pop(std::optional<range_domain> dom) {
         // whatever the program enqueues next.
         if (!timer->resolves_in_background()) timer->drain(*agg, false);
         timer->end(p.timed, p.step);
-        if (p.step && link.open >= 0) {
-          link.armed = true;
-          link.next = link.open + 1;
-        }
+        link.armed = p.step && link.next >= 0;
       }
       if (p.step) in_unsampled_step() = false;
       if (p.stage) {
