@@ -59,7 +59,7 @@ const diffscope::scope_result* find_scope(const diffscope::results& r, const std
 }  // namespace
 
 TEST_SUITE("aggregator") {
-  TEST_CASE("the launch table: made by prepare_launches() or the first launch, not before") {
+  TEST_CASE("the launch table: made by prepare_launches() or the first launches taken") {
     driver d;
     CHECK_FALSE(d.agg.launch_table_ready());  // host-only runs never allocate it
     d.push("a");
@@ -77,9 +77,56 @@ TEST_SUITE("aggregator") {
 
     driver lazy;
     lazy.push("c");
-    lazy.launch();
+    lazy.launch();  // into the thread's ring, no lock and no table yet
+    CHECK_FALSE(lazy.agg.launch_table_ready());
+    lazy.pop();  // the scope's launches are taken into the table when it closes
     CHECK(lazy.agg.launch_table_ready());
-    lazy.pop();
+  }
+
+  TEST_CASE("a thread's launches still count after the thread exits") {
+    driver d;
+    std::uint32_t inside = 0, outside = 0;
+    std::thread t([&] {
+      d.push_at("worker", 0);
+      inside = d.launch();
+      d.pop(1);
+      outside = d.launch();  // outside any scope: stays in the thread's ring
+    });
+    t.join();
+    d.op(outside, 300, 400, "k_out");
+    d.op(inside, 100, 200, "k_in");
+    d.agg.finalize_all();
+    auto r = d.agg.snapshot(true);
+    const auto* w = find_scope(r, "worker");
+    REQUIRE(w);
+    CHECK(w->gpu.kernels == 1);
+    CHECK(r.overhead.callbacks == 2);
+    CHECK(r.faults.unattributed_records == 0);
+  }
+
+  TEST_CASE("launches past a ring's capacity, records first or last, all count in their scope") {
+    driver d;
+    d.agg.prepare_launches();
+    constexpr std::uint32_t n = 10'000;  // many times what a ring holds
+    d.push_at("s", 0);
+    std::vector<std::uint32_t> ids;
+    for (std::uint32_t i = 0; i < n; ++i) ids.push_back(d.launch());
+    // Half the records arrive while the scope is open (each finds its launch in the ring or
+    // the table), half after it closed.
+    for (std::uint32_t i = 0; i < n / 2; ++i) d.op(ids[i], 100 + i * 10, 105 + i * 10);
+    d.pop(1);
+    CHECK(d.agg.instances_in_flight() == 1);
+    for (std::uint32_t i = n / 2; i < n; ++i) d.op(ids[i], 100 + i * 10, 105 + i * 10);
+    CHECK(d.agg.instances_in_flight() == 0);
+    CHECK(d.agg.pending_launches() == 0);
+    auto r = d.agg.snapshot(true);
+    const auto* s = find_scope(r, "s");
+    REQUIRE(s);
+    CHECK(s->gpu.kernels == n);
+    CHECK(s->launches == n);
+    CHECK(r.overhead.callbacks == n);
+    CHECK(r.faults.unattributed_records == 0);
+    CHECK(r.faults.late_records == 0);
   }
 
   TEST_CASE("nested ranges build scope paths with host statistics") {

@@ -10,6 +10,10 @@
 //   global lock.
 // - A launch maps its correlation id to the innermost instance open on the launching thread;
 //   a completed operation updates that instance and all its ancestors (inclusive timings).
+//   Launches take no lock: each launching thread appends them to a ring of its own, which
+//   is taken into the tables (under the lock) when the thread closes a scope, when a record
+//   finds no launch, and before results are read. Only the first launch in a scope call
+//   takes the lock, to make the instance.
 // - An instance is finalised (its union of intervals computed, its numbers folded into its
 //   node, step and stage, its memory freed) once it is closed on the host and every
 //   operation it launched has arrived; stop() finalises what is left. Memory is therefore
@@ -235,33 +239,37 @@ class aggregator final : public activity_sink {
   void on_launch(std::uint32_t correlation_id, launch_kind kind) noexcept override {
     try {
       thread_state& ts = local();
-      if (kind != launch_kind::timing) callbacks_.fetch_add(1, std::memory_order_relaxed);
       const std::uint64_t launch_ns = trace_.enabled ? now_ns() : 0;
-      std::lock_guard<std::mutex> g(mutex_);
-      pending p;
-      p.kind = kind;
-      p.thread = ts.number;
-      p.launch_ns = launch_ns;
-      if (kind == launch_kind::timing && !ts.stack.empty())
-        ts.stack.back().timed = correlation_id;  // pop() hands it back to end the pair
-      if (!ts.stack.empty() && ts.stack.back().node != no_node) {
-        p.instance = ensure_instances(ts);
-        if (kind == launch_kind::timing) {  // the scope's own span: its instance alone
-          ++find_instance(p.instance)->expected;
-          pending_.insert(correlation_id, p);
-          return;
+      if (kind == launch_kind::timing) {  // perf mode's spans: one per timed scope, locked
+        std::lock_guard<std::mutex> g(mutex_);
+        pending p;
+        p.kind = kind;
+        p.thread = ts.number;
+        p.launch_ns = launch_ns;
+        if (!ts.stack.empty()) ts.stack.back().timed = correlation_id;  // pop() ends the pair
+        if (!ts.stack.empty() && ts.stack.back().node != no_node) {
+          p.instance = ensure_instances(ts);
+          ++find_instance(p.instance)->expected;  // the scope's own span: its instance alone
         }
-        for (instance* in = find_instance(p.instance); in != nullptr;
-             in = find_instance(in->parent)) {
-          ++in->launches;
-          if (kind == launch_kind::graph) {
-            in->open_ended = true;
-          } else {
-            ++in->expected;
-          }
-        }
+        pending_.insert(correlation_id, p);
+        return;
       }
-      pending_.insert(correlation_id, p);
+      const frame* top = ts.stack.empty() ? nullptr : &ts.stack.back();
+      const bool scoped = top != nullptr && top->node != no_node;
+      std::uint64_t inst = scoped ? top->instance : 0;
+      launch_ring* ring = ts.ring;
+      if (ring == nullptr || (scoped && inst == 0) || ring->full()) {
+        // The first launch of this thread or of this scope call, or a full ring.
+        std::lock_guard<std::mutex> g(mutex_);
+        if (ring == nullptr) {
+          rings_.push_back(std::make_unique<launch_ring>());
+          ring = ts.ring = rings_.back().get();
+          ring->thread = ts.number;
+        }
+        if (scoped && inst == 0) inst = ensure_instances(ts);
+        if (ring->full()) take_launches(*ring);
+      }
+      ring->append(correlation_id, kind, inst, launch_ns);
     } catch (...) {
       internal_errors_.fetch_add(1, std::memory_order_relaxed);
     }
@@ -328,6 +336,7 @@ class aggregator final : public activity_sink {
   /// Finalises every instance still waiting for operations (call after the last flush).
   void finalize_all() {
     std::lock_guard<std::mutex> g(mutex_);
+    take_all_launches();
     for (instance& in : slots_)
       if (in.live) finalize(in.id);
     pending_.clear();
@@ -432,7 +441,9 @@ class aggregator final : public activity_sink {
     r.faults.late_records = late_records_;
     r.faults.trace_events_dropped = trace_dropped_;
     r.overhead.ranges = ranges_.load();
-    r.overhead.callbacks = callbacks_.load();
+    std::uint64_t launches = 0;
+    for (const auto& ring : rings_) launches += ring->tail.load(std::memory_order_acquire);
+    r.overhead.callbacks = launches;
     r.overhead.records = records_.load();
     if (take_trace) {
       r.trace = std::move(trace_);
@@ -449,8 +460,9 @@ class aggregator final : public activity_sink {
     std::lock_guard<std::mutex> g(mutex_);
     return live_instances_;
   }
-  std::size_t pending_launches() const {
+  std::size_t pending_launches() {
     std::lock_guard<std::mutex> g(mutex_);
+    take_all_launches();
     return pending_.count();
   }
   /// Allocates the pending-launch table now. The collector calls it at start when GPU
@@ -500,10 +512,35 @@ class aggregator final : public activity_sink {
     bool excluded = false;       // inside a warm-up: kept out of every table
   };
 
+  // One launching thread's launches not yet in the tables: appended by that thread without a
+  // lock, taken by whoever holds mutex_ (take_launches). One writer, readers serialised.
+  struct launch_ring {
+    static constexpr std::size_t capacity = 1024;  // a power of two; 24 KiB a thread
+    struct entry {
+      std::uint32_t correlation_id = 0;
+      launch_kind kind = launch_kind::kernel;
+      std::uint64_t instance = 0, launch_ns = 0;
+    };
+    bool full() const noexcept {
+      return tail.load(std::memory_order_relaxed) - head.load(std::memory_order_acquire) >=
+             capacity;
+    }
+    void append(std::uint32_t id, launch_kind k, std::uint64_t inst, std::uint64_t t) noexcept {
+      const std::uint64_t at = tail.load(std::memory_order_relaxed);
+      slots[at & (capacity - 1)] = entry{id, k, inst, t};
+      tail.store(at + 1, std::memory_order_release);
+    }
+    std::array<entry, capacity> slots{};
+    std::uint64_t thread = 0;                        // the writer's number
+    alignas(64) std::atomic<std::uint64_t> head{0};  // next to take
+    alignas(64) std::atomic<std::uint64_t> tail{0};  // next to write; launches so far
+  };
+
   struct thread_state {
     std::uint64_t epoch = 0;
     std::uint64_t number = 0;
     std::vector<frame> stack;
+    launch_ring* ring = nullptr;  // this aggregator's ring for this thread's launches
     std::unordered_map<std::uint64_t, std::uint32_t> children;  // (parent, name, cat, dom)
     std::uint64_t open_epoch = 0;                               // epoch `open` counts for
     std::atomic<std::uint64_t> open{0};
@@ -706,6 +743,7 @@ class aggregator final : public activity_sink {
       for (frame& f : ts.stack) f = frame{no_node, f.domain};
       ts.children.clear();
       ts.number = thread_count_.fetch_add(1) + 1;
+      ts.ring = nullptr;
       thread_registry& r = registry();
       std::lock_guard<std::mutex> g(r.mutex);
       ts.epoch = epoch_;
@@ -834,6 +872,7 @@ class aggregator final : public activity_sink {
         ++rq->calls;
         rq->host_ns += dur;
       }
+      if (ts.ring != nullptr) take_launches(*ts.ring);  // the scope's own launches first
       if (instance* in = find_instance(f.instance)) {
         in->closed = true;
         maybe_finalize(f.instance);
@@ -881,9 +920,46 @@ class aggregator final : public activity_sink {
     return parent;
   }
 
+  // Moves a ring's launches into the tables (mutex_ held).
+  void take_launches(launch_ring& ring) {
+    const std::uint64_t tail = ring.tail.load(std::memory_order_acquire);
+    std::uint64_t head = ring.head.load(std::memory_order_relaxed);
+    for (; head != tail; ++head) {
+      const launch_ring::entry& e = ring.slots[head & (launch_ring::capacity - 1)];
+      pending p;
+      p.instance = e.instance;
+      p.kind = e.kind;
+      p.thread = ring.thread;
+      p.launch_ns = e.launch_ns;
+      for (instance* in = find_instance(e.instance); in != nullptr;
+           in = find_instance(in->parent)) {
+        ++in->launches;
+        if (e.kind == launch_kind::graph) {
+          in->open_ended = true;
+        } else {
+          ++in->expected;
+        }
+      }
+      pending_.insert(e.correlation_id, p);
+    }
+    ring.head.store(head, std::memory_order_release);
+  }
+  // Every thread's (mutex_ held). Whether any launch was taken.
+  bool take_all_launches() {
+    bool any = false;
+    for (auto& ring : rings_) {
+      if (ring->head.load(std::memory_order_relaxed) == ring->tail.load(std::memory_order_acquire))
+        continue;
+      take_launches(*ring);
+      any = true;
+    }
+    return any;
+  }
+
   void ingest(const gpu_op& op, std::uint32_t op_name) {
     std::uint32_t id = op.correlation_id;
     pending* pit = pending_.find(id);
+    if (pit == nullptr && take_all_launches()) pit = pending_.find(id);
     if (pit == nullptr) {
       auto ait = aliases_.find(id);
       if (ait != aliases_.end()) {
@@ -1130,6 +1206,7 @@ class aggregator final : public activity_sink {
   std::vector<std::size_t> free_slots_;
   std::size_t live_instances_ = 0;
   pending_table pending_;
+  std::vector<std::unique_ptr<launch_ring>> rings_;  // one per launching thread
   std::unordered_map<std::uint32_t, std::uint32_t> aliases_;
   std::unordered_map<std::uint64_t, std::uint32_t> graph_nodes_;
   std::unordered_map<kernel_key, kernel_acc, kernel_key_hash> kernels_;
@@ -1143,7 +1220,8 @@ class aggregator final : public activity_sink {
   std::uint64_t unattributed_ = 0;
   std::uint64_t late_records_ = 0;
 
-  std::atomic<std::uint64_t> ranges_{0}, callbacks_{0}, records_{0}, dropped_{0};
+  std::atomic<std::uint64_t> ranges_{0}, dropped_{0};
+  alignas(64) std::atomic<std::uint64_t> records_{0};  // CUPTI's thread: off the ranges' line
   std::atomic<std::uint64_t> zero_timestamps_{0}, inverted_timestamps_{0}, unbalanced_pops_{0};
   std::atomic<std::uint64_t> internal_errors_{0};
 };
