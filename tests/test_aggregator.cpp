@@ -518,6 +518,41 @@ TEST_SUITE("aggregator") {
     CHECK(r.faults.unattributed_records == 0);
   }
 
+  TEST_CASE("records read while their thread is still launching find their launches") {
+    // As with CUPTI: one thread launches (into its ring) and opens and closes scopes while
+    // another reads records, each right after its launch returned.
+    driver d;
+    d.agg.prepare_launches();
+    constexpr std::uint32_t n = 20'000, per_scope = 10;
+    std::atomic<std::uint32_t> launched{0};
+    std::thread launcher([&] {
+      for (std::uint32_t i = 0; i < n; ++i) {
+        if (i % per_scope == 0) d.push_at("s", i);
+        d.agg.on_launch(i + 1, launch_kind::kernel);
+        launched.store(i + 1, std::memory_order_release);
+        if (i % per_scope == per_scope - 1) d.pop(i + 1);
+      }
+    });
+    std::thread reader([&] {
+      for (std::uint32_t next = 1; next <= n;) {
+        if (launched.load(std::memory_order_acquire) < next) continue;
+        d.op(next, 1000 + next * 10, 1005 + next * 10);
+        ++next;
+      }
+    });
+    launcher.join();
+    reader.join();
+    d.agg.finalize_all();
+    auto r = d.agg.snapshot(true);
+    const auto* s = find_scope(r, "s");
+    REQUIRE(s);
+    CHECK(s->host.calls == n / per_scope);
+    CHECK(s->gpu.kernels == n);
+    CHECK(s->launches == n);
+    CHECK(r.faults.unattributed_records == 0);
+    CHECK(r.faults.late_records == 0);
+  }
+
   TEST_CASE("communication kernels: busy, overlapped by other work, exposed, per call") {
     driver d;
     d.step(0, 1);
