@@ -379,6 +379,40 @@ TEST_SUITE("aggregator") {
     CHECK(find_scope(r, "a")->host.calls == 1);
   }
 
+  TEST_CASE("launches follow the innermost scope through pushes, pops and crossing pops") {
+    // The launch path reads a copy of the innermost frame's scope kept in the thread's state:
+    // every change of the stack must reach it.
+    driver d;
+    const auto outside = d.launch();  // no scope open
+    d.agg.push(range_domain::diffscope, d.agg.intern("x"), category::other, std::nullopt, 0);
+    const auto in_x = d.launch();  // x's instance made by this launch
+    d.agg.push(range_domain::default_domain, d.agg.intern("y"), category::other, std::nullopt, 0);
+    d.push("z");
+    const auto in_z = d.launch();  // x/y/z: instances for y and z made here
+    d.pop();
+    const auto in_y = d.launch();                     // back in y: its instance already exists
+    CHECK(d.agg.pop(range_domain::diffscope, 0).ok);  // closes x under y: y stays innermost
+    const auto in_y_after_x = d.launch();
+    CHECK(d.agg.pop(range_domain::default_domain, 0).ok);
+    const auto outside_again = d.launch();
+    std::uint64_t t = 100;
+    for (auto c : {outside, in_x, in_z, in_y, in_y_after_x, outside_again}) {
+      d.op(c, t, t + 10);
+      t += 100;
+    }
+    auto r = d.agg.snapshot(true);
+    REQUIRE(find_scope(r, "x"));
+    REQUIRE(find_scope(r, "x/y"));
+    REQUIRE(find_scope(r, "x/y/z"));
+    CHECK(find_scope(r, "x/y/z")->launches == 1);
+    CHECK(find_scope(r, "x/y")->launches == 3);  // z's, and two in y itself
+    CHECK(find_scope(r, "x")->launches == 4);
+    CHECK(r.faults.unattributed_records == 0);
+    CHECK(r.overhead.records == 6);
+    CHECK(r.overhead.callbacks == 6);
+    CHECK(d.agg.instances_in_flight() == 0);
+  }
+
   TEST_CASE("ranges crossing between domains close the right frame") {
     driver d;
     d.agg.push(range_domain::diffscope, d.agg.intern("x"), category::other, std::nullopt, 0);

@@ -124,7 +124,10 @@ struct aggregator_options {
 class aggregator final : public activity_sink {
  public:
   explicit aggregator(aggregator_options options = {})
-      : options_(options), epoch_(next_epoch()), origin_ns_(now_ns()) {
+      : epoch_(next_epoch()),
+        keep_trace_(options.keep_trace),
+        options_(options),
+        origin_ns_(now_ns()) {
     step_name_id_ = intern(step_scope_name);
     trace_.enabled = options.keep_trace;
     trace_.cap = options.trace_cap;
@@ -185,6 +188,7 @@ class aggregator final : public activity_sink {
         n.included.store(true, std::memory_order_relaxed);
     }
     ts.stack.push_back(f);
+    track_top(ts);
     ts.open.store(ts.stack.size(), std::memory_order_relaxed);
   }
 
@@ -214,6 +218,7 @@ class aggregator final : public activity_sink {
       f = *it;
       ts.stack.erase(std::next(it).base());
     }
+    track_top(ts);
     ts.open.store(ts.stack.size(), std::memory_order_relaxed);
     popped p;
     p.ok = true;
@@ -239,7 +244,7 @@ class aggregator final : public activity_sink {
   void on_launch(std::uint32_t correlation_id, launch_kind kind) noexcept override {
     try {
       thread_state& ts = local();
-      const std::uint64_t launch_ns = trace_.enabled ? now_ns() : 0;
+      const std::uint64_t launch_ns = keep_trace_ ? now_ns() : 0;
       if (kind == launch_kind::timing) {  // perf mode's spans: one per timed scope, locked
         std::lock_guard<std::mutex> g(mutex_);
         pending p;
@@ -254,9 +259,10 @@ class aggregator final : public activity_sink {
         pending_.insert(correlation_id, p);
         return;
       }
-      const frame* top = ts.stack.empty() ? nullptr : &ts.stack.back();
-      const bool scoped = top != nullptr && top->node != no_node;
-      std::uint64_t inst = scoped ? top->instance : 0;
+      // Only lines this thread owns or nobody writes: the thread_state's first line, the
+      // ring's tail line and one slot (the frame stack and the ring's head stay cold).
+      const bool scoped = ts.top_scoped;
+      std::uint64_t inst = ts.top_instance;
       launch_ring* ring = ts.ring;
       if (ring == nullptr || (scoped && inst == 0) || ring->full()) {
         // The first launch of this thread or of this scope call, or a full ring.
@@ -267,7 +273,10 @@ class aggregator final : public activity_sink {
           ring->thread = ts.number;
         }
         if (scoped && inst == 0) inst = ensure_instances(ts);
-        if (ring->full()) take_launches(*ring);
+        if (ring->full()) {
+          take_launches(*ring);
+          ring->room();
+        }
       }
       ring->append(correlation_id, kind, inst, launch_ns);
     } catch (...) {
@@ -521,9 +530,11 @@ class aggregator final : public activity_sink {
       launch_kind kind = launch_kind::kernel;
       std::uint64_t instance = 0, launch_ns = 0;
     };
-    bool full() const noexcept {
-      return tail.load(std::memory_order_relaxed) - head.load(std::memory_order_acquire) >=
-             capacity;
+    // The writer reads `head` (which readers move) only when its cached bound says full.
+    bool full() noexcept { return tail.load(std::memory_order_relaxed) >= limit && room() == 0; }
+    std::uint64_t room() noexcept {
+      limit = head.load(std::memory_order_acquire) + capacity;
+      return limit - tail.load(std::memory_order_relaxed);
     }
     void append(std::uint32_t id, launch_kind k, std::uint64_t inst, std::uint64_t t) noexcept {
       const std::uint64_t at = tail.load(std::memory_order_relaxed);
@@ -534,13 +545,18 @@ class aggregator final : public activity_sink {
     std::uint64_t thread = 0;                        // the writer's number
     alignas(64) std::atomic<std::uint64_t> head{0};  // next to take
     alignas(64) std::atomic<std::uint64_t> tail{0};  // next to write; launches so far
+    std::uint64_t limit = capacity;                  // the writer's: head + capacity, as last read
   };
 
-  struct thread_state {
+  // The launch path reads only the first cache line: epoch, ring and the innermost frame's
+  // scope (top_*, kept by track_top whenever the stack or its instances change).
+  struct alignas(64) thread_state {
     std::uint64_t epoch = 0;
+    launch_ring* ring = nullptr;     // this aggregator's ring for this thread's launches
+    std::uint64_t top_instance = 0;  // the innermost frame's instance (0: none yet)
+    bool top_scoped = false;         // the innermost frame is a scope of this aggregator
     std::uint64_t number = 0;
     std::vector<frame> stack;
-    launch_ring* ring = nullptr;  // this aggregator's ring for this thread's launches
     std::unordered_map<std::uint64_t, std::uint32_t> children;  // (parent, name, cat, dom)
     std::uint64_t open_epoch = 0;                               // epoch `open` counts for
     std::atomic<std::uint64_t> open{0};
@@ -741,6 +757,7 @@ class aggregator final : public activity_sink {
     thread_local thread_state ts;
     if (ts.epoch != epoch_) {
       for (frame& f : ts.stack) f = frame{no_node, f.domain};
+      track_top(ts);
       ts.children.clear();
       ts.number = thread_count_.fetch_add(1) + 1;
       ts.ring = nullptr;
@@ -917,7 +934,14 @@ class aggregator final : public activity_sink {
       }
       parent = f.instance;
     }
+    track_top(ts);
     return parent;
+  }
+
+  static void track_top(thread_state& ts) noexcept {
+    const frame* top = ts.stack.empty() ? nullptr : &ts.stack.back();
+    ts.top_scoped = top != nullptr && top->node != no_node;
+    ts.top_instance = ts.top_scoped ? top->instance : 0;
   }
 
   // Moves a ring's launches into the tables (mutex_ held).
@@ -1184,8 +1208,10 @@ class aggregator final : public activity_sink {
     trace_.ops.push_back(std::move(t));
   }
 
-  aggregator_options options_;
+  // Read on every launch, written never: beside the vtable pointer, on the object's first line.
   const std::uint64_t epoch_;
+  const bool keep_trace_;
+  aggregator_options options_;
   const std::uint64_t origin_ns_;
   std::uint32_t step_name_id_ = 0;
 

@@ -1271,14 +1271,16 @@ class cupti_source {
     }
   }
 
-  bool running_ = false;
-  std::atomic<std::uint32_t> generation_{0};  // bumped by start() and by resuming
-  std::uint32_t start_generation_ = 0;        // generation_ at start(): launch_threads' epoch
-  std::mutex upkeep_mutex_;                   // set_paused against the runtime drop
-  std::atomic<bool> verifying_{false};        // `automatic`, runtime callbacks still on
-  std::atomic<bool> drop_ready_{false};       // proved redundant; dropped at the next upkeep
-  bool paused_ = false;
+  // What every launch callback reads, on the object's first cache line (the object is
+  // 64-byte aligned: cupti_counters is), beside fields written only by start, stop and upkeep.
   std::atomic<activity_sink*> sink_{nullptr};  // read by launch callbacks on any thread
+  std::atomic<std::uint32_t> generation_{0};   // bumped by start() and by resuming
+  std::uint32_t start_generation_ = 0;         // generation_ at start(): launch_threads' epoch
+  std::atomic<bool> verifying_{false};         // `automatic`, runtime callbacks still on
+  std::atomic<bool> drop_ready_{false};        // proved redundant; dropped at the next upkeep
+  bool running_ = false;
+  bool paused_ = false;
+  std::mutex upkeep_mutex_;  // set_paused against the runtime drop
   cupti_options options_;
   CUpti_SubscriberHandle subscriber_ = nullptr;
   CUptiResult last_enable_error_ = CUPTI_SUCCESS;
@@ -1292,5 +1294,6 @@ class cupti_source {
   std::array<std::uint8_t, CUPTI_DRIVER_TRACE_CBID_SIZE> driver_kind_{};
   cupti_counters counters_;
 };
+static_assert(alignof(cupti_source) >= 64, "the launch callback's fields share the first line");
 
 }  // namespace diffscope::detail
