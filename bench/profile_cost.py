@@ -17,6 +17,8 @@ read against the same process's unmeasured loops (the process-to-process spread 
     noclock          CUPTI's own timestamps (DIFFSCOPE_CUPTI_HOST_CLOCK=0)
     perf             perf mode (DIFFSCOPE_MODE=perf): no CUPTI
     torch_profiler   torch.profiler around every other loop (dit_loop.py --paired-profiler)
+    baseline         profile, but with the injection library given by --baseline-lib (another
+                     build, e.g. the last commit's): two versions compared in one run
 Each variant runs --reps processes, in rotating order. Reported per variant: the median over
 processes of (median measured loop - median unmeasured loop), in ms and %; of the median
 ratio of neighbouring loops (adjacent pairs, %), and of the fastest measured minus the
@@ -33,7 +35,7 @@ torch.profiler cannot be switched per step and stays paired by loops, so the rat
 divides a step-paired percentage by a loop-paired one.
 Usage: profile_cost.py --diffscope D --ext E [--out DIR] [--reps 4] [--loops 8] [--steps 150]
                        [--variants a,b,...] [--python P] [--cpus 2-5] [--device cpu]
-                       [--step-pairs]
+                       [--step-pairs] [--baseline-lib LIB]
 Exit 0 when every run succeeded, 1 when one failed, 2 on bad arguments.
 """
 import argparse
@@ -61,6 +63,7 @@ VARIANTS = {
     "noclock": {"DIFFSCOPE_CUPTI_HOST_CLOCK": "0"},
     "perf": {"DIFFSCOPE_MODE": "perf"},
     "torch_profiler": None,  # not under diffscope run
+    "baseline": {},  # DIFFSCOPE_INJECT_LIB=--baseline-lib, added in main()
 }
 
 
@@ -72,7 +75,7 @@ def main(argv):
     p.add_argument("--python", default=sys.executable)
     p.add_argument("--reps", type=int, default=4, help="processes per variant")
     p.add_argument("--loops", type=int, default=8, help="loops per process (A B B A)")
-    p.add_argument("--variants", default=",".join(VARIANTS))
+    p.add_argument("--variants", default=",".join(v for v in VARIANTS if v != "baseline"))
     p.add_argument("--cpus", default="2-5", help="CPUs every run is pinned to ('' = none)")
     p.add_argument("--timeout", type=float, default=180.0)
     p.add_argument("--device", choices=["cuda", "cpu"], default="cuda",
@@ -80,6 +83,7 @@ def main(argv):
     p.add_argument("--steps", type=int, default=150, help="denoise steps per loop")
     p.add_argument("--step-pairs", action="store_true",
                    help="pair the diffscope variants step by step (dit_loop.py --paired-steps)")
+    p.add_argument("--baseline-lib", help="libdiffscope_inject.so of the 'baseline' variant")
     a = p.parse_args(argv)
     variants = [v for v in a.variants.split(",") if v]
     unknown = sorted(set(variants) - set(VARIANTS))
@@ -87,9 +91,14 @@ def main(argv):
         p.error(f"--variants: unknown {unknown}; known: {', '.join(VARIANTS)}")
     if a.reps < 1 or a.loops < 4:
         p.error("--reps must be >= 1 and --loops >= 4 (A B B A)")
-    for what, path in (("--diffscope", a.diffscope), ("--ext", a.ext)):
-        if not os.path.isfile(path):
+    if ("baseline" in variants) != (a.baseline_lib is not None):
+        p.error("the 'baseline' variant and --baseline-lib go together")
+    for what, path in (("--diffscope", a.diffscope), ("--ext", a.ext),
+                       ("--baseline-lib", a.baseline_lib)):
+        if path is not None and not os.path.isfile(path):
             p.error(f"{what} {path}: no such file")
+    if a.baseline_lib:
+        VARIANTS["baseline"] = {"DIFFSCOPE_INJECT_LIB": os.path.abspath(a.baseline_lib)}
     os.makedirs(a.out, exist_ok=True)
     cpus = cpu_set(a.cpus)
     pin = (lambda: os.sched_setaffinity(0, cpus)) if cpus else None
