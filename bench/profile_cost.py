@@ -111,6 +111,7 @@ def main(argv):
     pairs = {v: [] for v in variants}
     fastest = {v: [] for v in variants}
     groups = {v: [] for v in variants}  # --step-pairs: every group's ratio, pooled
+    callback_ns = {v: [] for v in variants}  # the dump's sampled launch callback, per process
     runs = []
     failures = []
     t0 = time.perf_counter()
@@ -145,8 +146,19 @@ def main(argv):
                 ratios = step_group_ratios(out)
                 groups[v] += ratios
                 mean, se = trimmed_mean(ratios)
-                runs.append({"variant": v, "rep": rep, "step_host_ms": out["step_host_ms"]})
-                print(f"  {name}: step-paired {100 * mean:+.3f}% +- {200 * se:.3f}%", flush=True)
+                run_rec = {"variant": v, "rep": rep, "step_host_ms": out["step_host_ms"]}
+                note = ""
+                if os.path.isfile(dump):
+                    with open(dump) as f:
+                        ov = json.load(f)["diffscope"]["overhead"]
+                    os.remove(dump)
+                    run_rec["overhead"] = ov
+                    if ov.get("per_launch_callback_ns"):
+                        callback_ns[v].append(ov["per_launch_callback_ns"])
+                        note = f", launch callback {ov['per_launch_callback_ns']:.1f} ns (sampled)"
+                runs.append(run_rec)
+                print(f"  {name}: step-paired {100 * mean:+.3f}% +- {200 * se:.3f}%{note}",
+                      flush=True)
                 continue
             timed, untimed = out["e2e_timed_ms"], out["e2e_untimed_ms"]
             d = statistics.median(timed) - statistics.median(untimed)
@@ -215,15 +227,18 @@ def main(argv):
         lines += ["", "Paired step by step (groups of four steps, A B B A; 10%-trimmed mean "
                   "+- two standard errors, pooled over processes):", "",
                   "| variant | added per step | median | groups | ratio to torch.profiler "
-                  "(its halves / pairs %) |", "| --- | ---: | ---: | ---: | ---: |"]
+                  "(its halves / pairs %) | our launch callback, sampled (median ns) |",
+                  "| --- | ---: | ---: | ---: | ---: | ---: |"]
         tp = (statistics.median(pct["torch_profiler"]), statistics.median(pairs["torch_profiler"])) \
             if "torch_profiler" in variants and pct["torch_profiler"] else None
         for v in stepped:
             mean, se = trimmed_mean(groups[v])
             ratio = (f"{100 * mean / tp[0]:.3f} / {100 * mean / tp[1]:.3f}"
                      if tp and tp[0] > 0 and tp[1] > 0 else "-")
+            cb = f"{statistics.median(callback_ns[v]):.1f}" if callback_ns[v] else "-"
             lines.append(f"| {v} | {100 * mean:+.3f}% +- {200 * se:.3f}% | "
-                         f"{100 * statistics.median(groups[v]):+.3f}% | {len(groups[v])} | {ratio} |")
+                         f"{100 * statistics.median(groups[v]):+.3f}% | {len(groups[v])} | {ratio} "
+                         f"| {cb} |")
     for f in failures:
         lines.append(f"failed: {f}")
     text = "\n".join(lines) + "\n"
