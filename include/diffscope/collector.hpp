@@ -636,7 +636,12 @@ class collector {
     }
     if (st.cupti_status.ok) {
       const auto c = detail::snapshot(st.cupti.counters());
-      if (c.launch_samples > 0) r.overhead.per_launch_callback_ns = c.launch_callback_mean_ns();
+      // Measured in the callbacks when they ran; none at all with launch_apis=none (the
+      // calibration's figure would describe a callback that never runs).
+      if (st.options.cupti.launch_apis == detail::cupti_launch_apis::none)
+        r.overhead.per_launch_callback_ns = 0;
+      else if (c.launch_samples > 0)
+        r.overhead.per_launch_callback_ns = c.launch_callback_mean_ns();
       r.overhead.buffers = c.buffers_completed;
       r.overhead.launch_callbacks =
           detail::launch_callbacks_text(st.options.cupti.launch_apis, c.runtime_callbacks_dropped);

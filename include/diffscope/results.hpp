@@ -121,7 +121,9 @@ struct overhead_stats {
   std::uint64_t callbacks = 0;        ///< CUPTI API callbacks handled
   std::uint64_t records = 0;          ///< activity records processed
   std::uint64_t buffers = 0;          ///< activity buffers processed
-  double per_launch_callback_ns = 0;  ///< mean host time spent in our launch callback
+  double per_launch_callback_ns = 0;  ///< mean host time spent in our launch callback: sampled
+                                      ///< (1 launch in 64), else calibrated at start; 0 in
+                                      ///< perf mode and with launch_apis=none (no callback)
   double per_range_ns = 0;            ///< mean host time spent in our push+pop handlers
   std::uint64_t timed_scopes = 0;     ///< perf mode: scope calls timed with device events
   double per_timed_scope_ns = 0;      ///< perf mode: mean host cost of a timed scope's two

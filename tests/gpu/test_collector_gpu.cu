@@ -327,6 +327,27 @@ TEST_SUITE("collector_gpu") {
     cudaStreamDestroy(s);
   }
 
+  TEST_CASE("with no launch callbacks the dump reports none, and the records stay unattributed") {
+    // launch_apis=none: CUPTI's records alone (what profile_cost's 'bare' measures).
+    cudaStream_t s{};
+    CUDA_OK(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
+    auto& c = diffscope::collector::instance();
+    diffscope::collector_options o = quiet();
+    o.cupti.launch_apis = diffscope::detail::cupti_launch_apis::none;
+    REQUIRE(c.start(o));
+    {
+      DIFFSCOPE_SCOPE("unseen");
+      for (int i = 0; i < 40; ++i) spin(2000, s);
+    }
+    CUDA_OK(cudaStreamSynchronize(s));
+    const auto r = c.stop();
+    CHECK(r.overhead.per_launch_callback_ns == 0);  // no callback ran: no figure for one
+    CHECK(r.overhead.callbacks == 0);
+    CHECK(r.faults.unattributed_records >= 40);
+    CHECK(scope_at(r, "unseen").launches == 0);
+    cudaStreamDestroy(s);
+  }
+
   TEST_CASE("copies and sets are attributed with their bytes") {
     void* d = nullptr;
     CUDA_OK(cudaMalloc(&d, 1 << 20));
