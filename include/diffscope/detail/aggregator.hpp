@@ -866,7 +866,7 @@ class aggregator final : public activity_sink {
     }
     const bool is_stage = n.cat == category::stage;
     const bool is_request = n.cat == category::request;
-    if (f.is_step || is_stage || is_request || f.instance != 0 || trace_.enabled) {
+    if (f.is_step || is_stage || is_request || f.instance != 0 || keep_trace_) {
       std::lock_guard<std::mutex> g(mutex_);
       request_acc* rq = f.request >= 0 ? &requests_[static_cast<std::size_t>(f.request)] : nullptr;
       if (f.is_step) {
@@ -894,7 +894,7 @@ class aggregator final : public activity_sink {
         in->closed = true;
         maybe_finalize(f.instance);
       }
-      if (trace_.enabled) {
+      if (keep_trace_) {
         if (trace_.ranges.size() + trace_.ops.size() < trace_.cap) {
           trace_range tr;
           tr.name = name_of(n.name_id);
@@ -994,11 +994,11 @@ class aggregator final : public activity_sink {
     std::uint64_t inst = 0;
     if (pit != nullptr) {
       inst = pit->instance;
-      if (trace_.enabled && op.kind != op_kind::timing) add_trace_op(op, op_name, *pit);
+      if (keep_trace_ && op.kind != op_kind::timing) add_trace_op(op, op_name, *pit);
       if (pit->kind != launch_kind::graph) pending_.erase(id);  // one record per launch
     } else {
       ++unattributed_;
-      if (trace_.enabled) add_trace_op(op, op_name, pending{});
+      if (keep_trace_) add_trace_op(op, op_name, pending{});
     }
     if (inst != 0 && find_instance(inst) == nullptr) {
       ++late_records_;  // finalised already: counted in totals below, not in the scope
@@ -1210,7 +1210,7 @@ class aggregator final : public activity_sink {
 
   // Read on every launch, written never: beside the vtable pointer, on the object's first line.
   const std::uint64_t epoch_;
-  const bool keep_trace_;
+  const bool keep_trace_;  // the one flag read inside; trace_.enabled is its copy for output
   aggregator_options options_;
   const std::uint64_t origin_ns_;
   std::uint32_t step_name_id_ = 0;
