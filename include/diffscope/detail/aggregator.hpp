@@ -944,10 +944,11 @@ class aggregator final : public activity_sink {
     ts.top_instance = ts.top_scoped ? top->instance : 0;
   }
 
-  // Moves a ring's launches into the tables (mutex_ held).
-  void take_launches(launch_ring& ring) {
+  // Moves a ring's launches into the tables (mutex_ held). Whether there were any.
+  bool take_launches(launch_ring& ring) {
     const std::uint64_t tail = ring.tail.load(std::memory_order_acquire);
     std::uint64_t head = ring.head.load(std::memory_order_relaxed);
+    if (head == tail) return false;
     for (; head != tail; ++head) {
       const launch_ring::entry& e = ring.slots[head & (launch_ring::capacity - 1)];
       pending p;
@@ -967,16 +968,12 @@ class aggregator final : public activity_sink {
       pending_.insert(e.correlation_id, p);
     }
     ring.head.store(head, std::memory_order_release);
+    return true;
   }
   // Every thread's (mutex_ held). Whether any launch was taken.
   bool take_all_launches() {
     bool any = false;
-    for (auto& ring : rings_) {
-      if (ring->head.load(std::memory_order_relaxed) == ring->tail.load(std::memory_order_acquire))
-        continue;
-      take_launches(*ring);
-      any = true;
-    }
+    for (auto& ring : rings_) any |= take_launches(*ring);
     return any;
   }
 
