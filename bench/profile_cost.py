@@ -67,6 +67,17 @@ VARIANTS = {
 }
 
 
+def take_overhead(dump):
+    """The dump's diffscope.overhead (None when the run wrote no dump); the dump is removed,
+    as few files come back from the GPU machine."""
+    if not os.path.isfile(dump):
+        return None
+    with open(dump) as f:
+        ov = json.load(f)["diffscope"]["overhead"]
+    os.remove(dump)
+    return ov
+
+
 def main(argv):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--diffscope", required=True)
@@ -148,10 +159,8 @@ def main(argv):
                 mean, se = trimmed_mean(ratios)
                 run_rec = {"variant": v, "rep": rep, "step_host_ms": out["step_host_ms"]}
                 note = ""
-                if os.path.isfile(dump):
-                    with open(dump) as f:
-                        ov = json.load(f)["diffscope"]["overhead"]
-                    os.remove(dump)
+                ov = take_overhead(dump)
+                if ov is not None:
                     run_rec["overhead"] = ov
                     if ov.get("per_launch_callback_ns"):
                         callback_ns[v].append(ov["per_launch_callback_ns"])
@@ -176,10 +185,8 @@ def main(argv):
             run_rec = {"variant": v, "rep": rep, "e2e_all_ms": out["e2e_all_ms"],
                        "cpu_all_ms": out["cpu_all_ms"], "added_ms": d}
             note = ""
-            if VARIANTS[v] is not None and os.path.isfile(dump):
-                with open(dump) as f:
-                    ov = json.load(f)["diffscope"]["overhead"]
-                os.remove(dump)
+            ov = take_overhead(dump)
+            if ov is not None:
                 # The measured loops (and the two warm-up evaluations, about one step's worth
                 # each, traced before the first pause: under 2% more).
                 traced = len(timed)
