@@ -626,11 +626,14 @@ inline std::string perf_dump_json(const results& r, const perf_dump_options& o =
   return out;
 }
 
-/// Writes the perf dump to `path` atomically (see detail::write_file_atomically).
-/// Returns std::nullopt on success, else the error message. Never throws.
+/// Writes the perf dump to `path` atomically (see detail::write_file_atomically; with
+/// `create_parents` false the directory must exist). Returns std::nullopt on success, else the
+/// error message. Never throws.
 inline std::optional<std::string> write_perf_dump(const std::string& path, const results& r,
-                                                  const perf_dump_options& o = {}) noexcept {
-  return detail::write_generated_file(path, [&] { return perf_dump_json(r, o); });
+                                                  const perf_dump_options& o = {},
+                                                  bool create_parents = true) noexcept {
+  return detail::write_generated_file(
+      path, [&] { return perf_dump_json(r, o); }, create_parents);
 }
 
 }  // namespace diffscope

@@ -184,11 +184,13 @@ inline std::string chrome_trace_json(const results& r) {
   return out;
 }
 
-/// Writes the Chrome trace to `path` atomically. Returns std::nullopt on success, else the
+/// Writes the Chrome trace to `path` atomically (see detail::write_file_atomically; with
+/// `create_parents` false the directory must exist). Returns std::nullopt on success, else the
 /// error message. Never throws.
-inline std::optional<std::string> write_chrome_trace(const std::string& path,
-                                                     const results& r) noexcept {
-  return detail::write_generated_file(path, [&] { return chrome_trace_json(r); });
+inline std::optional<std::string> write_chrome_trace(const std::string& path, const results& r,
+                                                     bool create_parents = true) noexcept {
+  return detail::write_generated_file(
+      path, [&] { return chrome_trace_json(r); }, create_parents);
 }
 
 }  // namespace diffscope
