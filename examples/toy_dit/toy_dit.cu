@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include <diffscope/detail/atomic_file.hpp>
 #include <diffscope/scope.hpp>
 #ifdef DIFFSCOPE_TOY_DIT_WITH_COLLECTOR
 // Makes the collector this program's NVTX tool: it starts at the first range when
@@ -149,6 +150,10 @@ std::string parse_args(int argc, char** argv, options& o) {
     } else if (arg == "--dump" || arg == "--trace") {
       const char* v = value();
       if (v == nullptr || *v == '\0') return arg + " needs a file name";
+      // Written at exit: say now what is wrong with the path rather than after the run (a
+      // path with {pid} or {request} is known only then).
+      if (std::strchr(v, '{') == nullptr)
+        if (auto bad = diffscope::detail::check_output_path(v)) return arg + ": " + *bad;
       (arg == "--dump" ? o.dump : o.trace) = v;
     } else {
       return "unknown argument '" + std::string(argv[i]) + "'";

@@ -189,6 +189,15 @@ inline target resolve(const std::string& path) {
   }
 }
 
+/// Why `t` cannot be written at all; "" when it can be tried.
+inline std::string refusal(const target& t) {
+  if (!t.error.empty()) return t.error;
+  if (t.exists && S_ISDIR(t.mode)) return "is a directory";
+  if (t.exists && !t.direct && !S_ISREG(t.mode))
+    return "is not a regular file (" + type_name(t.mode) + ")";
+  return "";
+}
+
 /// Writes all of `content` to `fd`; 0 or the errno of the failed write. SIGPIPE is held back
 /// meanwhile, so a FIFO whose reader left is an error (EPIPE), not the death of the process.
 inline int write_all(int fd, std::string_view content) noexcept {
@@ -252,10 +261,7 @@ inline std::optional<std::string> write_file_atomically(const std::string& path,
     if (!fs::path(path).has_filename()) return fail("path names a directory", 0);
     const afd::target t = afd::resolve(path);
     shown = "'" + path + "'" + (t.path != path ? " (a link to '" + t.path + "')" : "");
-    if (!t.error.empty()) return fail(t.error, 0);
-    if (t.exists && S_ISDIR(t.mode)) return fail("is a directory", 0);
-    if (t.exists && !t.direct && !S_ISREG(t.mode))
-      return fail("is not a regular file (" + afd::type_name(t.mode) + ")", 0);
+    if (const std::string why = afd::refusal(t); !why.empty()) return fail(why, 0);
 
     if (t.direct) {
       // No temp and no rename: the node stays what it is. Opened without waiting, so a FIFO
@@ -334,6 +340,23 @@ inline std::optional<std::string> write_file_atomically(const std::string& path,
   if (fd >= 0) ::close(fd);
   if (!temp.empty()) ::unlink(temp.c_str());
   return std::optional<std::string>(std::in_place);
+}
+
+/// What write_file_atomically would refuse at `path` before writing anything: a directory,
+/// block device or socket there, a name too long, a symlink loop. For a program that writes
+/// its output much later (at exit), to say so at once. std::nullopt when nothing is wrong
+/// yet: the write itself can still fail (a full disk, a FIFO that nobody reads).
+inline std::optional<std::string> check_output_path(const std::string& path) noexcept {
+  try {
+    if (path.empty()) return std::string("'': empty path");
+    if (!std::filesystem::path(path).has_filename()) return "'" + path + "': names a directory";
+    const atomic_file_detail::target t = atomic_file_detail::resolve(path);
+    const std::string why = atomic_file_detail::refusal(t);
+    if (why.empty()) return std::nullopt;
+    return "'" + path + "'" + (t.path != path ? " (a link to '" + t.path + "')" : "") + ": " + why;
+  } catch (...) {
+  }
+  return std::nullopt;  // out of memory: the write will say what is wrong
 }
 
 /// Builds a file's content with `make()` and writes it with write_file_atomically (same
