@@ -18,6 +18,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <diffscope/gate.hpp>
@@ -147,9 +148,14 @@ inline signal_relay& relay() {
   return r;
 }
 
-inline void relay_signal(int sig) {
+/// Set on a relayed byte when the kernel sent the signal (the terminal's Ctrl-C, hangup),
+/// not a process: the command, in our process group, got it as well.
+inline constexpr unsigned char relay_from_kernel = 0x80;
+
+inline void relay_signal(int sig, siginfo_t* info, void*) {
   const int saved = errno;
-  const auto c = static_cast<unsigned char>(sig);
+  auto c = static_cast<unsigned char>(sig);
+  if (info != nullptr && info->si_code == SI_KERNEL) c |= relay_from_kernel;
   (void)!::write(relay().pipe[1], &c, 1);
   errno = saved;
 }
@@ -162,17 +168,55 @@ inline void set_handler(int sig, void (*handler)(int)) {
   ::sigaction(sig, &sa, nullptr);
 }
 
-inline std::string signal_name(int sig) {
-  const char* d = ::strsignal(sig);
-  return "signal " + std::to_string(sig) + (d != nullptr ? std::string(" (") + d + ")" : "");
+inline void set_relay_handler(int sig) {
+  struct sigaction sa {};
+  sa.sa_sigaction = relay_signal;
+  sigemptyset(&sa.sa_mask);
+  sa.sa_flags = SA_RESTART | SA_SIGINFO;
+  ::sigaction(sig, &sa, nullptr);
 }
+
+/// "SIGKILL" for 9; "" for a signal without a well-known name.
+inline const char* signal_abbrev(int sig) {
+  static const std::pair<int, const char*> names[] = {
+      {SIGHUP, "SIGHUP"},   {SIGINT, "SIGINT"},   {SIGQUIT, "SIGQUIT"}, {SIGILL, "SIGILL"},
+      {SIGTRAP, "SIGTRAP"}, {SIGABRT, "SIGABRT"}, {SIGBUS, "SIGBUS"},   {SIGFPE, "SIGFPE"},
+      {SIGKILL, "SIGKILL"}, {SIGUSR1, "SIGUSR1"}, {SIGSEGV, "SIGSEGV"}, {SIGUSR2, "SIGUSR2"},
+      {SIGPIPE, "SIGPIPE"}, {SIGALRM, "SIGALRM"}, {SIGTERM, "SIGTERM"}, {SIGXCPU, "SIGXCPU"},
+      {SIGXFSZ, "SIGXFSZ"}, {SIGSYS, "SIGSYS"}};
+  for (const auto& [number, name] : names)
+    if (number == sig) return name;
+  return "";
+}
+
+/// "signal 9 (SIGKILL: Killed)".
+inline std::string signal_name(int sig) {
+  const std::string abbrev = signal_abbrev(sig);
+  const char* d = ::strsignal(sig);
+  std::string what = abbrev;
+  if (d != nullptr) what += (what.empty() ? "" : ": ") + std::string(d);
+  return "signal " + std::to_string(sig) + (what.empty() ? "" : " (" + what + ")");
+}
+
+/// The signals passed on to the command while it runs.
+inline constexpr int forwarded_signals[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT};
+
+/// How the command ended beyond its code, for callers that decide themselves (diffscope run).
+struct command_outcome {
+  int killed_by = 0;        ///< the signal that killed the command; 0 when it exited
+  int received_signal = 0;  ///< the first forwarded signal that reached us; 0 when none did
+};
 
 /// Runs g.command with its output passed through and scanned. Returns the command's code, or
 /// 3 when the gate trips; `verdict` and `command_code` (when given) receive the verdict and the
 /// command's own code (127 not found, 126 not executable, 128+N killed), for callers that
-/// decide themselves (diffscope run).
+/// decide themselves (diffscope run). SIGINT, SIGTERM, SIGHUP and SIGQUIT sent to us are passed
+/// on to the command (not those the terminal sent it as well), and we wait for it to end.
+/// With `outcome` given, it receives how the command ended and the first such signal, and
+/// these signals are left blocked on return: one that comes later waits until the caller has
+/// cleaned up (and then unblocks them).
 inline int run_command(const gate_args& g, gate_verdict* verdict = nullptr,
-                       int* command_code = nullptr) {
+                       int* command_code = nullptr, command_outcome* outcome = nullptr) {
   gate_options o = options_for(g);
   o.stream_names = {"stdout", "stderr"};
   gate_scanner scanner(o);
@@ -185,12 +229,13 @@ inline int run_command(const gate_args& g, gate_verdict* verdict = nullptr,
 
   // With --kill-on-fallback the command gets its own process group (so its helpers die with
   // it); the terminal's Ctrl-C then reaches only us, and we pass it on. Otherwise it shares
-  // ours, gets Ctrl-C itself, and we ignore it, as system(3) does.
+  // ours and gets the terminal's signals itself: we pass on only those a process sent us.
   const bool own_group = g.kill_on_fallback;
-  const int forwarded[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT};
-  for (int sig : forwarded)
-    set_handler(sig, (!own_group && (sig == SIGINT || sig == SIGQUIT)) ? SIG_IGN : relay_signal);
+  const auto& forwarded = forwarded_signals;
+  for (int sig : forwarded) set_relay_handler(sig);
   set_handler(SIGPIPE, SIG_IGN);  // our stdout closed: keep scanning, drop the output
+  if (outcome != nullptr) *outcome = {};
+  int first_signal = 0;
 
   std::vector<char*> argv;
   for (const std::string& s : g.command) argv.push_back(const_cast<char*>(s.c_str()));
@@ -271,6 +316,8 @@ inline int run_command(const gate_args& g, gate_verdict* verdict = nullptr,
       last_activity = clock::now();
     }
     if (child_done && !open[0] && !open[1]) break;
+    // Asked to stop: once the command has ended, wait no longer for what it left running.
+    if (child_done && first_signal != 0) break;
     // The command is gone but something it started still holds the pipes: stop waiting once
     // they have been quiet for a while.
     if (child_done && clock::now() - last_activity > std::chrono::seconds(2)) break;
@@ -290,16 +337,31 @@ inline int run_command(const gate_args& g, gate_verdict* verdict = nullptr,
     if (::poll(pf, 3, timeout_ms) < 0 && errno != EINTR) break;
     for (int s = 0; s < 2; ++s)
       if (open[s] && pf[s].revents != 0) drain(s);
-    unsigned char sig;
-    while (::read(sr.pipe[0], &sig, 1) == 1)
-      if (!child_done) ::kill(own_group ? -pid : pid, sig);
+    unsigned char got_byte;
+    while (::read(sr.pipe[0], &got_byte, 1) == 1) {
+      const int sig = got_byte & ~relay_from_kernel;
+      if (first_signal == 0) first_signal = sig;
+      const bool command_got_it = (got_byte & relay_from_kernel) != 0 && !own_group;
+      if (!child_done && !command_got_it) ::kill(own_group ? -pid : pid, sig);
+    }
   }
   for (int s = 0; s < 2; ++s) {
     if (open[s]) drain(s);
     ::close(fds[s]);
   }
   if (!child_done) ::waitpid(pid, &status, 0);
+  if (outcome != nullptr) {
+    sigset_t block;
+    sigemptyset(&block);
+    for (int sig : forwarded) sigaddset(&block, sig);
+    ::pthread_sigmask(SIG_BLOCK, &block, nullptr);
+  }
   for (int sig : forwarded) set_handler(sig, SIG_DFL);
+  // One that came after the last look, before the block.
+  unsigned char late;
+  while (first_signal == 0 && ::read(sr.pipe[0], &late, 1) == 1)
+    first_signal = late & ~relay_from_kernel;
+  if (outcome != nullptr) outcome->received_signal = first_signal;
   ::close(sr.pipe[0]);
   ::close(sr.pipe[1]);
   scanner.finish();
@@ -312,6 +374,7 @@ inline int run_command(const gate_args& g, gate_verdict* verdict = nullptr,
     if (code != 0) how = "; the command exited with " + std::to_string(code);
   } else if (WIFSIGNALED(status)) {
     code = 128 + WTERMSIG(status);
+    if (outcome != nullptr) outcome->killed_by = WTERMSIG(status);
     how = "; the command was killed by " + signal_name(WTERMSIG(status));
     if (term_sent)
       how += kill_sent ? " (SIGKILL after the fallback signal)" : " (after the fallback signal)";

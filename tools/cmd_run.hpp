@@ -4,19 +4,27 @@
 //                 [--perf-scopes steps|all] [--perf-sample N]
 //                 [--expect-bcg] [--no-gate] [--keep-invalid] -- CMD [ARGS...]
 // Every process the command starts that uses NVTX (workers, torchrun ranks) writes its own
-// dump into a private directory; at the end the requested dump is that dump (one process) or
-// their merge (several: the critical path over ranks, as `diffscope merge`), and with several
-// each process's own dump is kept beside it as FILE-rank<r>.json (FILE-pid<pid>.json when the
-// process had no distinct RANK).
+// dump into a private directory ($TMPDIR/diffscope-run-<pid>-XXXXXX: removed however the run
+// ends, or by the next run when this one was killed with SIGKILL); at the end the requested
+// dump is that dump (one process) or their merge (several: the critical path over ranks, as
+// `diffscope merge`), and with several each process's own dump is kept beside it as
+// FILE-rank<r>.json (FILE-pid<pid>.json when the process had no distinct RANK).
 #pragma once
 
+#include <dirent.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <climits>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <string>
 #include <vector>
@@ -49,9 +57,14 @@ inline constexpr const char* usage =
     "steps, the default) or all (every scope). --perf-sample N (DIFFSCOPE_PERF_SAMPLE, implies\n"
     "--perf-scopes all): the scopes inside denoise steps timed in one step of N, their totals\n"
     "estimated.\n"
-    "Exit: the command's code; 3 when the gate trips (no dump is kept, unless --keep-invalid\n"
-    "writes it beside as FILE.invalid.json); 2 bad usage, no injection library, or a dump was\n"
-    "asked for and no process wrote one; 127 command not found.\n"
+    "Exit: the command's code (128+N when it was killed by signal N: it wrote no dump then);\n"
+    "3 when the gate trips (no dump is kept, unless --keep-invalid writes it beside as\n"
+    "FILE.invalid.json); 2 bad usage, no injection library, or a dump was asked for and no\n"
+    "process wrote one; 127 command not found. When an output (dump or trace) cannot be\n"
+    "written, a line says so and the exit is the command's code when that is not 0, else 2.\n"
+    "Stopped by SIGINT, SIGTERM or SIGHUP (passed on to the command): waits for the command\n"
+    "to end and writes nothing; exit: the command's code, or 128+N for signal N when it\n"
+    "exited 0.\n"
     "DIFFSCOPE_INJECT_LIB overrides where libdiffscope_inject.so is looked for (next to this\n"
     "program, then ../lib).\n";
 
@@ -161,23 +174,104 @@ inline std::vector<std::string> outputs_in(const std::string& dir, const std::st
   return files;
 }
 
-/// Removes the private output directory however the command ends.
+inline constexpr const char* run_dir_prefix = "diffscope-run-";
+
+/// The owner's pid in a private directory name (diffscope-run-<pid>-XXXXXX); -1 for any
+/// other name.
+inline long run_dir_owner(const std::string& name) {
+  const std::string prefix = run_dir_prefix;
+  if (name.rfind(prefix, 0) != 0) return -1;
+  const std::string rest = name.substr(prefix.size());
+  const std::size_t dash = rest.find('-');
+  if (dash == std::string::npos || dash == 0 || dash > 10 || rest.size() != dash + 7) return -1;
+  long pid = 0;
+  for (std::size_t i = 0; i < dash; ++i) {
+    if (rest[i] < '0' || rest[i] > '9') return -1;
+    pid = pid * 10 + (rest[i] - '0');
+  }
+  for (std::size_t i = dash + 1; i < rest.size(); ++i) {
+    const char c = rest[i];
+    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'))) return -1;
+  }
+  return pid > 0 && pid <= INT_MAX ? pid : -1;
+}
+
+/// Removes the private directories in `tmp` of runs that are gone (killed with SIGKILL): our
+/// name, a directory of this user's (never a link), its owner's pid no longer alive and its
+/// lock free (a run in another pid namespace holds it though its pid is unknown here).
+inline void remove_stale_run_dirs(const std::string& tmp) {
+  DIR* d = ::opendir(tmp.c_str());
+  if (d == nullptr) return;
+  std::vector<std::string> stale;
+  while (const dirent* e = ::readdir(d)) {
+    const long pid = run_dir_owner(e->d_name);
+    if (pid <= 0 || pid == static_cast<long>(::getpid())) continue;
+    if (::kill(static_cast<pid_t>(pid), 0) == 0 || errno != ESRCH) continue;
+    struct stat st {};
+    if (::fstatat(::dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISDIR(st.st_mode) ||
+        st.st_uid != ::geteuid())
+      continue;
+    stale.emplace_back(e->d_name);
+  }
+  ::closedir(d);
+  for (const auto& name : stale) {
+    const std::string path = (std::filesystem::path(tmp) / name).string();
+    const int fd = ::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0) continue;
+    if (::flock(fd, LOCK_EX | LOCK_NB) == 0) {
+      std::error_code ec;
+      std::filesystem::remove_all(path, ec);
+    }
+    ::close(fd);
+  }
+}
+
+/// The private output directory, $TMPDIR/diffscope-run-<pid>-XXXXXX, locked while we live;
+/// removed however the command ends (remove(), or the destructor when an error ends the run).
 struct temp_dir {
   std::string path;
+  int lock_fd = -1;
   temp_dir() {
-    std::string tmpl = (std::filesystem::temp_directory_path() / "diffscope-run-XXXXXX").string();
+    const std::string tmp = std::filesystem::temp_directory_path().string();
+    remove_stale_run_dirs(tmp);
+    std::string tmpl = (std::filesystem::path(tmp) /
+                        (std::string(run_dir_prefix) + std::to_string(::getpid()) + "-XXXXXX"))
+                           .string();
     if (::mkdtemp(tmpl.data()) == nullptr)
-      throw failure(exit_usage, "cannot create a temporary directory under " +
-                                    std::filesystem::temp_directory_path().string());
+      throw failure(exit_usage, "cannot create a temporary directory under " + tmp + " (" +
+                                    std::strerror(errno) + ")");
     path = tmpl;
+    lock_fd = ::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (lock_fd >= 0) ::flock(lock_fd, LOCK_EX | LOCK_NB);
   }
-  ~temp_dir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path, ec);
+  /// Removes the directory; tries again while a process the command left behind is still
+  /// writing into it, so no dump of its stays.
+  void remove() noexcept {
+    if (path.empty()) return;
+    for (int attempt = 0; attempt < 50; ++attempt) {
+      std::error_code ec;
+      std::filesystem::remove_all(path, ec);
+      struct stat st {};
+      if (::lstat(path.c_str(), &st) != 0 && errno == ENOENT) break;
+      ::usleep(10000);
+    }
+    if (lock_fd >= 0) ::close(lock_fd);
+    lock_fd = -1;
+    path.clear();
   }
+  ~temp_dir() { remove(); }
   temp_dir(const temp_dir&) = delete;
   temp_dir& operator=(const temp_dir&) = delete;
 };
+
+/// Lets a signal that came while the outputs were written act now that we have cleaned up
+/// (its default action: run_command left them blocked for this).
+inline void deliver_pending_signals() {
+  sigset_t set;
+  sigemptyset(&set);
+  for (int sig : gate_detail::forwarded_signals) sigaddset(&set, sig);
+  ::pthread_sigmask(SIG_UNBLOCK, &set, nullptr);
+}
 
 /// Where process `i`'s own dump goes beside the merged FILE: -rank<r> from its dump's
 /// diffscope.environment.rank when that rank is unique among the processes, else -pid<pid>
@@ -229,7 +323,7 @@ inline int run_run(const args& a) {
     return exit_ok;
   }
   const std::string library = run_detail::find_inject_library();
-  const run_detail::temp_dir dir;
+  run_detail::temp_dir dir;
 
   // The command and everything it starts inherit this environment. The collector in each
   // process expands {pid} when it writes. A process's own gate is off: this one gates.
@@ -239,6 +333,8 @@ inline int run_run(const args& a) {
     ::setenv("DIFFSCOPE_TRACE", (dir.path + "/trace-{pid}.json").c_str(), 1);
   else
     ::unsetenv("DIFFSCOPE_TRACE");
+  // A process that outlives the run must not recreate the directory once it is removed.
+  ::setenv("DIFFSCOPE_CREATE_DIRS", "0", 1);
   if (r.summary) ::setenv("DIFFSCOPE_SUMMARY", "1", 1);
   if (!r.mode.empty()) ::setenv("DIFFSCOPE_MODE", r.mode.c_str(), 1);
   if (r.perf_sample > 0) {
@@ -254,18 +350,37 @@ inline int run_run(const args& a) {
   g.command = r.command;
   gate_verdict verdict;
   int command_code = 0;
-  gate_detail::run_command(g, &verdict, &command_code);
+  gate_detail::command_outcome outcome;
+  gate_detail::run_command(g, &verdict, &command_code, &outcome);
   if (command_code == 126 || command_code == 127) return command_code;  // said why already
+  const std::string killed =
+      outcome.killed_by != 0 ? gate_detail::signal_name(outcome.killed_by) : "";
+
+  if (outcome.received_signal != 0) {
+    // Asked to stop: the command has ended; write nothing, leave nothing behind.
+    dir.remove();
+    std::fprintf(stderr, "diffscope run: stopped by %s: no output written\n",
+                 gate_detail::signal_name(outcome.received_signal).c_str());
+    return command_code != 0 ? command_code : 128 + outcome.received_signal;
+  }
   const bool tripped = !r.no_gate && !verdict.ok();
 
   const auto dumps = run_detail::outputs_in(dir.path, "dump-");
   const auto traces = run_detail::outputs_in(dir.path, "trace-");
+  std::vector<std::string> output_errors;
   if (!r.dump.empty()) {
     if (dumps.empty()) {
-      std::fprintf(stderr,
-                   "diffscope run: no process wrote a dump (no NVTX range was seen, or the "
-                   "command ended before its first range); nothing written to %s\n",
-                   r.dump.c_str());
+      if (!killed.empty())
+        std::fprintf(stderr,
+                     "diffscope run: the command was killed by %s and so wrote no dump; "
+                     "nothing written to %s\n",
+                     killed.c_str(), r.dump.c_str());
+      else
+        std::fprintf(stderr,
+                     "diffscope run: no process wrote a dump (no NVTX range was seen, or the "
+                     "command ended before its first range); nothing written to %s\n",
+                     r.dump.c_str());
+      dir.remove();
       return command_code != 0 ? command_code : exit_usage;
     }
     if (tripped && !r.keep_invalid) {
@@ -274,9 +389,16 @@ inline int run_run(const args& a) {
     } else {
       const std::string tail = tripped ? ".invalid.json" : "";
       const std::string out = r.dump + tail;
-      const std::string err = run_detail::write_dump(dumps, r.dump, tail, r.summary);
-      if (!err.empty()) throw failure(exit_usage, err);
-      if (tripped) std::fprintf(stderr, "diffscope run: invalid dump kept as %s\n", out.c_str());
+      std::string err;
+      try {
+        err = run_detail::write_dump(dumps, r.dump, tail, r.summary);
+      } catch (const failure& f) {
+        err = f.what();
+      }
+      if (!err.empty())
+        output_errors.push_back(err);
+      else if (tripped)
+        std::fprintf(stderr, "diffscope run: invalid dump kept as %s\n", out.c_str());
     }
   }
   if (!r.trace.empty() && !(tripped && !r.keep_invalid)) {
@@ -286,12 +408,35 @@ inline int run_run(const args& a) {
                             : run_detail::with_suffix(
                                   r.trace, std::filesystem::path(t).stem().string().substr(6));
       if (tripped) out += ".invalid.json";
-      if (auto err = diffscope::detail::write_file_atomically(out, read_file(t)))
-        throw failure(exit_usage, *err);
+      try {
+        if (auto err = diffscope::detail::write_file_atomically(out, read_file(t)))
+          output_errors.push_back(*err);
+      } catch (const failure& f) {
+        output_errors.push_back(f.what());
+      }
     }
   }
-  if (tripped) return exit_gate_tripped;
-  return command_code;
+  dir.remove();
+
+  int code = tripped ? exit_gate_tripped : command_code;
+  if (!output_errors.empty()) {
+    // The command's own result still counts: its code is relayed, and only a clean exit
+    // becomes our 2.
+    for (const auto& e : output_errors)
+      std::fprintf(stderr, "diffscope run: output failed: %s\n", e.c_str());
+    if (tripped)
+      std::fprintf(stderr, "diffscope run: exit 3 (the gate tripped)\n");
+    else if (command_code == 0)
+      std::fprintf(stderr, "diffscope run: the command exited 0; exit 2 (an output failed)\n");
+    else
+      std::fprintf(stderr, "diffscope run: the command %s; its exit code %d is relayed\n",
+                   killed.empty() ? ("exited with " + std::to_string(command_code)).c_str()
+                                  : ("was killed by " + killed).c_str(),
+                   command_code);
+    if (!tripped && command_code == 0) code = exit_usage;
+  }
+  run_detail::deliver_pending_signals();
+  return code;
 }
 
 }  // namespace diffscope::cli

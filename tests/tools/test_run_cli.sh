@@ -4,7 +4,8 @@
 # exit codes. Usage: test_run_cli.sh DIFFSCOPE APP PYTHON SOURCE_DIR WORK_DIR
 set -uo pipefail
 ds=$1 app=$2 python=$3 src=$4 work=$5
-rm -rf "$work" && mkdir -p "$work"
+rm -rf "$work" && mkdir -p "$work/tmp"
+export TMPDIR="$work/tmp"  # run's private directories, apart from other tests'
 failures=0
 fail() { echo "FAIL: $*" >&2; failures=$((failures + 1)); }
 check_dump() { "$python" "$src/tests/tools/check_perf_dump.py" --quiet "$1" || fail "contract: $1"; }
@@ -114,7 +115,7 @@ grep -q "no process wrote a dump" "$work/none.err" || fail "no ranges: message"
 [ "$?" -eq 2 ] || fail "usage: no command"
 DIFFSCOPE_INJECT_LIB=/nonexistent.so "$ds" run -- true 2>/dev/null
 [ "$?" -eq 2 ] || fail "missing injection library"
-[ -z "$(ls /tmp | grep '^diffscope-run-' || true)" ] || true  # temp dirs are removed (best effort)
+[ -z "$(ls -A "$TMPDIR")" ] || fail "private directories left: $(ls -A "$TMPDIR")"
 
 if [ "$failures" -ne 0 ]; then
   echo "test_run_cli: $failures failure(s)" >&2
