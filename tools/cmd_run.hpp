@@ -21,6 +21,7 @@
 #include <string>
 #include <vector>
 
+#include <diffscope/config.hpp>
 #include <diffscope/detail/atomic_file.hpp>
 
 #include "cli.hpp"
@@ -124,7 +125,7 @@ inline bool is_file(const std::string& p) {
 /// libdiffscope_inject.so: DIFFSCOPE_INJECT_LIB, next to this program (build tree), or in
 /// ../lib (install tree).
 inline std::string find_inject_library() {
-  if (const char* env = std::getenv("DIFFSCOPE_INJECT_LIB"); env != nullptr && *env != '\0') {
+  if (const char* env = config::raw("DIFFSCOPE_INJECT_LIB")) {
     if (!is_file(env))
       throw failure(exit_usage, std::string("DIFFSCOPE_INJECT_LIB=") + env + ": no such file");
     return std::filesystem::absolute(env).string();

@@ -18,13 +18,16 @@
 #include <map>
 #include <optional>
 #include <random>
+#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <utility>
 #include <vector>
 
+#include <diffscope/config.hpp>
 #include <diffscope/detail/atomic_file.hpp>
 #include <diffscope/detail/json_writer.hpp>
+#include <diffscope/detail/output_path.hpp>
 #include <diffscope/detail/stats.hpp>
 #include <diffscope/hotspots.hpp>
 #include <diffscope/results.hpp>
@@ -165,7 +168,7 @@ inline std::string trim(std::string_view s) {
 /// variable), `git rev-parse HEAD` (stderr silenced, first line, must be hex), else "N/A".
 inline std::string resolve_commit_hash() {
   for (const char* var : {"DIFFSCOPE_COMMIT", "SGLANG_GIT_COMMIT"}) {
-    if (const char* v = std::getenv(var)) {
+    if (const char* v = config::raw(var)) {
       std::string t = trim(v);
       if (!t.empty()) return t;
     }
@@ -626,11 +629,17 @@ inline std::string perf_dump_json(const results& r, const perf_dump_options& o =
   return out;
 }
 
-/// Writes the perf dump to `path` atomically (see detail::write_file_atomically).
+/// Writes the perf dump to `path` atomically (see detail::write_file_atomically); with
+/// `create_parents` false a missing directory is an error, not created.
 /// Returns std::nullopt on success, else the error message. Never throws.
 inline std::optional<std::string> write_perf_dump(const std::string& path, const results& r,
-                                                  const perf_dump_options& o = {}) noexcept {
-  return detail::write_generated_file(path, [&] { return perf_dump_json(r, o); });
+                                                  const perf_dump_options& o = {},
+                                                  bool create_parents = true) noexcept {
+  return detail::write_generated_file(path, [&] {
+    if (!create_parents)
+      if (auto err = detail::missing_parent_directory(path)) throw std::runtime_error(*err);
+    return perf_dump_json(r, o);
+  });
 }
 
 }  // namespace diffscope

@@ -11,11 +11,13 @@
 #include <map>
 #include <optional>
 #include <set>
+#include <stdexcept>
 #include <string>
 #include <utility>
 
 #include <diffscope/detail/atomic_file.hpp>
 #include <diffscope/detail/json_writer.hpp>
+#include <diffscope/detail/output_path.hpp>
 #include <diffscope/results.hpp>
 #include <diffscope/version.hpp>
 
@@ -184,11 +186,16 @@ inline std::string chrome_trace_json(const results& r) {
   return out;
 }
 
-/// Writes the Chrome trace to `path` atomically. Returns std::nullopt on success, else the
-/// error message. Never throws.
-inline std::optional<std::string> write_chrome_trace(const std::string& path,
-                                                     const results& r) noexcept {
-  return detail::write_generated_file(path, [&] { return chrome_trace_json(r); });
+/// Writes the Chrome trace to `path` atomically; with `create_parents` false a missing
+/// directory is an error, not created. Returns std::nullopt on success, else the error
+/// message. Never throws.
+inline std::optional<std::string> write_chrome_trace(const std::string& path, const results& r,
+                                                     bool create_parents = true) noexcept {
+  return detail::write_generated_file(path, [&] {
+    if (!create_parents)
+      if (auto err = detail::missing_parent_directory(path)) throw std::runtime_error(*err);
+    return chrome_trace_json(r);
+  });
 }
 
 }  // namespace diffscope
