@@ -68,8 +68,10 @@ struct run_args {
 
 inline run_args parse(const args& a) {
   run_args r;
+  once_options once{{"--dump"}, {"--trace"}, {"--mode"}, {"--perf-scopes"}, {"--perf-sample"}};
   for (std::size_t i = 0; i < a.size(); ++i) {
     const std::string& s = a[i];
+    once.check(s);
     auto value = [&](const char* what) -> std::string {
       if (i + 1 >= a.size() || a[i + 1] == "--") throw failure(exit_usage, s + " needs " + what);
       return a[++i];
