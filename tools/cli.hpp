@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstdio>
 #include <fstream>
+#include <initializer_list>
 #include <optional>
 #include <sstream>
 #include <stdexcept>
@@ -76,5 +77,36 @@ inline int whole_number(const std::string& opt, const std::string& text, int lo,
                                   std::to_string(lo) + " to " + std::to_string(hi));
   return static_cast<int>(n);
 }
+
+/// The single-valued options of a command: using one twice (under any of its spellings) in
+/// one command line is a usage error naming it. Repeatable options and flags are not listed.
+class once_options {
+ public:
+  /// One entry per option: its spellings, e.g. {{"-o", "--output"}, {"--top"}}.
+  once_options(std::initializer_list<std::initializer_list<const char*>> options) {
+    for (const auto& spellings : options) options_.emplace_back(spellings.begin(), spellings.end());
+    seen_.assign(options_.size(), false);
+  }
+
+  /// Call with each argument that is an option; throws failure(exit_usage) at a repeat.
+  void check(const std::string& arg) {
+    for (std::size_t i = 0; i < options_.size(); ++i) {
+      for (const std::string& spelling : options_[i]) {
+        if (arg != spelling) continue;
+        if (seen_[i]) {
+          std::string all;
+          for (const std::string& x : options_[i]) all += (all.empty() ? "" : "/") + x;
+          throw failure(exit_usage, arg + ": given more than once (" + all + " takes one value)");
+        }
+        seen_[i] = true;
+        return;
+      }
+    }
+  }
+
+ private:
+  std::vector<std::vector<std::string>> options_;
+  std::vector<bool> seen_;
+};
 
 }  // namespace diffscope::cli

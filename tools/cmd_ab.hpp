@@ -92,8 +92,12 @@ inline bool label_ok(const std::string& s) {
 inline ab_args parse(const args& a) {
   ab_args r;
   bool have[2] = {false, false};
+  once_options once{{"--a"},         {"--b"},   {"--runs"},      {"--warmup-runs"},
+                    {"--labels"},    {"--gpu"}, {"--threshold"}, {"--abs-tol"},
+                    {"--idle-wait"}, {"--out"}, {"--mode"},      {"--figure"}};
   for (std::size_t i = 0; i < a.size(); ++i) {
     const std::string& s = a[i];
+    once.check(s);
     auto value = [&]() -> std::string {
       if (i + 1 >= a.size()) throw failure(exit_usage, s + " needs a value");
       return a[++i];

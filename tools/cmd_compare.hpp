@@ -512,8 +512,11 @@ inline int run_compare(const args& a) {
   bool repeated = false;
   noise_options opt;
   std::vector<std::string> files, base_files, new_files;
+  // --base and --new start lists: each may come again and adds to its list.
+  once_options once{{"--rel-tol"}, {"--abs-tol"}};
   for (std::size_t i = 0; i < a.size(); ++i) {
     const std::string& s = a[i];
+    once.check(s);
     if (s == "-h" || s == "--help") {
       std::fputs(compare_usage, stdout);
       return exit_ok;

@@ -65,8 +65,10 @@ struct gate_args {
 inline gate_args parse_gate_args(const args& a) {
   gate_args g;
   bool has_command = false;
+  once_options once{{"--kill-grace"}, {"--log"}};
   for (std::size_t i = 0; i < a.size(); ++i) {
     const std::string& s = a[i];
+    once.check(s);
     if (s == "--") {
       g.command.assign(a.begin() + static_cast<std::ptrdiff_t>(i) + 1, a.end());
       has_command = true;

@@ -220,8 +220,10 @@ inline kernel_classifier load_rules(const std::string& path) {
 inline int run_hotspots(const args& a) {
   std::size_t top = 30;
   std::string rules_path, file;
+  once_options once{{"--top"}, {"--rules"}};
   for (std::size_t i = 0; i < a.size(); ++i) {
     const std::string& s = a[i];
+    once.check(s);
     if (s == "-h" || s == "--help") {
       std::fputs(hotspots_usage, stdout);
       return exit_ok;

@@ -494,8 +494,10 @@ inline int run_merge(const args& a) {
   std::string out_path;
   bool summary = false;
   std::vector<std::string> inputs;
+  once_options once{{"-o", "--output"}};
   for (std::size_t i = 0; i < a.size(); ++i) {
     const std::string& s = a[i];
+    once.check(s);
     if (s == "-h" || s == "--help") {
       std::fputs(merge_usage, stdout);
       return exit_ok;

@@ -29,6 +29,7 @@
 #include <string>
 #include <vector>
 
+#include <diffscope/config.hpp>
 #include <diffscope/detail/atomic_file.hpp>
 
 #include "cli.hpp"
@@ -80,8 +81,10 @@ struct run_args {
 
 inline run_args parse(const args& a) {
   run_args r;
+  once_options once{{"--dump"}, {"--trace"}, {"--mode"}, {"--perf-scopes"}, {"--perf-sample"}};
   for (std::size_t i = 0; i < a.size(); ++i) {
     const std::string& s = a[i];
+    once.check(s);
     auto value = [&](const char* what) -> std::string {
       if (i + 1 >= a.size() || a[i + 1] == "--") throw failure(exit_usage, s + " needs " + what);
       return a[++i];
@@ -137,7 +140,7 @@ inline bool is_file(const std::string& p) {
 /// libdiffscope_inject.so: DIFFSCOPE_INJECT_LIB, next to this program (build tree), or in
 /// ../lib (install tree).
 inline std::string find_inject_library() {
-  if (const char* env = std::getenv("DIFFSCOPE_INJECT_LIB"); env != nullptr && *env != '\0') {
+  if (const char* env = config::raw("DIFFSCOPE_INJECT_LIB")) {
     if (!is_file(env))
       throw failure(exit_usage, std::string("DIFFSCOPE_INJECT_LIB=") + env + ": no such file");
     return std::filesystem::absolute(env).string();

@@ -28,6 +28,16 @@ int main(int argc, char** argv) {
   const std::string name = argv[1];
   if (name == "help" || name == "--help" || name == "-h") return print_help(stdout);
   if (name == "version" || name == "--version") {
+    for (int i = 2; i < argc; ++i) {
+      if (std::strcmp(argv[i], "-h") == 0 || std::strcmp(argv[i], "--help") == 0) continue;
+      std::fprintf(stderr, "diffscope %s: unknown argument '%s' (it takes none)\n", name.c_str(),
+                   argv[i]);
+      return diffscope::cli::exit_usage;
+    }
+    if (argc > 2) {
+      std::printf("usage: diffscope version\nPrints the version.\n");
+      return 0;
+    }
     std::printf("diffscope %s\n", DIFFSCOPE_VERSION_STRING);
     return 0;
   }

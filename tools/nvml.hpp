@@ -12,6 +12,8 @@
 #include <string>
 #include <vector>
 
+#include <diffscope/config.hpp>
+
 namespace diffscope::cli::nvml {
 
 /// What `diffscope ab` calls idle: the SGLang benchmark helper's rule (no compute process,
@@ -124,8 +126,8 @@ class library {
   /// Loads and initialises NVML. Returns "" or why not (one phrase). DIFFSCOPE_NVML_LIB
   /// names another file (tests, unusual installs).
   std::string open() {
-    const char* env = std::getenv("DIFFSCOPE_NVML_LIB");
-    const std::string path = env != nullptr && *env != '\0' ? env : "libnvidia-ml.so.1";
+    const char* env = config::raw("DIFFSCOPE_NVML_LIB");
+    const std::string path = env != nullptr ? env : "libnvidia-ml.so.1";
     handle_ = ::dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
     if (!handle_) {
       const char* e = ::dlerror();

@@ -28,10 +28,12 @@
 #include <cuda_runtime_api.h>
 #include <cupti.h>
 
+#include <diffscope/config.hpp>
 #include <diffscope/detail/aggregator.hpp>
 #include <diffscope/detail/cupti_source.hpp>
 #include <diffscope/detail/event_timer.hpp>
 #include <diffscope/detail/nvtx_tool.hpp>
+#include <diffscope/detail/output_path.hpp>
 #include <diffscope/gate.hpp>
 #include <diffscope/perf_dump.hpp>
 #include <diffscope/report.hpp>
@@ -82,6 +84,9 @@ struct collector_options {
   bool expect_bcg = false;    ///< the gate requires the breakable-CUDA-graph capture marker
   bool keep_invalid = false;  ///< a tripped gate writes them beside as <path>.invalid.json
   timing_mode mode = timing_mode::profile;
+  /// Outputs create their missing parent directories (false: a missing one is an error and
+  /// nothing is created; DIFFSCOPE_CREATE_DIRS).
+  bool create_dirs = true;
   /// Perf mode: time every scope (true) or only stages and denoise steps (false: what the
   /// perf dump's figures need, the cheapest).
   bool perf_all_scopes = false;
@@ -121,95 +126,47 @@ struct collector_options {
   /// How plain NVTX names (torch.cuda.nvtx, SGLang) map to stages, steps and requests.
   detail::name_rules names;
 
-  /// From DIFFSCOPE_DUMP, DIFFSCOPE_TRACE, DIFFSCOPE_SUMMARY (1/true/yes), DIFFSCOPE_NO_GPU,
-  /// DIFFSCOPE_TRACE_CAP, DIFFSCOPE_SKIP_REQUESTS, DIFFSCOPE_TAG, DIFFSCOPE_LEGACY_STEPS,
-  /// DIFFSCOPE_GATE, DIFFSCOPE_EXPECT_BCG (implies DIFFSCOPE_GATE), DIFFSCOPE_KEEP_INVALID,
-  /// DIFFSCOPE_MODE (profile|perf), DIFFSCOPE_PERF_SCOPES (steps|all), DIFFSCOPE_PERF_STREAM
-  /// (legacy|per-thread), DIFFSCOPE_PERF_EVENTS (inline|side), DIFFSCOPE_PERF_SHARE_NS (ns),
-  /// DIFFSCOPE_PERF_DRAIN (thread|batch|each), DIFFSCOPE_PERF_SAMPLE (steps, >= 1),
-  /// DIFFSCOPE_PERF_CHAIN_STEPS (1|0|on|off),
-  /// DIFFSCOPE_CUPTI_LAUNCH_APIS (auto|both|driver|runtime|none), DIFFSCOPE_CUPTI_ZERO_BUFFERS,
-  /// DIFFSCOPE_CUPTI_HOST_CLOCK (0: CUPTI's own clock), DIFFSCOPE_CUPTI_BUFFER_KB,
-  /// DIFFSCOPE_STAGE_PREFIX / DIFFSCOPE_STEP_PREFIX / DIFFSCOPE_REQUEST_PREFIX ("none": off),
-  /// DIFFSCOPE_STRIP_SHAPES (0 keeps " in=[...]"). A value it does not know is reported on
-  /// stderr and the default kept (the program must run on).
+  /// From the environment: every DIFFSCOPE_* setting of the table in config.hpp
+  /// (docs/configuration.md). A value that cannot be used is reported once on stderr and
+  /// the default kept (the program must run on).
   static collector_options from_env() {
+    config::check_all();
     collector_options o;
-    auto env = [](const char* n) -> std::string {
-      const char* v = std::getenv(n);
-      return v != nullptr ? std::string(v) : std::string();
-    };
-    auto truthy = [](const std::string& v) {
-      return v == "1" || v == "true" || v == "yes" || v == "on" || v == "TRUE" || v == "YES";
-    };
-    o.dump_path = env("DIFFSCOPE_DUMP");
-    o.trace_path = env("DIFFSCOPE_TRACE");
-    o.summary = truthy(env("DIFFSCOPE_SUMMARY"));
-    o.gpu = !truthy(env("DIFFSCOPE_NO_GPU"));
-    auto count = [&env](const char* name, std::uint64_t& out) {
-      const std::string v = env(name);
-      if (v.empty()) return;
-      char* end = nullptr;
-      const unsigned long long n = std::strtoull(v.c_str(), &end, 10);
-      if (end != nullptr && *end == '\0' && v[0] != '-')
-        out = n;
-      else
-        std::fprintf(stderr, "diffscope: %s='%s' is not a count; ignored\n", name, v.c_str());
-    };
-    count("DIFFSCOPE_TRACE_CAP", o.trace_cap);
+    o.dump_path = config::text("DIFFSCOPE_DUMP");
+    o.trace_path = config::text("DIFFSCOPE_TRACE");
+    o.summary = config::flag("DIFFSCOPE_SUMMARY");
+    o.create_dirs = config::flag("DIFFSCOPE_CREATE_DIRS");
+    o.gpu = !config::flag("DIFFSCOPE_NO_GPU");
+    o.trace_cap = config::count("DIFFSCOPE_TRACE_CAP").value_or(o.trace_cap);
     // "none" turns a rule off (an empty variable reads as unset).
-    auto prefix = [&env](const char* name, std::string& out) {
-      const std::string v = env(name);
-      if (!v.empty()) out = v == "none" ? std::string() : v;
+    auto prefix = [](const char* name) {
+      std::string v = config::text(name);
+      return v == "none" ? std::string() : v;
     };
-    prefix("DIFFSCOPE_STAGE_PREFIX", o.names.stage_prefix);
-    prefix("DIFFSCOPE_STEP_PREFIX", o.names.step_prefix);
-    prefix("DIFFSCOPE_REQUEST_PREFIX", o.names.request_prefix);
-    if (const std::string v = env("DIFFSCOPE_STRIP_SHAPES"); !v.empty())
-      o.names.strip_shapes = truthy(v);
-    count("DIFFSCOPE_SKIP_REQUESTS", o.skip_requests);
-    if (const std::string tag = env("DIFFSCOPE_TAG"); !tag.empty()) o.dump.tag = tag;
-    o.dump.legacy_step_entries = truthy(env("DIFFSCOPE_LEGACY_STEPS"));
-    o.expect_bcg = truthy(env("DIFFSCOPE_EXPECT_BCG"));
-    o.watch_output = truthy(env("DIFFSCOPE_GATE")) || o.expect_bcg;
-    o.keep_invalid = truthy(env("DIFFSCOPE_KEEP_INVALID"));
-    auto choose = [&env](const char* name, std::initializer_list<const char*> values) -> int {
-      const std::string v = env(name);
-      if (v.empty()) return 0;
-      int i = 0;
-      std::string known;
-      for (const char* x : values) {
-        if (v == x) return i;
-        known += (i++ ? ", " : "") + std::string(x);
-      }
-      std::fprintf(stderr, "diffscope: %s='%s' is not one of %s; using %s\n", name, v.c_str(),
-                   known.c_str(), *values.begin());
-      return 0;
-    };
-    o.mode = choose("DIFFSCOPE_MODE", {"profile", "perf"}) == 1 ? timing_mode::perf
-                                                                : timing_mode::profile;
-    o.perf_all_scopes = choose("DIFFSCOPE_PERF_SCOPES", {"steps", "all"}) == 1;
-    if (choose("DIFFSCOPE_PERF_STREAM", {"legacy", "per-thread"}) == 1)
-      o.perf_stream = reinterpret_cast<void*>(2);
-    o.perf_side_stream = choose("DIFFSCOPE_PERF_EVENTS", {"inline", "side"}) == 1;
-    count("DIFFSCOPE_PERF_SHARE_NS", o.perf_share_ns);
-    o.perf_drain =
-        static_cast<perf_drain_policy>(choose("DIFFSCOPE_PERF_DRAIN", {"thread", "batch", "each"}));
-    o.perf_chain_steps = choose("DIFFSCOPE_PERF_CHAIN_STEPS", {"1", "0", "on", "off"}) % 2 == 0;
-    count("DIFFSCOPE_PERF_SAMPLE", o.perf_sample_steps);
-    if (o.perf_sample_steps == 0) {
-      std::fprintf(stderr, "diffscope: DIFFSCOPE_PERF_SAMPLE=0 is not a step count; using 1\n");
-      o.perf_sample_steps = 1;
-    }
-    o.cupti.launch_apis = static_cast<detail::cupti_launch_apis>(
-        choose("DIFFSCOPE_CUPTI_LAUNCH_APIS", {"auto", "both", "driver", "runtime", "none"}));
-    if (const std::string v = env("DIFFSCOPE_CUPTI_ZERO_BUFFERS"); !v.empty())
-      o.cupti.zero_buffers = truthy(v);
-    if (const std::string v = env("DIFFSCOPE_CUPTI_HOST_CLOCK"); !v.empty())
-      o.cupti.host_clock = truthy(v);
-    std::uint64_t buffer_kb = 0;
-    count("DIFFSCOPE_CUPTI_BUFFER_KB", buffer_kb);
-    if (buffer_kb != 0) o.cupti.buffer_bytes = static_cast<std::size_t>(buffer_kb) << 10;
+    o.names.stage_prefix = prefix("DIFFSCOPE_STAGE_PREFIX");
+    o.names.step_prefix = prefix("DIFFSCOPE_STEP_PREFIX");
+    o.names.request_prefix = prefix("DIFFSCOPE_REQUEST_PREFIX");
+    o.names.strip_shapes = config::flag("DIFFSCOPE_STRIP_SHAPES");
+    o.skip_requests = config::count("DIFFSCOPE_SKIP_REQUESTS").value_or(o.skip_requests);
+    o.dump.tag = config::text("DIFFSCOPE_TAG");
+    o.dump.legacy_step_entries = config::flag("DIFFSCOPE_LEGACY_STEPS");
+    o.expect_bcg = config::flag("DIFFSCOPE_EXPECT_BCG");
+    o.watch_output = config::flag("DIFFSCOPE_GATE") || o.expect_bcg;
+    o.keep_invalid = config::flag("DIFFSCOPE_KEEP_INVALID");
+    o.mode = config::choice("DIFFSCOPE_MODE") == 1 ? timing_mode::perf : timing_mode::profile;
+    o.perf_all_scopes = config::choice("DIFFSCOPE_PERF_SCOPES") == 1;
+    if (config::choice("DIFFSCOPE_PERF_STREAM") == 1) o.perf_stream = reinterpret_cast<void*>(2);
+    o.perf_side_stream = config::choice("DIFFSCOPE_PERF_EVENTS") == 1;
+    o.perf_share_ns = config::count("DIFFSCOPE_PERF_SHARE_NS").value_or(o.perf_share_ns);
+    o.perf_drain = static_cast<perf_drain_policy>(config::choice("DIFFSCOPE_PERF_DRAIN"));
+    o.perf_chain_steps = config::flag("DIFFSCOPE_PERF_CHAIN_STEPS");
+    o.perf_sample_steps = config::count("DIFFSCOPE_PERF_SAMPLE").value_or(o.perf_sample_steps);
+    o.cupti.launch_apis =
+        static_cast<detail::cupti_launch_apis>(config::choice("DIFFSCOPE_CUPTI_LAUNCH_APIS"));
+    o.cupti.zero_buffers = config::flag("DIFFSCOPE_CUPTI_ZERO_BUFFERS");
+    o.cupti.host_clock = config::flag("DIFFSCOPE_CUPTI_HOST_CLOCK");
+    if (const auto kb = config::count("DIFFSCOPE_CUPTI_BUFFER_KB"))
+      o.cupti.buffer_bytes = static_cast<std::size_t>(*kb) << 10;
     return o;
   }
 
@@ -324,16 +281,11 @@ inline environment_info read_environment(const collector_state& st) {
   char host[256] = {0};
   if (gethostname(host, sizeof(host) - 1) == 0) e.hostname = host;
   e.pid = static_cast<std::int64_t>(getpid());
-  auto int_env = [](const char* name) {
-    const char* v = std::getenv(name);
-    if (v == nullptr || *v == '\0') return -1;
-    char* end = nullptr;
-    const long n = std::strtol(v, &end, 10);
-    return end != nullptr && *end == '\0' && n >= 0 && n < (1L << 30) ? static_cast<int>(n) : -1;
-  };
-  e.rank = int_env("RANK");
-  e.world_size = int_env("WORLD_SIZE");
-  e.local_rank = int_env("LOCAL_RANK");
+  // -1: unset (or not a number, reported once); counts below 2^30 by the table.
+  auto int_env = [](std::optional<std::uint64_t> v) { return v ? static_cast<int>(*v) : -1; };
+  e.rank = int_env(config::rank());
+  e.world_size = int_env(config::count("WORLD_SIZE"));
+  e.local_rank = int_env(config::count("LOCAL_RANK"));
   if (st.gpu_ok) {
     int n = 0;
     if (cudaGetDeviceCount(&n) == cudaSuccess) e.device_count = n;
@@ -348,60 +300,34 @@ inline environment_info read_environment(const collector_state& st) {
   return e;
 }
 
-/// A request id as a file-name part: [A-Za-z0-9._-] kept, anything else '_', at most 64.
-inline std::string file_name_part(const std::string& id) {
-  std::string out;
-  for (char c : id) {
-    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-                    c == '.' || c == '_' || c == '-';
-    out.push_back(ok ? c : '_');
-    if (out.size() == 64) break;
-  }
-  if (out.empty() || out == "." || out == "..") out = "request";
-  return out;
-}
-
-/// An output path with its placeholders filled in when it is written: {pid} (this process),
-/// {rank} (RANK, else LOCAL_RANK, else 0), {label} (DIFFSCOPE_LABEL, else "run"), {request}
-/// (`request`: a request's id for per-request dumps, "all" for whole-run outputs). Each
-/// process of a multi-process run (workers, torchrun ranks) thus writes its own file;
-/// `diffscope run` sets DIFFSCOPE_DUMP this way.
-inline std::string expand_output_path(std::string path, const std::string& request = "all") {
-  auto replace_all = [&path](const std::string& key, const std::string& value) {
-    for (std::size_t pos = path.find(key); pos != std::string::npos;
-         pos = path.find(key, pos + value.size()))
-      path.replace(pos, key.size(), value);
-  };
-  replace_all("{pid}", std::to_string(static_cast<long long>(getpid())));
-  const char* rank = std::getenv("RANK");
-  if (rank == nullptr || *rank == '\0') rank = std::getenv("LOCAL_RANK");
-  replace_all("{rank}", rank != nullptr && *rank != '\0' ? rank : "0");
-  const char* label = std::getenv("DIFFSCOPE_LABEL");
-  replace_all("{label}", label != nullptr && *label != '\0' ? file_name_part(label) : "run");
-  replace_all("{request}", request);
-  return path;
-}
-
 inline void write_outputs(const collector_options& o, const results& r) {
   // A tripped gate keeps no numbers at the requested paths (gate.hpp): gated_output_path
   // says so and gives "" (or the .invalid.json path with keep_invalid).
   if (!o.dump_path.empty()) {
     // One dump per request that is not a warm-up with {request} in the path, as SGLang
     // writes them; else one dump (the last request's SGLang part, with request markers).
-    std::vector<std::pair<std::optional<std::size_t>, std::string>> dumps;  // request, id
+    // Request ids that name the same file ("", "..", a repeated id) get distinct names.
+    std::vector<std::optional<std::size_t>> requests;
+    std::vector<std::string> ids;
     if (o.dump_path.find("{request}") != std::string::npos) {
-      for (const request_result& q : r.requests)
-        if (!q.warmup) dumps.emplace_back(q.index, q.id.empty() ? std::to_string(q.index) : q.id);
+      for (const request_result& q : r.requests) {
+        if (q.warmup) continue;
+        requests.emplace_back(q.index);
+        ids.push_back(q.id.empty() ? std::to_string(q.index) : q.id);
+      }
     }
-    if (dumps.empty()) dumps.emplace_back(std::nullopt, "all");
-    for (const auto& [request, id] : dumps) {
+    if (requests.empty()) {
+      requests.emplace_back(std::nullopt);
+      ids.emplace_back("all");
+    }
+    const std::vector<std::string> names = distinct_file_name_parts(ids);
+    for (std::size_t i = 0; i < requests.size(); ++i) {
       perf_dump_options one = o.dump;
-      one.request = request;
-      const std::string path =
-          gated_output_path(expand_output_path(o.dump_path, file_name_part(id)), "perf dump",
-                            o.keep_invalid, one.gate_verdict);
+      one.request = requests[i];
+      const std::string path = gated_output_path(expand_output_path(o.dump_path, names[i]),
+                                                 "perf dump", o.keep_invalid, one.gate_verdict);
       if (path.empty()) continue;
-      if (auto err = write_perf_dump(path, r, one))
+      if (auto err = write_perf_dump(path, r, one, o.create_dirs))
         std::fprintf(stderr, "diffscope: could not write the perf dump: %s\n", err->c_str());
     }
   }
@@ -410,7 +336,7 @@ inline void write_outputs(const collector_options& o, const results& r) {
     const std::string trace_path =
         gated_output_path(expand_output_path(o.trace_path), "trace", o.keep_invalid, unused);
     if (!trace_path.empty()) {
-      if (auto err = write_chrome_trace(trace_path, r))
+      if (auto err = write_chrome_trace(trace_path, r, o.create_dirs))
         std::fprintf(stderr, "diffscope: could not write the trace: %s\n", err->c_str());
     }
   }
@@ -475,8 +401,8 @@ class collector {
       st.peak_used_mb = 0;
     }
     st.nvtx_note.clear();
-    if (const char* inj = std::getenv("NVTX_INJECTION64_PATH");
-        inj != nullptr && *inj != '\0' && std::string(inj).find("diffscope") == std::string::npos)
+    if (const char* inj = config::raw("NVTX_INJECTION64_PATH");
+        inj != nullptr && std::string(inj).find("diffscope") == std::string::npos)
       st.nvtx_note = std::string("NVTX ranges go to another tool (NVTX_INJECTION64_PATH=") + inj +
                      "): scopes are not collected";
     st.cupti_status = {};
@@ -659,8 +585,8 @@ void forward_to_injection(const char* symbol, Call call) noexcept {
 #ifndef DIFFSCOPE_DISABLE
   (void)domain();  // NVTX loads the injection library at the first NVTX call: make one
 #endif
-  const char* path = std::getenv("NVTX_INJECTION64_PATH");
-  if (path == nullptr || *path == '\0') return;
+  const char* path = config::raw("NVTX_INJECTION64_PATH");
+  if (path == nullptr) return;
   if (void* lib = ::dlopen(path, RTLD_LAZY | RTLD_LOCAL | RTLD_NOLOAD)) {
     if (auto f = reinterpret_cast<Fn>(::dlsym(lib, symbol))) call(f);
     ::dlclose(lib);  // NOLOAD took a reference: give it back (NVTX keeps its own)

@@ -15,7 +15,8 @@
 #   meson_pkg_config  install with Meson into WORK_DIR/meson-prefix, consume its diffscope.pc
 #   version_mismatch  a VERSION that disagrees with version.hpp fails CMake and Meson configure
 # Every consumer builds tests/package/consumer.cpp and must print
-# "diffscope consumer <VERSION> ok". Exit 77 (skipped): a tool a step needs is missing.
+# "diffscope consumer <VERSION> ok". Exit 77 (skipped): a tool a step needs is missing, or
+# Meson is older than meson.build's meson_version (version_mismatch: after its CMake half).
 # Nothing is written into SOURCE_DIR.
 set -euo pipefail
 
@@ -55,6 +56,26 @@ need() {
     echo "SKIP package $step: '$1' not found"
     exit 77
   }
+}
+# The oldest Meson meson.build accepts (its meson_version: '>=X'); an older one on PATH is
+# skipped like a missing one, with the reason.
+meson_min=$(sed -n "s/.*meson_version: *'>= *\([0-9.]*\)'.*/\1/p" "$src/meson.build" | head -n1)
+# Why the meson on PATH cannot be used ("" when it can).
+meson_unusable() {
+  local have
+  command -v meson >/dev/null 2>&1 || { echo "'meson' not found"; return; }
+  have=$(meson --version 2>/dev/null) || { echo "'meson --version' failed"; return; }
+  if [[ -n $meson_min && $(printf '%s\n%s\n' "$meson_min" "$have" | sort -V | head -n1) != "$meson_min" ]]; then
+    echo "meson $have is older than $meson_min"
+  fi
+}
+need_meson() {
+  local why
+  why=$(meson_unusable)
+  if [[ -n $why ]]; then
+    echo "SKIP package $step: $why"
+    exit 77
+  fi
 }
 # Runs a consumer and checks what it prints.
 check_run() {
@@ -135,7 +156,7 @@ for step in "${steps[@]}"; do
       need pkg-config
       pc_prefix=$prefix
       if [[ $step == meson_pkg_config ]]; then
-        need meson
+        need_meson
         pc_prefix=$work/meson-prefix
         rm -rf "$work/meson-build" "$pc_prefix"
         log "meson setup + install into $pc_prefix"
@@ -170,7 +191,7 @@ for step in "${steps[@]}"; do
       log "ok"
       ;;
     meson_subproject)
-      need meson
+      need_meson
       need ninja
       proj=$work/meson_subproject
       rm -rf "$proj"
@@ -197,8 +218,10 @@ for step in "${steps[@]}"; do
       cp -r "$src/CMakeLists.txt" "$src/cmake" "$src/include" "$copy/"
       cp "$src/meson.build" "$src/meson.options" "$copy/"
       echo "9.9.9" >"$copy/VERSION"
+      meson_skipped=$(meson_unusable)
       for tool in cmake meson; do
         command -v $tool >/dev/null 2>&1 || continue
+        [[ $tool == meson && -n $meson_skipped ]] && continue
         if [[ $tool == cmake ]]; then
           cmd=(cmake -S "$copy" -B "$copy/build-cmake" "${generator[@]}")
         else
@@ -210,6 +233,10 @@ for step in "${steps[@]}"; do
         grep -q "version mismatch" "$copy/$tool.log" || { cat "$copy/$tool.log"; fail "$tool failed without saying why"; }
         log "$tool: $(grep -m1 -o 'version mismatch.*' "$copy/$tool.log")"
       done
+      if [[ -n $meson_skipped ]]; then
+        echo "SKIP package $step: the Meson half: $meson_skipped (the CMake half passed)"
+        exit 77
+      fi
       log "ok"
       ;;
     *)

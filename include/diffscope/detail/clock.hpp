@@ -11,8 +11,8 @@
 
 #include <chrono>
 #include <cstdint>
-#include <cstdlib>
-#include <cstring>
+
+#include <diffscope/config.hpp>
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #include <cpuid.h>
@@ -46,8 +46,8 @@ inline bool invariant_tsc() noexcept {
 
 inline tsc_calibration calibrate_tsc() noexcept {
   tsc_calibration c;
-  const char* choice = std::getenv("DIFFSCOPE_CLOCK");
-  if ((choice != nullptr && std::strcmp(choice, "steady") == 0) || !invariant_tsc()) return c;
+  const bool steady = config::choice("DIFFSCOPE_CLOCK") == 1;  // auto|steady
+  if (steady || !invariant_tsc()) return c;
   const std::uint64_t ns_a = steady_ns(), tsc_a = __rdtsc();
   std::uint64_t ns_b = ns_a, tsc_b = tsc_a;
   while (ns_b - ns_a < 5'000'000) {
