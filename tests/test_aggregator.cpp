@@ -435,6 +435,52 @@ TEST_SUITE("aggregator") {
     CHECK(d.agg.open_ranges() == 0);
   }
 
+  TEST_CASE("ranges open at stop are counted and named, on live threads and on ended ones") {
+    driver d;
+    // A thread that ends with ranges open (as the main thread has at exit: its state is
+    // destroyed before the collector's exit hook counts).
+    std::thread([&] {
+      d.agg.push(range_domain::default_domain, d.agg.intern("request"), category::request,
+                 std::nullopt, 0, "r1");
+      d.push("DenoisingStage", category::stage);
+      d.step(3, 0);
+    }).join();
+    d.push("outer");
+    d.push("inner");
+    CHECK(d.agg.open_ranges() == 5);
+    const unclosed_report u = d.agg.unclosed_ranges();
+    CHECK(u.count == 5);
+    REQUIRE(u.innermost.size() == 2);
+    CHECK(u.innermost[0].path == "request/DenoisingStage/denoise_step");
+    CHECK(u.innermost[0].step == 3);
+    CHECK(u.innermost[0].open == 3);
+    CHECK(u.innermost[0].thread_exited);
+    CHECK(u.innermost[1].path == "outer/inner");
+    CHECK(u.innermost[1].step == -1);
+    CHECK(u.innermost[1].open == 2);
+    CHECK_FALSE(u.innermost[1].thread_exited);
+    CHECK(d.agg.unclosed_ranges(1).innermost.size() == 1);  // named: a few; counted: all
+    CHECK(d.agg.unclosed_ranges(1).count == 5);
+    d.pop();
+    CHECK(d.agg.unclosed_ranges().innermost[1].path == "outer");
+    d.pop();
+    CHECK(d.agg.open_ranges() == 3);  // the ended thread's stay open
+  }
+
+  TEST_CASE("ranges opened under an earlier aggregator are not this one's unclosed ranges") {
+    {
+      driver first;
+      first.push("from_the_first_run");
+    }
+    driver d;
+    d.push("a");
+    CHECK(d.agg.open_ranges() == 1);  // "from_the_first_run" is still on this thread's stack
+    d.pop();
+    CHECK(d.agg.open_ranges() == 0);
+    CHECK(d.agg.pop(range_domain::diffscope, 0).ok);  // closes the old one: balanced
+    CHECK(d.agg.open_ranges() == 0);
+  }
+
   TEST_CASE("per-kernel totals keep count, total, min and max per scope") {
     driver d;
     d.push("s");

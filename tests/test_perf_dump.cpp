@@ -484,7 +484,7 @@ TEST_SUITE("perf_dump") {
     CHECK(ds.keys() == std::vector<std::string>{
                            "schema_version", "version", "timing", "status", "gate", "environment",
                            "stages", "steps", "requests", "scopes", "kernels_total", "kernels",
-                           "hotspots", "memory", "faults", "overhead", "trace"});
+                           "hotspots", "memory", "faults", "unclosed_ranges", "overhead", "trace"});
     CHECK(ds["schema_version"].num == 1);
     CHECK(ds["timing"].has("total_duration_ms"));
     CHECK(ds["timing"].has("steps.duration_ms"));
@@ -516,6 +516,39 @@ TEST_SUITE("perf_dump") {
     CHECK(ds["trace"]["enabled"].b == false);
     const auto ungated = dump(sample::profiled())["diffscope"]["gate"];
     CHECK(ungated["gated"].b == false);
+  }
+
+  TEST_CASE("ranges open at stop are in the dump") {
+    auto r = sample::profiled();
+    CHECK(dump(r)["diffscope"]["unclosed_ranges"].items.empty());  // always there
+    r.faults.unclosed_at_stop = 4;
+    diffscope::unclosed_range u;
+    u.thread = 1;
+    u.open = 3;
+    u.path = "request/DenoisingStage/denoise_step";
+    u.step = 3;
+    u.thread_exited = true;
+    r.unclosed_ranges.push_back(u);
+    u.thread = 2;
+    u.open = 1;
+    u.path = "worker";
+    u.step = -1;
+    u.thread_exited = false;
+    r.unclosed_ranges.push_back(u);
+    const auto ds = dump(r)["diffscope"];
+    CHECK(ds["faults"]["unclosed_at_stop"].num == 4);
+    const auto& list = ds["unclosed_ranges"];
+    REQUIRE(list.items.size() == 2);
+    CHECK(list[0].keys() ==
+          std::vector<std::string>{"thread", "open", "path", "step", "thread_exited"});
+    CHECK(list[0]["thread"].num == 1);
+    CHECK(list[0]["open"].num == 3);
+    CHECK(list[0]["path"].str == "request/DenoisingStage/denoise_step");
+    CHECK(list[0]["step"].num == 3);
+    CHECK(list[0]["thread_exited"].b);
+    CHECK(list[1]["path"].str == "worker");
+    CHECK(list[1]["step"].num == -1);
+    CHECK_FALSE(list[1]["thread_exited"].b);
   }
 
   TEST_CASE("write_perf_dump writes the file and reports a failure as a message") {

@@ -552,7 +552,7 @@ class collector {
     nv.sink.store(nullptr, std::memory_order_release);
     nv.timer.store(nullptr, std::memory_order_release);
     nv.on_push.store(nullptr, std::memory_order_relaxed);
-    const std::uint64_t unclosed = st.agg->open_ranges();
+    const detail::unclosed_report unclosed = st.agg->unclosed_ranges();
     if (st.cupti_status.ok) {
       st.cupti.flush(true);
       st.cupti.stop();
@@ -567,7 +567,8 @@ class collector {
     }
     st.agg->finalize_all();  // also gives back the pending-launch table
     results r = build_results(st, /*final_snapshot=*/true);
-    r.faults.unclosed_at_stop = unclosed;
+    r.faults.unclosed_at_stop = unclosed.count;
+    r.unclosed_ranges = unclosed.innermost;
     st.active = false;
     st.last = r;
     st.last.trace = {};  // the big part: the caller has it, nobody keeps a copy

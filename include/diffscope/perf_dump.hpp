@@ -515,6 +515,19 @@ inline void write_diffscope_section(json_writer& w, const results& r, const perf
   w.field("timing_unresolved", f.timing_unresolved);
   w.end_object();
 
+  // Beside `faults`, which holds counts only (readers sum them across ranks).
+  w.key("unclosed_ranges").begin_array();
+  for (const unclosed_range& u : r.unclosed_ranges) {
+    w.begin_object()
+        .field("thread", u.thread)
+        .field("open", u.open)
+        .field("path", u.path)
+        .field("step", u.step)
+        .field("thread_exited", u.thread_exited)
+        .end_object();
+  }
+  w.end_array();
+
   const overhead_stats& ov = r.overhead;
   w.key("overhead").begin_object();
   w.field("ranges", ov.ranges);

@@ -197,7 +197,19 @@ inline std::string summary_text(const results& r, std::size_t top_kernels = 10) 
     if (!fault_list.empty()) fault_list += ", ";
     fault_list += std::string(name) + "=" + std::to_string(n);
   }
+  if (fault_list.empty() && !r.unclosed_ranges.empty()) fault_list = "unclosed_at_stop";
   out += "\nfaults: " + (fault_list.empty() ? std::string("none") : fault_list) + "\n";
+  if (f.unclosed_at_stop > 0 || !r.unclosed_ranges.empty()) {
+    out += "  " + std::to_string(f.unclosed_at_stop) +
+           " range(s) still open at stop; innermost open range per thread:\n";
+    for (const unclosed_range& u : r.unclosed_ranges) {
+      out += "    thread " + std::to_string(u.thread) + ": " +
+             (u.path.empty() ? std::string("(unknown)") : detail::printable(u.path));
+      if (u.step >= 0) out += " (step " + std::to_string(u.step) + ")";
+      out += ", " + std::to_string(u.open) + " open" + (u.thread_exited ? ", thread ended" : "") +
+             "\n";
+    }
+  }
 
   const overhead_stats& o = r.overhead;
   if (r.status.mode == "perf") {

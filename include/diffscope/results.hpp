@@ -115,6 +115,15 @@ struct fault_counts {
   std::uint64_t timing_unresolved = 0;     ///< perf mode: event pairs dropped at stop
 };
 
+/// The innermost range still open on one thread when collection stopped.
+struct unclosed_range {
+  std::uint64_t thread = 0;    ///< per-process thread number (as in the trace)
+  std::uint64_t open = 0;      ///< ranges open on that thread, this one and those around it
+  std::string path;            ///< its scope path ("request/DenoisingStage/denoise_step")
+  std::int64_t step = -1;      ///< the enclosing denoise step's index, -1 when none
+  bool thread_exited = false;  ///< the thread had ended (the main thread, at exit)
+};
+
 /// Collector self-measurement.
 struct overhead_stats {
   std::uint64_t ranges = 0;           ///< range pushes handled
@@ -228,6 +237,9 @@ struct results {
   std::vector<memory_checkpoint> memory;  ///< in order taken
   environment_info environment;
   fault_counts faults;
+  /// Ranges open at stop (faults.unclosed_at_stop of them): the innermost of each of the
+  /// first five threads holding any, by thread number.
+  std::vector<unclosed_range> unclosed_ranges;
   overhead_stats overhead;
   trace_events trace;
 };

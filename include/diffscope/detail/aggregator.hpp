@@ -121,6 +121,13 @@ struct aggregator_options {
   std::uint64_t skip_requests = 0;
 };
 
+/// What unclosed_ranges() found: every range of this aggregator still open, and the
+/// innermost one of the first few threads holding any.
+struct unclosed_report {
+  std::uint64_t count = 0;
+  std::vector<unclosed_range> innermost;
+};
+
 class aggregator final : public activity_sink {
  public:
   explicit aggregator(aggregator_options options = {})
@@ -135,6 +142,11 @@ class aggregator final : public activity_sink {
   }
   ~aggregator() override {
     for (auto& chunk : chunks_) delete[] chunk.load(std::memory_order_relaxed);
+    thread_registry& r = registry();
+    std::lock_guard<std::mutex> g(r.mutex);
+    r.exited.erase(std::remove_if(r.exited.begin(), r.exited.end(),
+                                  [this](const open_record& e) { return e.epoch == epoch_; }),
+                   r.exited.end());
   }
   aggregator(const aggregator&) = delete;
   aggregator& operator=(const aggregator&) = delete;
@@ -190,6 +202,7 @@ class aggregator final : public activity_sink {
     ts.stack.push_back(f);
     track_top(ts);
     ts.open.store(ts.stack.size(), std::memory_order_relaxed);
+    ts.innermost.store(innermost_of(f), std::memory_order_relaxed);
   }
 
   /// What pop() closed.
@@ -218,11 +231,17 @@ class aggregator final : public activity_sink {
       f = *it;
       ts.stack.erase(std::next(it).base());
     }
+    if (f.node == no_node) {  // opened before this aggregator existed
+      const std::uint64_t stale = ts.stale.load(std::memory_order_relaxed);
+      if (stale > 0) ts.stale.store(stale - 1, std::memory_order_relaxed);
+    }
     track_top(ts);
     ts.open.store(ts.stack.size(), std::memory_order_relaxed);
+    ts.innermost.store(ts.stack.empty() ? innermost_of(frame{}) : innermost_of(ts.stack.back()),
+                       std::memory_order_relaxed);
     popped p;
     p.ok = true;
-    if (f.node == no_node) return p;  // opened before this aggregator existed
+    if (f.node == no_node) return p;
     const node& n = node_at(f.node);
     p.stage = n.cat == category::stage;
     p.step = n.cat == category::denoise_step;
@@ -352,15 +371,46 @@ class aggregator final : public activity_sink {
     aliases_.clear();
   }
 
-  /// Ranges still open on any thread (for the "unclosed at stop" fault).
-  std::uint64_t open_ranges() const {
-    thread_registry& r = registry();
-    std::lock_guard<std::mutex> g(r.mutex);
-    std::uint64_t n = 0;
-    for (const thread_state* ts : r.threads)
-      if (ts->epoch == epoch_) n += ts->open.load(std::memory_order_relaxed);
-    return n;
+  /// Ranges of this aggregator still open (the "unclosed at stop" fault): on live threads,
+  /// and on threads that exited with ranges open (the program's main thread among them when
+  /// the collector stops at exit: its thread-locals are destroyed before atexit handlers
+  /// run). Names the innermost open range of the first `max_named` such threads.
+  unclosed_report unclosed_ranges(std::size_t max_named = 5) const {
+    unclosed_report out;
+    std::vector<open_record> found;
+    {
+      thread_registry& r = registry();
+      std::lock_guard<std::mutex> g(r.mutex);
+      for (const thread_state* ts : r.threads) {
+        if (ts->epoch != epoch_) continue;
+        const open_record e = ts->record();
+        if (e.open > 0) found.push_back(e);
+      }
+      for (const open_record& e : r.exited) {
+        if (e.epoch != epoch_) continue;
+        out.count += e.uncounted;
+        if (e.open == 0) continue;
+        found.push_back(e);
+      }
+    }
+    std::sort(found.begin(), found.end(),
+              [](const open_record& a, const open_record& b) { return a.number < b.number; });
+    const std::uint32_t nodes = node_count_.load(std::memory_order_acquire);
+    for (const open_record& e : found) {
+      out.count += e.open;
+      if (out.innermost.size() >= max_named) continue;
+      unclosed_range u;
+      u.thread = e.number;
+      u.open = e.open;
+      u.path = e.top < nodes ? node_at(e.top).path : std::string();
+      u.step = e.step;
+      u.thread_exited = e.exited;
+      out.innermost.push_back(std::move(u));
+    }
+    return out;
   }
+  /// How many ranges unclosed_ranges() would count.
+  std::uint64_t open_ranges() const { return unclosed_ranges(0).count; }
 
   /// Builds the results. `gpu_measured` says whether GPU timing was available at all. The
   /// trace's raw events are copied, or moved out with `take_trace` (a final snapshot: the
@@ -548,6 +598,16 @@ class aggregator final : public activity_sink {
     std::uint64_t limit = capacity;                  // the writer's: head + capacity, as last read
   };
 
+  // A thread with ranges open: live (read at unclosed_ranges()) or exited (kept).
+  struct open_record {
+    std::uint64_t epoch = 0, number = 0, open = 0;
+    std::uint32_t top = no_node;
+    std::int64_t step = -1;
+    std::uint64_t uncounted = 0;  // more ranges open on threads that exited past the cap
+    bool exited = false;
+  };
+  static constexpr std::size_t exited_cap = 256;
+
   // The launch path reads only the first cache line: epoch, ring and the innermost frame's
   // scope (top_*, kept by track_top whenever the stack or its instances change).
   struct alignas(64) thread_state {
@@ -557,24 +617,59 @@ class aggregator final : public activity_sink {
     bool top_scoped = false;         // the innermost frame is a scope of this aggregator
     std::uint64_t number = 0;
     std::vector<frame> stack;
-    std::unordered_map<std::uint64_t, std::uint32_t> children;  // (parent, name, cat, dom)
-    std::uint64_t open_epoch = 0;                               // epoch `open` counts for
+    // Read by unclosed_ranges() from other threads, written by this one at push and pop, on
+    // the second line (beside the children map's head, which a push reads anyway): the
+    // frames on the stack, how many of them an earlier aggregator's (below the others), and
+    // the innermost one's node and step (innermost_of).
     std::atomic<std::uint64_t> open{0};
+    std::atomic<std::uint64_t> stale{0};
+    std::atomic<std::uint64_t> innermost{0};
+    std::unordered_map<std::uint64_t, std::uint32_t> children;  // (parent, name, cat, dom)
     bool registered = false;
+
+    // This thread's open frames of the aggregator of its epoch.
+    open_record record() const noexcept {
+      open_record e;
+      e.epoch = epoch;
+      e.number = number;
+      const std::uint64_t all = open.load(std::memory_order_relaxed);
+      const std::uint64_t older = stale.load(std::memory_order_relaxed);
+      e.open = all > older ? all - older : 0;
+      const std::uint64_t top = innermost.load(std::memory_order_relaxed);
+      e.top = static_cast<std::uint32_t>(top);
+      e.step = static_cast<std::int32_t>(top >> 32);
+      return e;
+    }
     ~thread_state() {
-      if (registered) {
-        thread_registry& r = registry();
-        std::lock_guard<std::mutex> g(r.mutex);
-        r.threads.erase(std::remove(r.threads.begin(), r.threads.end(), this), r.threads.end());
+      if (!registered) return;
+      thread_registry& r = registry();
+      std::lock_guard<std::mutex> g(r.mutex);
+      r.threads.erase(std::remove(r.threads.begin(), r.threads.end(), this), r.threads.end());
+      // Exiting with ranges open (the main thread at exit, before the collector's exit
+      // hook): they stay counted for stop().
+      open_record e = record();
+      if (e.open == 0) return;
+      const std::uint64_t n = e.open;
+      e.exited = true;
+      if (r.exited.size() >= exited_cap) {  // counted, not named
+        for (open_record& x : r.exited) {
+          if (x.epoch == epoch) {
+            x.uncounted += n;
+            return;
+          }
+        }
+        r.exited.erase(r.exited.begin());  // another aggregator's, the oldest
       }
+      r.exited.push_back(e);
     }
   };
 
   // Every thread that ever touched an aggregator, process-wide (so a thread outliving an
-  // aggregator never points back into it).
+  // aggregator never points back into it), and what threads that exited left open.
   struct thread_registry {
     std::mutex mutex;
     std::vector<thread_state*> threads;
+    std::vector<open_record> exited;
   };
   static thread_registry& registry() {
     static thread_registry* r = new thread_registry();  // never destroyed: threads may outlive
@@ -758,11 +853,14 @@ class aggregator final : public activity_sink {
     if (ts.epoch != epoch_) {
       for (frame& f : ts.stack) f = frame{no_node, f.domain};
       track_top(ts);
+      ts.stale.store(ts.stack.size(), std::memory_order_relaxed);
+      ts.open.store(ts.stack.size(), std::memory_order_relaxed);
+      ts.innermost.store(innermost_of(frame{}), std::memory_order_relaxed);
       ts.children.clear();
-      ts.number = thread_count_.fetch_add(1) + 1;
       ts.ring = nullptr;
       thread_registry& r = registry();
       std::lock_guard<std::mutex> g(r.mutex);
+      ts.number = thread_count_.fetch_add(1) + 1;  // unclosed_ranges() reads it, locked
       ts.epoch = epoch_;
       if (!ts.registered) r.threads.push_back(&ts);
       ts.registered = true;
@@ -807,6 +905,11 @@ class aggregator final : public activity_sink {
     node_index_.emplace(key, id);
     node_count_.store(id + 1, std::memory_order_release);
     return id;
+  }
+
+  // A frame's node and step in one word (steps past 2^31 are not a denoise loop).
+  static std::uint64_t innermost_of(const frame& f) noexcept {
+    return (static_cast<std::uint64_t>(static_cast<std::uint32_t>(f.step)) << 32) | f.node;
   }
 
   std::uint32_t stage_index(std::uint32_t node_id, std::uint64_t t_ns, bool excluded) {
