@@ -228,6 +228,48 @@ TEST_SUITE("collector") {
     std::filesystem::remove_all(dir);
   }
 
+  TEST_CASE("DIFFSCOPE_MAX_SCOPES caps distinct scopes; the rest is counted in (other)") {
+    unsetenv("DIFFSCOPE_MAX_SCOPES");
+    CHECK(diffscope::collector_options::from_env().max_scopes == 10'000);
+    setenv("DIFFSCOPE_MAX_SCOPES", "20", 1);
+    auto o = diffscope::collector_options::from_env();
+    unsetenv("DIFFSCOPE_MAX_SCOPES");
+    CHECK(o.max_scopes == 20);
+    auto& c = diffscope::collector::instance();
+    c.start(o);
+    nvtxRangePushA("stage_DenoisingStage");
+    for (int i = 0; i < 120; ++i) {
+      nvtxRangePushA(("block_" + std::to_string(i)).c_str());
+      nvtxRangePop();
+    }
+    for (int i = 0; i < 3; ++i) {
+      DIFFSCOPE_DENOISE_STEP(i);  // steps are never folded
+      DIFFSCOPE_SCOPE("a_macro_scope_past_the_cap");
+    }
+    nvtxRangePop();
+    auto r = c.stop();
+    const auto* other = find_scope(r, "DenoisingStage/(other)");
+    REQUIRE(other);
+    CHECK(other->host.calls == 100);
+    REQUIRE(find_scope(r, "DenoisingStage/denoise_step/(other)"));
+    CHECK(find_scope(r, "DenoisingStage/denoise_step/(other)")->host.calls == 3);  // the macro's
+    CHECK(find_scope(r, "DenoisingStage/block_19"));
+    CHECK_FALSE(find_scope(r, "DenoisingStage/block_20"));
+    REQUIRE(r.steps.size() == 3);
+    REQUIRE(r.stages.size() == 1);
+    CHECK(r.stages[0].name == "DenoisingStage");
+    CHECK(find_scope(r, "DenoisingStage/denoise_step"));
+    CHECK(r.faults.ranges_folded == 103);
+    CHECK(r.faults.names_folded == 101);
+    CHECK(r.status.max_scopes == 20);
+    const std::string text = diffscope::summary_text(r);
+    CHECK(text.find("ranges_folded=103, names_folded=101") != std::string::npos);
+    CHECK(text.find("past 20 distinct scopes (DIFFSCOPE_MAX_SCOPES)") != std::string::npos);
+    const std::string dump = diffscope::perf_dump_json(r);
+    CHECK(dump.find("\"ranges_folded\": 103") != std::string::npos);
+    CHECK(dump.find("\"max_scopes\": 20") != std::string::npos);
+  }
+
   TEST_CASE("a range opened before start and closed after is not a fault") {
     auto& c = diffscope::collector::instance();
     nvtxRangePushA("before_start");

@@ -495,7 +495,8 @@ TEST_SUITE("perf_dump") {
           std::vector<std::string>{"dropped_records", "zero_timestamps", "inverted_timestamps",
                                    "unattributed_records", "unbalanced_pops", "unclosed_at_stop",
                                    "late_records", "trace_events_dropped", "untimed_no_context",
-                                   "timing_failures", "timing_unresolved"});
+                                   "timing_failures", "timing_unresolved", "ranges_folded",
+                                   "names_folded"});
     CHECK(ds["faults"]["dropped_records"].num == 1);
     CHECK(ds["faults"]["late_records"].num == 7);
     CHECK(ds["kernels_total"].num == 5);
@@ -518,7 +519,7 @@ TEST_SUITE("perf_dump") {
     CHECK(ungated["gated"].b == false);
   }
 
-  TEST_CASE("ranges open at stop are in the dump") {
+  TEST_CASE("ranges open at stop and scopes past the cap are in the dump") {
     auto r = sample::profiled();
     CHECK(dump(r)["diffscope"]["unclosed_ranges"].items.empty());  // always there
     r.faults.unclosed_at_stop = 4;
@@ -535,8 +536,14 @@ TEST_SUITE("perf_dump") {
     u.step = -1;
     u.thread_exited = false;
     r.unclosed_ranges.push_back(u);
+    r.faults.ranges_folded = 1234;
+    r.faults.names_folded = 100;
+    r.status.max_scopes = 10'000;
     const auto ds = dump(r)["diffscope"];
     CHECK(ds["faults"]["unclosed_at_stop"].num == 4);
+    CHECK(ds["faults"]["ranges_folded"].num == 1234);
+    CHECK(ds["faults"]["names_folded"].num == 100);
+    CHECK(ds["status"]["max_scopes"].num == 10'000);
     const auto& list = ds["unclosed_ranges"];
     REQUIRE(list.items.size() == 2);
     CHECK(list[0].keys() ==

@@ -187,6 +187,21 @@ TEST_SUITE("report") {
     CHECK(s.find("thread 2: worker, 1 open") != std::string::npos);
   }
 
+  TEST_CASE("scopes past the cap: a fault line names the cap and its setting") {
+    auto r = sample::profiled();
+    r.faults.ranges_folded = 1234;
+    r.faults.names_folded = 100;
+    r.status.max_scopes = 10'000;
+    std::string s = diffscope::summary_text(r);
+    CHECK(s.find("\nfaults: ranges_folded=1234, names_folded=100\n") != std::string::npos);
+    CHECK(s.find("  1234 range call(s) without a scope of their own: past 10000 distinct scopes "
+                 "(DIFFSCOPE_MAX_SCOPES), new ones went into their parent's \"(other)\" scope "
+                 "(100 distinct names)") != std::string::npos);
+    r.faults.names_folded_estimated = true;
+    s = diffscope::summary_text(r);
+    CHECK(s.find("(about 100 distinct names)") != std::string::npos);
+  }
+
   TEST_CASE("the overhead line reports ranges, callbacks, records and per-event costs") {
     const std::string s = diffscope::summary_text(sample::profiled());
     CHECK(s.find("\noverhead: 1000 ranges, 600 callbacks, 560 records in 3 buffers; 410 ns per "

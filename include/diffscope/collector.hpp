@@ -120,6 +120,10 @@ struct collector_options {
   std::uint64_t skip_requests = 0;
   /// How plain NVTX names (torch.cuda.nvtx, SGLang) map to stages, steps and requests.
   detail::name_rules names;
+  /// Distinct scopes kept, and distinct range names (DIFFSCOPE_MAX_SCOPES; 0: no cap):
+  /// past it a new scope goes into its parent's "(other)" scope, reported as a fault.
+  /// Stages, steps and requests are never folded. Real models stay far below.
+  std::uint64_t max_scopes = 10'000;
 
   /// From DIFFSCOPE_DUMP, DIFFSCOPE_TRACE, DIFFSCOPE_SUMMARY (1/true/yes), DIFFSCOPE_NO_GPU,
   /// DIFFSCOPE_TRACE_CAP, DIFFSCOPE_SKIP_REQUESTS, DIFFSCOPE_TAG, DIFFSCOPE_LEGACY_STEPS,
@@ -168,6 +172,7 @@ struct collector_options {
     if (const std::string v = env("DIFFSCOPE_STRIP_SHAPES"); !v.empty())
       o.names.strip_shapes = truthy(v);
     count("DIFFSCOPE_SKIP_REQUESTS", o.skip_requests);
+    count("DIFFSCOPE_MAX_SCOPES", o.max_scopes);
     if (const std::string tag = env("DIFFSCOPE_TAG"); !tag.empty()) o.dump.tag = tag;
     o.dump.legacy_step_entries = truthy(env("DIFFSCOPE_LEGACY_STEPS"));
     o.expect_bcg = truthy(env("DIFFSCOPE_EXPECT_BCG"));
@@ -466,6 +471,7 @@ class collector {
     ao.keep_trace = !options.trace_path.empty();
     ao.trace_cap = options.trace_cap;
     ao.skip_requests = options.skip_requests;
+    ao.max_scopes = options.max_scopes;
     auto agg = std::make_unique<detail::aggregator>(ao);
     st.agg = agg.get();
     st.retired.push_back(std::move(agg));

@@ -190,6 +190,8 @@ inline std::string summary_text(const results& r, std::size_t top_kernels = 10) 
       {"untimed_no_context", f.untimed_no_context},
       {"timing_failures", f.timing_failures},
       {"timing_unresolved", f.timing_unresolved},
+      {"ranges_folded", f.ranges_folded},
+      {"names_folded", f.names_folded},
   };
   std::string fault_list;
   for (const auto& [name, n] : faults) {
@@ -209,6 +211,14 @@ inline std::string summary_text(const results& r, std::size_t top_kernels = 10) 
       out += ", " + std::to_string(u.open) + " open" + (u.thread_exited ? ", thread ended" : "") +
              "\n";
     }
+  }
+  if (f.ranges_folded > 0) {
+    out +=
+        "  " + std::to_string(f.ranges_folded) +
+        " range call(s) without a scope of their own: past " + std::to_string(r.status.max_scopes) +
+        " distinct scopes (DIFFSCOPE_MAX_SCOPES), new ones went into their parent's \"" +
+        folded_scope_name + "\" scope (" + (f.names_folded_estimated ? "about " : "") +
+        std::to_string(f.names_folded) + " distinct names); ids or shapes in range names do this\n";
   }
 
   const overhead_stats& o = r.overhead;

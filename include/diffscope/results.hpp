@@ -44,6 +44,10 @@ struct gpu_stats {
   double comm_busy_ms = 0, comm_overlapped_ms = 0, comm_exposed_ms = 0;
 };
 
+/// The scope that takes a parent's new children past the scope cap
+/// (collector_status::max_scopes): one per parent, counted like any scope.
+inline constexpr char folded_scope_name[] = "(other)";
+
 /// One scope path ("DenoisingStage/denoise_step/block/attention"), aggregated over calls.
 struct scope_result {
   std::string path;  ///< names joined by '/'; denoise steps appear as "denoise_step"
@@ -113,6 +117,13 @@ struct fault_counts {
                                            ///< on their thread when they opened)
   std::uint64_t timing_failures = 0;       ///< perf mode: event create/record/elapsed failed
   std::uint64_t timing_unresolved = 0;     ///< perf mode: event pairs dropped at stop
+  /// Range calls with no scope of their own: past the scope cap (collector_status::
+  /// max_scopes) counted in their parent's "(other)" scope, or opened inside such a call.
+  std::uint64_t ranges_folded = 0;
+  /// Distinct names among those ranges: exact up to 1,024, above that an estimate within a
+  /// few percent (names_folded_estimated), as the names themselves are not kept.
+  std::uint64_t names_folded = 0;
+  bool names_folded_estimated = false;
 };
 
 /// The innermost range still open on one thread when collection stopped.
@@ -174,6 +185,9 @@ struct collector_status {
   /// DIFFSCOPE_PERF_STREAM, _EVENTS, _SHARE_NS, _DRAIN), empty with the defaults. They change
   /// what timing costs, not what it measures.
   std::string perf_settings;
+  /// The scope cap in force (DIFFSCOPE_MAX_SCOPES): distinct scopes, and distinct range
+  /// names, kept before folding into "(other)" (fault_counts::ranges_folded); 0: none.
+  std::uint64_t max_scopes = 0;
 };
 
 /// Device memory at a named point ("start", "after_<Stage>", "end"), in MiB. Device-wide
