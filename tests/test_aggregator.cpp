@@ -20,11 +20,15 @@ struct driver {
   std::uint32_t next_corr = 1;
   explicit driver(aggregator_options o = {}) : agg(o) {}
 
-  void push(const char* name, category cat = category::other) {
-    agg.push(range_domain::diffscope, agg.intern(name), cat, std::nullopt, 0);
+  // Names interned as the NVTX tool does: stages, steps and requests never capped.
+  std::uint32_t name(const char* n, category cat) {
+    return agg.intern(n, !aggregator::never_folded(cat));
   }
-  void push_at(const char* name, std::uint64_t t, category cat = category::other) {
-    agg.push(range_domain::diffscope, agg.intern(name), cat, std::nullopt, t);
+  void push(const char* n, category cat = category::other) {
+    agg.push(range_domain::diffscope, name(n, cat), cat, std::nullopt, 0);
+  }
+  void push_at(const char* n, std::uint64_t t, category cat = category::other) {
+    agg.push(range_domain::diffscope, name(n, cat), cat, std::nullopt, t);
   }
   void step(std::int64_t i, std::uint64_t t) {
     agg.push(range_domain::diffscope, agg.intern("denoise_step"), category::denoise_step, i, t);
@@ -433,6 +437,211 @@ TEST_SUITE("aggregator") {
     d.pop();
     d.pop();
     CHECK(d.agg.open_ranges() == 0);
+  }
+
+  TEST_CASE("ranges open at stop are counted and named, on live threads and on ended ones") {
+    driver d;
+    // A thread that ends with ranges open (as the main thread has at exit: its state is
+    // destroyed before the collector's exit hook counts).
+    std::thread([&] {
+      d.agg.push(range_domain::default_domain, d.agg.intern("request", false), category::request,
+                 std::nullopt, 0, "r1");
+      d.push("DenoisingStage", category::stage);
+      d.step(3, 0);
+    }).join();
+    d.push("outer");
+    d.push("inner");
+    CHECK(d.agg.open_ranges() == 5);
+    const unclosed_report u = d.agg.unclosed_ranges();
+    CHECK(u.count == 5);
+    REQUIRE(u.innermost.size() == 2);
+    CHECK(u.innermost[0].path == "request/DenoisingStage/denoise_step");
+    CHECK(u.innermost[0].step == 3);
+    CHECK(u.innermost[0].open == 3);
+    CHECK(u.innermost[0].thread_exited);
+    CHECK(u.innermost[1].path == "outer/inner");
+    CHECK(u.innermost[1].step == -1);
+    CHECK(u.innermost[1].open == 2);
+    CHECK_FALSE(u.innermost[1].thread_exited);
+    CHECK(d.agg.unclosed_ranges(1).innermost.size() == 1);  // named: a few; counted: all
+    CHECK(d.agg.unclosed_ranges(1).count == 5);
+    d.pop();
+    CHECK(d.agg.unclosed_ranges().innermost[1].path == "outer");
+    d.pop();
+    CHECK(d.agg.open_ranges() == 3);  // the ended thread's stay open
+  }
+
+  TEST_CASE("ranges opened under an earlier aggregator are not this one's unclosed ranges") {
+    {
+      driver first;
+      first.push("from_the_first_run");
+    }
+    driver d;
+    d.push("a");
+    CHECK(d.agg.open_ranges() == 1);  // "from_the_first_run" is still on this thread's stack
+    d.pop();
+    CHECK(d.agg.open_ranges() == 0);
+    CHECK(d.agg.pop(range_domain::diffscope, 0).ok);  // closes the old one: balanced
+    CHECK(d.agg.open_ranges() == 0);
+  }
+
+  TEST_CASE("scope cap: past it new names go into one counted (other) scope per parent") {
+    constexpr std::uint64_t cap = 50, extra = 100;
+    aggregator_options o;
+    o.max_scopes = cap;
+    driver d(o);
+    const std::uint32_t stage = d.agg.intern("DenoisingStage", false);
+    d.agg.push(range_domain::diffscope, stage, category::stage, std::nullopt, 0);
+    std::uint64_t t = 0;
+    for (std::uint64_t i = 0; i < cap + extra; ++i) {
+      d.push_at(("block_" + std::to_string(i)).c_str(), t);
+      d.op(d.launch(), 1000 + t, 1000 + t + 10);  // 10 ns each
+      d.pop(t + 5);
+      t += 100;
+    }
+    d.pop(t);
+    const auto r = d.agg.snapshot(true);
+    std::uint64_t children = 0, calls = 0;
+    for (const auto& s : r.scopes) {
+      if (s.depth != 1) continue;
+      ++children;
+      calls += s.host.calls;
+    }
+    CHECK(children == cap + 1);   // cap children and "(other)"
+    CHECK(calls == cap + extra);  // every push counted once
+    const auto* other = find_scope(r, "DenoisingStage/(other)");
+    REQUIRE(other);
+    CHECK(other->name == "(other)");
+    CHECK(other->host.calls == extra);
+    CHECK(other->host.sum_ms == doctest::Approx(extra * 5e-6));
+    CHECK(other->gpu.kernels == extra);
+    CHECK(other->gpu.busy_ms == doctest::Approx(extra * 10e-6));
+    CHECK(other->launches == extra);
+    CHECK(find_scope(r, "DenoisingStage/block_49"));
+    CHECK_FALSE(find_scope(r, "DenoisingStage/block_50"));
+    REQUIRE(r.stages.size() == 1);
+    CHECK(r.stages[0].gpu.kernels == cap + extra);  // totals conserved
+    CHECK(r.faults.ranges_folded == extra);
+    CHECK(r.faults.names_folded == extra);
+    CHECK_FALSE(r.faults.names_folded_estimated);
+    CHECK(r.status.max_scopes == cap);
+    // Names past the cap are not stored: they all get the "(other)" id.
+    CHECK(d.agg.intern("never_seen_before") == d.agg.other_name_id());
+    CHECK(d.agg.name_of(d.agg.other_name_id()) == "(other)");
+    // and denoise_step, (other), DenoisingStage and the kernel "k"
+    CHECK(d.agg.names_stored() == cap + 4);
+    // Kernel names are not range names: never capped.
+    d.op(d.launch(), 1, 2, "a_new_kernel");
+    CHECK(d.agg.names_stored() == cap + 5);
+  }
+
+  TEST_CASE("scope cap: a known name under a new parent folds too, counted once by name") {
+    aggregator_options o;
+    o.max_scopes = 4;
+    driver d(o);
+    for (const char* stage : {"A", "B"}) {
+      d.agg.push(range_domain::diffscope, d.agg.intern(stage, false), category::stage, std::nullopt,
+                 0);
+      for (int rep = 0; rep < 2; ++rep) {
+        for (const char* name : {"w", "x", "y", "z"}) {
+          d.push(name);
+          d.pop();
+        }
+      }
+      d.pop();
+    }
+    const auto r = d.agg.snapshot(false);
+    CHECK(find_scope(r, "A/z"));
+    CHECK_FALSE(find_scope(r, "A/(other)"));
+    REQUIRE(find_scope(r, "B/(other)"));
+    CHECK(find_scope(r, "B/(other)")->host.calls == 8);
+    CHECK(r.faults.ranges_folded == 8);
+    CHECK(r.faults.names_folded == 4);
+  }
+
+  TEST_CASE("scope cap: ranges inside a folded call have no scope; steps and stages always do") {
+    aggregator_options o;
+    o.max_scopes = 1;
+    driver d(o);
+    d.push_at("kept", 0);  // the one scope the cap allows
+    d.pop(1);
+    for (int i = 0; i < 3; ++i) {
+      const std::uint64_t t = 100 * (i + 1);
+      d.push_at(("id_" + std::to_string(i)).c_str(), t);  // folded
+      CHECK_FALSE(d.agg.push(range_domain::diffscope, d.agg.intern("nested"), category::other,
+                             std::nullopt, t + 1));  // no scope of its own: never timed
+      const auto k = d.launch();
+      d.push_at("StageX", t + 2, category::stage);  // never folded, nor absorbed
+      d.step(i, t + 3);
+      const auto ks = d.launch();
+      d.pop(t + 10);
+      d.pop(t + 11);
+      d.pop(t + 20);  // nested
+      d.pop(t + 30);  // id_i
+      d.op(k, 1000 * (i + 1), 1000 * (i + 1) + 40);
+      d.op(ks, 1000 * (i + 1) + 50, 1000 * (i + 1) + 60);
+    }
+    const auto r = d.agg.snapshot(true);
+    const auto* other = find_scope(r, "(other)");
+    REQUIRE(other);
+    CHECK(other->host.calls == 3);                            // the folded calls alone
+    CHECK(other->host.sum_ms == doctest::Approx(3 * 30e-6));  // nested time inside, not added
+    CHECK(other->gpu.kernels == 6);                           // all launched inside, once
+    CHECK(other->gpu.busy_ms == doctest::Approx(3 * 50e-6));
+    CHECK_FALSE(find_scope(r, "(other)/nested"));
+    CHECK_FALSE(find_scope(r, "(other)/(other)"));
+    const auto* step = find_scope(r, "(other)/StageX/denoise_step");
+    REQUIRE(step);
+    CHECK(step->host.calls == 3);
+    REQUIRE(r.stages.size() == 1);
+    CHECK(r.stages[0].name == "StageX");
+    CHECK(r.stages[0].calls == 3);
+    REQUIRE(r.steps.size() == 3);
+    CHECK(r.steps[2].gpu.kernels == 1);
+    CHECK(r.faults.ranges_folded == 6);  // id_0..2 and the three nested
+    CHECK(r.faults.names_folded == 4);   // id_0..2 and nested: no scope of their own
+  }
+
+  TEST_CASE("scope cap: a million distinct names keep memory and results bounded") {
+    aggregator_options o;
+    o.max_scopes = 100;
+    driver d(o);
+    constexpr std::uint64_t n = 200'000;
+    d.push("root");
+    for (std::uint64_t i = 0; i < n; ++i) {
+      d.push(("op_" + std::to_string(i)).c_str());
+      d.pop();
+    }
+    d.pop();
+    const auto r = d.agg.snapshot(false);
+    CHECK(r.scopes.size() <= 102);
+    CHECK(d.agg.names_stored() <= 103);
+    CHECK(r.faults.ranges_folded == n - 99);
+    CHECK(r.faults.names_folded_estimated);
+    CHECK(static_cast<double>(r.faults.names_folded) == doctest::Approx(n - 99).epsilon(0.06));
+  }
+
+  TEST_CASE("distinct_counter is exact up to its limit, then estimates within a few percent") {
+    distinct_counter c;
+    for (std::uint64_t i = 0; i < 3000; ++i) c.add(i % 1000);
+    CHECK(c.count() == 1000);
+    CHECK_FALSE(c.estimated());
+    for (std::uint64_t i = 0; i < 100'000; ++i) c.add(i);
+    CHECK(c.estimated());
+    CHECK(static_cast<double>(c.count()) == doctest::Approx(100'000).epsilon(0.06));
+  }
+
+  TEST_CASE("scope cap 0: no cap") {
+    aggregator_options o;
+    o.max_scopes = 0;
+    driver d(o);
+    for (int i = 0; i < 20'000; ++i) {
+      d.push(("n" + std::to_string(i)).c_str());
+      d.pop();
+    }
+    const auto r = d.agg.snapshot(false);
+    CHECK(r.scopes.size() == 20'000);
+    CHECK(r.faults.ranges_folded == 0);
   }
 
   TEST_CASE("per-kernel totals keep count, total, min and max per scope") {

@@ -6,15 +6,18 @@
 #include <diffscope/collector.hpp>
 
 #include <chrono>
+#include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <mutex>
 #include <sstream>
 #include <stdexcept>
 #include <string>
 #include <thread>
 
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cuda_runtime_api.h>
@@ -152,6 +155,119 @@ TEST_SUITE("collector") {
     auto r2 = c.stop();
     CHECK(r2.faults.unbalanced_pops == 0);
     CHECK(find_scope(r2, "next"));
+  }
+
+  TEST_CASE("ranges open at stop are counted and named: a live thread's and an ended one's") {
+    auto& c = diffscope::collector::instance();
+    c.start(quiet());
+    std::thread([] { nvtxRangePushA("ended_with_this_open"); }).join();
+    std::mutex m;
+    std::condition_variable cv;
+    int phase = 0;  // 1: the live thread's ranges are open; 2: the collector stopped
+    std::thread live([&] {
+      nvtxRangePushA("request_r1");
+      nvtxRangePushA("stage_DenoisingStage");
+      nvtxRangePushA("denoising_step_3_t900");
+      std::unique_lock<std::mutex> lock(m);
+      phase = 1;
+      cv.notify_all();
+      cv.wait(lock, [&] { return phase == 2; });
+    });
+    {
+      std::unique_lock<std::mutex> lock(m);
+      cv.wait(lock, [&] { return phase == 1; });
+    }
+    auto r = c.stop();
+    {
+      std::lock_guard<std::mutex> lock(m);
+      phase = 2;
+    }
+    cv.notify_all();
+    live.join();
+    CHECK(r.faults.unclosed_at_stop == 4);
+    REQUIRE(r.unclosed_ranges.size() == 2);
+    CHECK(r.unclosed_ranges[0].path == "ended_with_this_open");
+    CHECK(r.unclosed_ranges[0].thread_exited);
+    CHECK(r.unclosed_ranges[1].path == "request/DenoisingStage/denoise_step");
+    CHECK(r.unclosed_ranges[1].step == 3);
+    CHECK(r.unclosed_ranges[1].open == 3);
+    CHECK_FALSE(r.unclosed_ranges[1].thread_exited);
+    const std::string text = diffscope::summary_text(r);
+    CHECK(text.find("faults: none") == std::string::npos);
+    CHECK(text.find("faults: unclosed_at_stop=4") != std::string::npos);
+    CHECK(text.find(": request/DenoisingStage/denoise_step (step 3), 3 open\n") !=
+          std::string::npos);
+    const std::string dump = diffscope::perf_dump_json(r);
+    CHECK(dump.find("\"unclosed_at_stop\": 4") != std::string::npos);
+    CHECK(dump.find("\"path\": \"request/DenoisingStage/denoise_step\"") != std::string::npos);
+    c.start(quiet());  // the next run starts clean
+    CHECK(c.stop().faults.unclosed_at_stop == 0);
+  }
+
+  TEST_CASE("a program that exits with ranges open gets them counted and named at exit") {
+    const std::string dir = (std::filesystem::temp_directory_path() /
+                             ("diffscope_test_unclosed_" + std::to_string(getpid())))
+                                .string();
+    std::filesystem::remove_all(dir);
+    std::filesystem::create_directories(dir);
+    const std::string cmd = "DIFFSCOPE_DUMP=" + dir + "/d.json DIFFSCOPE_SUMMARY=1 " +
+                            "DIFFSCOPE_NO_GPU=1 " + DIFFSCOPE_UNCLOSED_APP + " 3 2>" + dir +
+                            "/stderr.txt";
+    const int status = std::system(cmd.c_str());
+    REQUIRE(WIFEXITED(status));
+    CHECK(WEXITSTATUS(status) == 3);  // the program's own exit code
+    const std::string dump = read_file(dir + "/d.json");
+    const std::string err = read_file(dir + "/stderr.txt");
+    CHECK(dump.find("\"unclosed_at_stop\": 4") != std::string::npos);
+    CHECK(dump.find("\"path\": \"request/DenoisingStage/denoise_step\"") != std::string::npos);
+    CHECK(dump.find("\"path\": \"worker_left_open\"") != std::string::npos);
+    CHECK(err.find("faults: none") == std::string::npos);
+    CHECK(err.find("faults: unclosed_at_stop=4") != std::string::npos);
+    CHECK(err.find("request/DenoisingStage/denoise_step (step 3), 3 open, thread ended") !=
+          std::string::npos);
+    std::filesystem::remove_all(dir);
+  }
+
+  TEST_CASE("DIFFSCOPE_MAX_SCOPES caps distinct scopes; the rest is counted in (other)") {
+    unsetenv("DIFFSCOPE_MAX_SCOPES");
+    CHECK(diffscope::collector_options::from_env().max_scopes == 10'000);
+    setenv("DIFFSCOPE_MAX_SCOPES", "20", 1);
+    auto o = diffscope::collector_options::from_env();
+    unsetenv("DIFFSCOPE_MAX_SCOPES");
+    CHECK(o.max_scopes == 20);
+    auto& c = diffscope::collector::instance();
+    c.start(o);
+    nvtxRangePushA("stage_DenoisingStage");
+    for (int i = 0; i < 120; ++i) {
+      nvtxRangePushA(("block_" + std::to_string(i)).c_str());
+      nvtxRangePop();
+    }
+    for (int i = 0; i < 3; ++i) {
+      DIFFSCOPE_DENOISE_STEP(i);  // steps are never folded
+      DIFFSCOPE_SCOPE("a_macro_scope_past_the_cap");
+    }
+    nvtxRangePop();
+    auto r = c.stop();
+    const auto* other = find_scope(r, "DenoisingStage/(other)");
+    REQUIRE(other);
+    CHECK(other->host.calls == 100);
+    REQUIRE(find_scope(r, "DenoisingStage/denoise_step/(other)"));
+    CHECK(find_scope(r, "DenoisingStage/denoise_step/(other)")->host.calls == 3);  // the macro's
+    CHECK(find_scope(r, "DenoisingStage/block_19"));
+    CHECK_FALSE(find_scope(r, "DenoisingStage/block_20"));
+    REQUIRE(r.steps.size() == 3);
+    REQUIRE(r.stages.size() == 1);
+    CHECK(r.stages[0].name == "DenoisingStage");
+    CHECK(find_scope(r, "DenoisingStage/denoise_step"));
+    CHECK(r.faults.ranges_folded == 103);
+    CHECK(r.faults.names_folded == 101);
+    CHECK(r.status.max_scopes == 20);
+    const std::string text = diffscope::summary_text(r);
+    CHECK(text.find("ranges_folded=103, names_folded=101") != std::string::npos);
+    CHECK(text.find("past 20 distinct scopes (DIFFSCOPE_MAX_SCOPES)") != std::string::npos);
+    const std::string dump = diffscope::perf_dump_json(r);
+    CHECK(dump.find("\"ranges_folded\": 103") != std::string::npos);
+    CHECK(dump.find("\"max_scopes\": 20") != std::string::npos);
   }
 
   TEST_CASE("a range opened before start and closed after is not a fault") {

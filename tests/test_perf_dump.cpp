@@ -484,7 +484,7 @@ TEST_SUITE("perf_dump") {
     CHECK(ds.keys() == std::vector<std::string>{
                            "schema_version", "version", "timing", "status", "gate", "environment",
                            "stages", "steps", "requests", "scopes", "kernels_total", "kernels",
-                           "hotspots", "memory", "faults", "overhead", "trace"});
+                           "hotspots", "memory", "faults", "unclosed_ranges", "overhead", "trace"});
     CHECK(ds["schema_version"].num == 1);
     CHECK(ds["timing"].has("total_duration_ms"));
     CHECK(ds["timing"].has("steps.duration_ms"));
@@ -495,7 +495,8 @@ TEST_SUITE("perf_dump") {
           std::vector<std::string>{"dropped_records", "zero_timestamps", "inverted_timestamps",
                                    "unattributed_records", "unbalanced_pops", "unclosed_at_stop",
                                    "late_records", "trace_events_dropped", "untimed_no_context",
-                                   "timing_failures", "timing_unresolved"});
+                                   "timing_failures", "timing_unresolved", "ranges_folded",
+                                   "names_folded"});
     CHECK(ds["faults"]["dropped_records"].num == 1);
     CHECK(ds["faults"]["late_records"].num == 7);
     CHECK(ds["kernels_total"].num == 5);
@@ -516,6 +517,45 @@ TEST_SUITE("perf_dump") {
     CHECK(ds["trace"]["enabled"].b == false);
     const auto ungated = dump(sample::profiled())["diffscope"]["gate"];
     CHECK(ungated["gated"].b == false);
+  }
+
+  TEST_CASE("ranges open at stop and scopes past the cap are in the dump") {
+    auto r = sample::profiled();
+    CHECK(dump(r)["diffscope"]["unclosed_ranges"].items.empty());  // always there
+    r.faults.unclosed_at_stop = 4;
+    diffscope::unclosed_range u;
+    u.thread = 1;
+    u.open = 3;
+    u.path = "request/DenoisingStage/denoise_step";
+    u.step = 3;
+    u.thread_exited = true;
+    r.unclosed_ranges.push_back(u);
+    u.thread = 2;
+    u.open = 1;
+    u.path = "worker";
+    u.step = -1;
+    u.thread_exited = false;
+    r.unclosed_ranges.push_back(u);
+    r.faults.ranges_folded = 1234;
+    r.faults.names_folded = 100;
+    r.status.max_scopes = 10'000;
+    const auto ds = dump(r)["diffscope"];
+    CHECK(ds["faults"]["unclosed_at_stop"].num == 4);
+    CHECK(ds["faults"]["ranges_folded"].num == 1234);
+    CHECK(ds["faults"]["names_folded"].num == 100);
+    CHECK(ds["status"]["max_scopes"].num == 10'000);
+    const auto& list = ds["unclosed_ranges"];
+    REQUIRE(list.items.size() == 2);
+    CHECK(list[0].keys() ==
+          std::vector<std::string>{"thread", "open", "path", "step", "thread_exited"});
+    CHECK(list[0]["thread"].num == 1);
+    CHECK(list[0]["open"].num == 3);
+    CHECK(list[0]["path"].str == "request/DenoisingStage/denoise_step");
+    CHECK(list[0]["step"].num == 3);
+    CHECK(list[0]["thread_exited"].b);
+    CHECK(list[1]["path"].str == "worker");
+    CHECK(list[1]["step"].num == -1);
+    CHECK_FALSE(list[1]["thread_exited"].b);
   }
 
   TEST_CASE("write_perf_dump writes the file and reports a failure as a message") {

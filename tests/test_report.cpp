@@ -157,6 +157,51 @@ TEST_SUITE("report") {
     CHECK(s.find("\nfaults: dropped_records=12, unbalanced_pops=1\n") != std::string::npos);
   }
 
+  TEST_CASE("ranges open at stop: never \"faults: none\", the innermost per thread named") {
+    auto r = sample::profiled();
+    r.faults.unclosed_at_stop = 4;
+    diffscope::unclosed_range u;
+    u.thread = 1;
+    u.open = 3;
+    u.path = "request/DenoisingStage/denoise_step";
+    u.step = 3;
+    u.thread_exited = true;
+    r.unclosed_ranges.push_back(u);
+    u.thread = 2;
+    u.open = 1;
+    u.path = "worker";
+    u.step = -1;
+    u.thread_exited = false;
+    r.unclosed_ranges.push_back(u);
+    std::string s = diffscope::summary_text(r);
+    CHECK(s.find("faults: none") == std::string::npos);
+    CHECK(
+        s.find("\nfaults: unclosed_at_stop=4\n"
+               "  4 range(s) still open at stop; innermost open range per thread:\n"
+               "    thread 1: request/DenoisingStage/denoise_step (step 3), 3 open, thread ended\n"
+               "    thread 2: worker, 1 open\n") != std::string::npos);
+    // Named but not counted (a snapshot put together by hand): still not "none".
+    r.faults.unclosed_at_stop = 0;
+    s = diffscope::summary_text(r);
+    CHECK(s.find("faults: none") == std::string::npos);
+    CHECK(s.find("thread 2: worker, 1 open") != std::string::npos);
+  }
+
+  TEST_CASE("scopes past the cap: a fault line names the cap and its setting") {
+    auto r = sample::profiled();
+    r.faults.ranges_folded = 1234;
+    r.faults.names_folded = 100;
+    r.status.max_scopes = 10'000;
+    std::string s = diffscope::summary_text(r);
+    CHECK(s.find("\nfaults: ranges_folded=1234, names_folded=100\n") != std::string::npos);
+    CHECK(s.find("  1234 range call(s) without a scope of their own: past 10000 distinct scopes "
+                 "(DIFFSCOPE_MAX_SCOPES), new ones went into their parent's \"(other)\" scope "
+                 "(100 distinct names)") != std::string::npos);
+    r.faults.names_folded_estimated = true;
+    s = diffscope::summary_text(r);
+    CHECK(s.find("(about 100 distinct names)") != std::string::npos);
+  }
+
   TEST_CASE("the overhead line reports ranges, callbacks, records and per-event costs") {
     const std::string s = diffscope::summary_text(sample::profiled());
     CHECK(s.find("\noverhead: 1000 ranges, 600 callbacks, 560 records in 3 buffers; 410 ns per "

@@ -125,6 +125,10 @@ struct collector_options {
   std::uint64_t skip_requests = 0;
   /// How plain NVTX names (torch.cuda.nvtx, SGLang) map to stages, steps and requests.
   detail::name_rules names;
+  /// Distinct scopes kept, and distinct range names (DIFFSCOPE_MAX_SCOPES; 0: no cap):
+  /// past it a new scope goes into its parent's "(other)" scope, reported as a fault.
+  /// Stages, steps and requests are never folded. Real models stay far below.
+  std::uint64_t max_scopes = 10'000;
 
   /// From the environment: every DIFFSCOPE_* setting of the table in config.hpp
   /// (docs/configuration.md). A value that cannot be used is reported once on stderr and
@@ -148,6 +152,7 @@ struct collector_options {
     o.names.request_prefix = prefix("DIFFSCOPE_REQUEST_PREFIX");
     o.names.strip_shapes = config::flag("DIFFSCOPE_STRIP_SHAPES");
     o.skip_requests = config::count("DIFFSCOPE_SKIP_REQUESTS").value_or(o.skip_requests);
+    o.max_scopes = config::count("DIFFSCOPE_MAX_SCOPES").value_or(o.max_scopes);
     o.dump.tag = config::text("DIFFSCOPE_TAG");
     o.dump.legacy_step_entries = config::flag("DIFFSCOPE_LEGACY_STEPS");
     o.expect_bcg = config::flag("DIFFSCOPE_EXPECT_BCG");
@@ -392,6 +397,7 @@ class collector {
     ao.keep_trace = !options.trace_path.empty();
     ao.trace_cap = options.trace_cap;
     ao.skip_requests = options.skip_requests;
+    ao.max_scopes = options.max_scopes;
     auto agg = std::make_unique<detail::aggregator>(ao);
     st.agg = agg.get();
     st.retired.push_back(std::move(agg));
@@ -478,7 +484,7 @@ class collector {
     nv.sink.store(nullptr, std::memory_order_release);
     nv.timer.store(nullptr, std::memory_order_release);
     nv.on_push.store(nullptr, std::memory_order_relaxed);
-    const std::uint64_t unclosed = st.agg->open_ranges();
+    const detail::unclosed_report unclosed = st.agg->unclosed_ranges();
     if (st.cupti_status.ok) {
       st.cupti.flush(true);
       st.cupti.stop();
@@ -493,7 +499,8 @@ class collector {
     }
     st.agg->finalize_all();  // also gives back the pending-launch table
     results r = build_results(st, /*final_snapshot=*/true);
-    r.faults.unclosed_at_stop = unclosed;
+    r.faults.unclosed_at_stop = unclosed.count;
+    r.unclosed_ranges = unclosed.innermost;
     st.active = false;
     st.last = r;
     st.last.trace = {};  // the big part: the caller has it, nobody keeps a copy

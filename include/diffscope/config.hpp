@@ -84,8 +84,8 @@ inline constexpr setting settings[] = {
    "also write `denoising_step_<i>` entries into the dump's steps"},
   {"DIFFSCOPE_TRACE_CAP", setting_type::count, "2000000", "", 0, no_limit, false,
    "raw events kept for the trace"},
-  {"DIFFSCOPE_MAX_SCOPES", setting_type::count, "10000", "", 1, no_limit, false,
-   "distinct scopes kept; the rest fold into one (other) scope per parent"},
+  {"DIFFSCOPE_MAX_SCOPES", setting_type::count, "10000", "", 0, no_limit, false,
+   "distinct scopes kept; the rest fold into one (other) scope per parent (0: no cap)"},
   {"DIFFSCOPE_SKIP_REQUESTS", setting_type::count, "0", "", 0, no_limit, false,
    "the first N requests are warm-ups: in no dump, table or summary"},
   // What is measured.

@@ -389,6 +389,7 @@ inline void write_diffscope_section(json_writer& w, const results& r, const perf
   if (r.status.timing_pauses > 0) w.field("timing_pauses", r.status.timing_pauses);
   if (!r.status.cupti_settings.empty()) w.field("cupti_settings", r.status.cupti_settings);
   if (!r.status.perf_settings.empty()) w.field("perf_settings", r.status.perf_settings);
+  w.field("max_scopes", r.status.max_scopes);
   w.end_object();
 
   w.key("gate").begin_object();
@@ -513,7 +514,22 @@ inline void write_diffscope_section(json_writer& w, const results& r, const perf
   w.field("untimed_no_context", f.untimed_no_context);
   w.field("timing_failures", f.timing_failures);
   w.field("timing_unresolved", f.timing_unresolved);
+  w.field("ranges_folded", f.ranges_folded);
+  w.field("names_folded", f.names_folded);
   w.end_object();
+
+  // Beside `faults`, which holds counts only (readers sum them across ranks).
+  w.key("unclosed_ranges").begin_array();
+  for (const unclosed_range& u : r.unclosed_ranges) {
+    w.begin_object()
+        .field("thread", u.thread)
+        .field("open", u.open)
+        .field("path", u.path)
+        .field("step", u.step)
+        .field("thread_exited", u.thread_exited)
+        .end_object();
+  }
+  w.end_array();
 
   const overhead_stats& ov = r.overhead;
   w.key("overhead").begin_object();

@@ -190,6 +190,8 @@ inline std::string summary_text(const results& r, std::size_t top_kernels = 10) 
       {"untimed_no_context", f.untimed_no_context},
       {"timing_failures", f.timing_failures},
       {"timing_unresolved", f.timing_unresolved},
+      {"ranges_folded", f.ranges_folded},
+      {"names_folded", f.names_folded},
   };
   std::string fault_list;
   for (const auto& [name, n] : faults) {
@@ -197,7 +199,27 @@ inline std::string summary_text(const results& r, std::size_t top_kernels = 10) 
     if (!fault_list.empty()) fault_list += ", ";
     fault_list += std::string(name) + "=" + std::to_string(n);
   }
+  if (fault_list.empty() && !r.unclosed_ranges.empty()) fault_list = "unclosed_at_stop";
   out += "\nfaults: " + (fault_list.empty() ? std::string("none") : fault_list) + "\n";
+  if (f.unclosed_at_stop > 0 || !r.unclosed_ranges.empty()) {
+    out += "  " + std::to_string(f.unclosed_at_stop) +
+           " range(s) still open at stop; innermost open range per thread:\n";
+    for (const unclosed_range& u : r.unclosed_ranges) {
+      out += "    thread " + std::to_string(u.thread) + ": " +
+             (u.path.empty() ? std::string("(unknown)") : detail::printable(u.path));
+      if (u.step >= 0) out += " (step " + std::to_string(u.step) + ")";
+      out += ", " + std::to_string(u.open) + " open" + (u.thread_exited ? ", thread ended" : "") +
+             "\n";
+    }
+  }
+  if (f.ranges_folded > 0) {
+    out +=
+        "  " + std::to_string(f.ranges_folded) +
+        " range call(s) without a scope of their own: past " + std::to_string(r.status.max_scopes) +
+        " distinct scopes (DIFFSCOPE_MAX_SCOPES), new ones went into their parent's \"" +
+        folded_scope_name + "\" scope (" + (f.names_folded_estimated ? "about " : "") +
+        std::to_string(f.names_folded) + " distinct names); ids or shapes in range names do this\n";
+  }
 
   const overhead_stats& o = r.overhead;
   if (r.status.mode == "perf") {

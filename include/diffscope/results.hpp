@@ -44,6 +44,10 @@ struct gpu_stats {
   double comm_busy_ms = 0, comm_overlapped_ms = 0, comm_exposed_ms = 0;
 };
 
+/// The scope that takes a parent's new children past the scope cap
+/// (collector_status::max_scopes): one per parent, counted like any scope.
+inline constexpr char folded_scope_name[] = "(other)";
+
 /// One scope path ("DenoisingStage/denoise_step/block/attention"), aggregated over calls.
 struct scope_result {
   std::string path;  ///< names joined by '/'; denoise steps appear as "denoise_step"
@@ -113,6 +117,22 @@ struct fault_counts {
                                            ///< on their thread when they opened)
   std::uint64_t timing_failures = 0;       ///< perf mode: event create/record/elapsed failed
   std::uint64_t timing_unresolved = 0;     ///< perf mode: event pairs dropped at stop
+  /// Range calls with no scope of their own: past the scope cap (collector_status::
+  /// max_scopes) counted in their parent's "(other)" scope, or opened inside such a call.
+  std::uint64_t ranges_folded = 0;
+  /// Distinct names among those ranges: exact up to 1,024, above that an estimate within a
+  /// few percent (names_folded_estimated), as the names themselves are not kept.
+  std::uint64_t names_folded = 0;
+  bool names_folded_estimated = false;
+};
+
+/// The innermost range still open on one thread when collection stopped.
+struct unclosed_range {
+  std::uint64_t thread = 0;    ///< per-process thread number (as in the trace)
+  std::uint64_t open = 0;      ///< ranges open on that thread, this one and those around it
+  std::string path;            ///< its scope path ("request/DenoisingStage/denoise_step")
+  std::int64_t step = -1;      ///< the enclosing denoise step's index, -1 when none
+  bool thread_exited = false;  ///< the thread had ended (the main thread, at exit)
 };
 
 /// Collector self-measurement.
@@ -165,6 +185,9 @@ struct collector_status {
   /// DIFFSCOPE_PERF_STREAM, _EVENTS, _SHARE_NS, _DRAIN), empty with the defaults. They change
   /// what timing costs, not what it measures.
   std::string perf_settings;
+  /// The scope cap in force (DIFFSCOPE_MAX_SCOPES): distinct scopes, and distinct range
+  /// names, kept before folding into "(other)" (fault_counts::ranges_folded); 0: none.
+  std::uint64_t max_scopes = 0;
 };
 
 /// Device memory at a named point ("start", "after_<Stage>", "end"), in MiB. Device-wide
@@ -228,6 +251,9 @@ struct results {
   std::vector<memory_checkpoint> memory;  ///< in order taken
   environment_info environment;
   fault_counts faults;
+  /// Ranges open at stop (faults.unclosed_at_stop of them): the innermost of each of the
+  /// first five threads holding any, by thread number.
+  std::vector<unclosed_range> unclosed_ranges;
   overhead_stats overhead;
   trace_events trace;
 };

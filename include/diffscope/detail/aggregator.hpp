@@ -21,11 +21,17 @@
 // - CUDA graphs: nodes created during capture remember the scope open on the capturing
 //   thread; when a replayed node's operation arrives, it is attributed to that capture path
 //   grafted under the scope around the graph launch.
+// - Distinct scopes are capped (aggregator_options::max_scopes, and as many range names):
+//   past the cap a new (parent, name) goes into the parent's one "(other)" scope, counted
+//   like any scope, and ranges opened inside such a call have no scope of their own (their
+//   time is already in it). Stages, steps and requests are never folded. Names past the cap
+//   are not stored. Ids or shapes in range names thus cost bounded memory.
 #pragma once
 
 #include <algorithm>
 #include <array>
 #include <atomic>
+#include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <deque>
@@ -37,6 +43,7 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <unordered_set>
 #include <utility>
 #include <vector>
 
@@ -114,11 +121,75 @@ inline std::uint64_t union_length(std::vector<ns_interval>& v) {
   return merged_length(v);
 }
 
+/// Distinct 64-bit keys: exact up to `exact_limit`, then a HyperLogLog estimate (4,096
+/// one-byte registers, about 1.6% standard error), so a million keys cost 4 KiB.
+class distinct_counter {
+ public:
+  static constexpr std::size_t exact_limit = 1024;
+  void add(std::uint64_t key) {
+    const std::uint64_t h = mix(key);
+    if (registers_.empty()) {
+      if (!exact_.insert(h).second || exact_.size() <= exact_limit) return;
+      registers_.assign(std::size_t{1} << bits, 0);
+      for (std::uint64_t x : exact_) add_register(x);
+      std::unordered_set<std::uint64_t>().swap(exact_);
+      return;
+    }
+    add_register(h);
+  }
+  /// Exact while estimated() is false.
+  std::uint64_t count() const {
+    if (registers_.empty()) return exact_.size();
+    const double m = static_cast<double>(registers_.size());
+    double sum = 0;
+    std::size_t zeros = 0;
+    for (std::uint8_t r : registers_) {
+      sum += std::ldexp(1.0, -static_cast<int>(r));
+      zeros += r == 0;
+    }
+    double e = 0.7213 / (1 + 1.079 / m) * m * m / sum;
+    if (e <= 2.5 * m && zeros > 0) e = m * std::log(m / static_cast<double>(zeros));
+    return static_cast<std::uint64_t>(std::llround(e));
+  }
+  bool estimated() const noexcept { return !registers_.empty(); }
+
+ private:
+  static constexpr unsigned bits = 12;
+  static std::uint64_t mix(std::uint64_t x) noexcept {  // splitmix64's finaliser
+    x += 0x9e3779b97f4a7c15ull;
+    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+    x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+    return x ^ (x >> 31);
+  }
+  void add_register(std::uint64_t h) {
+    std::uint8_t& r = registers_[h >> (64 - bits)];
+    std::uint64_t rest = h << bits;
+    std::uint8_t rank = 1;
+    while (rank <= 64 - bits && (rest & (1ull << 63)) == 0) {
+      rest <<= 1;
+      ++rank;
+    }
+    r = std::max(r, rank);
+  }
+  std::unordered_set<std::uint64_t> exact_;
+  std::vector<std::uint8_t> registers_;
+};
+
 struct aggregator_options {
   bool keep_trace = false;
   std::uint64_t trace_cap = 2'000'000;  ///< ranges + ops kept for the trace
   /// The first N requests (warm-up ranges not counted) are warm-ups: excluded like them.
   std::uint64_t skip_requests = 0;
+  /// Distinct scopes (tree nodes other than stages, steps, requests and "(other)"), and
+  /// distinct range names, kept before folding into "(other)"; 0: no cap.
+  std::uint64_t max_scopes = 10'000;
+};
+
+/// What unclosed_ranges() found: every range of this aggregator still open, and the
+/// innermost one of the first few threads holding any.
+struct unclosed_report {
+  std::uint64_t count = 0;
+  std::vector<unclosed_range> innermost;
 };
 
 class aggregator final : public activity_sink {
@@ -128,13 +199,19 @@ class aggregator final : public activity_sink {
         keep_trace_(options.keep_trace),
         options_(options),
         origin_ns_(now_ns()) {
-    step_name_id_ = intern(step_scope_name);
+    step_name_id_ = intern(step_scope_name, false);
+    other_name_id_ = intern(folded_scope_name, false);
     trace_.enabled = options.keep_trace;
     trace_.cap = options.trace_cap;
     trace_.origin_ns = origin_ns_;
   }
   ~aggregator() override {
     for (auto& chunk : chunks_) delete[] chunk.load(std::memory_order_relaxed);
+    thread_registry& r = registry();
+    std::lock_guard<std::mutex> g(r.mutex);
+    r.exited.erase(std::remove_if(r.exited.begin(), r.exited.end(),
+                                  [this](const open_record& e) { return e.epoch == epoch_; }),
+                   r.exited.end());
   }
   aggregator(const aggregator&) = delete;
   aggregator& operator=(const aggregator&) = delete;
@@ -143,18 +220,37 @@ class aggregator final : public activity_sink {
   /// Name id of the canonical step scope name, interned up front: steps arrive with a
   /// formatted name every time and must not pay a lookup for it.
   std::uint32_t step_name_id() const noexcept { return step_name_id_; }
+  /// Name id of "(other)": what intern() gives for a range name past the cap.
+  std::uint32_t other_name_id() const noexcept { return other_name_id_; }
+  /// Ranges of these categories carry the dump's own figures: never folded into "(other)".
+  static bool never_folded(category c) noexcept {
+    return c == category::stage || c == category::denoise_step || c == category::request;
+  }
 
   // ---- names ------------------------------------------------------------------------------
 
-  /// Interns a name; ids are stable for the aggregator's life.
-  std::uint32_t intern(std::string_view name) {
+  /// Interns a name; ids are stable for the aggregator's life. A `capped` name (a range
+  /// name that may be folded) past the cap is not stored: it gets other_name_id().
+  std::uint32_t intern(std::string_view name, bool capped = true) {
     std::lock_guard<std::mutex> g(names_mutex_);
     auto it = name_ids_.find(std::string(name));
     if (it != name_ids_.end()) return it->second;
+    if (capped && options_.max_scopes != 0) {
+      if (capped_names_ >= options_.max_scopes) {
+        note_folded_name(std::hash<std::string_view>()(name));
+        return other_name_id_;
+      }
+      ++capped_names_;
+    }
     const auto id = static_cast<std::uint32_t>(names_.size());
     names_.emplace_back(new std::string(name));
     name_ids_.emplace(*names_.back(), id);
     return id;
+  }
+  /// Names stored (range names within the cap, kernel names, the fixed ones).
+  std::size_t names_stored() const {
+    std::lock_guard<std::mutex> g(names_mutex_);
+    return names_.size();
   }
   std::string name_of(std::uint32_t id) const {
     std::lock_guard<std::mutex> g(names_mutex_);
@@ -164,15 +260,31 @@ class aggregator final : public activity_sink {
   // ---- ranges (called on the annotating thread) ------------------------------------------
 
   /// Opens a range. `name_id` from intern(); `step` set for denoise steps; requests
-  /// (category request) carry their id and whether they are a warm-up.
-  void push(range_domain dom, std::uint32_t name_id, category cat, std::optional<std::int64_t> step,
+  /// (category request) carry their id and whether they are a warm-up. Returns false when
+  /// the range has no scope of its own (opened inside a call folded into "(other)"): perf
+  /// mode must not time it, its span is its folded ancestor's.
+  bool push(range_domain dom, std::uint32_t name_id, category cat, std::optional<std::int64_t> step,
             std::uint64_t t_ns, std::string_view request_id = {}, bool warmup = false) {
     thread_state& ts = local();
     ++ranges_;
     const frame* top = ts.stack.empty() ? nullptr : &ts.stack.back();
     frame f;
     f.domain = dom;
-    f.node = child(ts, top ? top->node : no_node, name_id, cat, dom);
+    node* n = nullptr;
+    if (top != nullptr && top->fold != fold_none && !never_folded(cat)) {
+      f.node = top->node;  // inside a folded call: counted there already
+      f.fold = fold_absorbed;
+    } else {
+      f.node = child(ts, top ? top->node : no_node, name_id, cat, dom);
+      if (f.node != no_node) {
+        n = &node_at(f.node);
+        if (n->is_other) f.fold = fold_other;
+      }
+    }
+    if (f.fold != fold_none) {  // past the cap: the uncommon case
+      ranges_folded_.fetch_add(1, std::memory_order_relaxed);
+      if (name_id != other_name_id_) note_folded_name(name_key(name_id));  // else intern() did
+    }
     f.start_ns = t_ns;
     f.step = step ? *step : (top ? top->step : -1);
     f.is_step = step.has_value();
@@ -182,14 +294,15 @@ class aggregator final : public activity_sink {
     f.stage = cat == category::stage
                   ? static_cast<std::int32_t>(stage_index(f.node, t_ns, f.excluded))
                   : (top ? top->stage : -1);
-    if (!f.excluded) {  // warm-up-only scopes stay out of the tables
-      node& n = node_at(f.node);
-      if (!n.included.load(std::memory_order_relaxed))
-        n.included.store(true, std::memory_order_relaxed);
-    }
+    // Warm-up-only scopes stay out of the tables (an absorbed frame's node is its
+    // ancestor's, marked already).
+    if (!f.excluded && n != nullptr && !n->included.load(std::memory_order_relaxed))
+      n->included.store(true, std::memory_order_relaxed);
     ts.stack.push_back(f);
     track_top(ts);
     ts.open.store(ts.stack.size(), std::memory_order_relaxed);
+    ts.innermost.store(innermost_of(f), std::memory_order_relaxed);
+    return f.fold != fold_absorbed;
   }
 
   /// What pop() closed.
@@ -218,11 +331,17 @@ class aggregator final : public activity_sink {
       f = *it;
       ts.stack.erase(std::next(it).base());
     }
+    if (f.node == no_node) {  // opened before this aggregator existed
+      const std::uint64_t stale = ts.stale.load(std::memory_order_relaxed);
+      if (stale > 0) ts.stale.store(stale - 1, std::memory_order_relaxed);
+    }
     track_top(ts);
     ts.open.store(ts.stack.size(), std::memory_order_relaxed);
+    ts.innermost.store(ts.stack.empty() ? innermost_of(frame{}) : innermost_of(ts.stack.back()),
+                       std::memory_order_relaxed);
     popped p;
     p.ok = true;
-    if (f.node == no_node) return p;  // opened before this aggregator existed
+    if (f.node == no_node) return p;
     const node& n = node_at(f.node);
     p.stage = n.cat == category::stage;
     p.step = n.cat == category::denoise_step;
@@ -328,7 +447,7 @@ class aggregator final : public activity_sink {
         inverted_timestamps_.fetch_add(1, std::memory_order_relaxed);
         return;
       }
-      const std::uint32_t op_name = intern(op.name);
+      const std::uint32_t op_name = intern(op.name, false);  // kernels are not scopes
       std::lock_guard<std::mutex> g(mutex_);
       ingest(op, op_name);
     } catch (...) {
@@ -352,15 +471,46 @@ class aggregator final : public activity_sink {
     aliases_.clear();
   }
 
-  /// Ranges still open on any thread (for the "unclosed at stop" fault).
-  std::uint64_t open_ranges() const {
-    thread_registry& r = registry();
-    std::lock_guard<std::mutex> g(r.mutex);
-    std::uint64_t n = 0;
-    for (const thread_state* ts : r.threads)
-      if (ts->epoch == epoch_) n += ts->open.load(std::memory_order_relaxed);
-    return n;
+  /// Ranges of this aggregator still open (the "unclosed at stop" fault): on live threads,
+  /// and on threads that exited with ranges open (the program's main thread among them when
+  /// the collector stops at exit: its thread-locals are destroyed before atexit handlers
+  /// run). Names the innermost open range of the first `max_named` such threads.
+  unclosed_report unclosed_ranges(std::size_t max_named = 5) const {
+    unclosed_report out;
+    std::vector<open_record> found;
+    {
+      thread_registry& r = registry();
+      std::lock_guard<std::mutex> g(r.mutex);
+      for (const thread_state* ts : r.threads) {
+        if (ts->epoch != epoch_) continue;
+        const open_record e = ts->record();
+        if (e.open > 0) found.push_back(e);
+      }
+      for (const open_record& e : r.exited) {
+        if (e.epoch != epoch_) continue;
+        out.count += e.uncounted;
+        if (e.open == 0) continue;
+        found.push_back(e);
+      }
+    }
+    std::sort(found.begin(), found.end(),
+              [](const open_record& a, const open_record& b) { return a.number < b.number; });
+    const std::uint32_t nodes = node_count_.load(std::memory_order_acquire);
+    for (const open_record& e : found) {
+      out.count += e.open;
+      if (out.innermost.size() >= max_named) continue;
+      unclosed_range u;
+      u.thread = e.number;
+      u.open = e.open;
+      u.path = e.top < nodes ? node_at(e.top).path : std::string();
+      u.step = e.step;
+      u.thread_exited = e.exited;
+      out.innermost.push_back(std::move(u));
+    }
+    return out;
   }
+  /// How many ranges unclosed_ranges() would count.
+  std::uint64_t open_ranges() const { return unclosed_ranges(0).count; }
 
   /// Builds the results. `gpu_measured` says whether GPU timing was available at all. The
   /// trace's raw events are copied, or moved out with `take_trace` (a final snapshot: the
@@ -449,6 +599,13 @@ class aggregator final : public activity_sink {
     r.faults.unbalanced_pops = unbalanced_pops_.load();
     r.faults.late_records = late_records_;
     r.faults.trace_events_dropped = trace_dropped_;
+    r.faults.ranges_folded = ranges_folded_.load(std::memory_order_relaxed);
+    {
+      std::lock_guard<std::mutex> fg(fold_mutex_);
+      r.faults.names_folded = folded_names_.count();
+      r.faults.names_folded_estimated = folded_names_.estimated();
+    }
+    r.status.max_scopes = options_.max_scopes;
     r.overhead.ranges = ranges_.load();
     std::uint64_t launches = 0;
     for (const auto& ring : rings_) launches += ring->tail.load(std::memory_order_acquire);
@@ -506,7 +663,12 @@ class aggregator final : public activity_sink {
     gpu_acc gpu;                        // guarded by mutex_
     std::uint64_t launches = 0;         // guarded by mutex_
     std::atomic<bool> included{false};  // entered at least once outside a warm-up
+    bool is_other = false;              // "(other)": holds its parent's folded children
   };
+
+  // How a frame stands to the scope cap: its own scope, counted in an "(other)" scope, or
+  // opened inside a call counted there (no scope of its own: its time is in that call's).
+  static constexpr std::uint8_t fold_none = 0, fold_other = 1, fold_absorbed = 2;
 
   struct frame {
     std::uint32_t node = no_node;
@@ -519,6 +681,7 @@ class aggregator final : public activity_sink {
     std::uint32_t timed = 0;     // perf mode: the event pair timing this range
     std::int32_t request = -1;   // index into requests_ of the enclosing request
     bool excluded = false;       // inside a warm-up: kept out of every table
+    std::uint8_t fold = fold_none;
   };
 
   // One launching thread's launches not yet in the tables: appended by that thread without a
@@ -548,6 +711,16 @@ class aggregator final : public activity_sink {
     std::uint64_t limit = capacity;                  // the writer's: head + capacity, as last read
   };
 
+  // A thread with ranges open: live (read at unclosed_ranges()) or exited (kept).
+  struct open_record {
+    std::uint64_t epoch = 0, number = 0, open = 0;
+    std::uint32_t top = no_node;
+    std::int64_t step = -1;
+    std::uint64_t uncounted = 0;  // more ranges open on threads that exited past the cap
+    bool exited = false;
+  };
+  static constexpr std::size_t exited_cap = 256;
+
   // The launch path reads only the first cache line: epoch, ring and the innermost frame's
   // scope (top_*, kept by track_top whenever the stack or its instances change).
   struct alignas(64) thread_state {
@@ -557,24 +730,59 @@ class aggregator final : public activity_sink {
     bool top_scoped = false;         // the innermost frame is a scope of this aggregator
     std::uint64_t number = 0;
     std::vector<frame> stack;
-    std::unordered_map<std::uint64_t, std::uint32_t> children;  // (parent, name, cat, dom)
-    std::uint64_t open_epoch = 0;                               // epoch `open` counts for
+    // Read by unclosed_ranges() from other threads, written by this one at push and pop, on
+    // the second line (beside the children map's head, which a push reads anyway): the
+    // frames on the stack, how many of them an earlier aggregator's (below the others), and
+    // the innermost one's node and step (innermost_of).
     std::atomic<std::uint64_t> open{0};
+    std::atomic<std::uint64_t> stale{0};
+    std::atomic<std::uint64_t> innermost{0};
+    std::unordered_map<std::uint64_t, std::uint32_t> children;  // (parent, name, cat, dom)
     bool registered = false;
+
+    // This thread's open frames of the aggregator of its epoch.
+    open_record record() const noexcept {
+      open_record e;
+      e.epoch = epoch;
+      e.number = number;
+      const std::uint64_t all = open.load(std::memory_order_relaxed);
+      const std::uint64_t older = stale.load(std::memory_order_relaxed);
+      e.open = all > older ? all - older : 0;
+      const std::uint64_t top = innermost.load(std::memory_order_relaxed);
+      e.top = static_cast<std::uint32_t>(top);
+      e.step = static_cast<std::int32_t>(top >> 32);
+      return e;
+    }
     ~thread_state() {
-      if (registered) {
-        thread_registry& r = registry();
-        std::lock_guard<std::mutex> g(r.mutex);
-        r.threads.erase(std::remove(r.threads.begin(), r.threads.end(), this), r.threads.end());
+      if (!registered) return;
+      thread_registry& r = registry();
+      std::lock_guard<std::mutex> g(r.mutex);
+      r.threads.erase(std::remove(r.threads.begin(), r.threads.end(), this), r.threads.end());
+      // Exiting with ranges open (the main thread at exit, before the collector's exit
+      // hook): they stay counted for stop().
+      open_record e = record();
+      if (e.open == 0) return;
+      const std::uint64_t n = e.open;
+      e.exited = true;
+      if (r.exited.size() >= exited_cap) {  // counted, not named
+        for (open_record& x : r.exited) {
+          if (x.epoch == epoch) {
+            x.uncounted += n;
+            return;
+          }
+        }
+        r.exited.erase(r.exited.begin());  // another aggregator's, the oldest
       }
+      r.exited.push_back(e);
     }
   };
 
   // Every thread that ever touched an aggregator, process-wide (so a thread outliving an
-  // aggregator never points back into it).
+  // aggregator never points back into it), and what threads that exited left open.
   struct thread_registry {
     std::mutex mutex;
     std::vector<thread_state*> threads;
+    std::vector<open_record> exited;
   };
   static thread_registry& registry() {
     static thread_registry* r = new thread_registry();  // never destroyed: threads may outlive
@@ -758,11 +966,14 @@ class aggregator final : public activity_sink {
     if (ts.epoch != epoch_) {
       for (frame& f : ts.stack) f = frame{no_node, f.domain};
       track_top(ts);
+      ts.stale.store(ts.stack.size(), std::memory_order_relaxed);
+      ts.open.store(ts.stack.size(), std::memory_order_relaxed);
+      ts.innermost.store(innermost_of(frame{}), std::memory_order_relaxed);
       ts.children.clear();
-      ts.number = thread_count_.fetch_add(1) + 1;
       ts.ring = nullptr;
       thread_registry& r = registry();
       std::lock_guard<std::mutex> g(r.mutex);
+      ts.number = thread_count_.fetch_add(1) + 1;  // unclosed_ranges() reads it, locked
       ts.epoch = epoch_;
       if (!ts.registered) r.threads.push_back(&ts);
       ts.registered = true;
@@ -783,16 +994,29 @@ class aggregator final : public activity_sink {
     auto it = ts.children.find(key);
     if (it != ts.children.end()) return it->second;
     const std::uint32_t n = find_or_create_node(parent, name_id, cat, dom);
-    ts.children.emplace(key, n);
+    // Bounded like the tree: past the cap, pairs that fold ask the tree each time.
+    if (options_.max_scopes == 0 || ts.children.size() < 4 * options_.max_scopes + 64)
+      ts.children.emplace(key, n);
     return n;
   }
 
   std::uint32_t find_or_create_node(std::uint32_t parent, std::uint32_t name_id, category cat,
                                     range_domain dom) {
     std::lock_guard<std::mutex> g(nodes_mutex_);
+    return find_or_create_node_locked(parent, name_id, cat, dom);
+  }
+
+  // A scope past the cap is its parent's "(other)", made once (it is not counted).
+  std::uint32_t find_or_create_node_locked(std::uint32_t parent, std::uint32_t name_id,
+                                           category cat, range_domain dom) {
+    const bool other = name_id == other_name_id_;
+    if (other) cat = category::other;  // one "(other)" per parent and domain
     const auto key = std::make_tuple(parent, name_id, cat, dom);
     auto it = node_index_.find(key);
     if (it != node_index_.end()) return it->second;
+    const bool counted = !other && !never_folded(cat);
+    if (counted && options_.max_scopes != 0 && scoped_nodes_ >= options_.max_scopes)
+      return find_or_create_node_locked(parent, other_name_id_, cat, dom);
     const std::uint32_t id = node_count_.load(std::memory_order_relaxed);
     if (id / chunk_size >= max_chunks) return parent;  // absurdly many scopes: fold into parent
     if (chunks_[id / chunk_size].load(std::memory_order_relaxed) == nullptr)
@@ -804,9 +1028,25 @@ class aggregator final : public activity_sink {
     n.domain = dom;
     n.depth = parent == no_node ? 0 : node_at(parent).depth + 1;
     n.path = parent == no_node ? name_of(name_id) : node_at(parent).path + "/" + name_of(name_id);
+    n.is_other = other;
     node_index_.emplace(key, id);
+    if (counted) ++scoped_nodes_;
     node_count_.store(id + 1, std::memory_order_release);
     return id;
+  }
+
+  // A frame's node and step in one word (steps past 2^31 are not a denoise loop).
+  static std::uint64_t innermost_of(const frame& f) noexcept {
+    return (static_cast<std::uint64_t>(static_cast<std::uint32_t>(f.step)) << 32) | f.node;
+  }
+
+  // Distinct folded names are counted by key: a stored name by its id, one past the name
+  // cap by the hash of its text (never stored). The two key sets are disjoint but for
+  // hash collisions (the counter's estimate is coarser than that anyway).
+  static std::uint64_t name_key(std::uint32_t id) noexcept { return (1ull << 63) | id; }
+  void note_folded_name(std::uint64_t key) {
+    std::lock_guard<std::mutex> g(fold_mutex_);
+    folded_names_.add(key);
   }
 
   std::uint32_t stage_index(std::uint32_t node_id, std::uint64_t t_ns, bool excluded) {
@@ -856,7 +1096,8 @@ class aggregator final : public activity_sink {
   void close_frame(thread_state& ts, const frame& f, std::uint64_t t_ns) {
     const std::uint64_t dur = t_ns > f.start_ns ? t_ns - f.start_ns : 0;
     node& n = node_at(f.node);
-    if (!f.excluded) {
+    const bool absorbed = f.fold == fold_absorbed;  // its instance is its ancestor's
+    if (!f.excluded && !absorbed) {
       std::lock_guard<spin_lock> g(n.host_lock);
       ++n.host.calls;
       n.host.sum += dur;
@@ -866,7 +1107,7 @@ class aggregator final : public activity_sink {
     }
     const bool is_stage = n.cat == category::stage;
     const bool is_request = n.cat == category::request;
-    if (f.is_step || is_stage || is_request || f.instance != 0 || keep_trace_) {
+    if (f.is_step || is_stage || is_request || (f.instance != 0 && !absorbed) || keep_trace_) {
       std::lock_guard<std::mutex> g(mutex_);
       request_acc* rq = f.request >= 0 ? &requests_[static_cast<std::size_t>(f.request)] : nullptr;
       if (f.is_step) {
@@ -889,10 +1130,12 @@ class aggregator final : public activity_sink {
         ++rq->calls;
         rq->host_ns += dur;
       }
-      if (ts.ring != nullptr) take_launches(*ts.ring);  // the scope's own launches first
-      if (instance* in = find_instance(f.instance)) {
-        in->closed = true;
-        maybe_finalize(f.instance);
+      if (!absorbed) {
+        if (ts.ring != nullptr) take_launches(*ts.ring);  // the scope's own launches first
+        if (instance* in = find_instance(f.instance)) {
+          in->closed = true;
+          maybe_finalize(f.instance);
+        }
       }
       if (keep_trace_) {
         if (trace_.ranges.size() + trace_.ops.size() < trace_.cap) {
@@ -915,12 +1158,15 @@ class aggregator final : public activity_sink {
   }
 
   // Creates instances for every open frame of this thread that has none yet (outermost
-  // first, so parents exist before children). Returns the innermost instance id.
+  // first, so parents exist before children). Returns the innermost instance id. A frame
+  // without a scope of its own (fold_absorbed) launches into its folded ancestor's.
   std::uint64_t ensure_instances(thread_state& ts) {
     std::uint64_t parent = 0;
     for (frame& f : ts.stack) {
       if (f.node == no_node) continue;
-      if (f.instance == 0) {
+      if (f.fold == fold_absorbed) {
+        f.instance = parent;
+      } else if (f.instance == 0) {
         instance& in = create_instance();
         in.parent = parent;
         in.node = f.node;
@@ -1115,6 +1361,8 @@ class aggregator final : public activity_sink {
     for (auto it = chain.rbegin(); it != chain.rend(); ++it) {
       instance& parent = *find_instance(cur);
       const node& captured = node_at(*it);
+      // Under an "(other)" scope nothing has a scope of its own: its work stays there.
+      if (node_at(parent.node).is_other && !never_folded(captured.cat)) break;
       const std::uint32_t grafted_node =
           find_or_create_node(parent.node, captured.name_id, captured.cat, captured.domain);
       auto found = std::find_if(parent.grafted.begin(), parent.grafted.end(),
@@ -1211,16 +1459,22 @@ class aggregator final : public activity_sink {
   aggregator_options options_;
   const std::uint64_t origin_ns_;
   std::uint32_t step_name_id_ = 0;
+  std::uint32_t other_name_id_ = 0;
 
   mutable std::mutex names_mutex_;
   std::vector<std::unique_ptr<std::string>> names_;
   std::unordered_map<std::string, std::uint32_t> name_ids_;
+  std::uint64_t capped_names_ = 0;  // names stored that count against the cap
+
+  mutable std::mutex fold_mutex_;  // taken after names_mutex_ when both are
+  distinct_counter folded_names_;
 
   std::mutex nodes_mutex_;
   std::map<std::tuple<std::uint32_t, std::uint32_t, category, range_domain>, std::uint32_t>
       node_index_;
   mutable std::array<std::atomic<node*>, max_chunks> chunks_{};
   std::atomic<std::uint32_t> node_count_{0};
+  std::uint64_t scoped_nodes_ = 0;  // nodes that count against the cap (nodes_mutex_)
 
   std::atomic<std::uint64_t> thread_count_{0};
 
@@ -1247,6 +1501,7 @@ class aggregator final : public activity_sink {
   alignas(64) std::atomic<std::uint64_t> records_{0};  // CUPTI's thread: off the ranges' line
   std::atomic<std::uint64_t> zero_timestamps_{0}, inverted_timestamps_{0}, unbalanced_pops_{0};
   std::atomic<std::uint64_t> internal_errors_{0};
+  std::atomic<std::uint64_t> ranges_folded_{0};
 };
 
 }  // namespace diffscope::detail

@@ -146,12 +146,15 @@ inline std::optional<std::int64_t> nvtx_payload(const nvtxEventAttributes_t* a) 
   }
 }
 
-/// Name id of a registered string in `agg`, cached on the record.
-inline std::uint32_t registered_name_id(aggregator& agg, std::uint64_t epoch,
-                                        nvtx_string_record& s) {
+/// Name id of a registered string in `agg`, cached on the record. `capped`: as
+/// aggregator::intern (a name past the cap caches "(other)", which a stage never takes).
+inline std::uint32_t registered_name_id(aggregator& agg, std::uint64_t epoch, nvtx_string_record& s,
+                                        bool capped = true) {
   const std::uint64_t c = s.cached.load(std::memory_order_relaxed);
-  if ((c >> 32) == (epoch & 0xffffffffu)) return static_cast<std::uint32_t>(c);
-  const std::uint32_t id = agg.intern(s.text);
+  if ((c >> 32) == (epoch & 0xffffffffu) &&
+      (capped || static_cast<std::uint32_t>(c) != agg.other_name_id()))
+    return static_cast<std::uint32_t>(c);
+  const std::uint32_t id = agg.intern(s.text, capped);
   s.cached.store(((epoch & 0xffffffffu) << 32) | id, std::memory_order_relaxed);
   return id;
 }
@@ -171,13 +174,16 @@ inline void nvtx_push(std::optional<range_domain> dom, std::string_view name, st
                                    ? classify_diffscope_domain(name, cat_id, payload)
                                    : classify_default_domain(name, current_rules(st));
     std::uint32_t id;
+    const bool capped = !aggregator::never_folded(c.cat);
     if (c.step)
       id = agg->step_name_id();
     else if (registered != nullptr && c.name.data() == name.data() && c.name.size() == name.size())
-      id = registered_name_id(*agg, st.sink_epoch.load(std::memory_order_relaxed), *registered);
+      id = registered_name_id(*agg, st.sink_epoch.load(std::memory_order_relaxed), *registered,
+                              capped);
     else
-      id = agg->intern(c.name);
-    agg->push(*dom, id, c.cat, c.step, t, c.request_id, c.warmup);
+      id = agg->intern(c.name, capped);
+    // false: inside a call folded into "(other)", its time is that call's: never timed
+    const bool own_scope = agg->push(*dom, id, c.cat, c.step, t, c.request_id, c.warmup);
     step_link& link = this_thread_step_link();
     const bool next_step =
         link.armed && c.cat == category::denoise_step && c.step && *c.step == link.next;
@@ -192,7 +198,7 @@ inline void nvtx_push(std::optional<range_domain> dom, std::string_view name, st
       if (void (*upkeep)() = st.on_push.load(std::memory_order_relaxed)) upkeep();
       return;
     }
-    if (!st.timing_paused.load(std::memory_order_relaxed) &&
+    if (own_scope && !st.timing_paused.load(std::memory_order_relaxed) &&
         (is_timed_in_perf_mode(c.cat) ||
          (st.time_all.load(std::memory_order_relaxed) && !in_unsampled_step()))) {
       // Announced like a launch of this range: its instance expects the pair's span.
