@@ -323,6 +323,33 @@ TEST_SUITE("collector") {
     std::filesystem::remove_all(dir);
   }
 
+  TEST_CASE("outputs that could not be written are reported after stop") {
+    const std::string dir = (std::filesystem::temp_directory_path() /
+                             ("diffscope_test_output_errors_" + std::to_string(getpid())))
+                                .string();
+    std::filesystem::create_directories(dir + "/a-directory.json");
+    diffscope::collector_options o;
+    o.dump_path = dir + "/a-directory.json";  // a directory: never replaced, an error
+    o.trace_path = dir + "/trace.json";
+    {
+      diffscope::collector_session session(o);
+      DIFFSCOPE_STAGE("DenoisingStage");
+    }
+    const std::vector<std::string> errors = diffscope::collector::instance().output_errors();
+    REQUIRE(errors.size() == 1);
+    CHECK(errors[0].find(dir + "/a-directory.json") != std::string::npos);
+    CHECK(std::filesystem::is_directory(dir + "/a-directory.json"));
+    CHECK(std::filesystem::is_regular_file(dir + "/trace.json"));
+    // The next start forgets them.
+    o.dump_path = dir + "/perf.json";
+    {
+      diffscope::collector_session session(o);
+      DIFFSCOPE_STAGE("DenoisingStage");
+    }
+    CHECK(diffscope::collector::instance().output_errors().empty());
+    std::filesystem::remove_all(dir);
+  }
+
   TEST_CASE("output paths expand {pid} and {rank} when written") {
     const std::string pid = std::to_string(static_cast<long long>(getpid()));
     unsetenv("RANK");

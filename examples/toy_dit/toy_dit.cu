@@ -373,6 +373,12 @@ int main(int argc, char** argv) {
       std::printf("step_ms: %zu %.6f\n", i, r.step_ms[i]);
     std::printf("latent_checksum: sum=%.9e abs_sum=%.9e\n", lc.sum, lc.abs_sum);
     std::printf("image_checksum: sum=%.9e abs_sum=%.9e\n", ic.sum, ic.abs_sum);
+#ifdef DIFFSCOPE_TOY_DIT_WITH_COLLECTOR
+    // Write the outputs now rather than at exit, so a lost dump or trace fails the run.
+    std::fflush(stdout);
+    diffscope::collector::instance().stop();
+    if (!diffscope::collector::instance().output_errors().empty()) return 2;
+#endif
     return 0;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "toy_dit: error: %s\n", e.what());

@@ -248,6 +248,7 @@ struct collector_state {
   std::vector<memory_checkpoint> memory;
   double peak_used_mb = 0;
   results last;
+  std::vector<std::string> output_errors;  // what the last stop() could not write
 };
 
 inline collector_state& collector_globals() {
@@ -305,7 +306,10 @@ inline environment_info read_environment(const collector_state& st) {
   return e;
 }
 
-inline void write_outputs(const collector_options& o, const results& r) {
+/// Writes the outputs the options ask for; returns why each one that failed could not be
+/// written (each also said on stderr).
+inline std::vector<std::string> write_outputs(const collector_options& o, const results& r) {
+  std::vector<std::string> errors;
   // A tripped gate keeps no numbers at the requested paths (gate.hpp): gated_output_path
   // says so and gives "" (or the .invalid.json path with keep_invalid).
   if (!o.dump_path.empty()) {
@@ -332,8 +336,10 @@ inline void write_outputs(const collector_options& o, const results& r) {
       const std::string path = gated_output_path(expand_output_path(o.dump_path, names[i]),
                                                  "perf dump", o.keep_invalid, one.gate_verdict);
       if (path.empty()) continue;
-      if (auto err = write_perf_dump(path, r, one, o.create_dirs))
+      if (auto err = write_perf_dump(path, r, one, o.create_dirs)) {
         std::fprintf(stderr, "diffscope: could not write the perf dump: %s\n", err->c_str());
+        errors.push_back(*err);
+      }
     }
   }
   if (!o.trace_path.empty()) {
@@ -341,11 +347,14 @@ inline void write_outputs(const collector_options& o, const results& r) {
     const std::string trace_path =
         gated_output_path(expand_output_path(o.trace_path), "trace", o.keep_invalid, unused);
     if (!trace_path.empty()) {
-      if (auto err = write_chrome_trace(trace_path, r, o.create_dirs))
+      if (auto err = write_chrome_trace(trace_path, r, o.create_dirs)) {
         std::fprintf(stderr, "diffscope: could not write the trace: %s\n", err->c_str());
+        errors.push_back(*err);
+      }
     }
   }
   if (o.summary) print_summary(stderr, r);
+  return errors;
 }
 
 inline void collector_exit_hook();
@@ -392,6 +401,7 @@ class collector {
     std::lock_guard<std::recursive_mutex> g(st.mutex);
     if (st.active) return st.gpu_ok;
     st.options = options;
+    st.output_errors.clear();
     st.calib = detail::calibrate();
     detail::aggregator_options ao;
     ao.keep_trace = !options.trace_path.empty();
@@ -506,7 +516,7 @@ class collector {
     st.last.trace = {};  // the big part: the caller has it, nobody keeps a copy
     // Everything printed so far is scanned before the outputs consult the verdict.
     if (st.watch) st.watch->stop();
-    detail::write_outputs(st.options, r);
+    st.output_errors = detail::write_outputs(st.options, r);
     st.watch.reset();
     return r;
   }
@@ -526,6 +536,15 @@ class collector {
     auto& st = detail::collector_globals();
     std::lock_guard<std::recursive_mutex> g(st.mutex);
     return st.active;
+  }
+
+  /// Why each output the last stop() was asked for could not be written (empty: all were, or
+  /// none was asked for). A program that must fail when its dump is lost checks this after
+  /// stop(), since outputs written at exit cannot change its exit code.
+  std::vector<std::string> output_errors() {
+    auto& st = detail::collector_globals();
+    std::lock_guard<std::recursive_mutex> g(st.mutex);
+    return st.output_errors;
   }
 
  private:
