@@ -2,6 +2,7 @@
 // fast-path family checks with and without the fused kernels.
 #include <doctest/doctest.h>
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -24,10 +25,12 @@ diffscope::kernel_result k(std::string name, double total, std::uint64_t count =
   return r;
 }
 
-const diffscope::family_finding* family(const diffscope::hotspot_report& rep, const char* id) {
+// A copy, not a pointer: the report is often a temporary of the calling expression.
+std::optional<diffscope::family_finding> family(const diffscope::hotspot_report& rep,
+                                                const char* id) {
   for (const auto& f : rep.families)
-    if (f.family == id) return &f;
-  return nullptr;
+    if (f.family == id) return f;
+  return std::nullopt;
 }
 
 }  // namespace
@@ -110,8 +113,8 @@ TEST_SUITE("hotspots") {
     r.kernels = {k("rmsnorm_kernel", 4, 10, "blk/qk"), k("apply_rotary_embedding", 3, 10, "blk/qk"),
                  k("flash_fwd_kernel", 40, 10, "blk")};
     auto rep = diffscope::analyze_hotspots(r);
-    const auto* f = family(rep, "qknorm_rope");
-    REQUIRE(f != nullptr);
+    const auto f = family(rep, "qknorm_rope");
+    REQUIRE(f);
     CHECK(f->status == "missed");
     CHECK(f->time_ms == 7);
     CHECK(f->count == 20);
@@ -121,13 +124,13 @@ TEST_SUITE("hotspots") {
 
     SUBCASE("the same kernels outside attention/norm_rope scopes are no evidence") {
       for (auto& kr : r.kernels) kr.scope_path = "blk";
-      CHECK(family(diffscope::analyze_hotspots(r), "qknorm_rope") == nullptr);
+      CHECK(!family(diffscope::analyze_hotspots(r), "qknorm_rope"));
     }
     SUBCASE("the fused kernel present: engaged, no hint") {
       r.kernels.push_back(k("fused_inplace_qknorm_rope", 2, 10, "blk/qk"));
       const auto fr = diffscope::analyze_hotspots(r);
-      const auto* e = family(fr, "qknorm_rope");
-      REQUIRE(e != nullptr);
+      const auto e = family(fr, "qknorm_rope");
+      REQUIRE(e);
       CHECK(e->status == "engaged");
       CHECK(e->hint.empty());
     }
@@ -142,8 +145,8 @@ TEST_SUITE("hotspots") {
     diffscope::results r;
     r.kernels = {k("void at::native::vectorized_layer_norm_kernel<float>(int)", 3, 10),
                  k("vectorized_elementwise_kernel<4, MulFunctor<float>>", 2, 10)};
-    const auto* f = family(diffscope::analyze_hotspots(r), "adaln");
-    REQUIRE(f != nullptr);
+    const auto f = family(diffscope::analyze_hotspots(r), "adaln");
+    REQUIRE(f);
     CHECK(f->status == "missed");
     CHECK(f->time_ms == 5);
     r.kernels.push_back(k("fuse_scale_shift_kernel<bf16>", 1, 10));
@@ -170,18 +173,18 @@ TEST_SUITE("hotspots") {
       CAPTURE(c.id);
       diffscope::results r;
       for (const char* n : c.separate) r.kernels.push_back(k(n, 1));
-      const auto* f = family(diffscope::analyze_hotspots(r), c.id);
-      REQUIRE(f != nullptr);
+      const auto f = family(diffscope::analyze_hotspots(r), c.id);
+      REQUIRE(f);
       CHECK(f->status == "missed");
       r.kernels.push_back(k(c.fused, 1));
-      const auto* e = family(diffscope::analyze_hotspots(r), c.id);
-      REQUIRE(e != nullptr);
+      const auto e = family(diffscope::analyze_hotspots(r), c.id);
+      REQUIRE(e);
       CHECK(e->status == "engaged");
       // Only one of the pieces: no evidence of a miss.
       diffscope::results one_piece;
       one_piece.kernels.push_back(k(c.separate[0], 1));
-      const auto* none = family(diffscope::analyze_hotspots(one_piece), c.id);
-      CHECK((none == nullptr || none->status != "missed"));
+      const auto none = family(diffscope::analyze_hotspots(one_piece), c.id);
+      CHECK((!none || none->status != "missed"));
     }
   }
 
