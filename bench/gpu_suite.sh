@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Everything that needs a GPU, in one command (one device lease): configure and build in
+# Everything that needs a GPU, in one command (docs/gpu.md): configure and build in
 # Release for sm_90, run every test (GPU ones included), check the toy DiT's GPU kernels
 # against its CPU reference, run the README's main job, and run the GPU benchmarks.
 # Logs go to $OUT (or out/gpu); a summary is printed last.
@@ -11,14 +11,14 @@
 #   core   every test (-s for the GPU ones), toy_dit --check, the main job, via the injection lib
 #   gpu    only the tests labelled gpu (a quick re-check)
 #   bench  the micro-benchmarks and toy_dit collector on/off
-#   torch  bench/torch_overhead.sh: the PyTorch extension and Python loop (issue 6)
-#   perf   bench/perf_mode.py: perf mode against uninstrumented runs and CUDA events (issue 10)
+#   torch  bench/torch_overhead.sh: the PyTorch extension and Python loop against torch.profiler
+#   perf   bench/perf_mode.py: perf mode against uninstrumented runs and CUDA events
 #   cost   bench/profile_cost.py: what each part of profile mode adds to the Python loop
-#          (issue 6; not in the default parts: SUITE_PARTS="... cost", COST_ARGS more arguments)
+#          (not in the default parts: SUITE_PARTS="... cost", COST_ARGS more arguments)
 #   noise  bench/loop_noise.sh: the Python loop's steadiness per CPU pinning, then profile_cost
 #          under the steadiest (not in the default parts)
-#   ab     bench/ab_toy_dit.sh: diffscope ab on toy_dit (issue 9)
-#   multi  bench/multi_gpu.sh: two ranks under diffscope run (issue 8; needs two GPUs)
+#   ab     bench/ab_toy_dit.sh: diffscope ab on toy_dit
+#   multi  bench/multi_gpu.sh: two ranks under diffscope run (needs two GPUs)
 # SUITE_COMMIT labels the figures when the machine has no git. PERF_REPS and PY_REPS set the
 # runs per variant of perf_mode.py (toy_dit, Python loop); TORCH_REPS those of torch_overhead;
 # PERF_ARGS more arguments for perf_mode.py (e.g. "--py-sections accuracy").

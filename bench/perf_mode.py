@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Perf mode against uninstrumented runs and against CUDA-event ground truth (issue #10).
+"""Perf mode against uninstrumented runs and against CUDA-event ground truth.
 
 One command, alternating runs (A B C D, then D C B A, ...) so drift hits every variant alike:
 

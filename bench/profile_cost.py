@@ -46,7 +46,7 @@ import subprocess
 import sys
 import time
 
-# The estimator the issue-6 driver judges its paired target on (neighbouring loops).
+# The estimator torch_overhead.py reports its loop-paired T2 on (neighbouring loops).
 from torch_overhead import adjacent_pairs_pct, cpu_set
 from perf_mode import step_group_ratios, trimmed_mean
 

@@ -1,4 +1,4 @@
-// One definition across linkage units (style.md): this TU, test_scope_odr_b.cpp and the shared
+// ODR across linkage units (docs/architecture.md): this TU, test_scope_odr_b.cpp and the shared
 // library built from test_scope_odr_lib.cpp (hidden visibility, like a Python extension) all
 // use the macros in one process. Each linkage unit has its own copy of NVTX's state
 // (nvtxLinkOnce.h) and of scope.hpp's statics, so the tool is initialised once per copy and

@@ -46,7 +46,7 @@ struct gate_signal {
   gate_signal_kind kind;
 };
 
-/// The signals, as SGLang prints them (sglang-contract.md section 4).
+/// The signals, as SGLang prints them (docs/sglang.md, section 4).
 inline constexpr std::size_t gate_signal_count = 9;
 inline constexpr std::array<gate_signal, gate_signal_count> gate_signals = {{
     {"Falling back to diffusers backend", gate_signal_kind::fallback},

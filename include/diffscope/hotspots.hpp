@@ -36,7 +36,7 @@ struct category_rule {
   std::regex re;
 };
 
-/// SGLang's category rules (contract section 5), in order, in the rules-file format.
+/// SGLang's category rules (docs/sglang.md, section 5), in order, in the rules-file format.
 inline constexpr const char* default_category_rules_text =
     "# category  regex (ECMAScript; first match wins; no match: misc)\n"
     "gemm              gemm|nvjet|cutlass\n"
@@ -154,7 +154,7 @@ enum class family_check {
   overlap,            ///< all-to-all (pieces[0]) overlapping attention (pieces[1]) in time
 };
 
-/// One known fast path of SGLang diffusion (contract section 5). Regexes are ECMAScript
+/// One known fast path of SGLang diffusion (docs/sglang.md, section 5). Regexes are ECMAScript
 /// over kernel names. A miss needs, for every non-null piece, a kernel that matches it and
 /// not `engaged` (kernels matching every piece count as fused), and no engaged kernel.
 struct family_spec {

@@ -599,7 +599,7 @@ struct cupti_process_state {
 };
 
 inline cupti_process_state& cupti_state() {
-  static cupti_process_state state;  // the one function-local static (style.md)
+  static cupti_process_state state;  // the one function-local static (docs/architecture.md)
   return state;
 }
 
@@ -657,10 +657,10 @@ enum class runtime_drop_verdict : std::uint8_t {
   never,          ///< an unmatched launch, an alias, or a second launching thread
 };
 
-/// Switching the runtime callbacks off while another thread is inside a runtime launch cost
-/// that thread its later launches (unattributed records in 7 of 97 runs of the eight-thread
-/// GPU test, none in 25 each with `both` or `driver`); from the one launching thread, between
-/// its calls, no runtime call is cut short.
+/// Switching the runtime callbacks off while another thread is inside a runtime launch can
+/// cost that thread its later launches (unattributed records in the eight-thread GPU test,
+/// never with `both` or `driver`); from the one launching thread, between its calls, no
+/// runtime call is cut short.
 inline runtime_drop_verdict judge_runtime_drop(const cupti_counters& c,
                                                std::uintptr_t me) noexcept {
   if (c.runtime_unmatched.load(std::memory_order_relaxed) != 0 ||

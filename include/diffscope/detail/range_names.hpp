@@ -2,7 +2,7 @@
 //
 // diffscope's own ranges carry their category. Ranges in the default NVTX domain (PyTorch's
 // torch.cuda.nvtx, SGLang's --enable-layerwise-nvtx-marker) carry only a name, so SGLang's
-// naming convention (sglang-contract.md section 6) is mapped here, in one place:
+// naming convention (docs/sglang.md, section 6) is mapped here, in one place:
 //   stage_<Stage>                     -> stage "<Stage>"
 //   denoising_step_<i>[_t<timestep>]  -> denoise step i
 //   <qualified.module> in=[[shape]]   -> scope "<qualified.module>" (shapes dropped, so one
