@@ -2,18 +2,24 @@
 // object) into a struct, checking the type of every key it uses. Missing keys take the
 // defaults SGLang's compare_perf.py uses (total_duration_ms 0, steps [], a step's name
 // "unknown" and duration_ms 0.0, commit_hash "N/A"); a key of the wrong type is an error
-// naming the file and the key, never a crash. Unknown keys are ignored.
+// naming the file and the key, never a crash. Unknown keys are ignored. What counts as a perf
+// dump, and the input rules (size limit, depth limit, gzip, byte-order mark), are in
+// docs/compare.md and docs/outputs.md.
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <iterator>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
 #include "cli.hpp"
+#include "input.hpp"
 
 namespace diffscope::cli {
 
@@ -226,11 +232,31 @@ inline void read_diffscope(const ordered_json& ds, perf_dump_data& d) {
 
 }  // namespace detail
 
+/// The keys that make a JSON object a perf dump: at least one of them, and no traceEvents.
+inline constexpr const char* perf_dump_keys[] = {"total_duration_ms", "steps", "denoise_steps_ms",
+                                                 "diffscope"};
+
+/// JSON's name for the type of `j`, for messages.
+inline std::string json_type_name(const ordered_json& j) {
+  if (j.is_array()) return "an array";
+  if (j.is_string()) return "a string";
+  if (j.is_boolean()) return "a boolean";
+  if (j.is_null()) return "null";
+  if (j.is_number()) return "a number";
+  return "an object";
+}
+
 /// Reads a parsed dump; `file` names it in messages. Throws failure(exit_usage).
 inline perf_dump_data read_dump(const ordered_json& j, const std::string& file) {
   perf_dump_data d;
   d.file = file;
-  if (!j.is_object()) throw failure(exit_usage, file + ": top level is not a JSON object");
+  if (!j.is_object())
+    throw failure(exit_usage, file + ": not a perf dump (the top level is " + json_type_name(j) +
+                                  ", not a JSON object)");
+  if (j.contains("traceEvents"))
+    throw failure(exit_usage, file +
+                                  ": a Chrome trace (it has traceEvents), not a perf dump "
+                                  "(diffscope hotspots reads traces)");
   const std::pair<const char*, std::string*> strings[] = {{"timestamp", &d.timestamp},
                                                           {"request_id", &d.request_id},
                                                           {"commit_hash", &d.commit_hash},
@@ -295,30 +321,45 @@ inline perf_dump_data read_dump(const ordered_json& j, const std::string& file) 
   }
   if (const auto* v = detail::find_key(j, "diffscope"); v && !v->is_null())
     detail::read_diffscope(*v, d);
+  // Checked last, so that a key of the wrong type is named as such.
+  if (std::none_of(std::begin(perf_dump_keys), std::end(perf_dump_keys),
+                   [&](const char* k) { return j.contains(k); }))
+    throw failure(exit_usage, file +
+                                  ": not a perf dump (it has none of total_duration_ms, steps, "
+                                  "denoise_steps_ms, diffscope)");
   return d;
 }
 
-/// Parses and reads a dump held in memory (the fuzz target's entry point).
-inline perf_dump_data parse_dump(const std::string& text, const std::string& file) {
-  if (text.find_first_not_of(" \t\r\n") == std::string::npos)
-    throw failure(exit_usage, file + ": empty file");
+/// Parses and reads a dump held in memory (the fuzz targets' entry point), under the input
+/// rules: at most max_dump_bytes, one leading byte-order mark skipped, at most max_json_depth
+/// levels (checked before the parser builds anything).
+inline perf_dump_data parse_dump(std::string_view text, const std::string& file) {
+  if (text.size() > max_dump_bytes)
+    throw failure(exit_usage, too_large(file, max_dump_bytes, "a perf dump"));
+  const std::string_view json = checked_json_text(text, file);
   ordered_json j;
   try {
-    j = ordered_json::parse(text);
+    j = ordered_json::parse(json.begin(), json.end());
   } catch (const nlohmann::json::exception& e) {
-    // Parse errors and number overflows (1e999) alike. what() quotes the bytes it read:
-    // keep the message one printable line.
-    std::string why = e.what();
-    for (char& c : why)
-      if (static_cast<unsigned char>(c) < 0x20 || static_cast<unsigned char>(c) >= 0x7f) c = '?';
-    throw failure(exit_usage, file + ": not valid JSON (" + why + ")");
+    // Parse errors and number overflows (1e999) alike.
+    throw failure(exit_usage, file + ": not valid JSON (" + json_error_text(e) + ")");
   }
   return read_dump(j, file);
 }
 
-/// Reads a dump file. Throws failure(exit_usage) naming the file on any problem.
+/// Reads a dump file ("-" = stdin; plain or gzip). Throws failure(exit_usage) naming the file
+/// on any problem.
 inline perf_dump_data load_dump(const std::string& path) {
-  return parse_dump(read_file(path), path);
+  return parse_dump(read_dump_text(path), input_name(path));
+}
+
+/// load_dump of each path, in order; stdin ("-") may be given once.
+inline std::vector<perf_dump_data> load_dumps(const std::vector<std::string>& paths) {
+  if (std::count(paths.begin(), paths.end(), "-") > 1)
+    throw failure(exit_usage, "'-' (stdin) given more than once");
+  std::vector<perf_dump_data> out;
+  for (const auto& p : paths) out.push_back(load_dump(p));
+  return out;
 }
 
 }  // namespace diffscope::cli
