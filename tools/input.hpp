@@ -109,8 +109,12 @@ class byte_source {
   }
 
   void start() {
-    buf_.resize(input_read_buffer);
-    in_.resize(input_read_buffer);
+    // A small input gets small buffers (the fuzz targets read many); a pipe gets the most.
+    const std::int64_t known = file_ ? file_->size() : static_cast<std::int64_t>(memory_.size());
+    const std::size_t raw = known < 0 ? input_read_buffer
+                                      : std::clamp<std::size_t>(static_cast<std::size_t>(known) + 1,
+                                                                4096, input_read_buffer);
+    in_.allocate(raw);
     need_raw(2);  // a pipe may hand over one byte at a time
     gzip_ = in_end_ >= 2 && static_cast<unsigned char>(in_[0]) == 0x1f &&
             static_cast<unsigned char>(in_[1]) == 0x8b;
@@ -119,7 +123,11 @@ class byte_source {
     if (file_ && !gzip_ && file_->size() >= 0 &&
         static_cast<std::uint64_t>(file_->size()) > max_bytes_)
       throw failure(exit_usage, too_large(name_, max_bytes_, what_));
-    if (!gzip_) return;
+    if (!gzip_) {
+      buf_.allocate(raw);
+      return;
+    }
+    buf_.allocate(input_read_buffer);
     zs_ = z_stream{};
     if (inflateInit2(&zs_, 16 + MAX_WBITS) != Z_OK)
       throw failure(exit_usage, name_ + ": cannot inflate (out of memory)");
@@ -197,7 +205,20 @@ class byte_source {
   std::string name_;
   std::uint64_t max_bytes_;
   const char* what_;
-  std::vector<char> in_, buf_;  // raw bytes; uncompressed bytes
+  // Uninitialised bytes (a vector would clear them for every input).
+  struct buffer {
+    std::unique_ptr<char[]> bytes;
+    std::size_t n = 0;
+    void allocate(std::size_t size) {
+      bytes.reset(new char[size]);
+      n = size;
+    }
+    char* data() const noexcept { return bytes.get(); }
+    std::size_t size() const noexcept { return n; }
+    char operator[](std::size_t i) const noexcept { return bytes[i]; }
+  };
+
+  buffer in_, buf_;  // raw bytes; uncompressed bytes
   std::size_t in_pos_ = 0, in_end_ = 0;
   std::size_t pos_ = 0, end_ = 0;  // the unread part of buf_
   std::uint64_t consumed_ = 0;     // uncompressed bytes before buf_
