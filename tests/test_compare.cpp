@@ -257,4 +257,43 @@ TEST_SUITE("compare") {
     CHECK(merged.at("steps").size() == 50000);
     CHECK(s < 5.0);
   }
+
+  TEST_CASE("a dump's objects are built in linear time; a repeated key keeps its last value") {
+    // 100,000 keys in one object: nlohmann's own ordered builder searches each key linearly.
+    std::string text = R"({"steps": [], "meta": {)";
+    for (int i = 0; i < 100000; ++i)
+      text += (i ? "," : "") + std::string("\"k") + std::to_string(i) + "\": \"v\"";
+    text += "}}";
+    const auto start = std::chrono::steady_clock::now();
+    const auto d = parse(text);
+    const double s =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    CHECK(d.meta.size() == 100000);
+    CHECK(d.meta.begin().key() == "k0");
+    CHECK(s < 5.0);
+    const auto r = parse(R"({"total_duration_ms": 1, "meta": {"a": "1", "b": "2", "a": "3"},
+                             "total_duration_ms": 2})");
+    CHECK(r.total_duration_ms == 2.0);
+    CHECK(r.meta.dump() == R"({"a":"3","b":"2"})");
+    CHECK(error_of(R"({"total_duration_ms": 1e999})").rfind("x.json: not valid JSON (", 0) == 0);
+    CHECK(error_of(R"({"steps": []} x)").rfind("x.json: not valid JSON (", 0) == 0);
+  }
+
+  TEST_CASE("a list above max_dump_entries is refused, named") {
+    auto list = [](const char* key, const char* entry, std::size_t n) {
+      std::string t = std::string("{\"") + key + "\": [";
+      for (std::size_t i = 0; i < n; ++i) t += (i ? "," : "") + std::string(entry);
+      return t + "]}";
+    };
+    CHECK(error_of(list("steps", "{}", max_dump_entries)) == "");
+    CHECK(error_of(list("steps", "{}", max_dump_entries + 1)) ==
+          "x.json: steps has more than 100000 entries, the limit for a perf dump");
+    CHECK(error_of(list("denoise_steps_ms", "{}", max_dump_entries + 1)) ==
+          "x.json: denoise_steps_ms has more than 100000 entries, the limit for a perf dump");
+    std::string scopes = R"({"diffscope": {"scopes": [)";
+    for (std::size_t i = 0; i <= max_dump_entries; ++i)
+      scopes += i ? R"(,{"path": "p"})" : R"({"path": "p"})";
+    CHECK(error_of(scopes + "]}}") ==
+          "x.json: diffscope.scopes has more than 100000 entries, the limit for a perf dump");
+  }
 }

@@ -11,8 +11,10 @@
 #include <cmath>
 #include <cstdint>
 #include <iterator>
+#include <stdexcept>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -89,7 +91,117 @@ struct perf_dump_data {
   std::vector<dump_stage_comm> stage_comm;  ///< every diffscope.stages[] entry, comm or not
 };
 
+/// Most entries of each list a dump's reader turns into rows (steps, denoise_steps_ms,
+/// memory_checkpoints, diffscope.steps, .stages, .scopes): what is made of each entry (a merge
+/// keeps several rows per stage) is bounded by it, not only by the size of the text.
+inline constexpr std::size_t max_dump_entries = 100000;
+
 namespace detail {
+
+/// Builds an ordered_json in time linear in its size. nlohmann's own builder looks each key up
+/// in its object's vector (ordered_map), time quadratic in the keys of one object; here keys
+/// are appended and a repeated key is resolved when the object ends: its first position and
+/// its last value, as nlohmann keeps them.
+class ordered_builder {
+ public:
+  using number_integer_t = ordered_json::number_integer_t;
+  using number_unsigned_t = ordered_json::number_unsigned_t;
+  using number_float_t = ordered_json::number_float_t;
+  using string_t = ordered_json::string_t;
+  using binary_t = ordered_json::binary_t;
+
+  explicit ordered_builder(ordered_json& root) : root_(root) {}
+
+  bool null() { return add(nullptr) != nullptr; }
+  bool boolean(bool v) { return add(v) != nullptr; }
+  bool number_integer(number_integer_t v) { return add(v) != nullptr; }
+  bool number_unsigned(number_unsigned_t v) { return add(v) != nullptr; }
+  bool number_float(number_float_t v, const string_t&) { return add(v) != nullptr; }
+  bool string(string_t& v) { return add(std::move(v)) != nullptr; }
+  bool binary(binary_t& v) { return add(ordered_json::binary(std::move(v))) != nullptr; }
+  bool start_object(std::size_t) {
+    stack_.push_back(add(ordered_json::object()));
+    return true;
+  }
+  bool key(string_t& k) {
+    auto& members = members_of(*stack_.back());
+    members.emplace_back(std::move(k), nullptr);
+    pending_ = &members.back().second;
+    return true;
+  }
+  bool end_object() {
+    resolve_repeated_keys(members_of(*stack_.back()));
+    stack_.pop_back();
+    return true;
+  }
+  bool start_array(std::size_t) {
+    stack_.push_back(add(ordered_json::array()));
+    return true;
+  }
+  bool end_array() {
+    stack_.pop_back();
+    return true;
+  }
+  bool parse_error(std::size_t, const std::string&, const nlohmann::detail::exception& e) {
+    error_ = e.what();
+    return false;
+  }
+  const std::string& error() const noexcept { return error_; }
+
+ private:
+  using members = ordered_json::object_t::Container;
+
+  static members& members_of(ordered_json& obj) {
+    return static_cast<members&>(obj.get_ref<ordered_json::object_t&>());
+  }
+
+  // Pointers stay valid: a container only grows while none of its elements is open.
+  ordered_json* add(ordered_json v) {
+    if (stack_.empty()) {
+      root_ = std::move(v);
+      return &root_;
+    }
+    ordered_json& top = *stack_.back();
+    if (top.is_array()) {
+      auto& a = top.get_ref<ordered_json::array_t&>();
+      a.push_back(std::move(v));
+      return &a.back();
+    }
+    *pending_ = std::move(v);
+    return pending_;
+  }
+
+  static void resolve_repeated_keys(members& m) {
+    std::unordered_map<std::string_view, std::size_t> first;
+    bool repeated = false;
+    for (std::size_t i = 0; i < m.size() && !repeated; ++i)
+      repeated = !first.emplace(m[i].first, i).second;
+    if (!repeated) return;
+    members out;
+    std::unordered_map<std::string, std::size_t> at;
+    for (auto& kv : m) {
+      const auto [it, added] = at.emplace(kv.first, out.size());
+      if (added)
+        out.emplace_back(kv.first, std::move(kv.second));
+      else
+        out[it->second].second = std::move(kv.second);
+    }
+    m.swap(out);
+  }
+
+  ordered_json& root_;
+  std::vector<ordered_json*> stack_;
+  ordered_json* pending_ = nullptr;
+  std::string error_;
+};
+
+/// Refuses a list with more than max_dump_entries entries.
+inline void check_entries(std::size_t n, const std::string& file, const char* what) {
+  if (n > max_dump_entries)
+    throw failure(exit_usage, file + ": " + what + " has more than " +
+                                  std::to_string(max_dump_entries) +
+                                  " entries, the limit for a perf dump");
+}
 
 inline bool is_number(const ordered_json& v) {
   return v.is_number();
@@ -170,6 +282,7 @@ inline void read_diffscope(const ordered_json& ds, perf_dump_data& d) {
   }
   if (const auto* steps = find_key(ds, "steps"); steps && !steps->is_null()) {
     if (!steps->is_array()) throw failure(exit_usage, f + ": diffscope.steps is not an array");
+    check_entries(steps->size(), f, "diffscope.steps");
     for (std::size_t i = 0; i < steps->size(); ++i) {
       const auto& s = (*steps)[i];
       const std::string at = "diffscope.steps[" + std::to_string(i) + "]";
@@ -187,6 +300,7 @@ inline void read_diffscope(const ordered_json& ds, perf_dump_data& d) {
   }
   if (const auto* stages = find_key(ds, "stages"); stages && !stages->is_null()) {
     if (!stages->is_array()) throw failure(exit_usage, f + ": diffscope.stages is not an array");
+    check_entries(stages->size(), f, "diffscope.stages");
     for (std::size_t i = 0; i < stages->size(); ++i) {
       const auto& s = (*stages)[i];
       const std::string at = "diffscope.stages[" + std::to_string(i) + "]";
@@ -201,6 +315,7 @@ inline void read_diffscope(const ordered_json& ds, perf_dump_data& d) {
   const auto* scopes = find_key(ds, "scopes");
   if (!scopes) return;
   if (!scopes->is_array()) throw failure(exit_usage, f + ": diffscope.scopes is not an array");
+  check_entries(scopes->size(), f, "diffscope.scopes");
   for (std::size_t i = 0; i < scopes->size(); ++i) {
     const auto& s = (*scopes)[i];
     const std::string at = "diffscope.scopes[" + std::to_string(i) + "]";
@@ -267,6 +382,7 @@ inline perf_dump_data read_dump(const ordered_json& j, const std::string& file) 
     d.total_duration_ms = detail::number_at(*v, file, "total_duration_ms");
   if (const auto* v = detail::find_key(j, "steps")) {
     if (!v->is_array()) throw failure(exit_usage, file + ": steps is not an array");
+    detail::check_entries(v->size(), file, "steps");
     for (std::size_t i = 0; i < v->size(); ++i) {
       const auto& s = (*v)[i];
       const std::string at = "steps[" + std::to_string(i) + "]";
@@ -281,6 +397,7 @@ inline perf_dump_data read_dump(const ordered_json& j, const std::string& file) 
   }
   if (const auto* v = detail::find_key(j, "denoise_steps_ms")) {
     if (!v->is_array()) throw failure(exit_usage, file + ": denoise_steps_ms is not an array");
+    detail::check_entries(v->size(), file, "denoise_steps_ms");
     for (std::size_t i = 0; i < v->size(); ++i) {
       const auto& s = (*v)[i];
       const std::string at = "denoise_steps_ms[" + std::to_string(i) + "]";
@@ -299,6 +416,7 @@ inline perf_dump_data read_dump(const ordered_json& j, const std::string& file) 
   }
   if (const auto* v = detail::find_key(j, "memory_checkpoints")) {
     if (!v->is_object()) throw failure(exit_usage, file + ": memory_checkpoints is not an object");
+    detail::check_entries(v->size(), file, "memory_checkpoints");
     for (const auto& [name, m] : v->items()) {
       const std::string at = "memory_checkpoints[\"" + name + "\"]";
       if (!m.is_object()) throw failure(exit_usage, file + ": " + at + " is not an object");
@@ -338,11 +456,17 @@ inline perf_dump_data parse_dump(std::string_view text, const std::string& file)
     throw failure(exit_usage, too_large(file, max_dump_bytes, "a perf dump"));
   const std::string_view json = checked_json_text(text, file);
   ordered_json j;
+  detail::ordered_builder builder(j);
+  bool ok = false;
   try {
-    j = ordered_json::parse(json.begin(), json.end());
+    ok = ordered_json::sax_parse(json.begin(), json.end(), &builder);
   } catch (const nlohmann::json::exception& e) {
-    // Parse errors and number overflows (1e999) alike.
     throw failure(exit_usage, file + ": not valid JSON (" + json_error_text(e) + ")");
+  }
+  // Parse errors and number overflows (1e999) alike.
+  if (!ok) {
+    const std::runtime_error why(builder.error());
+    throw failure(exit_usage, file + ": not valid JSON (" + json_error_text(why) + ")");
   }
   return read_dump(j, file);
 }
