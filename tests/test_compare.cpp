@@ -1,7 +1,14 @@
 // diffscope compare/merge internals: the dump reader's type checks and defaults, the
 // compare_perf.py arithmetic, the repeated-run verdict rule and the merge rule. The CLI
-// itself is tested end to end by tests/tools/test_compare_cli.py.
+// itself is tested end to end by tests/tools/test_compare_cli.py. The input rules (size, depth,
+// byte-order mark, what is a perf dump) are checked here on texts, and end to end there.
 #include <doctest/doctest.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <vector>
 
 #include "../tools/cmd_compare.hpp"
 #include "../tools/cmd_merge.hpp"
@@ -25,7 +32,8 @@ TEST_SUITE("compare") {
 
   TEST_CASE("the dump reader names the file and the key of a wrong type") {
     CHECK(error_of("") == "x.json: empty file");
-    CHECK(error_of("[]") == "x.json: top level is not a JSON object");
+    CHECK(error_of("[]") ==
+          "x.json: not a perf dump (the top level is an array, not a JSON object)");
     CHECK(error_of(R"({"total_duration_ms": "1"})") == "x.json: total_duration_ms is not a number");
     CHECK(error_of(R"({"total_duration_ms": false})") ==
           "x.json: total_duration_ms is not a number");
@@ -134,5 +142,158 @@ TEST_SUITE("compare") {
     CHECK(m["meta"].dump() == R"({"z":"1","a":"2"})");
     CHECK(m["diffscope"]["ranks"].size() == 2);
     CHECK(dump_text(m).rfind("{\n  \"timestamp\": ", 0) == 0);
+  }
+
+  TEST_CASE("a perf dump is an object with a perf-dump key and no traceEvents") {
+    CHECK(error_of("5") ==
+          "x.json: not a perf dump (the top level is a number, not a JSON object)");
+    CHECK(error_of(R"("text")") ==
+          "x.json: not a perf dump (the top level is a string, not a JSON object)");
+    CHECK(error_of(R"({"traceEvents": [], "displayTimeUnit": "ms"})") ==
+          "x.json: a Chrome trace (it has traceEvents), not a perf dump (diffscope hotspots "
+          "reads traces)");
+    // Ours carry both: still a trace.
+    CHECK(error_of(R"({"traceEvents": [], "diffscope": {}})").find("a Chrome trace") !=
+          std::string::npos);
+    CHECK(error_of(R"({"meta": {}, "tag": "x"})") ==
+          "x.json: not a perf dump (it has none of total_duration_ms, steps, denoise_steps_ms, "
+          "diffscope)");
+    CHECK(error_of("{}").find("not a perf dump") != std::string::npos);
+    // A key of the wrong type is named as such, before the perf-dump check.
+    CHECK(error_of(R"({"meta": []})") == "x.json: meta is not an object");
+    // SGLang's own dumps may lack keys: any one of them makes a dump.
+    for (const char* ok : {R"({"steps": []})", R"({"total_duration_ms": 1})",
+                           R"({"denoise_steps_ms": []})", R"({"diffscope": {}})"})
+      CHECK(error_of(ok) == "");
+  }
+
+  TEST_CASE("JSON deeper than 256 levels is refused before the parser builds it") {
+    auto nested = [](std::size_t levels) {
+      std::string s = R"({"steps": [], "meta": )";
+      for (std::size_t i = 1; i < levels; ++i) s += R"({"a": )";
+      s += "1";
+      for (std::size_t i = 1; i < levels; ++i) s += "}";
+      return s + "}";
+    };
+    CHECK(error_of(nested(256)) == "");  // the top-level object and meta count
+    CHECK(error_of(nested(257))
+              .rfind("x.json: JSON nested too deeply: more than 256 levels (at byte ", 0) == 0);
+    CHECK(error_of(nested(100000)).find("nested too deeply") != std::string::npos);
+    CHECK(error_of(std::string(100000, '[')).find("nested too deeply") != std::string::npos);
+    // Brackets inside strings are text, not nesting.
+    CHECK(error_of(R"({"steps": [{"name": ")" + std::string(1000, '[') + R"(\""}]})") == "");
+  }
+
+  TEST_CASE("a dump above the size or value limit is refused, the limit named") {
+    const std::string big(max_dump_bytes + 1, ' ');
+    CHECK(error_of(big) == "x.json: larger than 64 MiB, the limit for a perf dump");
+    std::string many = R"({"steps": [], "meta": {"a": [)";
+    for (std::uint64_t i = 0; i <= max_dump_values; ++i) many += "0,";
+    many += "0]}}";
+    CHECK(error_of(many).rfind("x.json: more than 4194304 JSON values, the limit for a perf dump",
+                               0) == 0);
+  }
+
+  TEST_CASE("one UTF-8 byte-order mark at the start is skipped; anything more is not JSON") {
+    const std::string bom = "\xEF\xBB\xBF";
+    const auto d = parse(bom + R"({"total_duration_ms": 5})");
+    CHECK(d.total_duration_ms == 5.0);
+    CHECK(error_of(bom + bom + "{}") == "x.json: not valid JSON (a second byte-order mark)");
+    CHECK(error_of(bom) == "x.json: empty file");
+    CHECK(error_of(bom + " \n") == "x.json: empty file");
+    CHECK(error_of(" " + bom + "{}").rfind("x.json: not valid JSON (", 0) == 0);
+  }
+
+  TEST_CASE("host-timed and device-timed stage durations get a note, or an error with --strict") {
+    const auto sglang = parse(R"({"total_duration_ms": 1, "steps": []})", "sg.json");
+    const auto host =
+        parse(R"({"steps": [], "diffscope": {"status": {"gpu_timing": false}}})", "dir/host.json");
+    const auto device =
+        parse(R"({"steps": [], "diffscope": {"status": {"gpu_timing": true}}})", "dir/dev.json");
+    CHECK_FALSE(device_timed(sglang));
+    CHECK_FALSE(device_timed(host));
+    CHECK(device_timed(device));
+    CHECK(timing_note({&sglang, &host}, true, true) == "");  // both host: nothing to say
+    CHECK(timing_note({&device, &device}, true, true) == "");
+    const std::string md = timing_note({&device, &sglang, &host}, false, true);
+    CHECK(md.rfind("> **Note:** the stage durations are different quantities: host time without "
+                   "synchronisation in sg.json, host.json",
+                   0) == 0);
+    CHECK(md.find("the GPU envelope in dev.json") != std::string::npos);
+    CHECK(md.size() > 2);
+    CHECK(md.substr(md.size() - 3) == ".\n\n");
+    const std::string line = timing_note({&sglang, &device}, false, false);
+    CHECK(line.rfind("diffscope compare: note: the stage durations", 0) == 0);
+    CHECK(std::count(line.begin(), line.end(), '\n') == 1);
+    try {
+      timing_note({&sglang, &device}, true, true);
+      FAIL("--strict must refuse the mix");
+    } catch (const failure& f) {
+      CHECK(f.code == exit_usage);
+      CHECK(std::string(f.what()).find("inputs mix host-timed stage durations (sg.json) and "
+                                       "device-timed ones (dev.json)") == 0);
+    }
+  }
+
+  TEST_CASE("compare and merge stay linear in the number of stages and scopes") {
+    // 50,000 distinct stages and scopes: quadratic lookups would take many seconds here.
+    std::string text = R"({"steps": [)";
+    std::string scopes;
+    for (int i = 0; i < 50000; ++i) {
+      text += (i ? "," : "") + std::string(R"({"name": "s)") + std::to_string(i) +
+              R"(", "duration_ms": 1})";
+      scopes += (i ? "," : "") + std::string(R"({"path": "p)") + std::to_string(i) +
+                R"(", "gpu": {"busy_ms": 1, "envelope_ms": 1}})";
+    }
+    text += R"(], "diffscope": {"status": {"gpu_timing": true}, "scopes": [)" + scopes + "]}}";
+    const auto d = parse(text);
+    const auto start = std::chrono::steady_clock::now();
+    const std::string report = compare_report({d, d}, "now");
+    std::vector<std::string> warnings;
+    const auto merged = merge_dumps({d, d}, warnings);
+    const double s =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    CHECK(report.find("| s49999 | 1.00 | 1.00 |") != std::string::npos);
+    CHECK(merged.at("steps").size() == 50000);
+    CHECK(s < 5.0);
+  }
+
+  TEST_CASE("a dump's objects are built in linear time; a repeated key keeps its last value") {
+    // 100,000 keys in one object: nlohmann's own ordered builder searches each key linearly.
+    std::string text = R"({"steps": [], "meta": {)";
+    for (int i = 0; i < 100000; ++i)
+      text += (i ? "," : "") + std::string("\"k") + std::to_string(i) + "\": \"v\"";
+    text += "}}";
+    const auto start = std::chrono::steady_clock::now();
+    const auto d = parse(text);
+    const double s =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    CHECK(d.meta.size() == 100000);
+    CHECK(d.meta.begin().key() == "k0");
+    CHECK(s < 5.0);
+    const auto r = parse(R"({"total_duration_ms": 1, "meta": {"a": "1", "b": "2", "a": "3"},
+                             "total_duration_ms": 2})");
+    CHECK(r.total_duration_ms == 2.0);
+    CHECK(r.meta.dump() == R"({"a":"3","b":"2"})");
+    CHECK(error_of(R"({"total_duration_ms": 1e999})").rfind("x.json: not valid JSON (", 0) == 0);
+    CHECK(error_of(R"({"steps": []} x)").rfind("x.json: not valid JSON (", 0) == 0);
+  }
+
+  TEST_CASE("a list above max_dump_entries is refused, named") {
+    auto list = [](const char* key, const char* entry, std::size_t n) {
+      std::string t = std::string("{\"") + key + "\": [";
+      for (std::size_t i = 0; i < n; ++i) t += (i ? "," : "") + std::string(entry);
+      return t + "]}";
+    };
+    CHECK(error_of(list("steps", "{}", max_dump_entries)) == "");
+    CHECK(error_of(list("steps", "{}", max_dump_entries + 1)) ==
+          "x.json: steps has more than 100000 entries, the limit for a perf dump");
+    CHECK(error_of(list("denoise_steps_ms", "{}", max_dump_entries + 1)) ==
+          "x.json: denoise_steps_ms has more than 100000 entries, the limit for a perf dump");
+    std::string scopes = R"({"diffscope": {"scopes": [)";
+    for (std::size_t i = 0; i <= max_dump_entries; ++i)
+      scopes += i ? R"(,{"path": "p"})" : R"({"path": "p"})";
+    CHECK(error_of(scopes + "]}}") ==
+          "x.json: diffscope.scopes has more than 100000 entries, the limit for a perf dump");
   }
 }

@@ -1,6 +1,8 @@
 // Hotspots: ranking, SGLang's category rules (first match wins), rules files, and the
-// fast-path family checks with and without the fused kernels.
+// fast-path family checks with and without the fused kernels; and the command's reader (one
+// pass over plain or gzip input, the byte-order mark, depth and size rules shared with dumps).
 #include <doctest/doctest.h>
+#include <zlib.h>
 
 #include <optional>
 #include <string>
@@ -10,6 +12,8 @@
 #include <diffscope/perf_dump.hpp>
 #include <diffscope/report.hpp>
 
+#include "../tools/cmd_hotspots.hpp"
+#include "../tools/dump_reader.hpp"
 #include "tools/sample_results.hpp"
 
 namespace {
@@ -264,5 +268,125 @@ TEST_SUITE("hotspots") {
             "\"hotspots\": {\n      \"total_ms\": 1070.5,\n      \"rules\": \"sglang_default\"") !=
         std::string::npos);
     CHECK(d.find("\"family\": \"attention_backend\"") != std::string::npos);
+  }
+}
+
+namespace {
+
+std::string gzip_of(const std::string& text) {
+  z_stream zs{};
+  REQUIRE(deflateInit2(&zs, 6, Z_DEFLATED, 16 + MAX_WBITS, 8, Z_DEFAULT_STRATEGY) == Z_OK);
+  std::string out(deflateBound(&zs, static_cast<uLong>(text.size())) + 32, '\0');
+  zs.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(text.data()));
+  zs.avail_in = static_cast<uInt>(text.size());
+  zs.next_out = reinterpret_cast<Bytef*>(out.data());
+  zs.avail_out = static_cast<uInt>(out.size());
+  REQUIRE(deflate(&zs, Z_FINISH) == Z_STREAM_END);
+  out.resize(zs.total_out);
+  deflateEnd(&zs);
+  return out;
+}
+
+const std::string small_trace =
+    R"({"traceEvents": [{"cat": "kernel", "name": "gemm", "dur": 10, "ts": 0},
+                        {"cat": "kernel", "name": "flash_fwd", "dur": 5, "ts": 10},
+                        {"cat": "gpu_memcpy", "name": "Memcpy HtoD", "dur": 1, "ts": 20}]})";
+
+/// What reading `bytes` as hotspots' input gives: its kernel count, or the failure's message.
+std::string read_as_hotspots(const std::string& bytes, std::uint64_t max = ~0ull) {
+  using namespace diffscope::cli;
+  try {
+    byte_source in(bytes, "in.json", max, "this input");
+    const hotspot_source src = hotspots_from_input(in);
+    return std::string(src.is_trace ? "trace" : "dump") + (src.gzip ? " gzip " : " ") +
+           std::to_string(src.res.kernels.size());
+  } catch (const failure& f) {
+    CHECK(f.code == exit_usage);
+    return f.what();
+  }
+}
+
+std::string nested_trace(std::size_t levels) {
+  // The top object, traceEvents and the event are 3 of the levels.
+  const std::string open(levels - 3, '['), close(levels - 3, ']');
+  return R"({"traceEvents": [{"cat": "kernel", "name": "k", "dur": 1, "args": )" + open + close +
+         "}]}";
+}
+
+}  // namespace
+
+TEST_SUITE("hotspots reader") {
+  TEST_CASE("one pass reads plain and gzip input alike, the gzip sniffed from the bytes read") {
+    CHECK(read_as_hotspots(small_trace) == "trace 3");
+    CHECK(read_as_hotspots(gzip_of(small_trace)) == "trace gzip 3");
+    // Concatenated members (gzip a b > c) are one stream; bytes after the last are ignored.
+    const std::string half1 = small_trace.substr(0, 40), half2 = small_trace.substr(40);
+    CHECK(read_as_hotspots(gzip_of(half1) + gzip_of(half2)) == "trace gzip 3");
+    CHECK(read_as_hotspots(gzip_of(small_trace) + "trailing") == "trace gzip 3");
+    const std::string gz = gzip_of(small_trace);
+    CHECK(read_as_hotspots(gz.substr(0, gz.size() / 2)) == "in.json: gzip data is truncated");
+    CHECK(read_as_hotspots(gz.substr(0, 10) + std::string(40, 'x'))
+              .rfind("in.json: corrupt gzip data (", 0) == 0);
+    CHECK(read_as_hotspots("") == "in.json: empty file");
+    CHECK(read_as_hotspots(gzip_of("")) == "in.json: empty file");
+  }
+
+  TEST_CASE("a dump given to hotspots is read from the same pass") {
+    const std::string dump =
+        R"({"total_duration_ms": 1, "diffscope": {"kernels": [{"name": "gemm", "count": 2,
+            "total_ms": 3}]}})";
+    CHECK(read_as_hotspots(dump) == "dump 1");
+    CHECK(read_as_hotspots(gzip_of(dump)) == "dump gzip 1");
+    CHECK(read_as_hotspots(R"({"meta": {}})").find("neither a Chrome trace") != std::string::npos);
+  }
+
+  TEST_CASE("a byte-order mark is skipped once, as in dumps") {
+    const std::string bom = "\xEF\xBB\xBF";
+    CHECK(read_as_hotspots(bom + small_trace) == "trace 3");
+    CHECK(read_as_hotspots(gzip_of(bom + small_trace)) == "trace gzip 3");
+    CHECK(read_as_hotspots(bom + bom + small_trace).rfind("in.json: not JSON (", 0) == 0);
+    CHECK(read_as_hotspots("\xEF\xBB" + small_trace) ==
+          "in.json: not JSON (a broken byte-order mark)");
+    CHECK(read_as_hotspots(bom + "  ") == "in.json: empty file");
+  }
+
+  TEST_CASE("traces and dumps share one depth limit, counted from the top of the document") {
+    using diffscope::cli::max_json_depth;
+    REQUIRE(max_json_depth == 256);
+    CHECK(read_as_hotspots(nested_trace(256)) == "trace 1");
+    const std::string too_deep = nested_trace(257);
+    // The offset is the bracket that opens level 257, as the dump reader says it.
+    CHECK(read_as_hotspots(too_deep) ==
+          "in.json: JSON nested too deeply: more than 256 levels (at byte " +
+              std::to_string(too_deep.rfind('[')) + ")");
+    const std::string deep_key = R"({"meta": )" + std::string(100000, '[');
+    CHECK(read_as_hotspots(deep_key).find("nested too deeply") != std::string::npos);
+    // The dump reader says the same at the same depth.
+    std::string dump =
+        R"({"steps": [], "other": )" + std::string(255, '[') + std::string(255, ']') + "}";
+    CHECK_NOTHROW(diffscope::cli::parse_dump(dump, "d.json"));
+    dump = R"({"steps": [], "other": )" + std::string(256, '[') + std::string(256, ']') + "}";
+    CHECK_THROWS_WITH(diffscope::cli::parse_dump(dump, "d.json"),
+                      ("d.json: JSON nested too deeply: more than 256 levels (at byte " +
+                       std::to_string(dump.rfind('[')) + ")")
+                          .c_str());
+  }
+
+  TEST_CASE("a dump is kept only up to the dump limit; a trace of any size streams") {
+    using diffscope::cli::max_dump_bytes;
+    const std::string pad(max_dump_bytes, 'x');
+    CHECK(read_as_hotspots(R"({"diffscope": {"kernels": []}, "pad": ")" + pad + "\"}") ==
+          "in.json: larger than 64 MiB, the limit for a perf dump");
+    // A trace with as much before its events is read: the kept text is dropped at traceEvents.
+    CHECK(read_as_hotspots(R"({"pad": ")" + pad + R"(", "traceEvents": [{"cat": "kernel",
+        "name": "k", "dur": 1}]})") == "trace 1");
+  }
+
+  TEST_CASE("a size limit counts uncompressed bytes") {
+    const std::string spaces(5000, ' ');
+    CHECK(read_as_hotspots(spaces + small_trace, 1000) ==
+          "in.json: larger than 1000 bytes, the limit for this input");
+    CHECK(read_as_hotspots(gzip_of(spaces + small_trace), 1024) ==
+          "in.json: larger than 1 KiB, the limit for this input");
   }
 }

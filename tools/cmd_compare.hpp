@@ -8,10 +8,13 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstddef>
 #include <cstdio>
 #include <ctime>
+#include <iterator>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 #include <utility>
 #include <vector>
 
@@ -107,9 +110,10 @@ inline double get_or(const std::unordered_map<std::string, double>& m, const std
 inline std::vector<std::string> combined_order(const consolidated& base,
                                                const std::vector<consolidated>& others) {
   std::vector<std::string> out;
+  std::unordered_set<std::string> seen;  // a dump may hold many names: no linear search
   auto add = [&](const std::vector<std::string>& names) {
     for (const auto& n : names)
-      if (std::find(out.begin(), out.end(), n) == out.end()) out.push_back(n);
+      if (seen.insert(n).second) out.push_back(n);
   };
   for (auto it = others.rbegin(); it != others.rend(); ++it) add(it->order);
   add(base.order);
@@ -148,10 +152,19 @@ inline std::string md_cell(const std::string& s) {  // our own tables only
   return out;
 }
 
-inline const dump_scope* find_scope(const perf_dump_data& d, const std::string& path) {
-  for (const auto& s : d.scopes)
-    if (s.path == path) return &s;
-  return nullptr;
+/// A dump's scopes by path (the first of a repeated path), for lookups in time independent of
+/// the number of scopes.
+using scope_index = std::unordered_map<std::string, const dump_scope*>;
+
+inline scope_index index_scopes(const perf_dump_data& d) {
+  scope_index idx;
+  for (const auto& s : d.scopes) idx.emplace(s.path, &s);
+  return idx;
+}
+
+inline const dump_scope* find_scope(const scope_index& idx, const std::string& path) {
+  const auto it = idx.find(path);
+  return it == idx.end() ? nullptr : it->second;
 }
 
 /// Our section for one (base, new) pair that both carry a diffscope object.
@@ -168,9 +181,11 @@ inline std::string scope_section(const perf_dump_data& base, const perf_dump_dat
        "envelope (ms) | Envelope diff (%) |\n";
   o += "| :--- | :--- | :--- | :--- | :--- | :--- | :--- |\n";
   std::vector<std::string> paths;
+  std::unordered_set<std::string> seen;
   for (const auto* d : {&base, &now})
     for (const auto& s : d->scopes)
-      if (std::find(paths.begin(), paths.end(), s.path) == paths.end()) paths.push_back(s.path);
+      if (seen.insert(s.path).second) paths.push_back(s.path);
+  const scope_index base_idx = index_scopes(base), now_idx = index_scopes(now);
   bool estimates = false;
   auto cell = [&estimates](const dump_scope* s, bool busy) {
     if (!s || !s->has_gpu) return std::string("-");
@@ -183,8 +198,8 @@ inline std::string scope_section(const perf_dump_data& base, const perf_dump_dat
     return py_fixed(diff_of(bv, nv).second, 1, true) + "%";
   };
   for (const auto& p : paths) {
-    const dump_scope* b = find_scope(base, p);
-    const dump_scope* n = find_scope(now, p);
+    const dump_scope* b = find_scope(base_idx, p);
+    const dump_scope* n = find_scope(now_idx, p);
     if ((!b || !b->has_gpu) && (!n || !n->has_gpu)) continue;  // host-only on both sides
     o += "| " + md_cell(p) + " | " + cell(b, true) + " | " + cell(n, true) + " | " +
          pct(b, n, true) + " | " + cell(b, false) + " | " + cell(n, false) + " | " +
@@ -245,6 +260,47 @@ inline std::string check_modes(const std::vector<const perf_dump_data*>& dumps, 
                                   "give --allow-mixed-modes");
   std::fprintf(stderr, "diffscope compare: warning: inputs mix timing modes (%s)\n", what.c_str());
   return "mixed (" + what + ")";
+}
+
+/// Whether a dump's stage durations are device times: a diffscope dump that measured GPU
+/// timing (its `duration_ms` is the GPU envelope where the stage launched GPU work). Otherwise
+/// they are host times taken without synchronising (an SGLang dump, or diffscope without GPU
+/// timing), which credit asynchronous GPU work to whichever stage waits for it.
+inline bool device_timed(const perf_dump_data& d) {
+  return d.has_diffscope && d.gpu_timing;
+}
+
+/// When the inputs mix host-timed and device-timed dumps: {host-timed files, device-timed
+/// files} (base names, comma-separated); both empty otherwise.
+inline std::pair<std::string, std::string> timing_mix(
+    const std::vector<const perf_dump_data*>& dumps) {
+  std::string host, device;
+  for (const perf_dump_data* d : dumps) {
+    std::string& list = device_timed(*d) ? device : host;
+    list += (list.empty() ? "" : ", ") + compare_detail::base_name(d->file);
+  }
+  if (host.empty() || device.empty()) return {};
+  return {host, device};
+}
+
+/// The note on mixed stage timings (docs/compare.md): "" when the inputs do not mix. `strict`
+/// makes a mix an error (exit 2). With `markdown` the note is a quote block for the top of the
+/// report; otherwise one line for stderr.
+inline std::string timing_note(const std::vector<const perf_dump_data*>& dumps, bool strict,
+                               bool markdown) {
+  const auto [host, device] = timing_mix(dumps);
+  if (host.empty()) return "";
+  if (strict)
+    throw failure(exit_usage, "inputs mix host-timed stage durations (" + host +
+                                  ") and device-timed ones (" + device +
+                                  "): different quantities; compare dumps timed the same way, "
+                                  "or leave out --strict");
+  const std::string what =
+      "the stage durations are different quantities: host time without synchronisation in " + host +
+      " (SGLang's timing, or diffscope without GPU timing), the GPU envelope in " + device +
+      " (diffscope with GPU timing), so a stage's difference mixes the two (docs/compare.md)";
+  if (!markdown) return "diffscope compare: note: " + what + "\n";
+  return "> **Note:** " + compare_detail::md_cell(what) + ".\n\n";
 }
 
 /// The report of compare_perf.py for dumps[0] (baseline) against the others, with
@@ -419,10 +475,11 @@ inline std::string repeated_report(const std::vector<perf_dump_data>& base,
   for (const auto& d : now) cn.push_back(consolidate(d.steps));
   // Rows in the base runs' stage order, then stages only the new runs have.
   std::vector<std::string> order;
+  std::unordered_set<std::string> seen;
   for (const auto* side : {&cb, &cn})
     for (const auto& c : *side)
       for (const auto& n : c.order)
-        if (std::find(order.begin(), order.end(), n) == order.end()) order.push_back(n);
+        if (seen.insert(n).second) order.push_back(n);
   for (const auto& stage : order) {
     row r{stage, {}, {}};
     for (const auto& c : cb) r.b.push_back(get_or(c.durations, stage, 0.0));
@@ -451,14 +508,17 @@ inline std::string repeated_report(const std::vector<perf_dump_data>& base,
     for (const auto& d : *side) all_gpu = all_gpu && d.has_diffscope && d.gpu_timing;
   if (all_gpu) {
     std::vector<std::string> paths;
+    std::unordered_set<std::string> seen_paths;
+    std::unordered_map<const perf_dump_data*, scope_index> indices;
     for (const auto* side : {&base, &now})
-      for (const auto& d : *side)
+      for (const auto& d : *side) {
+        indices.emplace(&d, index_scopes(d));
         for (const auto& s : d.scopes)
-          if (s.has_gpu && std::find(paths.begin(), paths.end(), s.path) == paths.end())
-            paths.push_back(s.path);
+          if (s.has_gpu && seen_paths.insert(s.path).second) paths.push_back(s.path);
+      }
     for (const auto& p : paths)
-      add("GPU busy `" + md_cell(p) + "`", [&p](const perf_dump_data& d) {
-        const dump_scope* s = find_scope(d, p);
+      add("GPU busy `" + md_cell(p) + "`", [&p, &indices](const perf_dump_data& d) {
+        const dump_scope* s = find_scope(indices.at(&d), p);
         return s && s->has_gpu ? s->busy_ms : 0.0;
       });
   }
@@ -493,21 +553,25 @@ inline std::string repeated_report(const std::vector<perf_dump_data>& base,
 // ---- the command ---------------------------------------------------------------------
 
 inline constexpr const char* compare_usage =
-    "usage: diffscope compare [--sglang-only] [--allow-mixed-modes] BASE.json NEW.json [...]\n"
-    "       diffscope compare [--rel-tol PCT] [--abs-tol MS] [--allow-mixed-modes]\n"
+    "usage: diffscope compare [--sglang-only] [--allow-mixed-modes] [--strict]\n"
+    "                         BASE.json NEW.json [...]\n"
+    "       diffscope compare [--rel-tol PCT] [--abs-tol MS] [--allow-mixed-modes] [--strict]\n"
     "                         --base A.json... --new B.json...\n"
     "Prints SGLang compare_perf.py's Markdown report (then per-scope GPU rows where both\n"
     "dumps carry a diffscope object; --sglang-only leaves them out). With --base/--new,\n"
     "compares repeated runs by median with a verdict per row (docs/compare.md).\n"
     "Dumps of different timing modes (diffscope.status.mode perf vs profile) are refused\n"
-    "(exit 2) unless --allow-mixed-modes; dumps without a mode (SGLang's) go with any.\n";
+    "(exit 2) unless --allow-mixed-modes; dumps without a mode (SGLang's) go with any.\n"
+    "Host-timed stage durations (SGLang's dumps, diffscope without GPU timing) against\n"
+    "device-timed ones (diffscope with GPU timing) get a note above the report (on stderr\n"
+    "with --sglang-only); --strict refuses them (exit 2). A file may be gzip; - reads stdin.\n";
 
 inline double parse_tolerance(const std::string& opt, const std::string& text) {
   return parse_number(opt, text, 0, "0");
 }
 
 inline int run_compare(const args& a) {
-  bool sglang_only = false, allow_mixed = false;
+  bool sglang_only = false, allow_mixed = false, strict = false;
   int mode = 0;  // 0 positional, 1 after --base, 2 after --new
   bool repeated = false;
   noise_options opt;
@@ -525,6 +589,8 @@ inline int run_compare(const args& a) {
       sglang_only = true;
     } else if (s == "--allow-mixed-modes") {
       allow_mixed = true;
+    } else if (s == "--strict") {
+      strict = true;
     } else if (s == "--base" || s == "--new") {
       repeated = true;
       mode = s == "--base" ? 1 : 2;
@@ -543,23 +609,30 @@ inline int run_compare(const args& a) {
       throw failure(exit_usage, "'" + files[0] + "': files go after --base or --new");
     if (base_files.empty() || new_files.empty())
       throw failure(exit_usage, "--base and --new each need at least one file");
-    std::vector<perf_dump_data> b, n;
-    for (const auto& f : base_files) b.push_back(load_dump(f));
-    for (const auto& f : new_files) n.push_back(load_dump(f));
+    std::vector<std::string> every = base_files;
+    every.insert(every.end(), new_files.begin(), new_files.end());
+    std::vector<perf_dump_data> b = load_dumps(every);
+    const auto first_new = b.begin() + static_cast<std::ptrdiff_t>(base_files.size());
+    const std::vector<perf_dump_data> n(std::make_move_iterator(first_new),
+                                        std::make_move_iterator(b.end()));
+    b.erase(first_new, b.end());
     std::vector<const perf_dump_data*> all;
-    for (const auto* side : {&b, &n})
-      for (const auto& d : *side) all.push_back(&d);
+    for (const auto& d : b) all.push_back(&d);
+    for (const auto& d : n) all.push_back(&d);
     const std::string modes = check_modes(all, allow_mixed);
-    out = repeated_report(b, n, opt, modes);
+    out = timing_note(all, strict, true) + repeated_report(b, n, opt, modes);
   } else {
     if (files.size() < 2)
       throw failure(exit_usage, "need at least 2 files to compare (diffscope compare --help)");
-    std::vector<perf_dump_data> dumps;
-    for (const auto& f : files) dumps.push_back(load_dump(f));
+    const std::vector<perf_dump_data> dumps = load_dumps(files);
     std::vector<const perf_dump_data*> all;
     for (const auto& d : dumps) all.push_back(&d);
     const std::string modes = check_modes(all, allow_mixed);
-    out = compare_report(dumps, compare_detail::now_isoformat(), sglang_only, modes);
+    // --sglang-only keeps compare_perf.py's bytes: the note goes to stderr there.
+    const std::string note = timing_note(all, strict, !sglang_only);
+    if (sglang_only) std::fputs(note.c_str(), stderr);
+    out = (sglang_only ? "" : note) +
+          compare_report(dumps, compare_detail::now_isoformat(), sglang_only, modes);
   }
   // All inputs were read before the first byte goes out: no partial report.
   if (std::fwrite(out.data(), 1, out.size(), stdout) != out.size() || std::fflush(stdout) != 0)

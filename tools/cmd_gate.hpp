@@ -118,22 +118,9 @@ inline int scan_log(const gate_args& g) {
   gate_options o = options_for(g);
   o.stream_names[0] = g.log == "-" ? "stdin" : g.log;
   gate_scanner scanner(o);
-  const int fd = g.log == "-" ? 0 : ::open(g.log.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) throw failure(exit_usage, g.log + ": cannot open (" + std::strerror(errno) + ")");
+  input_file in(g.log);  // the readers' input rule: "-" is stdin, a directory is refused
   std::vector<char> buf(1 << 16);
-  for (;;) {
-    const ssize_t r = ::read(fd, buf.data(), buf.size());
-    if (r > 0) {
-      scanner.feed(buf.data(), static_cast<std::size_t>(r));
-    } else if (r == 0) {
-      break;
-    } else if (errno != EINTR) {
-      const int e = errno;
-      if (fd != 0) ::close(fd);
-      throw failure(exit_usage, g.log + ": read error (" + std::strerror(e) + ")");
-    }
-  }
-  if (fd != 0) ::close(fd);
+  while (const std::size_t n = in.read(buf.data(), buf.size())) scanner.feed(buf.data(), n);
   scanner.finish();
   const gate_verdict v = scanner.verdict();
   std::fprintf(stderr, "diffscope gate: %s\n", verdict_text(v).c_str());

@@ -1,13 +1,15 @@
 // diffscope hotspots [--top N] [--rules FILE] FILE
 // Ranks GPU kernels of a diffscope perf dump (diffscope.kernels) or a torch.profiler Chrome
 // trace (.json or .json.gz; events with cat "kernel" or "gpu_memcpy", dur summed by name:
-// SGLang's quick ranking), with categories and SGLang's known fast-path families. Traces are
-// streamed: memory does not grow with the file size.
+// SGLang's quick ranking), with categories and SGLang's known fast-path families. The input
+// is read once (a pipe or "-" works, gzip or not: input.hpp). Traces are streamed: memory
+// does not grow with the file size; a dump is kept whole, up to max_dump_bytes.
 #pragma once
 
 #include <cstdio>
 #include <cstdlib>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <utility>
 #include <vector>
@@ -16,18 +18,22 @@
 #include <diffscope/results.hpp>
 
 #include "cli.hpp"
+#include "input.hpp"
 #include "trace_stream.hpp"
 
 namespace diffscope::cli {
 
 /// Most operation intervals kept per kind for the all-to-all/attention overlap check.
 inline constexpr std::size_t max_overlap_intervals = 1u << 18;
-/// Most distinct kernel names aggregated from a trace; later new names go to one bucket.
+/// Most distinct kernel names aggregated from a trace, and most bytes of them together; later
+/// new names go to one bucket.
 inline constexpr std::size_t max_trace_kernel_names = 1u << 18;
+inline constexpr std::size_t max_trace_name_bytes = 64u << 20;
 
 inline constexpr const char* hotspots_usage =
     "usage: diffscope hotspots [--top N] [--rules FILE] [--print-rules] FILE\n"
-    "  FILE: a diffscope perf dump or a torch.profiler Chrome trace (.json or .json.gz)\n"
+    "  FILE: a diffscope perf dump or a torch.profiler Chrome trace (.json or .json.gz);\n"
+    "        - reads stdin\n"
     "  --top N        kernels listed (default 30)\n"
     "  --rules FILE   category rules, one per line: <category> <regex> (replaces the defaults)\n"
     "  --print-rules  print the default rules (a starting point for --rules) and exit\n";
@@ -44,7 +50,8 @@ struct hotspot_source {
 
 /// A torch.profiler (Kineto) trace, streamed: sums dur (us) by name over kernel and
 /// gpu_memcpy events, and keeps intervals of all-to-all and attention kernels (capped).
-inline hotspot_source hotspots_from_trace(const std::string& path, trace_scan_info* info_out) {
+inline hotspot_source hotspots_from_trace(byte_source& in, trace_scan_info* info_out) {
+  const std::string& path = in.path();
   struct agg {
     std::string kind;
     std::uint64_t count = 0;
@@ -54,8 +61,9 @@ inline hotspot_source hotspots_from_trace(const std::string& path, trace_scan_in
   hotspot_source src;
   std::unordered_map<std::string, agg> by_name;
   const std::string folded = "(other kernel names beyond the name cap)";
+  std::size_t name_bytes = 0;
   src.overlap.available = true;
-  const trace_scan_info info = scan_trace(path, [&](const trace_event& ev) {
+  const trace_scan_info info = scan_trace(in, [&](const trace_event& ev) {
     const bool kernel = ev.cat == "kernel";
     if (!kernel && ev.cat != "gpu_memcpy") return;
     if (!ev.has_name || !ev.name_is_string)
@@ -68,9 +76,12 @@ inline hotspot_source hotspots_from_trace(const std::string& path, trace_scan_in
     auto it = by_name.find(ev.name);
     if (it == by_name.end()) {
       std::string key = ev.name;
-      if (by_name.size() >= max_trace_kernel_names) {
+      if (by_name.size() >= max_trace_kernel_names ||
+          name_bytes + key.size() > max_trace_name_bytes) {
         ++src.names_folded;
         key = folded;
+      } else {
+        name_bytes += key.size();
       }
       it = by_name.try_emplace(std::move(key)).first;
       agg& a = it->second;
@@ -148,14 +159,16 @@ inline category category_from_name(const std::string& s) {
 
 }  // namespace detail_hotspots
 
-/// A diffscope perf dump: kernels (the top ones the dump lists), scopes and steps.
-inline hotspot_source hotspots_from_dump(const std::string& path) {
+/// A diffscope perf dump held in memory: kernels (the top ones the dump lists), scopes and
+/// steps; `path` names it in messages.
+inline hotspot_source hotspots_from_dump(std::string_view text, const std::string& path) {
   using namespace detail_hotspots;
+  const std::string_view json = checked_json_text(text, path);
   nlohmann::json j;
   try {
-    j = nlohmann::json::parse(read_maybe_gzip(path));
+    j = nlohmann::json::parse(json.begin(), json.end());
   } catch (const nlohmann::json::exception& e) {
-    throw failure(exit_usage, path + ": not valid JSON (" + e.what() + ")");
+    throw failure(exit_usage, path + ": not valid JSON (" + json_error_text(e) + ")");
   }
   hotspot_source src;
   const auto& ds = member(j, "diffscope", "the dump", path);
@@ -208,10 +221,34 @@ inline hotspot_source hotspots_from_dump(const std::string& path) {
   return src;
 }
 
+/// A trace or a dump, read once from `in`: streamed as a trace while its text is kept (up to
+/// max_dump_bytes) in case it turns out to be a dump.
+inline hotspot_source hotspots_from_input(byte_source& in) {
+  std::string text;
+  in.capture(&text, max_dump_bytes);
+  trace_scan_info info;
+  hotspot_source src = hotspots_from_trace(in, &info);
+  if (info.has_trace_events) return src;
+  if (!info.has_diffscope)
+    throw failure(exit_usage, in.path() +
+                                  ": neither a Chrome trace (no \"traceEvents\") nor a "
+                                  "diffscope perf dump (no \"diffscope\" object)");
+  if (in.capture_overflowed())
+    throw failure(exit_usage, too_large(in.path(), max_dump_bytes, "a perf dump"));
+  hotspot_source dump = hotspots_from_dump(text, in.path());
+  dump.gzip = in.gzip();
+  return dump;
+}
+
+/// Most bytes of a rules file.
+inline constexpr std::uint64_t max_rules_bytes = 1u << 20;
+
 /// Reads a rules file; failure(exit_usage) naming the file and line on a bad rule.
 inline kernel_classifier load_rules(const std::string& path) {
   std::vector<category_rule> rules;
-  if (auto err = parse_category_rules(read_file(path), path, rules))
+  std::string text = read_file(path, max_rules_bytes, "a rules file");
+  if (std::string_view(text).substr(0, utf8_bom.size()) == utf8_bom) text.erase(0, utf8_bom.size());
+  if (auto err = parse_category_rules(text, input_name(path), rules))
     throw failure(exit_usage, *err);
   if (rules.empty()) throw failure(exit_usage, path + ": no rules in the file");
   return kernel_classifier(std::move(rules));
@@ -252,30 +289,25 @@ inline int run_hotspots(const args& a) {
     file = s;
   }
   if (file.empty()) throw failure(exit_usage, "no FILE (diffscope hotspots --help)");
+  if (file == "-" && rules_path == "-")
+    throw failure(exit_usage, "'-' (stdin) given as both FILE and --rules");
 
   const kernel_classifier rules = rules_path.empty() ? kernel_classifier() : load_rules(rules_path);
-  trace_scan_info info;
-  hotspot_source src = hotspots_from_trace(file, &info);
-  if (!info.has_trace_events) {
-    if (!info.has_diffscope)
-      throw failure(exit_usage, file +
-                                    ": neither a Chrome trace (no \"traceEvents\") nor a "
-                                    "diffscope perf dump (no \"diffscope\" object)");
-    src = hotspots_from_dump(file);
-  }
+  byte_source in(file, no_size_limit, "a trace");
+  const hotspot_source src = hotspots_from_input(in);
   const hotspot_report rep =
       analyze_hotspots(src.res, rules, src.is_trace ? &src.overlap : nullptr);
 
   std::string out;
   if (src.is_trace) {
-    out += file + ": torch.profiler trace" + (src.gzip ? " (gzip)" : "") + ", " +
+    out += in.path() + ": torch.profiler trace" + (src.gzip ? " (gzip)" : "") + ", " +
            std::to_string(src.events) + " events, " + std::to_string(rep.operations) +
            " kernel/gpu_memcpy events\n";
     if (src.names_folded > 0)
       out += "note: more than " + std::to_string(max_trace_kernel_names) +
              " distinct names; later new names are summed in one row\n";
   } else {
-    out += file + ": diffscope perf dump, " + std::to_string(src.res.kernels.size()) +
+    out += in.path() + ": diffscope perf dump, " + std::to_string(src.res.kernels.size()) +
            " kernel entries";
     if (src.kernels_total > src.res.kernels.size())
       out += " (the dump lists the top " + std::to_string(src.res.kernels.size()) + " of " +

@@ -13,6 +13,8 @@
 #include <cstdio>
 #include <ctime>
 #include <string>
+#include <unordered_map>
+#include <unordered_set>
 #include <utility>
 #include <vector>
 
@@ -34,14 +36,25 @@ struct stage_key {
   bool operator==(const stage_key& o) const { return occurrence == o.occurrence && name == o.name; }
 };
 
+// The lookups below are hashed: a dump may hold very many entries, and the merge must not
+// take time quadratic in them.
 inline std::vector<stage_key> keys_of(const std::vector<dump_stage>& steps) {
   std::vector<stage_key> keys;
-  for (const auto& s : steps) {
-    std::size_t n = 0;
-    for (const auto& k : keys) n += k.name == s.name;
-    keys.push_back({s.name, n});
-  }
+  std::unordered_map<std::string, std::size_t> seen;
+  for (const auto& s : steps) keys.push_back({s.name, seen[s.name]++});
   return keys;
+}
+
+/// A stage_key as one string, for hashing (the occurrence first: a name may hold anything).
+inline std::string key_text(const stage_key& k) {
+  return std::to_string(k.occurrence) + ":" + k.name;
+}
+
+/// Each key's first position in `keys`.
+inline std::unordered_map<std::string, std::size_t> positions(const std::vector<stage_key>& keys) {
+  std::unordered_map<std::string, std::size_t> pos;
+  for (std::size_t i = 0; i < keys.size(); ++i) pos.emplace(key_text(keys[i]), i);
+  return pos;
 }
 
 /// Each input's rank: diffscope.environment.rank when every input has a distinct one (>= 0),
@@ -151,6 +164,7 @@ inline ordered_json merge_dumps(const std::vector<perf_dump_data>& ranks,
 
   // Stages: union in order of first appearance (first rank first), max over the ranks.
   std::vector<stage_key> order;
+  std::unordered_map<std::string, std::size_t> order_pos;
   std::vector<double> stage_ms;
   double total = 0.0;
   std::size_t steps = 0;
@@ -159,28 +173,29 @@ inline ordered_json merge_dumps(const std::vector<perf_dump_data>& ranks,
     steps = std::max(steps, r.denoise_steps.size());
     const auto keys = merge_detail::keys_of(r.steps);
     for (std::size_t i = 0; i < keys.size(); ++i) {
-      const auto it = std::find(order.begin(), order.end(), keys[i]);
-      if (it == order.end()) {
+      const auto [it, added] = order_pos.emplace(merge_detail::key_text(keys[i]), order.size());
+      if (added) {
         order.push_back(keys[i]);
         stage_ms.push_back(r.steps[i].duration_ms);
       } else {
-        double& v = stage_ms[static_cast<std::size_t>(it - order.begin())];
+        double& v = stage_ms[it->second];
         v = std::max(v, r.steps[i].duration_ms);
       }
     }
   }
   std::vector<double> step_ms(steps, 0.0);
   std::vector<dump_memory> memory;
+  std::unordered_map<std::string, std::size_t> memory_pos;
   for (const auto& r : ranks) {
     for (std::size_t i = 0; i < r.denoise_steps.size(); ++i)
       step_ms[i] = std::max(step_ms[i], r.denoise_steps[i].duration_ms);
     for (const auto& m : r.memory) {
-      auto it = std::find_if(memory.begin(), memory.end(),
-                             [&](const dump_memory& x) { return x.name == m.name; });
-      if (it == memory.end()) {
+      const auto [pos, added] = memory_pos.emplace(m.name, memory.size());
+      if (added) {
         memory.push_back(m);
         continue;
       }
+      const auto it = memory.begin() + static_cast<std::ptrdiff_t>(pos->second);
       it->allocated_mb = std::max(it->allocated_mb, m.allocated_mb);
       it->reserved_mb = std::max(it->reserved_mb, m.reserved_mb);
       it->peak_allocated_mb = std::max(it->peak_allocated_mb, m.peak_allocated_mb);
@@ -265,16 +280,16 @@ inline ordered_json merge_dumps(const std::vector<perf_dump_data>& ranks,
     cp_steps.push_back(std::move(row));
   }
   ordered_json cp_stages = ordered_json::array();
-  std::vector<std::vector<stage_key>> rank_keys;
-  for (const auto& r : ranks) rank_keys.push_back(merge_detail::keys_of(r.steps));
+  std::vector<std::unordered_map<std::string, std::size_t>> rank_keys;
+  for (const auto& r : ranks)
+    rank_keys.push_back(merge_detail::positions(merge_detail::keys_of(r.steps)));
   for (const auto& key : order) {
     std::vector<std::pair<std::int64_t, double>> per_rank;
+    const std::string text = merge_detail::key_text(key);
     for (const std::size_t ri : rank_order) {
-      const auto& keys = rank_keys[ri];
-      const auto it = std::find(keys.begin(), keys.end(), key);
-      if (it != keys.end())
-        per_rank.emplace_back(
-            ids[ri], ranks[ri].steps[static_cast<std::size_t>(it - keys.begin())].duration_ms);
+      const auto it = rank_keys[ri].find(text);
+      if (it != rank_keys[ri].end())
+        per_rank.emplace_back(ids[ri], ranks[ri].steps[it->second].duration_ms);
     }
     ordered_json row = {{"name", key.name},
                         {"occurrence", static_cast<std::int64_t>(key.occurrence)}};
@@ -286,46 +301,48 @@ inline ordered_json merge_dumps(const std::vector<perf_dump_data>& ranks,
   // step number, stages by name and occurrence; only regions where some rank ran comm kernels.
   ordered_json comm_scopes = ordered_json::array();
   std::vector<std::string> comm_paths;
+  std::unordered_set<std::string> comm_seen;
+  std::vector<std::unordered_map<std::string, const dump_scope*>> scope_of(ranks.size());
   for (const std::size_t ri : rank_order)
-    for (const auto& sc : ranks[ri].scopes)
-      if (sc.comm.present &&
-          std::find(comm_paths.begin(), comm_paths.end(), sc.path) == comm_paths.end())
-        comm_paths.push_back(sc.path);
+    for (const auto& sc : ranks[ri].scopes) {
+      scope_of[ri].emplace(sc.path, &sc);  // the first of a repeated path
+      if (sc.comm.present && comm_seen.insert(sc.path).second) comm_paths.push_back(sc.path);
+    }
   for (const auto& path : comm_paths) {
     std::string category;
     ordered_json per_rank = ordered_json::array();
-    for (const std::size_t ri : rank_order)
-      for (const auto& sc : ranks[ri].scopes)
-        if (sc.path == path) {
-          if (category.empty()) category = sc.category;
-          if (sc.comm.present) per_rank.push_back(merge_detail::comm_json(ids[ri], sc.comm));
-          break;
-        }
+    for (const std::size_t ri : rank_order) {
+      const auto it = scope_of[ri].find(path);
+      if (it == scope_of[ri].end()) continue;
+      const dump_scope& sc = *it->second;
+      if (category.empty()) category = sc.category;
+      if (sc.comm.present) per_rank.push_back(merge_detail::comm_json(ids[ri], sc.comm));
+    }
     comm_scopes.push_back({{"path", path},
                            {"category", category},
                            {"attention", merge_detail::is_attention_scope(path, category)},
                            {"ranks", std::move(per_rank)}});
   }
   ordered_json comm_steps = ordered_json::array();
+  std::vector<std::unordered_map<std::int64_t, const dump_comm*>> step_of(ranks.size());
   std::vector<std::int64_t> comm_step_ids;
   for (const std::size_t ri : rank_order)
     for (const auto& sc : ranks[ri].step_comm)
-      if (std::find(comm_step_ids.begin(), comm_step_ids.end(), sc.step) == comm_step_ids.end())
-        comm_step_ids.push_back(sc.step);
+      if (step_of[ri].emplace(sc.step, &sc.comm).second) comm_step_ids.push_back(sc.step);
   std::sort(comm_step_ids.begin(), comm_step_ids.end());
+  comm_step_ids.erase(std::unique(comm_step_ids.begin(), comm_step_ids.end()), comm_step_ids.end());
   for (const std::int64_t step : comm_step_ids) {
     ordered_json per_rank = ordered_json::array();
-    for (const std::size_t ri : rank_order)
-      for (const auto& sc : ranks[ri].step_comm)
-        if (sc.step == step) {
-          per_rank.push_back(merge_detail::comm_json(ids[ri], sc.comm));
-          break;
-        }
+    for (const std::size_t ri : rank_order) {
+      const auto it = step_of[ri].find(step);
+      if (it != step_of[ri].end())
+        per_rank.push_back(merge_detail::comm_json(ids[ri], *it->second));
+    }
     comm_steps.push_back({{"step", step}, {"ranks", std::move(per_rank)}});
   }
   ordered_json comm_stages = ordered_json::array();
   {
-    std::vector<stage_key> seen;
+    std::unordered_map<std::string, std::size_t> seen;  // key_text -> row
     std::vector<ordered_json> rows;
     for (const std::size_t ri : rank_order) {
       std::vector<dump_stage> names;
@@ -334,16 +351,12 @@ inline ordered_json merge_dumps(const std::vector<perf_dump_data>& ranks,
       for (std::size_t k = 0; k < keys.size(); ++k) {
         const dump_comm& c = ranks[ri].stage_comm[k].comm;
         if (!c.present) continue;
-        auto it = std::find(seen.begin(), seen.end(), keys[k]);
-        if (it == seen.end()) {
-          seen.push_back(keys[k]);
+        const auto [it, added] = seen.emplace(merge_detail::key_text(keys[k]), rows.size());
+        if (added)
           rows.push_back({{"name", keys[k].name},
                           {"occurrence", static_cast<std::int64_t>(keys[k].occurrence)},
                           {"ranks", ordered_json::array()}});
-          it = seen.end() - 1;
-        }
-        rows[static_cast<std::size_t>(it - seen.begin())]["ranks"].push_back(
-            merge_detail::comm_json(ids[ri], c));
+        rows[it->second]["ranks"].push_back(merge_detail::comm_json(ids[ri], c));
       }
     }
     for (auto& row : rows) comm_stages.push_back(std::move(row));
@@ -516,8 +529,7 @@ inline int run_merge(const args& a) {
   if (out_path.empty() && !summary)
     throw failure(exit_usage, "-o OUT.json is required (diffscope merge --help)");
   if (inputs.empty()) throw failure(exit_usage, "no input dumps (diffscope merge --help)");
-  std::vector<perf_dump_data> ranks;
-  for (const auto& f : inputs) ranks.push_back(load_dump(f));
+  const std::vector<perf_dump_data> ranks = load_dumps(inputs);
   std::vector<std::string> warnings;
   const ordered_json merged = merge_dumps(ranks, warnings);
   for (const auto& w : warnings) std::fprintf(stderr, "diffscope merge: warning: %s\n", w.c_str());

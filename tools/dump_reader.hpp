@@ -2,18 +2,26 @@
 // object) into a struct, checking the type of every key it uses. Missing keys take the
 // defaults SGLang's compare_perf.py uses (total_duration_ms 0, steps [], a step's name
 // "unknown" and duration_ms 0.0, commit_hash "N/A"); a key of the wrong type is an error
-// naming the file and the key, never a crash. Unknown keys are ignored.
+// naming the file and the key, never a crash. Unknown keys are ignored. What counts as a perf
+// dump, and the input rules (size limit, depth limit, gzip, byte-order mark), are in
+// docs/compare.md and docs/outputs.md.
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <iterator>
+#include <stdexcept>
 #include <string>
+#include <string_view>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
 #include "cli.hpp"
+#include "input.hpp"
 
 namespace diffscope::cli {
 
@@ -83,7 +91,117 @@ struct perf_dump_data {
   std::vector<dump_stage_comm> stage_comm;  ///< every diffscope.stages[] entry, comm or not
 };
 
+/// Most entries of each list a dump's reader turns into rows (steps, denoise_steps_ms,
+/// memory_checkpoints, diffscope.steps, .stages, .scopes): what is made of each entry (a merge
+/// keeps several rows per stage) is bounded by it, not only by the size of the text.
+inline constexpr std::size_t max_dump_entries = 100000;
+
 namespace detail {
+
+/// Builds an ordered_json in time linear in its size. nlohmann's own builder looks each key up
+/// in its object's vector (ordered_map), time quadratic in the keys of one object; here keys
+/// are appended and a repeated key is resolved when the object ends: its first position and
+/// its last value, as nlohmann keeps them.
+class ordered_builder {
+ public:
+  using number_integer_t = ordered_json::number_integer_t;
+  using number_unsigned_t = ordered_json::number_unsigned_t;
+  using number_float_t = ordered_json::number_float_t;
+  using string_t = ordered_json::string_t;
+  using binary_t = ordered_json::binary_t;
+
+  explicit ordered_builder(ordered_json& root) : root_(root) {}
+
+  bool null() { return add(nullptr) != nullptr; }
+  bool boolean(bool v) { return add(v) != nullptr; }
+  bool number_integer(number_integer_t v) { return add(v) != nullptr; }
+  bool number_unsigned(number_unsigned_t v) { return add(v) != nullptr; }
+  bool number_float(number_float_t v, const string_t&) { return add(v) != nullptr; }
+  bool string(string_t& v) { return add(std::move(v)) != nullptr; }
+  bool binary(binary_t& v) { return add(ordered_json::binary(std::move(v))) != nullptr; }
+  bool start_object(std::size_t) {
+    stack_.push_back(add(ordered_json::object()));
+    return true;
+  }
+  bool key(string_t& k) {
+    auto& members = members_of(*stack_.back());
+    members.emplace_back(std::move(k), nullptr);
+    pending_ = &members.back().second;
+    return true;
+  }
+  bool end_object() {
+    resolve_repeated_keys(members_of(*stack_.back()));
+    stack_.pop_back();
+    return true;
+  }
+  bool start_array(std::size_t) {
+    stack_.push_back(add(ordered_json::array()));
+    return true;
+  }
+  bool end_array() {
+    stack_.pop_back();
+    return true;
+  }
+  bool parse_error(std::size_t, const std::string&, const nlohmann::detail::exception& e) {
+    error_ = e.what();
+    return false;
+  }
+  const std::string& error() const noexcept { return error_; }
+
+ private:
+  using members = ordered_json::object_t::Container;
+
+  static members& members_of(ordered_json& obj) {
+    return static_cast<members&>(obj.get_ref<ordered_json::object_t&>());
+  }
+
+  // Pointers stay valid: a container only grows while none of its elements is open.
+  ordered_json* add(ordered_json v) {
+    if (stack_.empty()) {
+      root_ = std::move(v);
+      return &root_;
+    }
+    ordered_json& top = *stack_.back();
+    if (top.is_array()) {
+      auto& a = top.get_ref<ordered_json::array_t&>();
+      a.push_back(std::move(v));
+      return &a.back();
+    }
+    *pending_ = std::move(v);
+    return pending_;
+  }
+
+  static void resolve_repeated_keys(members& m) {
+    std::unordered_map<std::string_view, std::size_t> first;
+    bool repeated = false;
+    for (std::size_t i = 0; i < m.size() && !repeated; ++i)
+      repeated = !first.emplace(m[i].first, i).second;
+    if (!repeated) return;
+    members out;
+    std::unordered_map<std::string, std::size_t> at;
+    for (auto& kv : m) {
+      const auto [it, added] = at.emplace(kv.first, out.size());
+      if (added)
+        out.emplace_back(kv.first, std::move(kv.second));
+      else
+        out[it->second].second = std::move(kv.second);
+    }
+    m.swap(out);
+  }
+
+  ordered_json& root_;
+  std::vector<ordered_json*> stack_;
+  ordered_json* pending_ = nullptr;
+  std::string error_;
+};
+
+/// Refuses a list with more than max_dump_entries entries.
+inline void check_entries(std::size_t n, const std::string& file, const char* what) {
+  if (n > max_dump_entries)
+    throw failure(exit_usage, file + ": " + what + " has more than " +
+                                  std::to_string(max_dump_entries) +
+                                  " entries, the limit for a perf dump");
+}
 
 inline bool is_number(const ordered_json& v) {
   return v.is_number();
@@ -164,6 +282,7 @@ inline void read_diffscope(const ordered_json& ds, perf_dump_data& d) {
   }
   if (const auto* steps = find_key(ds, "steps"); steps && !steps->is_null()) {
     if (!steps->is_array()) throw failure(exit_usage, f + ": diffscope.steps is not an array");
+    check_entries(steps->size(), f, "diffscope.steps");
     for (std::size_t i = 0; i < steps->size(); ++i) {
       const auto& s = (*steps)[i];
       const std::string at = "diffscope.steps[" + std::to_string(i) + "]";
@@ -181,6 +300,7 @@ inline void read_diffscope(const ordered_json& ds, perf_dump_data& d) {
   }
   if (const auto* stages = find_key(ds, "stages"); stages && !stages->is_null()) {
     if (!stages->is_array()) throw failure(exit_usage, f + ": diffscope.stages is not an array");
+    check_entries(stages->size(), f, "diffscope.stages");
     for (std::size_t i = 0; i < stages->size(); ++i) {
       const auto& s = (*stages)[i];
       const std::string at = "diffscope.stages[" + std::to_string(i) + "]";
@@ -195,6 +315,7 @@ inline void read_diffscope(const ordered_json& ds, perf_dump_data& d) {
   const auto* scopes = find_key(ds, "scopes");
   if (!scopes) return;
   if (!scopes->is_array()) throw failure(exit_usage, f + ": diffscope.scopes is not an array");
+  check_entries(scopes->size(), f, "diffscope.scopes");
   for (std::size_t i = 0; i < scopes->size(); ++i) {
     const auto& s = (*scopes)[i];
     const std::string at = "diffscope.scopes[" + std::to_string(i) + "]";
@@ -226,11 +347,31 @@ inline void read_diffscope(const ordered_json& ds, perf_dump_data& d) {
 
 }  // namespace detail
 
+/// The keys that make a JSON object a perf dump: at least one of them, and no traceEvents.
+inline constexpr const char* perf_dump_keys[] = {"total_duration_ms", "steps", "denoise_steps_ms",
+                                                 "diffscope"};
+
+/// JSON's name for the type of `j`, for messages.
+inline std::string json_type_name(const ordered_json& j) {
+  if (j.is_array()) return "an array";
+  if (j.is_string()) return "a string";
+  if (j.is_boolean()) return "a boolean";
+  if (j.is_null()) return "null";
+  if (j.is_number()) return "a number";
+  return "an object";
+}
+
 /// Reads a parsed dump; `file` names it in messages. Throws failure(exit_usage).
 inline perf_dump_data read_dump(const ordered_json& j, const std::string& file) {
   perf_dump_data d;
   d.file = file;
-  if (!j.is_object()) throw failure(exit_usage, file + ": top level is not a JSON object");
+  if (!j.is_object())
+    throw failure(exit_usage, file + ": not a perf dump (the top level is " + json_type_name(j) +
+                                  ", not a JSON object)");
+  if (j.contains("traceEvents"))
+    throw failure(exit_usage, file +
+                                  ": a Chrome trace (it has traceEvents), not a perf dump "
+                                  "(diffscope hotspots reads traces)");
   const std::pair<const char*, std::string*> strings[] = {{"timestamp", &d.timestamp},
                                                           {"request_id", &d.request_id},
                                                           {"commit_hash", &d.commit_hash},
@@ -241,6 +382,7 @@ inline perf_dump_data read_dump(const ordered_json& j, const std::string& file) 
     d.total_duration_ms = detail::number_at(*v, file, "total_duration_ms");
   if (const auto* v = detail::find_key(j, "steps")) {
     if (!v->is_array()) throw failure(exit_usage, file + ": steps is not an array");
+    detail::check_entries(v->size(), file, "steps");
     for (std::size_t i = 0; i < v->size(); ++i) {
       const auto& s = (*v)[i];
       const std::string at = "steps[" + std::to_string(i) + "]";
@@ -255,6 +397,7 @@ inline perf_dump_data read_dump(const ordered_json& j, const std::string& file) 
   }
   if (const auto* v = detail::find_key(j, "denoise_steps_ms")) {
     if (!v->is_array()) throw failure(exit_usage, file + ": denoise_steps_ms is not an array");
+    detail::check_entries(v->size(), file, "denoise_steps_ms");
     for (std::size_t i = 0; i < v->size(); ++i) {
       const auto& s = (*v)[i];
       const std::string at = "denoise_steps_ms[" + std::to_string(i) + "]";
@@ -273,6 +416,7 @@ inline perf_dump_data read_dump(const ordered_json& j, const std::string& file) 
   }
   if (const auto* v = detail::find_key(j, "memory_checkpoints")) {
     if (!v->is_object()) throw failure(exit_usage, file + ": memory_checkpoints is not an object");
+    detail::check_entries(v->size(), file, "memory_checkpoints");
     for (const auto& [name, m] : v->items()) {
       const std::string at = "memory_checkpoints[\"" + name + "\"]";
       if (!m.is_object()) throw failure(exit_usage, file + ": " + at + " is not an object");
@@ -295,30 +439,51 @@ inline perf_dump_data read_dump(const ordered_json& j, const std::string& file) 
   }
   if (const auto* v = detail::find_key(j, "diffscope"); v && !v->is_null())
     detail::read_diffscope(*v, d);
+  // Checked last, so that a key of the wrong type is named as such.
+  if (std::none_of(std::begin(perf_dump_keys), std::end(perf_dump_keys),
+                   [&](const char* k) { return j.contains(k); }))
+    throw failure(exit_usage, file +
+                                  ": not a perf dump (it has none of total_duration_ms, steps, "
+                                  "denoise_steps_ms, diffscope)");
   return d;
 }
 
-/// Parses and reads a dump held in memory (the fuzz target's entry point).
-inline perf_dump_data parse_dump(const std::string& text, const std::string& file) {
-  if (text.find_first_not_of(" \t\r\n") == std::string::npos)
-    throw failure(exit_usage, file + ": empty file");
+/// Parses and reads a dump held in memory (the fuzz targets' entry point), under the input
+/// rules: at most max_dump_bytes, one leading byte-order mark skipped, at most max_json_depth
+/// levels (checked before the parser builds anything).
+inline perf_dump_data parse_dump(std::string_view text, const std::string& file) {
+  if (text.size() > max_dump_bytes)
+    throw failure(exit_usage, too_large(file, max_dump_bytes, "a perf dump"));
+  const std::string_view json = checked_json_text(text, file);
   ordered_json j;
+  detail::ordered_builder builder(j);
+  bool ok = false;
   try {
-    j = ordered_json::parse(text);
+    ok = ordered_json::sax_parse(json.begin(), json.end(), &builder);
   } catch (const nlohmann::json::exception& e) {
-    // Parse errors and number overflows (1e999) alike. what() quotes the bytes it read:
-    // keep the message one printable line.
-    std::string why = e.what();
-    for (char& c : why)
-      if (static_cast<unsigned char>(c) < 0x20 || static_cast<unsigned char>(c) >= 0x7f) c = '?';
-    throw failure(exit_usage, file + ": not valid JSON (" + why + ")");
+    throw failure(exit_usage, file + ": not valid JSON (" + json_error_text(e) + ")");
+  }
+  // Parse errors and number overflows (1e999) alike.
+  if (!ok) {
+    const std::runtime_error why(builder.error());
+    throw failure(exit_usage, file + ": not valid JSON (" + json_error_text(why) + ")");
   }
   return read_dump(j, file);
 }
 
-/// Reads a dump file. Throws failure(exit_usage) naming the file on any problem.
+/// Reads a dump file ("-" = stdin; plain or gzip). Throws failure(exit_usage) naming the file
+/// on any problem.
 inline perf_dump_data load_dump(const std::string& path) {
-  return parse_dump(read_file(path), path);
+  return parse_dump(read_dump_text(path), input_name(path));
+}
+
+/// load_dump of each path, in order; stdin ("-") may be given once.
+inline std::vector<perf_dump_data> load_dumps(const std::vector<std::string>& paths) {
+  if (std::count(paths.begin(), paths.end(), "-") > 1)
+    throw failure(exit_usage, "'-' (stdin) given more than once");
+  std::vector<perf_dump_data> out;
+  for (const auto& p : paths) out.push_back(load_dump(p));
+  return out;
 }
 
 }  // namespace diffscope::cli

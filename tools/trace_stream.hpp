@@ -3,10 +3,9 @@
 // JSON tokenizer that keeps per event only name, cat, ph, ts and dur and skips the rest
 // (args included) while still checking that the JSON is well formed. Memory is bounded
 // whatever the file size: one read buffer, one event's fields (a name is cut at
-// max_field_bytes), a nesting stack capped at max_depth.
+// max_field_bytes), a nesting stack of at most max_json_depth levels (counted from the top
+// of the document, as for dumps). Input rules (stdin, gzip, byte-order mark): input.hpp.
 #pragma once
-
-#include <zlib.h>
 
 #include <charconv>
 #include <cstdint>
@@ -14,9 +13,11 @@
 #include <cstring>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "cli.hpp"
+#include "input.hpp"
 
 namespace diffscope::cli {
 
@@ -39,79 +40,7 @@ struct trace_scan_info {
   std::uint64_t bytes = 0;  ///< uncompressed bytes read
 };
 
-inline constexpr std::size_t trace_read_buffer = 1u << 20;
 inline constexpr std::size_t max_field_bytes = 1u << 16;  ///< longer names are cut
-inline constexpr std::size_t max_json_depth = 512;
-
-/// Reads a file in chunks, inflating it when it starts with the gzip magic bytes (the
-/// extension does not matter). Throws failure(exit_usage, "<path>: ...") on errors.
-class byte_source {
- public:
-  explicit byte_source(const std::string& path) : path_(path), buf_(trace_read_buffer) {
-    std::FILE* f = std::fopen(path.c_str(), "rb");
-    if (f == nullptr) throw failure(exit_usage, path + ": cannot open");
-    unsigned char magic[2] = {0, 0};
-    const std::size_t n = std::fread(magic, 1, 2, f);
-    std::fclose(f);
-    gzip_ = n == 2 && magic[0] == 0x1f && magic[1] == 0x8b;
-    gz_ = gzopen(path.c_str(), "rb");
-    if (gz_ == nullptr) throw failure(exit_usage, path + ": cannot open");
-    gzbuffer(gz_, 1u << 18);
-  }
-  byte_source(const byte_source&) = delete;
-  byte_source& operator=(const byte_source&) = delete;
-  ~byte_source() {
-    if (gz_ != nullptr) gzclose(gz_);
-  }
-
-  bool gzip() const noexcept { return gzip_; }
-  std::uint64_t offset() const noexcept { return consumed_ + pos_; }
-  const std::string& path() const noexcept { return path_; }
-
-  /// Next byte, or -1 at the end of the data.
-  int get() {
-    if (pos_ == end_ && !refill()) return -1;
-    return static_cast<unsigned char>(buf_[pos_++]);
-  }
-  int peek() {
-    if (pos_ == end_ && !refill()) return -1;
-    return static_cast<unsigned char>(buf_[pos_]);
-  }
-  /// The unread part of the buffer (refilled when empty); empty at the end of the data.
-  std::string_view window() {
-    if (pos_ == end_ && !refill()) return {};
-    return std::string_view(buf_.data() + pos_, end_ - pos_);
-  }
-  void advance(std::size_t n) noexcept { pos_ += n; }
-
- private:
-  bool refill() {
-    if (eof_) return false;
-    consumed_ += end_;
-    pos_ = end_ = 0;
-    const int n = gzread(gz_, buf_.data(), static_cast<unsigned>(buf_.size()));
-    int err = Z_OK;
-    const char* msg = gzerror(gz_, &err);
-    if (n < 0 || (err != Z_OK && err != Z_STREAM_END)) {
-      if (err == Z_BUF_ERROR) throw failure(exit_usage, path_ + ": gzip data is truncated");
-      throw failure(exit_usage, path_ + ": " + (gzip_ ? "corrupt gzip data" : "read error") + " (" +
-                                    (msg != nullptr ? msg : "?") + ")");
-    }
-    if (n == 0) {
-      eof_ = true;
-      return false;
-    }
-    end_ = static_cast<std::size_t>(n);
-    return true;
-  }
-
-  std::string path_;
-  std::vector<char> buf_;
-  gzFile gz_ = nullptr;
-  bool gzip_ = false, eof_ = false;
-  std::size_t pos_ = 0, end_ = 0;
-  std::uint64_t consumed_ = 0;
-};
 
 /// The incremental tokenizer over a byte_source. Every error throws failure(exit_usage)
 /// naming the file and the byte offset.
@@ -199,16 +128,18 @@ class json_stream {
   /// Skips a number (skipped values are not converted, only scanned).
   void skip_number() { number_text(nullptr, 4096); }
 
-  /// Skips one value of any type, checking its syntax.
-  void skip_value() {
+  /// Skips one value of any type, checking its syntax; `depth` containers are open around it
+  /// (the limit max_json_depth counts from the top of the document).
+  void skip_value(std::size_t depth) {
     std::vector<char>& stack = stack_;  // open containers: '{' or '['
     const std::size_t base = stack.size();
     for (;;) {
       int c = peek_non_ws();
       if (c < 0) fail("truncated JSON");
       if (c == '{' || c == '[') {
+        if (depth + (stack.size() - base) + 1 > max_json_depth)
+          fail("JSON nested too deeply: more than " + std::to_string(max_json_depth) + " levels");
         src_.advance(1);
-        if (stack.size() - base >= max_json_depth) fail("JSON nested too deeply");
         stack.push_back(static_cast<char>(c));
         const int d = peek_non_ws();
         if (d == (c == '{' ? '}' : ']')) {
@@ -232,7 +163,7 @@ class json_stream {
       } else if (c == 'n') {
         literal("null");
       } else {
-        fail("not valid JSON: unexpected character '" + std::string(1, static_cast<char>(c)) + "'");
+        fail("not valid JSON: unexpected " + byte_text(c));
       }
       // A value is complete: close containers that end here.
       for (;;) {
@@ -261,6 +192,14 @@ class json_stream {
   std::uint64_t offset() const noexcept { return src_.offset(); }
 
  private:
+  // A byte for a message: the character when printable, else its hex value.
+  static std::string byte_text(int c) {
+    if (c >= 0x20 && c < 0x7f) return "character '" + std::string(1, static_cast<char>(c)) + "'";
+    char buf[16];
+    std::snprintf(buf, sizeof buf, "byte 0x%02x", static_cast<unsigned>(c));
+    return buf;
+  }
+
   void escape(std::string* out, std::size_t cap) {
     const int c = src_.get();
     if (c < 0) fail("truncated JSON in a string");
@@ -394,8 +333,11 @@ class json_stream {
 
 namespace detail {
 
+/// The elements of a trace event array, whose '[' makes `depth` open containers.
 template <class OnEvent>
-void read_trace_events(json_stream& js, trace_scan_info& info, OnEvent& on_event) {
+void read_trace_events(json_stream& js, trace_scan_info& info, OnEvent& on_event,
+                       std::size_t depth) {
+  const std::size_t inside = depth + 1;  // open around an event's members
   trace_event ev;
   std::string key;
   // The '[' was consumed by the caller; an empty array ends at once.
@@ -428,7 +370,7 @@ void read_trace_events(json_stream& js, trace_scan_info& info, OnEvent& on_event
         if (key == "name") {
           ev.has_name = true;
           ev.name_is_string = is_string;
-          is_string ? js.string(&ev.name) : js.skip_value();
+          is_string ? js.string(&ev.name) : js.skip_value(inside);
         } else if (key == "cat" && is_string) {
           ev.has_cat = true;
           js.string(&ev.cat, 256);
@@ -440,7 +382,7 @@ void read_trace_events(json_stream& js, trace_scan_info& info, OnEvent& on_event
           if (is_number) {
             ev.dur = js.number();
           } else {
-            js.skip_value();
+            js.skip_value(inside);
           }
         } else if (key == "ts") {
           ev.has_ts = true;
@@ -448,10 +390,10 @@ void read_trace_events(json_stream& js, trace_scan_info& info, OnEvent& on_event
           if (is_number) {
             ev.ts = js.number();
           } else {
-            js.skip_value();
+            js.skip_value(inside);
           }
         } else {
-          js.skip_value();
+          js.skip_value(inside);
         }
       } while (js.next_in('}'));
     }
@@ -462,23 +404,30 @@ void read_trace_events(json_stream& js, trace_scan_info& info, OnEvent& on_event
 
 }  // namespace detail
 
-/// Streams the file at `path` and calls on_event(const trace_event&) for every element of
-/// its "traceEvents" array (or of a top-level array). Other top-level keys are skipped
-/// (and checked). Throws failure(exit_usage, "<path>: <reason>") on malformed JSON or
-/// gzip, an element that is not an object, or "traceEvents" that is not an array. A file
-/// that is valid JSON without trace events is no error: info says what it has.
+/// Streams `src` and calls on_event(const trace_event&) for every element of its
+/// "traceEvents" array (or of a top-level array). Other top-level keys are skipped (and
+/// checked). Throws failure(exit_usage, "<name>: <reason>") on malformed JSON or gzip, an
+/// element that is not an object, or "traceEvents" that is not an array. A file that is
+/// valid JSON without trace events is no error: info says what it has. A capture that `src`
+/// holds (hotspots keeps the text in case it is a dump) ends at the trace events.
 template <class OnEvent>
-trace_scan_info scan_trace(const std::string& path, OnEvent&& on_event) {
-  byte_source src(path);
+trace_scan_info scan_trace(byte_source& src, OnEvent&& on_event) {
+  const std::string& path = src.path();
   json_stream js(src);
   trace_scan_info info;
   info.gzip = src.gzip();
+  if (src.peek() == 0xEF) {  // the one byte-order mark the input rules skip
+    for (const char c : utf8_bom)
+      if (src.get() != static_cast<unsigned char>(c))
+        throw failure(exit_usage, path + ": not JSON (a broken byte-order mark)");
+  }
   const int first = js.peek_non_ws();
   if (first < 0) throw failure(exit_usage, path + ": empty file");
   if (first == '[') {
     js.expect('[', "'['");
     info.has_trace_events = true;
-    detail::read_trace_events(js, info, on_event);
+    src.stop_capture();
+    detail::read_trace_events(js, info, on_event, 1);
   } else if (first == '{') {
     js.expect('{', "'{'");
     if (js.peek_non_ws() == '}') {
@@ -495,11 +444,12 @@ trace_scan_info scan_trace(const std::string& path, OnEvent&& on_event) {
           }
           js.expect('[', "'['");
           info.has_trace_events = true;
-          detail::read_trace_events(js, info, on_event);
+          src.stop_capture();
+          detail::read_trace_events(js, info, on_event, 2);
         } else {
           info.has_diffscope |= key == "diffscope";
           info.has_total_duration |= key == "total_duration_ms";
-          js.skip_value();
+          js.skip_value(1);
         }
       } while (js.next_in('}'));
     }
@@ -512,18 +462,11 @@ trace_scan_info scan_trace(const std::string& path, OnEvent&& on_event) {
   return info;
 }
 
-/// The whole (uncompressed) content of a plain or gzip file, for small files (dumps).
-inline std::string read_maybe_gzip(const std::string& path, std::uint64_t max_bytes = 1ull << 30) {
-  byte_source src(path);
-  std::string out;
-  for (;;) {
-    const std::string_view w = src.window();
-    if (w.empty()) break;
-    out.append(w);
-    src.advance(w.size());
-    if (out.size() > max_bytes) throw failure(exit_usage, path + ": too large for a perf dump");
-  }
-  return out;
+/// scan_trace over the file at `path` (input rules: input.hpp).
+template <class OnEvent>
+trace_scan_info scan_trace(const std::string& path, OnEvent&& on_event) {
+  byte_source src(path, no_size_limit, "a trace");
+  return scan_trace(src, std::forward<OnEvent>(on_event));
 }
 
 }  // namespace diffscope::cli

@@ -1,23 +1,25 @@
-// libFuzzer target: arbitrary bytes through the perf dump reader (parse, type checks) and
-// on to the compare report and the merge, which must either succeed or throw
-// diffscope::cli::failure with exit code 2, never crash. Build (clang only):
-//   clang++ -std=c++17 -g -O1 -fsanitize=fuzzer,address,undefined -Iinclude -Itools \
-//     tests/fuzz/fuzz_dump_reader.cpp -o fuzz_dump_reader
-//   ./fuzz_dump_reader -max_total_time=20 corpus/ tests/fixtures/compare/
+// libFuzzer target: arbitrary bytes through the perf dump reader as every dump reader gets
+// them (the input rules of tools/input.hpp: gzip sniffed, size and depth limits, one
+// byte-order mark; then the parse and type checks) and on to the compare report and the
+// merge, which must either succeed or throw diffscope::cli::failure with exit code 2, never
+// crash. Build and run: see tests/fuzz/README.md (.ci/run does it).
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "cmd_compare.hpp"
 #include "cmd_merge.hpp"
+#include "input.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   using namespace diffscope::cli;
-  const std::string text(reinterpret_cast<const char*>(data), size);
+  const std::string_view bytes(reinterpret_cast<const char*>(data), size);
   try {
-    perf_dump_data d = parse_dump(text, "fuzz.json");
+    byte_source src(bytes, "fuzz.json", max_dump_bytes, "a perf dump");
+    perf_dump_data d = parse_dump(read_json_text(src), "fuzz.json");
     d.file = "dir/fuzz.json";
     const std::vector<perf_dump_data> two = {d, d};
     (void)compare_report(two, "now");

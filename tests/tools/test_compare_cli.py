@@ -1,13 +1,23 @@
 #!/usr/bin/env python3
-"""Tests `diffscope compare` and `diffscope merge` through the binary.
+"""Tests `diffscope compare` and `diffscope merge` through the binary, and the input rules of
+every reader (compare, merge --summary, hotspots: docs/outputs.md, "Reading inputs") against
+missing, directory, empty, truncated, deep, huge, binary, FIFO, BOM and stdin input.
 Usage: test_compare_cli.py DIFFSCOPE_BINARY FIXTURE_DIR WORK_DIR
-  FIXTURE_DIR is tests/fixtures/compare (cases.txt, expected/*.md, the dumps).
+  FIXTURE_DIR is tests/fixtures/compare (cases.txt, expected/*.md, the dumps); the hotspots
+  fixtures beside it supply a trace.
 Exit 0 when every check passes, 1 otherwise (each failure printed)."""
+import gzip
 import json
 import os
+import random
 import re
+import shutil
+import signal
 import subprocess
 import sys
+import tempfile
+import threading
+import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 failures = []
@@ -22,6 +32,60 @@ def check(cond, what):
 def run(binary, *args, cwd=None):
     p = subprocess.run([binary, *args], capture_output=True, cwd=cwd, timeout=30)
     return p.returncode, p.stdout.decode("utf-8"), p.stderr.decode("utf-8", "replace")
+
+
+# Runs a command and writes its peak RSS (KiB) to a file. A child's peak RSS counts what it
+# held before exec too, and a child of this (large) script starts with a copy of it: the
+# command is started from this small process instead.
+MEASURER = """
+import os, signal, sys
+pid = os.fork()
+if pid == 0:
+    os.execv(sys.argv[2], sys.argv[2:])
+_, status, usage = os.wait4(pid, 0)
+with open(sys.argv[1], "w") as f:
+    f.write(str(usage.ru_maxrss))
+if os.WIFSIGNALED(status):
+    signal.signal(os.WTERMSIG(status), signal.SIG_DFL)
+    os.kill(os.getpid(), os.WTERMSIG(status))
+sys.exit(os.WEXITSTATUS(status))
+"""
+
+
+def run_measured(argv, stdin_data=None, timeout=20):
+    """Runs argv with stdin fed from bytes (or an iterable of chunks, written by a thread);
+    returns (rc, stdout, stderr, peak RSS in MiB, seconds). rc is -N for signal N and None
+    when it was killed at the timeout."""
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err, \
+            tempfile.NamedTemporaryFile() as rss:
+        start = time.monotonic()
+        p = subprocess.Popen([sys.executable, "-c", MEASURER, rss.name, *argv], stdout=out,
+                             stderr=err, start_new_session=True,
+                             stdin=subprocess.PIPE if stdin_data is not None else subprocess.DEVNULL)
+
+        def feed():
+            chunks = [stdin_data] if isinstance(stdin_data, bytes) else stdin_data
+            try:
+                for c in chunks:
+                    p.stdin.write(c)
+                p.stdin.close()
+            except (BrokenPipeError, ValueError, OSError):
+                pass  # the reader stopped early, as it should on bad input
+
+        if stdin_data is not None:
+            threading.Thread(target=feed, daemon=True).start()
+        try:
+            rc = p.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(p.pid, signal.SIGKILL)
+            p.wait()
+            rc = None
+        seconds = time.monotonic() - start
+        out.seek(0)
+        err.seek(0)
+        kib = rss.read().decode() or "0"
+        return (rc, out.read().decode("utf-8", "replace"), err.read().decode("utf-8", "replace"),
+                int(kib) / 1024, seconds)
 
 
 TS_LINE = re.compile(r"^- Timestamp: \d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{6})?$", re.M)
@@ -41,15 +105,54 @@ def compare_cases(binary, fixtures):
         with open(os.path.join(fixtures, "expected", name + ".md"), encoding="utf-8") as f:
             expected = f.read()
         check(mask(out) == expected, f"compare {name}: output equals expected/{name}.md")
-        # --sglang-only: exactly compare_perf.py's part, which ends at </details>.
-        rc, plain, _ = run(binary, "compare", "--sglang-only", *files, cwd=fixtures)
-        cut = expected[: expected.index("</details>\n") + len("</details>\n")]
+        # --sglang-only: exactly compare_perf.py's part, which ends at </details> (and starts
+        # after our note on mixed timings, which goes to stderr there).
+        rc, plain, err = run(binary, "compare", "--sglang-only", *files, cwd=fixtures)
+        cut = expected[expected.index("### Performance Comparison Report"):
+                       expected.index("</details>\n") + len("</details>\n")]
         check(rc == 0 and mask(plain) == cut, f"compare --sglang-only {name}: SGLang part only")
+        noted = expected.startswith("> **Note:**")
+        check(("note: the stage durations are different quantities" in err) == noted,
+              f"compare --sglang-only {name}: the timing note on stderr exactly when mixed")
     rc, out, _ = run(binary, "compare", "ds_base.json", "ds_new.json", cwd=fixtures)
     check("| DenoisingStage/step/attention | 500.00 | 350.00 | -30.0% | 520.00 | 365.00 | -29.8% |"
           in out, "diffscope section: busy and envelope rows with diff %")
     rc, out, _ = run(binary, "compare", "ds_base.json", "sg_new.json", cwd=fixtures)
-    check("diffscope" not in out, "no diffscope section when one side is an SGLang dump")
+    check("#### 3. diffscope" not in out, "no diffscope section when one side is an SGLang dump")
+
+
+def timing_note(binary, fixtures):
+    """A host-timed dump (SGLang's, or ours without GPU timing) against a device-timed one."""
+    note = "> **Note:** the stage durations are different quantities"
+    for files in (["ds_base.json", "sg_new.json"], ["sg_new.json", "ds_base.json"],
+                  ["ds_nogpu.json", "ds_new.json"]):
+        rc, out, err = run(binary, "compare", *files, cwd=fixtures)
+        host = [f for f in files if f != "ds_base.json" and f != "ds_new.json"][0]
+        device = [f for f in files if f in ("ds_base.json", "ds_new.json")][0]
+        check(rc == 0 and out.startswith(note) and f"synchronisation in {host} (" in out
+              and f"the GPU envelope in {device} (" in out
+              and out.index("### Performance Comparison Report") > out.index(note) and err == "",
+              f"compare {' '.join(files)}: the note above the report names both sides")
+        rc, out, err = run(binary, "compare", "--strict", *files, cwd=fixtures)
+        check(rc == 2 and out == "" and err.count("\n") == 1 and "--strict" in err
+              and host in err and device in err, f"compare --strict {' '.join(files)}: exit 2 ({err!r})")
+        rc, out, err = run(binary, "compare", "--sglang-only", *files, cwd=fixtures)
+        check(rc == 0 and "Note" not in out and out.startswith("### Performance Comparison Report")
+              and err.startswith("diffscope compare: note: the stage durations"),
+              f"compare --sglang-only {' '.join(files)}: no note on stdout, one on stderr")
+    rc, out, err = run(binary, "compare", "--base", "ds_base.json", "--new", "sg_new.json",
+                       cwd=fixtures)
+    check(rc == 0 and out.startswith(note) and "### Repeated-run Comparison" in out,
+          "compare --base/--new: the note above the table")
+    rc, out, err = run(binary, "compare", "--strict", "--base", "ds_base.json", "--new",
+                       "sg_new.json", cwd=fixtures)
+    check(rc == 2 and out == "" and "--strict" in err, "compare --strict --base/--new: exit 2")
+    for files in (["ds_base.json", "ds_new.json"], ["sg_base.json", "sg_new.json"],
+                  ["ds_nogpu.json", "sg_new.json"]):
+        for strict in ([], ["--strict"]):
+            rc, out, err = run(binary, "compare", *strict, *files, cwd=fixtures)
+            check(rc == 0 and "Note" not in out and err == "",
+                  f"compare {' '.join(strict + files)}: timed alike, no note")
 
 
 def repeated(binary, fixtures):
@@ -163,7 +266,7 @@ def bad_inputs(binary, fixtures, work):
     cases += [(f"compare --base {n}", ["compare", "--base", good, os.path.join(bad_dir, n),
                                        "--new", good], n) for n in ("truncated.json", "array.json")]
     cases += [("compare missing file", ["compare", good, os.path.join(bad_dir, "nope.json")], "nope.json"),
-              ("compare a directory", ["compare", good, bad_dir], "bad"),
+              ("compare a directory", ["compare", good, bad_dir], "is a directory"),
               ("compare one file", ["compare", good], "at least 2"),
               ("compare no file", ["compare"], "at least 2"),
               ("compare unknown option", ["compare", "--frobnicate", good, good], "--frobnicate"),
@@ -194,6 +297,140 @@ def bad_inputs(binary, fixtures, work):
     check(rc == 2 and "x.json" in err, f"merge to an unwritable path: exit 2 naming it ({err.strip()!r})")
 
 
+BOM = b"\xef\xbb\xbf"
+DEEP = 100000
+MIB = 1 << 20
+
+
+def reader_faults(binary, fixtures, work):
+    """Every reader against every kind of bad input: exit 2, one line naming the input, nothing
+    on stdout, no signal, within a timeout, bounded memory; and the same valid input through a
+    file, a FIFO, stdin, gzip and a byte-order mark works in every reader."""
+    good = os.path.join(fixtures, "sg_base.json")
+    hot = os.path.join(os.path.dirname(os.path.abspath(fixtures)), "hotspots")
+    with open(os.path.join(hot, "dump_qknorm_missed.json"), "rb") as f:
+        dump = f.read()  # a perf dump that hotspots reads too
+    with open(os.path.join(hot, "trace_unfused.json"), "rb") as f:
+        trace = f.read()
+    readers = {
+        "compare (new)": lambda p: [binary, "compare", good, p],
+        "compare (base)": lambda p: [binary, "compare", p, good],
+        "compare --base": lambda p: [binary, "compare", "--base", p, "--new", good],
+        "merge --summary": lambda p: [binary, "merge", "--summary", p],
+        "hotspots": lambda p: [binary, "hotspots", p],
+    }
+    dump_readers = [r for r in readers if r != "hotspots"]
+    d = os.path.join(work, "faults")
+    shutil.rmtree(d, ignore_errors=True)
+    os.makedirs(os.path.join(d, "a_directory"))
+
+    def write(name, data):
+        path = os.path.join(d, name)
+        with open(path, "wb") as f:
+            f.write(data)
+        return path
+
+    rng = random.Random(7)
+    huge_dump = (b'{"total_duration_ms": 1, "diffscope": {"kernels": []}, "meta": {"pad": "'
+                 + b"x" * (65 * MIB) + b'"}}')
+    # (input, needle per reader: None = any reason; a reader left out is not run)
+    bad = [
+        (os.path.join(d, "missing.json"), dict.fromkeys(readers, "cannot open")),
+        (os.path.join(d, "a_directory"), dict.fromkeys(readers, "is a directory")),
+        (write("empty.json", b""), dict.fromkeys(readers, "empty file")),
+        (write("bom_blank.json", BOM + b" \n"), dict.fromkeys(readers, "empty file")),
+        (write("truncated.json", dump[: len(dump) // 2]), dict.fromkeys(readers)),
+        (write("binary.json", bytes(rng.randrange(256) for _ in range(4096))),
+         dict.fromkeys(readers)),
+        (write("nul.json", b"\x00" * 64), dict.fromkeys(readers)),
+        (write("deep_meta.json", b'{"meta": ' + b'{"a": ' * DEEP + b"1" + b"}" * (DEEP + 1)),
+         dict.fromkeys(readers, "nested too deeply")),
+        (write("deep_steps.json", b'{"steps": ' + b"[" * DEEP + b"]" * DEEP + b"}"),
+         dict.fromkeys(readers, "nested too deeply")),
+        (write("deep_bare.json", b"[" * DEEP),
+         {**dict.fromkeys(dump_readers, "nested too deeply"), "hotspots": None}),
+        (write("two_boms.json", BOM + BOM + dump), dict.fromkeys(readers)),
+        (write("huge.json", huge_dump), dict.fromkeys(readers, "larger than 64 MiB")),
+        (write("huge.json.gz", gzip.compress(huge_dump, 1)),
+         dict.fromkeys(readers, "larger than 64 MiB")),
+        (write("trace.json", trace),
+         {**dict.fromkeys(dump_readers, "a Chrome trace (it has traceEvents), not a perf dump")}),
+        (write("array.json", b"[1, 2]"), dict.fromkeys(dump_readers, "not a perf dump")),
+        (write("number.json", b"42"), dict.fromkeys(readers)),
+        (write("no_dump_keys.json", b'{"meta": {}}'), dict.fromkeys(dump_readers, "not a perf dump")),
+    ]
+    del huge_dump
+
+    def expect_refused(what, argv, name, needle, stdin_data=None, max_mib=300, timeout=20):
+        rc, out, err, mib, secs = run_measured(argv, stdin_data, timeout)
+        check(rc == 2 and out == "" and err.count("\n") == 1 and name in err
+              and (needle is None or needle in err) and mib < max_mib,
+              f"{what}: exit 2 naming {name!r}{' with ' + repr(needle) if needle else ''}, "
+              f"{secs:.1f} s, {mib:.0f} MiB < {max_mib} ({rc}: {err.strip()[:200]!r})")
+
+    def expect_read(what, argv, stdin_data=None):
+        rc, out, err, mib, _ = run_measured(argv, stdin_data)
+        check(rc == 0 and out != "" and "Traceback" not in err and mib < 300,
+              f"{what}: read and reported ({rc}: {err.strip()[:200]!r})")
+
+    for path, needles in bad:
+        for reader, needle in needles.items():
+            expect_refused(f"{reader} {os.path.basename(path)}", readers[reader](path), path, needle)
+    for name in ("huge.json", "huge.json.gz"):
+        os.remove(os.path.join(d, name))
+
+    # The same good input every way a reader can get it.
+    plain = write("dump.json", dump)
+    bommed = write("bom_dump.json", BOM + dump)
+    zipped = write("dump.json.gz", gzip.compress(BOM + dump))
+    for reader, argv in readers.items():
+        for path in (plain, bommed, zipped):
+            expect_read(f"{reader} {os.path.basename(path)}", argv(path))
+        expect_read(f"{reader} - (stdin)", argv("-"), dump)
+        expect_read(f"{reader} - (stdin, gzip)", argv("-"), gzip.compress(dump))
+        expect_read(f"{reader} /dev/stdin", argv("/dev/stdin"), BOM + dump)
+        expect_refused(f"{reader} - (stdin, deep)", argv("-"), "stdin", "nested too deeply",
+                       b'{"meta": ' + b'{"a": ' * DEEP)
+        expect_refused(f"{reader} /dev/stdin (binary)", argv("/dev/stdin"), "/dev/stdin", None,
+                       bytes(rng.randrange(256) for _ in range(4096)))
+        # A FIFO, opened once, fed by a writer: good content works, bad content is refused.
+        for content, ok in ((dump, True), (gzip.compress(dump), True),
+                            (b'{"meta": ' + b"[" * DEEP, False), (b"\x1f\x8b\x08junk", False)):
+            fifo = os.path.join(d, "fifo")
+            if os.path.exists(fifo):
+                os.remove(fifo)
+            os.mkfifo(fifo)
+
+            def writer(data=content):
+                try:
+                    with open(fifo, "wb") as f:
+                        f.write(data)
+                except (BrokenPipeError, OSError):
+                    pass
+
+            threading.Thread(target=writer, daemon=True).start()
+            label = f"{reader} FIFO ({'good' if ok else 'bad'}, {len(content)} bytes)"
+            if ok:
+                expect_read(label, argv(fifo))
+            else:
+                expect_refused(label, argv(fifo), fifo, None)
+            os.remove(fifo)
+    # 200 MB of '[' through a pipe: stops at the depth limit, not after reading it all.
+    block = b"[" * MIB
+    for reader in ("compare (new)", "merge --summary"):
+        expect_refused(f"{reader} 200 MB of '[' on stdin", readers[reader]("-"), "stdin",
+                       "nested too deeply", (block for _ in range(200)), max_mib=100)
+    # Whitespace past the limit through a pipe: no size known in advance.
+    expect_refused("compare 65 MiB of spaces on stdin", readers["compare (new)"]("-"), "stdin",
+                   "larger than 64 MiB", (b" " * MIB for _ in range(65)), max_mib=200)
+    # stdin can be read once.
+    expect_refused("compare - -", [binary, "compare", "-", "-"], "'-' (stdin) given more than once",
+                   None, dump)
+    expect_refused("merge --summary - -", [binary, "merge", "--summary", "-", "-"],
+                   "'-' (stdin) given more than once", None, dump)
+    shutil.rmtree(d, ignore_errors=True)
+
+
 def main(argv):
     if len(argv) != 3:
         print(__doc__, file=sys.stderr)
@@ -201,9 +438,11 @@ def main(argv):
     binary, fixtures, work = (os.path.abspath(a) for a in argv)
     os.makedirs(work, exist_ok=True)
     compare_cases(binary, fixtures)
+    timing_note(binary, fixtures)
     repeated(binary, fixtures)
     merge(binary, fixtures, work)
     bad_inputs(binary, fixtures, work)
+    reader_faults(binary, fixtures, work)
     print(f"{len(failures)} failure(s)")
     return 1 if failures else 0
 

@@ -73,6 +73,55 @@ with tempfile.TemporaryDirectory() as tmp:
         rc, o, e = run(p)
         check(rc == 2 and p in e and o == "", f"{name}: exit 2 naming the file, got {rc} {e!r}")
 
+# The input is read once: a pipe, process substitution, "-" and /dev/stdin work, gzip or plain,
+# and rank as the file does.
+with tempfile.TemporaryDirectory() as tmp:
+    gz_path = os.path.join(tmp, "t.json.gz")
+    raw = open(unfused, "rb").read()
+    open(gz_path, "wb").write(gzip.compress(raw))
+    for what, cmd in [("<(zcat t.json.gz)", f'"$0" hotspots <(zcat "$1")'),
+                      ("<(cat t.json.gz)", f'"$0" hotspots <(cat "$1")'),
+                      ("cat t.json.gz | hotspots -", f'cat "$1" | "$0" hotspots -'),
+                      ("cat t.json.gz | hotspots /dev/stdin", f'cat "$1" | "$0" hotspots /dev/stdin'),
+                      ("zcat t.json.gz | hotspots -", f'zcat "$1" | "$0" hotspots -'),
+                      ("hotspots /dev/stdin < t.json.gz", f'"$0" hotspots /dev/stdin < "$1"')]:
+        p = subprocess.run(["bash", "-c", cmd, exe, gz_path], capture_output=True, text=True,
+                           timeout=30)
+        check(p.returncode == 0 and rows(p.stdout) == r and p.stderr == "",
+              f"{what}: same ranking as the file ({p.returncode}: {p.stderr!r})")
+    p = subprocess.run([exe, "hotspots", "-"], input=gzip.compress(raw), capture_output=True,
+                       timeout=30)
+    check(p.returncode == 0 and p.stdout.decode().startswith("stdin: torch.profiler trace (gzip)"),
+          f"-: named stdin in the header ({p.stderr!r})")
+    # A byte-order mark is skipped, as by every reader; a second one is not JSON.
+    for name, data, ok in [("bom.json", b"\xef\xbb\xbf" + raw, True),
+                           ("bom.json.gz", gzip.compress(b"\xef\xbb\xbf" + raw), True),
+                           ("two_boms.json", b"\xef\xbb\xbf" * 2 + raw, False)]:
+        path = os.path.join(tmp, name)
+        open(path, "wb").write(data)
+        rc, o, e = run(path)
+        if ok:
+            check(rc == 0 and rows(o) == r, f"{name}: read like the plain trace ({e!r})")
+        else:
+            check(rc == 2 and path in e and o == "", f"{name}: exit 2 naming it ({e!r})")
+    # Nesting is limited to 256 levels counted from the top, as in dumps.
+    for levels, ok in [(256, True), (257, False), (100000, False)]:
+        inner = levels - 3  # the top object, traceEvents and the event are 3 levels
+        ev = b'{"cat": "kernel", "name": "k", "dur": 1, "args": ' + b"[" * inner + b"]" * inner + b"}"
+        path = os.path.join(tmp, f"deep{levels}.json")
+        open(path, "wb").write(b'{"traceEvents": [' + ev + b"]}")
+        rc, o, e = run(path)
+        if ok:
+            check(rc == 0, f"{levels} levels: read ({e!r})")
+        else:
+            check(rc == 2 and "JSON nested too deeply: more than 256 levels" in e and path in e,
+                  f"{levels} levels: exit 2, nested too deeply ({rc} {e[:200]!r})")
+    # A rules file follows the same rules: a directory is refused.
+    rc, o, e = run("--rules", tmp, unfused)
+    check(rc == 2 and f"{tmp}: is a directory" in e and o == "", f"--rules DIR: {e!r}")
+    rc, o, e = run("--rules", "-", "-")
+    check(rc == 2 and "stdin" in e and o == "", f"--rules - with FILE -: {e!r}")
+
 dump = os.path.join(fx, "dump_qknorm_missed.json")
 rc, out, err = run(dump)
 check(rc == 0 and "diffscope perf dump" in out and "top 5 of 8" in out, f"dump header: {err}")
