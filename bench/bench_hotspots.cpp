@@ -106,7 +106,8 @@ void measure(const std::string& path, double mb, bool gz) {
   const long rss_before = peak_rss_kb();
   const auto t0 = std::chrono::steady_clock::now();
   diffscope::cli::trace_scan_info info;
-  const auto src = diffscope::cli::hotspots_from_trace(path, &info);
+  diffscope::cli::byte_source in(path);
+  const auto src = diffscope::cli::hotspots_from_trace(in, &info);
   const auto rep =
       diffscope::analyze_hotspots(src.res, diffscope::kernel_classifier(), &src.overlap);
   const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
