@@ -377,6 +377,62 @@ TEST_SUITE("collector_gpu") {
     cudaFree(d);
   }
 
+  TEST_CASE("past the scope cap, folded calls keep their GPU work, in both modes") {
+    void* d = nullptr;
+    CUDA_OK(cudaMalloc(&d, 1 << 20));
+    // Ten distinct scopes under one stage, each with a nested scope, and two sets each: one
+    // in the nested scope, one in the outer. A cap of 3 folds most of them.
+    const auto loop = [d] {
+      nvtxRangePushA("stage_DenoisingStage");
+      for (int i = 0; i < 10; ++i) {
+        nvtxRangePushA(("module_" + std::to_string(i)).c_str());
+        nvtxRangePushA("nested");
+        REQUIRE(cudaMemsetAsync(d, i, 1 << 20, nullptr) == cudaSuccess);
+        nvtxRangePop();
+        REQUIRE(cudaMemsetAsync(d, i, 1 << 20, nullptr) == cudaSuccess);
+        nvtxRangePop();
+      }
+      nvtxRangePop();
+    };
+    auto& c = diffscope::collector::instance();
+    // What folds is decided on the host: a run without GPU timing gives the expected counts.
+    diffscope::collector_options o = quiet();
+    o.max_scopes = 3;
+    o.gpu = false;
+    c.start(o);
+    loop();
+    const auto host = c.stop();
+    const auto* host_other = find_scope(host, "DenoisingStage/(other)");
+    REQUIRE(host_other != nullptr);
+    REQUIRE(host.faults.ranges_folded > 0);
+    for (const bool perf : {false, true}) {
+      CAPTURE(perf);
+      o.gpu = true;
+      o.mode = perf ? diffscope::timing_mode::perf : diffscope::timing_mode::profile;
+      o.perf_all_scopes = true;
+      REQUIRE(c.start(o));
+      loop();
+      CUDA_OK(cudaDeviceSynchronize());
+      const auto r = c.stop();
+      CHECK(r.faults.ranges_folded == host.faults.ranges_folded);
+      CHECK(r.faults.names_folded == host.faults.names_folded);
+      CHECK(r.scopes.size() == host.scopes.size());
+      CHECK(r.faults.timing_failures == 0);
+      const auto& other = scope_at(r, "DenoisingStage/(other)");
+      CHECK(other.host.calls == host_other->host.calls);
+      CHECK(other.gpu.measured);
+      CHECK(other.gpu.busy_ms > 0);
+      if (perf) {
+        CHECK(other.gpu.timed_calls == other.host.calls);
+      } else {
+        // Every set of a folded call, the nested one's included, lands in (other).
+        CHECK(other.gpu.memsets == 2 * other.host.calls);
+        CHECK(r.faults.unattributed_records == 0);
+      }
+    }
+    cudaFree(d);
+  }
+
   TEST_CASE("another CUPTI subscriber is named and host timings go on") {
     CUpti_SubscriberHandle other = nullptr;
     CUpti_SubscriberParams params{};

@@ -6,7 +6,8 @@ kind of awkward target, and `diffscope run` against children and signals that en
 
 SECTIONS: a comma-separated subset of readers,writers,run,collector (default: all).
 
-What must hold in every case (docs/outputs.md, "Bad input and awkward outputs"):
+What must hold in every case (docs/testing.md, "The fault matrix"; the rules themselves are in
+docs/outputs.md: the writers at the top, the readers in section 5):
 - readers: exit 2 with the file named on stderr, no signal, no hang, bounded memory;
 - writers: a device node, FIFO or directory at the path is never replaced; a symlink is
   written through; an error names the path; nothing half-written or temporary is left;
