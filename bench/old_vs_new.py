@@ -2,7 +2,7 @@
 """Old against new on one machine: the collector's micro-benchmarks of two builds, run in
 alternation so that both see the same machine state, and the median of each figure.
 
-    bench/old_vs_new.py --old OLD_BUILD --new NEW_BUILD [--rounds 5]
+    bench/old_vs_new.py --old OLD_BUILD --new NEW_BUILD [--rounds 5] [--programs A,B]
 
 OLD_BUILD and NEW_BUILD are build trees with the benchmarks built (bench_collector_gpu,
 bench_launch_path; e.g. `git archive <commit> | tar -x -C old`, then the usual configure with
@@ -47,14 +47,17 @@ def main():
     ap.add_argument("--old", required=True)
     ap.add_argument("--new", required=True)
     ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--programs", default=",".join(p for p, _ in PROGRAMS),
+                    help="comma-separated subset of the benchmarks")
     a = ap.parse_args()
+    programs = [(p, args) for p, args in PROGRAMS if p in a.programs.split(",")]
     values = {"old": {}, "new": {}}
     for r in range(a.rounds):
         # A B B A: neither side always runs first.
         order = ["old", "new"] if r % 2 == 0 else ["new", "old"]
         for side in order:
             build = a.old if side == "old" else a.new
-            for program, args in PROGRAMS:
+            for program, args in programs:
                 p = subprocess.run([f"{build}/bench/{program}", *args], capture_output=True,
                                    text=True)
                 print(f"==== round {r} {side} {program} (exit {p.returncode})\n{p.stdout}",

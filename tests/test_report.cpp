@@ -158,21 +158,7 @@ TEST_SUITE("report") {
   }
 
   TEST_CASE("ranges open at stop: never \"faults: none\", the innermost per thread named") {
-    auto r = sample::profiled();
-    r.faults.unclosed_at_stop = 4;
-    diffscope::unclosed_range u;
-    u.thread = 1;
-    u.open = 3;
-    u.path = "request/DenoisingStage/denoise_step";
-    u.step = 3;
-    u.thread_exited = true;
-    r.unclosed_ranges.push_back(u);
-    u.thread = 2;
-    u.open = 1;
-    u.path = "worker";
-    u.step = -1;
-    u.thread_exited = false;
-    r.unclosed_ranges.push_back(u);
+    auto r = sample::with_unclosed_ranges();
     std::string s = diffscope::summary_text(r);
     CHECK(s.find("faults: none") == std::string::npos);
     CHECK(

@@ -206,4 +206,24 @@ inline diffscope::results traced(bool capped) {
   return r;
 }
 
+/// profiled() with ranges left open at stop: four on two threads, one of which had ended.
+inline diffscope::results with_unclosed_ranges() {
+  auto r = profiled();
+  r.faults.unclosed_at_stop = 4;
+  diffscope::unclosed_range u;
+  u.thread = 1;
+  u.open = 3;
+  u.path = "request/DenoisingStage/denoise_step";
+  u.step = 3;
+  u.thread_exited = true;
+  r.unclosed_ranges.push_back(u);
+  u.thread = 2;
+  u.open = 1;
+  u.path = "worker";
+  u.step = -1;
+  u.thread_exited = false;
+  r.unclosed_ranges.push_back(u);
+  return r;
+}
+
 }  // namespace sample
