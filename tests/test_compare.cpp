@@ -18,6 +18,22 @@ using namespace diffscope::cli;
 using reader_checks::error_of;
 using reader_checks::parse;
 
+namespace {
+
+/// Checks that `seconds_for(4 n)` stays under ten times `seconds_for(n)` (the best of two runs
+/// of the smaller): linear work grows four times, quadratic sixteen. Judged by growth, not by a
+/// time limit, so a sanitizer build or a busy machine passes while a quadratic algorithm fails.
+template <class SecondsFor>
+void check_linear(SecondsFor seconds_for, int n) {
+  const double small = std::min(seconds_for(n), seconds_for(n));
+  const double large = seconds_for(4 * n);
+  CAPTURE(small);
+  CAPTURE(large);
+  CHECK(large < 10 * small + 0.05);
+}
+
+}  // namespace
+
 TEST_SUITE("compare") {
   TEST_CASE("the dump reader takes compare_perf.py's defaults for missing keys") {
     const auto d = parse(R"({"steps": [{"duration_ms": 3}, {"name": "A"}]})");
@@ -236,9 +252,6 @@ TEST_SUITE("compare") {
   }
 
   TEST_CASE("compare and merge stay linear in the number of stages and scopes") {
-    // Judged by growth, not by a time limit (sanitizer builds and busy machines are slow):
-    // four times the stages and scopes may take about four times as long (ten is allowed for
-    // noise); quadratic lookups would take sixteen.
     const auto seconds_for = [](int n) {
       std::string text = R"({"steps": [)";
       std::string scopes;
@@ -260,16 +273,11 @@ TEST_SUITE("compare") {
       CHECK(merged.at("steps").size() == static_cast<std::size_t>(n));
       return s;
     };
-    const double small = std::min(seconds_for(10000), seconds_for(10000));
-    const double large = seconds_for(40000);
-    CAPTURE(small);
-    CAPTURE(large);
-    CHECK(large < 10 * small + 0.05);
+    check_linear(seconds_for, 10000);
   }
 
   TEST_CASE("a dump's objects are built in linear time; a repeated key keeps its last value") {
     // 100,000 keys in one object: nlohmann's own ordered builder searches each key linearly.
-    // Judged by growth, as above.
     const auto seconds_for = [](int n) {
       std::string text = R"({"steps": [], "meta": {)";
       for (int i = 0; i < n; ++i)
@@ -283,11 +291,7 @@ TEST_SUITE("compare") {
       CHECK(d.meta.begin().key() == "k0");
       return s;
     };
-    const double small = std::min(seconds_for(25000), seconds_for(25000));
-    const double large = seconds_for(100000);
-    CAPTURE(small);
-    CAPTURE(large);
-    CHECK(large < 10 * small + 0.05);
+    check_linear(seconds_for, 25000);
     const auto r = parse(R"({"total_duration_ms": 1, "meta": {"a": "1", "b": "2", "a": "3"},
                              "total_duration_ms": 2})");
     CHECK(r.total_duration_ms == 2.0);
