@@ -207,14 +207,9 @@ inline void remove_stale_run_dirs(const std::string& tmp) {
   if (d == nullptr) return;
   std::vector<std::string> stale;
   while (const dirent* e = ::readdir(d)) {
-    const long pid = run_dir_owner(e->d_name);
-    if (pid <= 0 || pid == static_cast<long>(::getpid())) continue;
-    if (::kill(static_cast<pid_t>(pid), 0) == 0 || errno != ESRCH) continue;
-    struct stat st {};
-    if (::fstatat(::dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISDIR(st.st_mode) ||
-        st.st_uid != ::geteuid())
-      continue;
-    stale.emplace_back(e->d_name);
+    if (diffscope::detail::left_by_gone_process(::dirfd(d), e->d_name, run_dir_owner(e->d_name),
+                                                S_IFDIR))
+      stale.emplace_back(e->d_name);
   }
   ::closedir(d);
   for (const auto& name : stale) {

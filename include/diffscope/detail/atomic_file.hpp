@@ -87,6 +87,17 @@ inline long temp_file_pid(std::string_view name) noexcept {
   return pid > 0 && pid <= INT_MAX ? pid : -1;
 }
 
+/// Whether the entry `name` of `dir_fd` is of `type` (S_IFREG, S_IFDIR; never a link), this
+/// user's, and left by process `pid`, which no longer exists (kill(pid, 0) says ESRCH). What
+/// the temp-file sweep here and `diffscope run`'s sweep of its private directories share.
+inline bool left_by_gone_process(int dir_fd, const char* name, long pid, mode_t type) noexcept {
+  if (pid <= 0 || pid == static_cast<long>(::getpid())) return false;
+  if (::kill(static_cast<pid_t>(pid), 0) == 0 || errno != ESRCH) return false;
+  struct stat st {};
+  return ::fstatat(dir_fd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && (st.st_mode & S_IFMT) == type &&
+         st.st_uid == ::geteuid();
+}
+
 /// Removes from `dir` the temp files of writers that are gone: our marker, owned by this
 /// user, the pid no longer alive (kill(pid, 0) says ESRCH) and the writer's lock free (a
 /// writer in another pid namespace holds it though its pid is unknown here). A live
@@ -95,15 +106,8 @@ inline void remove_stale_temp_files(const std::string& dir) noexcept {
   DIR* d = ::opendir(dir.empty() ? "." : dir.c_str());
   if (d == nullptr) return;
   const int dir_fd = ::dirfd(d);
-  const long self = static_cast<long>(::getpid());
   while (const dirent* e = ::readdir(d)) {
-    const long pid = temp_file_pid(e->d_name);
-    if (pid <= 0 || pid == self) continue;
-    if (::kill(static_cast<pid_t>(pid), 0) == 0 || errno != ESRCH) continue;
-    struct stat st {};
-    if (::fstatat(dir_fd, e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISREG(st.st_mode) ||
-        st.st_uid != ::geteuid())
-      continue;
+    if (!left_by_gone_process(dir_fd, e->d_name, temp_file_pid(e->d_name), S_IFREG)) continue;
     const int fd = ::openat(dir_fd, e->d_name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
     if (fd >= 0 && ::flock(fd, LOCK_EX | LOCK_NB) != 0) {
       ::close(fd);
