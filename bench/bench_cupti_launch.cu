@@ -20,8 +20,8 @@
 #include <cupti.h>
 
 #include <diffscope/collector.hpp>
-#include <diffscope/detail/clock.hpp>
-#include <diffscope/detail/cupti_source.hpp>
+#include <diffscope/util/clock.hpp>
+#include <diffscope/capture/cupti_source.hpp>
 
 namespace ds = diffscope::detail;
 

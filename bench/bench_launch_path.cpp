@@ -17,8 +17,8 @@
 #include <string>
 #include <vector>
 
-#include <diffscope/detail/aggregator.hpp>
-#include <diffscope/detail/clock.hpp>
+#include <diffscope/aggregate/aggregator.hpp>
+#include <diffscope/util/clock.hpp>
 
 namespace ds = diffscope::detail;
 

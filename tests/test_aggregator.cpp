@@ -2,7 +2,7 @@
 // the NVTX tool and the CUPTI source use.
 #include <doctest/doctest.h>
 
-#include <diffscope/detail/aggregator.hpp>
+#include <diffscope/aggregate/aggregator.hpp>
 
 #include <atomic>
 #include <string>

@@ -24,7 +24,7 @@
 #include <thread>
 #include <vector>
 
-#include <diffscope/detail/atomic_file.hpp>
+#include <diffscope/util/atomic_file.hpp>
 
 namespace {
 

@@ -1,6 +1,6 @@
 // Settings (config.hpp): the table, strict parsing with one warning per setting, the
 // collector's options built from it, docs/configuration.md against it; output paths
-// (detail/output_path.hpp): every template field sanitised, request names kept distinct.
+// (output/output_path.hpp): every template field sanitised, request names kept distinct.
 #include <doctest/doctest.h>
 
 #include <diffscope/collector.hpp>

@@ -10,7 +10,7 @@
 #include <string>
 #include <vector>
 
-#include <diffscope/detail/cupti_source.hpp>
+#include <diffscope/capture/cupti_source.hpp>
 
 namespace ds = diffscope::detail;
 

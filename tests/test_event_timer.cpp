@@ -1,4 +1,4 @@
-// Perf mode's event pairing (detail/event_timer.hpp) on synthetic events: no GPU needed.
+// Perf mode's event pairing (capture/event_timer.hpp) on synthetic events: no GPU needed.
 #include <doctest/doctest.h>
 
 #include <sys/wait.h>
@@ -13,9 +13,9 @@
 #include <thread>
 #include <vector>
 
-#include <diffscope/detail/aggregator.hpp>
-#include <diffscope/detail/event_timer.hpp>
-#include <diffscope/detail/nvtx_tool.hpp>
+#include <diffscope/aggregate/aggregator.hpp>
+#include <diffscope/capture/event_timer.hpp>
+#include <diffscope/capture/nvtx_tool.hpp>
 
 using diffscope::category;
 using diffscope::detail::aggregator;

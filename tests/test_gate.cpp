@@ -1,11 +1,11 @@
-// The native-backend gate (gate.hpp): the streaming scanner on our own fixture logs and on
+// The native-backend gate (sglang/gate.hpp): the streaming scanner on our own fixture logs and on
 // generated text in every chunking, against a plain reference implementation; the output
 // watch and the collector's use of it in forked children (so the test runner's own output
 // is never redirected).
 #include <doctest/doctest.h>
 
 #include <diffscope/collector.hpp>
-#include <diffscope/gate.hpp>
+#include <diffscope/sglang/gate.hpp>
 
 #include <fcntl.h>
 #include <malloc.h>

@@ -8,9 +8,9 @@
 #include <string>
 #include <vector>
 
-#include <diffscope/hotspots.hpp>
-#include <diffscope/perf_dump.hpp>
-#include <diffscope/report.hpp>
+#include <diffscope/analysis/hotspots.hpp>
+#include <diffscope/output/perf_dump.hpp>
+#include <diffscope/output/summary.hpp>
 
 #include "../tools/cmd_hotspots.hpp"
 #include "../tools/dump_reader.hpp"

@@ -1,4 +1,4 @@
-// Communication/compute overlap (detail/overlap.hpp): interval unions, intersections, the
+// Communication/compute overlap (aggregate/overlap.hpp): interval unions, intersections, the
 // comm_overlap numbers against a brute-force count on a grid, and the kernel-name rule.
 #include <doctest/doctest.h>
 
@@ -6,7 +6,7 @@
 #include <random>
 #include <vector>
 
-#include <diffscope/detail/overlap.hpp>
+#include <diffscope/aggregate/overlap.hpp>
 
 using diffscope::detail::comm_overlap;
 using diffscope::detail::compute_comm_overlap;

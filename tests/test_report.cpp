@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include <diffscope/report.hpp>
+#include <diffscope/output/summary.hpp>
 
 #include "tools/sample_results.hpp"
 

@@ -10,7 +10,7 @@
 #include <string>
 #include <vector>
 
-#include <diffscope/trace.hpp>
+#include <diffscope/output/chrome_trace.hpp>
 
 #include "tools/mini_json.hpp"
 #include "tools/sample_results.hpp"

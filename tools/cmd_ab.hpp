@@ -25,7 +25,7 @@
 #include <utility>
 #include <vector>
 
-#include <diffscope/detail/atomic_file.hpp>
+#include <diffscope/util/atomic_file.hpp>
 
 #include "cli.hpp"
 #include "cmd_compare.hpp"

@@ -18,7 +18,7 @@
 #include <utility>
 #include <vector>
 
-#include <diffscope/detail/stats.hpp>
+#include <diffscope/util/stats.hpp>
 
 #include "cli.hpp"
 #include "dump_reader.hpp"

@@ -1,4 +1,4 @@
-// `diffscope gate`: the native-backend gate (include/diffscope/gate.hpp, docs/gate.md) on a
+// `diffscope gate`: the native-backend gate (include/diffscope/sglang/gate.hpp, docs/gate.md) on a
 // saved log, or around a command whose stdout and stderr pass through byte for byte.
 //   diffscope gate [--expect-bcg] --log FILE
 //   diffscope gate [--expect-bcg] [--kill-on-fallback] [--kill-grace S] -- CMD [ARGS...]
@@ -21,7 +21,7 @@
 #include <utility>
 #include <vector>
 
-#include <diffscope/gate.hpp>
+#include <diffscope/sglang/gate.hpp>
 
 #include "cli.hpp"
 

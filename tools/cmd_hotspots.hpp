@@ -14,7 +14,7 @@
 #include <utility>
 #include <vector>
 
-#include <diffscope/hotspots.hpp>
+#include <diffscope/analysis/hotspots.hpp>
 #include <diffscope/results.hpp>
 
 #include "cli.hpp"

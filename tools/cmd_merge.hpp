@@ -18,8 +18,8 @@
 #include <utility>
 #include <vector>
 
-#include <diffscope/detail/atomic_file.hpp>
-#include <diffscope/detail/text_table.hpp>
+#include <diffscope/util/atomic_file.hpp>
+#include <diffscope/util/text_table.hpp>
 #include <diffscope/version.hpp>
 
 #include "cli.hpp"

@@ -30,7 +30,7 @@
 #include <vector>
 
 #include <diffscope/config.hpp>
-#include <diffscope/detail/atomic_file.hpp>
+#include <diffscope/util/atomic_file.hpp>
 
 #include "cli.hpp"
 #include "cmd_gate.hpp"

@@ -15,7 +15,7 @@
 #include <string>
 #include <vector>
 
-#include <diffscope/detail/atomic_file.hpp>
+#include <diffscope/util/atomic_file.hpp>
 #include <diffscope/scope.hpp>
 #ifdef DIFFSCOPE_TOY_DIT_WITH_COLLECTOR
 // Makes the collector this program's NVTX tool: it starts at the first range when

@@ -29,17 +29,17 @@
 #include <cupti.h>
 
 #include <diffscope/config.hpp>
-#include <diffscope/detail/aggregator.hpp>
-#include <diffscope/detail/cupti_source.hpp>
-#include <diffscope/detail/event_timer.hpp>
-#include <diffscope/detail/nvtx_tool.hpp>
-#include <diffscope/detail/output_path.hpp>
-#include <diffscope/gate.hpp>
-#include <diffscope/perf_dump.hpp>
-#include <diffscope/report.hpp>
+#include <diffscope/aggregate/aggregator.hpp>
+#include <diffscope/capture/cupti_source.hpp>
+#include <diffscope/capture/event_timer.hpp>
+#include <diffscope/capture/nvtx_tool.hpp>
+#include <diffscope/output/output_path.hpp>
+#include <diffscope/sglang/gate.hpp>
+#include <diffscope/output/perf_dump.hpp>
+#include <diffscope/output/summary.hpp>
 #include <diffscope/results.hpp>
 #include <diffscope/scope.hpp>
-#include <diffscope/trace.hpp>
+#include <diffscope/output/chrome_trace.hpp>
 
 namespace diffscope {
 
@@ -78,7 +78,7 @@ struct collector_options {
   bool gpu = true;         ///< false: host timings only, CUPTI untouched
   std::uint64_t trace_cap = 2'000'000;  ///< raw events kept for the trace
   perf_dump_options dump;               ///< tag, meta, legacy step entries, ...
-  /// Watch stdout and stderr with the native-backend gate (gate.hpp) while collecting; a
+  /// Watch stdout and stderr with the native-backend gate (sglang/gate.hpp) while collecting; a
   /// tripped gate writes no dump or trace at the requested paths.
   bool watch_output = false;
   bool expect_bcg = false;    ///< the gate requires the breakable-CUDA-graph capture marker
@@ -310,7 +310,7 @@ inline environment_info read_environment(const collector_state& st) {
 /// written (each also said on stderr).
 inline std::vector<std::string> write_outputs(const collector_options& o, const results& r) {
   std::vector<std::string> errors;
-  // A tripped gate keeps no numbers at the requested paths (gate.hpp): gated_output_path
+  // A tripped gate keeps no numbers at the requested paths (sglang/gate.hpp): gated_output_path
   // says so and gives "" (or the .invalid.json path with keep_invalid).
   if (!o.dump_path.empty()) {
     // One dump per request that is not a warm-up with {request} in the path, as SGLang

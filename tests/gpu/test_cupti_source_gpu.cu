@@ -19,7 +19,7 @@
 
 #include <cuda_runtime_api.h>
 
-#include <diffscope/detail/cupti_source.hpp>
+#include <diffscope/capture/cupti_source.hpp>
 
 namespace ds = diffscope::detail;
 

@@ -23,10 +23,10 @@
 #include <utility>
 #include <vector>
 
-#include <diffscope/detail/atomic_file.hpp>
-#include <diffscope/detail/json_writer.hpp>
-#include <diffscope/detail/stats.hpp>
-#include <diffscope/hotspots.hpp>
+#include <diffscope/util/atomic_file.hpp>
+#include <diffscope/util/json_writer.hpp>
+#include <diffscope/util/stats.hpp>
+#include <diffscope/analysis/hotspots.hpp>
 #include <diffscope/results.hpp>
 #include <diffscope/version.hpp>
 
@@ -50,7 +50,7 @@ struct perf_dump_options {
   /// stage entries, as SGLang dumps of late 2025 did. compare_perf.py then shows a
   /// "Denoising Loop (N steps)" row (which overlaps the DenoisingStage row, as it did there).
   bool legacy_step_entries = false;
-  /// Verdict of the log gate (gate.hpp), "" when the run was not gated.
+  /// Verdict of the log gate (sglang/gate.hpp), "" when the run was not gated.
   std::string gate_verdict;
   /// Most kernels listed in diffscope.kernels (results.kernels is sorted by total time).
   std::size_t max_kernels = 50;
@@ -486,7 +486,7 @@ inline void write_diffscope_section(json_writer& w, const results& r, const perf
   }
   w.end_array();
 
-  // Categories and fast-path families over every kernel (hotspots.hpp).
+  // Categories and fast-path families over every kernel (analysis/hotspots.hpp).
   w.key("hotspots");
   write_hotspots_json(w, r);
 

@@ -19,10 +19,10 @@
 
 #include <nvtx3/nvToolsExt.h>  // also brings the injection interface (nvtxDetail/nvtxTypes.h)
 
-#include <diffscope/detail/aggregator.hpp>
-#include <diffscope/detail/clock.hpp>
-#include <diffscope/detail/event_timer.hpp>
-#include <diffscope/detail/range_names.hpp>
+#include <diffscope/aggregate/aggregator.hpp>
+#include <diffscope/util/clock.hpp>
+#include <diffscope/capture/event_timer.hpp>
+#include <diffscope/sglang/range_names.hpp>
 
 namespace diffscope::detail {
 

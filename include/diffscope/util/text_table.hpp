@@ -10,7 +10,7 @@
 #include <utility>
 #include <vector>
 
-#include <diffscope/detail/json_writer.hpp>
+#include <diffscope/util/json_writer.hpp>
 
 namespace diffscope::detail {
 

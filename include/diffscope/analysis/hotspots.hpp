@@ -20,8 +20,8 @@
 #include <utility>
 #include <vector>
 
-#include <diffscope/detail/json_writer.hpp>
-#include <diffscope/detail/text_table.hpp>
+#include <diffscope/util/json_writer.hpp>
+#include <diffscope/util/text_table.hpp>
 #include <diffscope/results.hpp>
 
 namespace diffscope {

@@ -29,8 +29,8 @@
 #include <utility>
 #include <vector>
 
-#include <diffscope/detail/activity.hpp>
-#include <diffscope/detail/clock.hpp>
+#include <diffscope/capture/activity.hpp>
+#include <diffscope/util/clock.hpp>
 
 namespace diffscope::detail {
 

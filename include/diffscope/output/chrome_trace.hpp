@@ -14,8 +14,8 @@
 #include <string>
 #include <utility>
 
-#include <diffscope/detail/atomic_file.hpp>
-#include <diffscope/detail/json_writer.hpp>
+#include <diffscope/util/atomic_file.hpp>
+#include <diffscope/util/json_writer.hpp>
 #include <diffscope/results.hpp>
 #include <diffscope/version.hpp>
 

@@ -10,10 +10,10 @@
 #include <string_view>
 #include <vector>
 
-#include <diffscope/detail/json_writer.hpp>
-#include <diffscope/detail/text_table.hpp>
-#include <diffscope/hotspots.hpp>
-#include <diffscope/perf_dump.hpp>
+#include <diffscope/util/json_writer.hpp>
+#include <diffscope/util/text_table.hpp>
+#include <diffscope/analysis/hotspots.hpp>
+#include <diffscope/output/perf_dump.hpp>
 #include <diffscope/results.hpp>
 
 namespace diffscope {

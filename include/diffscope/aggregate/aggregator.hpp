@@ -47,11 +47,11 @@
 #include <utility>
 #include <vector>
 
-#include <diffscope/detail/activity.hpp>
-#include <diffscope/detail/clock.hpp>
-#include <diffscope/detail/histogram.hpp>
-#include <diffscope/detail/overlap.hpp>
-#include <diffscope/detail/range_names.hpp>
+#include <diffscope/capture/activity.hpp>
+#include <diffscope/util/clock.hpp>
+#include <diffscope/aggregate/histogram.hpp>
+#include <diffscope/aggregate/overlap.hpp>
+#include <diffscope/sglang/range_names.hpp>
 #include <diffscope/results.hpp>
 
 namespace diffscope::detail {

@@ -24,8 +24,8 @@
 #include <cuda_runtime_api.h>
 #include <cupti.h>
 
-#include <diffscope/detail/activity.hpp>
-#include <diffscope/detail/clock.hpp>
+#include <diffscope/capture/activity.hpp>
+#include <diffscope/util/clock.hpp>
 
 namespace diffscope::detail {
 
