@@ -19,9 +19,9 @@
 #include <cuda_runtime_api.h>
 #include <cupti.h>
 
+#include <diffscope/capture/cupti_source.hpp>
 #include <diffscope/collector.hpp>
 #include <diffscope/util/clock.hpp>
-#include <diffscope/capture/cupti_source.hpp>
 
 namespace ds = diffscope::detail;
 

@@ -16,9 +16,9 @@
 #include <string>
 #include <vector>
 
-#include <diffscope/util/json_writer.hpp>
 #include <diffscope/output/perf_dump.hpp>
 #include <diffscope/output/summary.hpp>
+#include <diffscope/util/json_writer.hpp>
 
 #include "tools/mini_json.hpp"
 #include "tools/sample_results.hpp"

@@ -15,8 +15,8 @@
 #include <string>
 #include <vector>
 
-#include <diffscope/util/atomic_file.hpp>
 #include <diffscope/scope.hpp>
+#include <diffscope/util/atomic_file.hpp>
 #ifdef DIFFSCOPE_TOY_DIT_WITH_COLLECTOR
 // Makes the collector this program's NVTX tool: it starts at the first range when
 // DIFFSCOPE_DUMP / DIFFSCOPE_TRACE / DIFFSCOPE_SUMMARY are set and writes them at exit.

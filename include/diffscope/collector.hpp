@@ -28,18 +28,18 @@
 #include <cuda_runtime_api.h>
 #include <cupti.h>
 
-#include <diffscope/config.hpp>
 #include <diffscope/aggregate/aggregator.hpp>
 #include <diffscope/capture/cupti_source.hpp>
 #include <diffscope/capture/event_timer.hpp>
 #include <diffscope/capture/nvtx_tool.hpp>
+#include <diffscope/config.hpp>
+#include <diffscope/output/chrome_trace.hpp>
 #include <diffscope/output/output_path.hpp>
-#include <diffscope/sglang/gate.hpp>
 #include <diffscope/output/perf_dump.hpp>
 #include <diffscope/output/summary.hpp>
 #include <diffscope/results.hpp>
 #include <diffscope/scope.hpp>
-#include <diffscope/output/chrome_trace.hpp>
+#include <diffscope/sglang/gate.hpp>
 
 namespace diffscope {
 

@@ -47,12 +47,12 @@
 #include <utility>
 #include <vector>
 
-#include <diffscope/capture/activity.hpp>
-#include <diffscope/util/clock.hpp>
 #include <diffscope/aggregate/histogram.hpp>
 #include <diffscope/aggregate/overlap.hpp>
-#include <diffscope/sglang/range_names.hpp>
+#include <diffscope/capture/activity.hpp>
 #include <diffscope/results.hpp>
+#include <diffscope/sglang/range_names.hpp>
+#include <diffscope/util/clock.hpp>
 
 namespace diffscope::detail {
 

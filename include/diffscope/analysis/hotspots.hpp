@@ -20,9 +20,9 @@
 #include <utility>
 #include <vector>
 
+#include <diffscope/results.hpp>
 #include <diffscope/util/json_writer.hpp>
 #include <diffscope/util/text_table.hpp>
-#include <diffscope/results.hpp>
 
 namespace diffscope {
 

@@ -20,9 +20,9 @@
 #include <nvtx3/nvToolsExt.h>  // also brings the injection interface (nvtxDetail/nvtxTypes.h)
 
 #include <diffscope/aggregate/aggregator.hpp>
-#include <diffscope/util/clock.hpp>
 #include <diffscope/capture/event_timer.hpp>
 #include <diffscope/sglang/range_names.hpp>
+#include <diffscope/util/clock.hpp>
 
 namespace diffscope::detail {
 

@@ -14,9 +14,9 @@
 #include <string>
 #include <utility>
 
+#include <diffscope/results.hpp>
 #include <diffscope/util/atomic_file.hpp>
 #include <diffscope/util/json_writer.hpp>
-#include <diffscope/results.hpp>
 #include <diffscope/version.hpp>
 
 namespace diffscope {

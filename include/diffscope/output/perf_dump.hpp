@@ -23,11 +23,11 @@
 #include <utility>
 #include <vector>
 
+#include <diffscope/analysis/hotspots.hpp>
+#include <diffscope/results.hpp>
 #include <diffscope/util/atomic_file.hpp>
 #include <diffscope/util/json_writer.hpp>
 #include <diffscope/util/stats.hpp>
-#include <diffscope/analysis/hotspots.hpp>
-#include <diffscope/results.hpp>
 #include <diffscope/version.hpp>
 
 namespace diffscope {

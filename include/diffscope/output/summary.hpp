@@ -10,11 +10,11 @@
 #include <string_view>
 #include <vector>
 
-#include <diffscope/util/json_writer.hpp>
-#include <diffscope/util/text_table.hpp>
 #include <diffscope/analysis/hotspots.hpp>
 #include <diffscope/output/perf_dump.hpp>
 #include <diffscope/results.hpp>
+#include <diffscope/util/json_writer.hpp>
+#include <diffscope/util/text_table.hpp>
 
 namespace diffscope {
 
