@@ -19,6 +19,11 @@
 #          under the steadiest (not in the default parts)
 #   ab     bench/ab_toy_dit.sh: diffscope ab on toy_dit
 #   multi  bench/multi_gpu.sh: two ranks under diffscope run (needs two GPUs)
+#   diffusers  bench/diffusers_example.sh: examples/diffusers/flux_like.py (PyPI diffusers'
+#          Flux transformer, random weights) under diffscope run in profile and perf mode,
+#          steps against CUDA events (not in the default parts; needs the deps that
+#          examples/diffusers/fetch_deps.sh puts in .devdeps/, carried; DIFFUSERS_ARGS more
+#          flux_like.py arguments)
 # SUITE_COMMIT labels the figures when the machine has no git. PERF_REPS and PY_REPS set the
 # runs per variant of perf_mode.py (toy_dit, Python loop); TORCH_REPS those of torch_overhead;
 # PERF_ARGS more arguments for perf_mode.py (e.g. "--py-sections accuracy").
@@ -167,6 +172,8 @@ if has multi; then
     note "multi: skipped (fewer than two GPUs)"
   fi
 fi
+has diffusers && part diffusers bash bench/diffusers_example.sh build-gpu/tools/diffscope \
+  "$out/diffusers" ${DIFFUSERS_ARGS:-}
 note "total: $(($(date +%s) - start)) s"
 echo "==================== summary ===================="
 cat "$summary"
