@@ -99,6 +99,9 @@ def parse_args(argv):
     p.add_argument("--step-events", action="store_true", help="time each denoising step of "
                    "the last generation with CUDA events (host clock on cpu) and print "
                    "`step_ms <i> <ms>` lines")
+    p.add_argument("--nvtx", choices=["auto", "torch", "nvtx", "none"], default="auto",
+                   help="where ranges go: torch.cuda.nvtx, the `nvtx` package, nowhere; "
+                   "auto (default): the first available")
     p.add_argument("--seed", type=int, default=0)
     a = p.parse_args(argv)
     for name in ("steps", "height", "width", "heads", "head_dim", "text_len"):
@@ -119,21 +122,29 @@ def parse_args(argv):
 
 class Nvtx:
     """Default-domain push/pop: torch.cuda.nvtx (a CUDA build of torch, with or without a GPU),
-    else the `nvtx` package, else nothing (said once on stderr)."""
+    else the `nvtx` package (domain None: the default domain), else nothing (said on stderr)."""
 
-    def __init__(self):
+    def __init__(self, choice="auto"):
         self.push = self.pop = None
-        try:
-            from torch._C import _nvtx  # absent from CPU-only builds of torch
-            self.push, self.pop, self.backend = _nvtx.rangePushA, _nvtx.rangePop, "torch.cuda.nvtx"
-        except ImportError:
+        if choice in ("auto", "torch"):
+            try:
+                from torch._C import _nvtx  # absent from CPU-only builds of torch
+                self.push, self.pop, self.backend = _nvtx.rangePushA, _nvtx.rangePop, "torch.cuda.nvtx"
+            except ImportError:
+                if choice == "torch":
+                    fail("--nvtx torch: this torch has no NVTX (a CPU-only build)")
+        if self.push is None and choice in ("auto", "nvtx"):
             try:
                 import nvtx
                 self.push = lambda name: nvtx.push_range(name)
                 self.pop, self.backend = nvtx.pop_range, "nvtx package"
             except ImportError:
-                self.push = self.pop = lambda *a: None
-                self.backend = "none"
+                if choice == "nvtx":
+                    fail("--nvtx nvtx: no `nvtx` package (pip install nvtx)")
+        if self.push is None:
+            self.push = self.pop = lambda *a: None
+            self.backend = "none"
+            if choice == "auto":
                 print(f"{PROG}: note: no NVTX available (a CPU-only torch and no `nvtx` "
                       "package: pip install nvtx); running without ranges", file=sys.stderr)
         self.on = False  # ranges are pushed only while on (off during unannotated warm-ups)
@@ -377,7 +388,7 @@ def main(argv):
     device = torch.device(a.device)
     dtype = torch.bfloat16 if a.dtype == "bf16" else torch.float32
 
-    nv = Nvtx()
+    nv = Nvtx(a.nvtx)
     t0 = time.perf_counter()
     pipe = Pipeline(a, nv, device, dtype)
     params = sum(p.numel() for p in pipe.transformer.parameters())
