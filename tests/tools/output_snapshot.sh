@@ -4,7 +4,8 @@
 # the CPU with its dump, trace and summary. Two things differ from run to run and are replaced
 # by placeholders: compare's "- Timestamp:" line (the time it ran, as in compare_perf.py), and
 # in the toy DiT's outputs every decimal number (host timings) and the timestamp, request id,
-# commit and pid fields. Counts, names, structure and layout are compared as written.
+# commit and pid fields, and runs of spaces (column padding follows the numbers' widths).
+# Counts, names and structure are compared as written.
 #   usage: output_snapshot.sh BUILD_DIR OUT_DIR
 set -u
 build=${1:?usage: output_snapshot.sh BUILD_DIR OUT_DIR}
@@ -54,7 +55,7 @@ done
 
 # The toy DiT on the CPU: timings normalised (see above).
 norm() {
-  sed -E -e 's/-?[0-9]+\.[0-9]+(e[-+]?[0-9]+)?/<num>/g' \
+  sed -E -e 's/-?[0-9]+\.[0-9]+(e[-+]?[0-9]+)?/<num>/g' -e 's/ +/ /g' \
     -e 's/[0-9]+ ns per/<n> ns per/g' \
     -e 's/"(timestamp|request_id|commit_hash|pid|tid|start_unix_ns|ts|dur)": *"?[^,}"]*"?/"\1": <v>/g' "$@"
 }
