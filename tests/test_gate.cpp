@@ -425,6 +425,20 @@ TEST_SUITE("gate") {
           "\\x00\\xff\\xfe caf\xc3\xa9 Falling back to diffusers backend \\x800;t\\x07");
   }
 
+  TEST_CASE("the reported line keeps valid UTF-8 and writes every other byte as \\xNN") {
+    using diffscope::detail::printable_utf8;
+    const std::string good =
+        "r\xc3\xa9sum\xc3\xa9 \xe2\x9c\x93 \xf0\x9f\x98\x80 \xed\x9f\xbf \xf4\x8f\xbf\xbf";
+    CHECK(printable_utf8(good) == good);
+    CHECK(printable_utf8("a\tb\x7f~") == "a\\x09b\\x7f~");                // control bytes
+    CHECK(printable_utf8("a\xe2\x82") == "a\\xe2\\x82");                  // cut by the cap
+    CHECK(printable_utf8("\xc0\xaf") == "\\xc0\\xaf");                    // overlong '/'
+    CHECK(printable_utf8("\xe0\x9f\xbf") == "\\xe0\\x9f\\xbf");           // overlong
+    CHECK(printable_utf8("\xed\xa0\x80") == "\\xed\\xa0\\x80");           // surrogate
+    CHECK(printable_utf8("\xf4\x90\x80\x80") == "\\xf4\\x90\\x80\\x80");  // > U+10FFFF
+    CHECK(printable_utf8("\x80x\xf5") == "\\x80x\\xf5");                  // stray bytes
+  }
+
   TEST_CASE("BCG: captured is valid, each failure marker is invalid, no capture is unverified") {
     const std::string captured = "[Diffusion BCG] captured 4 graphs\n";
     CHECK(scan("x\n" + captured, {}, bcg()).kind == verdict_kind::valid);

@@ -32,6 +32,8 @@
 #include <string_view>
 #include <vector>
 
+#include <diffscope/util/utf8.hpp>
+
 namespace diffscope {
 
 /// What a signal means.
@@ -209,48 +211,6 @@ inline void gate_search(const unsigned char* t, std::size_t n, F&& on_match) {
   }
 }
 
-/// Printable text of a line for a one-line report: valid UTF-8 kept, anything else (control
-/// bytes, invalid sequences, a multi-byte character cut by the cap) as \xNN.
-inline std::string gate_sanitise(std::string_view s) {
-  std::string out;
-  out.reserve(s.size());
-  char esc[8];
-  for (std::size_t i = 0; i < s.size();) {
-    const auto c = static_cast<unsigned char>(s[i]);
-    if (c >= 0x20 && c < 0x7f) {
-      out.push_back(static_cast<char>(c));
-      ++i;
-      continue;
-    }
-    std::size_t len = 0;
-    if (c >= 0xc2 && c <= 0xdf)
-      len = 2;
-    else if (c >= 0xe0 && c <= 0xef)
-      len = 3;
-    else if (c >= 0xf0 && c <= 0xf4)
-      len = 4;
-    bool good = len != 0 && i + len <= s.size();
-    for (std::size_t k = 1; good && k < len; ++k)
-      good = (static_cast<unsigned char>(s[i + k]) & 0xc0) == 0x80;
-    if (good && len == 3) {  // no overlong forms, no surrogates
-      const auto c1 = static_cast<unsigned char>(s[i + 1]);
-      good = !(c == 0xe0 && c1 < 0xa0) && !(c == 0xed && c1 >= 0xa0);
-    } else if (good && len == 4) {
-      const auto c1 = static_cast<unsigned char>(s[i + 1]);
-      good = !(c == 0xf0 && c1 < 0x90) && !(c == 0xf4 && c1 >= 0x90);
-    }
-    if (good) {
-      out.append(s.data() + i, len);
-      i += len;
-    } else {
-      std::snprintf(esc, sizeof esc, "\\x%02x", c);
-      out += esc;
-      ++i;
-    }
-  }
-  return out;
-}
-
 }  // namespace detail
 
 /// Streaming scanner. Feed it bytes in any chunking; a signal split across feeds, or by
@@ -376,7 +336,7 @@ class gate_scanner {
   void refresh_hits(stream_state& st) {
     if (st.new_hits.empty()) return;
     fill_head(st, st.pending.get(), st.pending_n, st.offset);
-    const std::string text = detail::gate_sanitise(st.head);
+    const std::string text = detail::printable_utf8(st.head);
     for (std::size_t i : st.new_hits) hits_[i].text = text;
   }
 
@@ -590,7 +550,7 @@ inline std::string verdict_text(const gate_verdict& v) {
     constexpr std::size_t cap = 160;
     std::string t = h.text.size() > cap ? h.text.substr(0, cap) + "..." : h.text;
     if (h.column + h.matched.size() > cap + 1 || h.text.size() > cap)
-      t += " [at byte " + std::to_string(h.column) + ": " + detail::gate_sanitise(h.matched) + "]";
+      t += " [at byte " + std::to_string(h.column) + ": " + detail::printable_utf8(h.matched) + "]";
     return t;
   };
   std::string s = v.code();
