@@ -1,6 +1,7 @@
-// Throughput of the gate scanner (sglang/gate.hpp) on realistic SGLang-style log text, fed in 64
-// KiB chunks as a pipe delivers it, plain and with ANSI colour codes. Plain main; prints GB/s (1e9
-// bytes per second), the median of 5 passes over ~1 GB each.
+// Throughput of the gate scanner (sglang/gate_scanner.hpp over util/pattern_scanner.hpp) on
+// realistic SGLang-style log text, fed in 64 KiB chunks as a pipe delivers it, plain and with
+// ANSI colour codes. Plain main; prints GB/s (1e9 bytes per second), the median of 5 passes
+// over ~1 GB each.
 //   build/bench/bench_gate [megabytes=1024] [passes=5]
 #include <diffscope/sglang/gate.hpp>
 

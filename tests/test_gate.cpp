@@ -1,5 +1,6 @@
-// The native-backend gate (sglang/gate.hpp): the streaming scanner on our own fixture logs and on
-// generated text in every chunking, against a plain reference implementation; the output
+// The native-backend gate (sglang/gate.hpp and the headers it includes): the streaming scanner
+// on our own fixture logs and on generated text in every chunking, against a plain reference
+// implementation; the generic pattern scanner and the report's UTF-8 sanitiser; the output
 // watch and the collector's use of it in forked children (so the test runner's own output
 // is never redirected).
 #include <doctest/doctest.h>
@@ -40,6 +41,12 @@ using diffscope::gate_scanner;
 using diffscope::gate_signals;
 using diffscope::gate_verdict;
 using diffscope::verdict_kind;
+
+/// Two patterns that are not SGLang's, for the generic scanner.
+struct test_patterns {
+  static constexpr diffscope::detail::pattern_tables<2> tables =
+      diffscope::detail::make_pattern_tables<2>({"needle", "Haystack edge"});
+};
 
 constexpr std::size_t sig_falling = 0, sig_using = 1, sig_loaded = 2, sig_captured = 3;
 
@@ -423,6 +430,46 @@ TEST_SUITE("gate") {
     CHECK(v.fallback->column == 11);
     CHECK(v.fallback->text ==
           "\\x00\\xff\\xfe caf\xc3\xa9 Falling back to diffusers backend \\x800;t\\x07");
+  }
+
+  TEST_CASE("the reported line keeps valid UTF-8 and writes every other byte as \\xNN") {
+    using diffscope::detail::printable_utf8;
+    const std::string good =
+        "r\xc3\xa9sum\xc3\xa9 \xe2\x9c\x93 \xf0\x9f\x98\x80 \xed\x9f\xbf \xf4\x8f\xbf\xbf";
+    CHECK(printable_utf8(good) == good);
+    CHECK(printable_utf8("a\tb\x7f~") == "a\\x09b\\x7f~");                // control bytes
+    CHECK(printable_utf8("a\xe2\x82") == "a\\xe2\\x82");                  // cut by the cap
+    CHECK(printable_utf8("\xc0\xaf") == "\\xc0\\xaf");                    // overlong '/'
+    CHECK(printable_utf8("\xe0\x9f\xbf") == "\\xe0\\x9f\\xbf");           // overlong
+    CHECK(printable_utf8("\xed\xa0\x80") == "\\xed\\xa0\\x80");           // surrogate
+    CHECK(printable_utf8("\xf4\x90\x80\x80") == "\\xf4\\x90\\x80\\x80");  // > U+10FFFF
+    CHECK(printable_utf8("\x80x\xf5") == "\\x80x\\xf5");                  // stray bytes
+  }
+
+  TEST_CASE("the pattern scanner finds any fixed strings, the first occurrence of each") {
+    diffscope::pattern_scanner<test_patterns> s(8);  // line starts capped at 8 bytes
+    const std::string out = "x\nfoo NEEDLE bar needle\n";
+    const std::string err = "\x1b[1mhaystack\x1b[0m EDGE";
+    s.feed(0, out.data(), 7);  // "NEEDLE" split across feeds
+    s.feed(0, out.data() + 7, out.size() - 7);
+    s.feed(1, err.data(), err.size());
+    s.finish();
+    const auto check_hit = [](const diffscope::pattern_hit& h, std::size_t pattern, int stream,
+                              std::uint64_t line, std::uint64_t column, const char* matched,
+                              const char* text) {
+      CHECK(h.pattern == pattern);
+      CHECK(h.stream == stream);
+      CHECK(h.line == line);
+      CHECK(h.column == column);
+      CHECK(h.matched == matched);
+      CHECK(h.text == text);
+    };
+    REQUIRE(s.hits().size() == 2);
+    check_hit(s.hits()[0], 0, 0, 2, 5, "NEEDLE", "foo NEED");
+    check_hit(s.hits()[1], 1, 1, 1, 1, "haystack EDGE", "haystack");
+    CHECK(s.seen() == 3u);
+    CHECK(s.bytes() == out.size() + err.size());
+    CHECK(s.lines() == 3);  // two in stdout, stderr's unterminated one
   }
 
   TEST_CASE("BCG: captured is valid, each failure marker is invalid, no capture is unverified") {

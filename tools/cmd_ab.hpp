@@ -209,7 +209,7 @@ inline bool ends_with(const std::string& s, const std::string& suffix) {
          s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
 
-/// The denoise time of the SGLang benchmark helper (contract section 3): the stages whose
+/// The denoise time of the SGLang benchmark helper (docs/sglang.md, section 3): the stages whose
 /// name ends in DenoisingStage or RefinementStage (not BeforeDenoisingStage), else the sum
 /// of denoise_steps_ms; none when the dump has neither.
 inline std::optional<double> denoise_ms(const perf_dump_data& d) {

@@ -176,7 +176,7 @@ def check_dump(path):
     if "meta" in data and not isinstance(data["meta"], dict):
         bad("meta is not an object")
 
-    # What SGLang's readers derive (contract sections 2 and 3), to show and sanity-check.
+    # What SGLang's readers derive (docs/sglang.md, sections 2 and 3), to show and sanity-check.
     if isinstance(steps, list) and is_finite_number(total):
         denoise = sum(
             s["duration_ms"]

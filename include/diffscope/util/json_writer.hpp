@@ -10,60 +10,9 @@
 #include <string_view>
 #include <vector>
 
+#include <diffscope/util/utf8.hpp>
+
 namespace diffscope::detail {
-
-/// Length of the valid UTF-8 sequence starting at s[i], or 0 when the bytes there are not
-/// one (overlong forms, surrogates, code points above U+10FFFF and truncations included).
-inline std::size_t utf8_sequence_length(std::string_view s, std::size_t i) noexcept {
-  const auto byte = [&](std::size_t k) { return static_cast<unsigned char>(s[k]); };
-  const unsigned char b0 = byte(i);
-  std::size_t n = 0;
-  unsigned char lo = 0x80, hi = 0xBF;  // allowed range of the second byte
-  if (b0 < 0x80) return 1;
-  if (b0 >= 0xC2 && b0 <= 0xDF) {
-    n = 2;
-  } else if (b0 >= 0xE0 && b0 <= 0xEF) {
-    n = 3;
-    if (b0 == 0xE0) lo = 0xA0;  // overlong
-    if (b0 == 0xED) hi = 0x9F;  // UTF-16 surrogates
-  } else if (b0 >= 0xF0 && b0 <= 0xF4) {
-    n = 4;
-    if (b0 == 0xF0) lo = 0x90;  // overlong
-    if (b0 == 0xF4) hi = 0x8F;  // above U+10FFFF
-  } else {
-    return 0;
-  }
-  if (i + n > s.size()) return 0;
-  if (byte(i + 1) < lo || byte(i + 1) > hi) return 0;
-  for (std::size_t k = 2; k < n; ++k) {
-    if (byte(i + k) < 0x80 || byte(i + k) > 0xBF) return 0;
-  }
-  return n;
-}
-
-/// Appends `s` to `out` as valid UTF-8: valid multi-byte sequences pass through, every byte
-/// that is not part of one becomes U+FFFD, and each ASCII byte goes to `ascii(out, c)`, which
-/// decides how it is written. The one UTF-8 sanitiser of the outputs (JSON, console tables).
-template <class Ascii>
-void append_sanitised_utf8(std::string& out, std::string_view s, Ascii&& ascii) {
-  std::size_t i = 0;
-  while (i < s.size()) {
-    const auto c = static_cast<unsigned char>(s[i]);
-    if (c < 0x80) {
-      ascii(out, c);
-      ++i;
-      continue;
-    }
-    const std::size_t n = utf8_sequence_length(s, i);
-    if (n == 0) {
-      out += "\xEF\xBF\xBD";  // U+FFFD REPLACEMENT CHARACTER
-      ++i;
-    } else {
-      out.append(s.data() + i, n);
-      i += n;
-    }
-  }
-}
 
 /// Appends `s` as a quoted JSON string. Quotes, backslashes and control characters are
 /// escaped exactly as Python's json.dumps escapes them; valid UTF-8 passes through; every byte that
