@@ -532,7 +532,9 @@ class aggregator final : public activity_sink {
   std::uint64_t unattributed_ = 0;
   std::uint64_t late_records_ = 0;
 
-  std::atomic<std::uint64_t> ranges_{0}, dropped_{0};
+  // ranges_ is written at every push: its line holds only it and dropped_ (rarely written).
+  alignas(64) std::atomic<std::uint64_t> ranges_{0};
+  std::atomic<std::uint64_t> dropped_{0};
   alignas(64) std::atomic<std::uint64_t> records_{0};  // CUPTI's thread: off the ranges' line
   std::atomic<std::uint64_t> zero_timestamps_{0}, inverted_timestamps_{0}, unbalanced_pops_{0};
   std::atomic<std::uint64_t> internal_errors_{0};
