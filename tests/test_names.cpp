@@ -1,0 +1,119 @@
+// Kernel names as people read them (util/demangle.hpp) and short table labels that never merge
+// two rows (util/short_names.hpp), including a property test over random scope trees.
+#include <doctest/doctest.h>
+
+#include <random>
+#include <set>
+#include <string>
+#include <vector>
+
+#include <diffscope/util/demangle.hpp>
+#include <diffscope/util/short_names.hpp>
+
+using namespace diffscope::detail;
+
+TEST_SUITE("names") {
+  TEST_CASE("a CUDA kernel's mangled name demangles to the text torch.profiler shows") {
+    // nvcc's symbol for at::native::(anonymous namespace)::foo_kernel<float>(int, float*)
+    CHECK(demangle("_ZN2at6native12_GLOBAL__N_110foo_kernelIfEEviPT_") ==
+          "void at::native::(anonymous namespace)::foo_kernel<float>(int, float*)");
+    CHECK(demangle("_Z6kernelPfi") == "kernel(float*, int)");
+  }
+
+  TEST_CASE("names that are not mangled or do not demangle come back unchanged") {
+    CHECK(demangle("ampere_bf16_s16816gemm_bf16_128x128_ldg8_f2f_stages_32x5_tn") ==
+          "ampere_bf16_s16816gemm_bf16_128x128_ldg8_f2f_stages_32x5_tn");
+    CHECK(demangle("void at::native::foo<float>(int)") == "void at::native::foo<float>(int)");
+    CHECK(demangle("") == "");
+    CHECK(demangle("_Z") == "_Z");
+    CHECK(demangle("_ZN2at6nat") == "_ZN2at6nat");  // cut short
+    CHECK(demangle("_Zzzzz!!") == "_Zzzzz!!");
+    CHECK_FALSE(looks_mangled("Z_x"));
+    CHECK(looks_mangled("_ZN1a1bEv"));
+  }
+
+  TEST_CASE("a kernel's display name drops return type, parameters and namespaces") {
+    CHECK(kernel_display_name("void at::native::(anonymous namespace)::vectorized_layer_norm_"
+                              "kernel<float, float>(int, float, float const*)") ==
+          "vectorized_layer_norm_kernel<float, float>");
+    CHECK(kernel_display_name("void at::native::elementwise_kernel<128, 2, "
+                              "at::native::gpu_kernel_impl<at::native::Add>(at::TensorIteratorBase&"
+                              ")::{lambda(int)#1}>(int, at::native::Add)") ==
+          "elementwise_kernel<128, 2, at::native::gpu_kernel_impl<at::native::Add>(at::"
+          "TensorIteratorBase&)::{lambda(int)#1}>");
+    CHECK(kernel_display_name("kernel(float*, int)") == "kernel");
+    CHECK(kernel_display_name("nvjet_tst_128x256_64x4_2x1_v_bz_coopA_NNN") ==
+          "nvjet_tst_128x256_64x4_2x1_v_bz_coopA_NNN");
+    CHECK(kernel_display_name("_ZN2at6nat") == "_ZN2at6nat");
+  }
+
+  TEST_CASE("a child that repeats its parent's qualified name is shown relative to it") {
+    CHECK(relative_name("transformer.time_text_embed.timestep_embedder.linear_1",
+                        "transformer.time_text_embed.timestep_embedder") == ".linear_1");
+    CHECK(relative_name("transformer.blocks", "transformer.block") == "transformer.blocks");
+    CHECK(relative_name("attention", "block") == "attention");
+    CHECK(relative_name("block", "") == "block");
+    CHECK(relative_name("block.", "block") == "block.");
+  }
+
+  TEST_CASE("middle truncation keeps both ends and never splits a UTF-8 character") {
+    CHECK(truncate_middle("short", 10) == "short");
+    CHECK(truncate_middle("abcdefghijklmnopqrstuvwxyz", 11) == "abcd...wxyz");
+    CHECK(name_width(truncate_middle("abcdefghijklmnopqrstuvwxyz", 11)) == 11);
+    const std::string greek = "\xce\xb1\xce\xb2\xce\xb3\xce\xb4\xce\xb5\xce\xb6\xce\xb7\xce\xb8";
+    const std::string cut = truncate_middle(greek, 7);
+    CHECK(name_width(cut) == 7);
+    CHECK(cut == "\xce\xb1\xce\xb2...\xce\xb7\xce\xb8");
+  }
+
+  TEST_CASE("labels that would print alike get a hash of their key, equal keys stay equal") {
+    const std::vector<std::string> keys = {
+        "request/DenoisingStage/denoising_loop/a/denoise_step/predict_noise/transformer.attn",
+        "request/DenoisingStage/denoising_loop/b/denoise_step/predict_noise/transformer.attn",
+        "request/DenoisingStage/denoising_loop/a/denoise_step/predict_noise/transformer.attn",
+        "short"};
+    const auto out = distinct_labels(keys, keys, 40);
+    REQUIRE(out.size() == 4);
+    CHECK(out[0] != out[1]);
+    CHECK(out[0] == out[2]);
+    CHECK(out[3] == "short");
+    for (const auto& s : out) CHECK(name_width(s) <= 40);
+    CHECK(out[0].find(" #") != std::string::npos);
+  }
+
+  TEST_CASE("shortened labels of random scope trees are distinct for distinct paths") {
+    std::mt19937 rng(7);
+    const std::vector<std::string> parts = {"transformer",
+                                            "blocks",
+                                            "attn",
+                                            "to_q",
+                                            "linear_1",
+                                            "norm",
+                                            "x",
+                                            "a_very_long_module_name_that_repeats",
+                                            "",
+                                            "."};
+    for (int trial = 0; trial < 300; ++trial) {
+      std::vector<std::string> paths, labels;
+      const int n = 1 + static_cast<int>(rng() % 60);
+      for (int i = 0; i < n; ++i) {
+        std::string p;
+        const int depth = 1 + static_cast<int>(rng() % 8);
+        for (int d = 0; d < depth; ++d) p += (d ? "/" : "") + parts[rng() % parts.size()];
+        paths.push_back(p);
+        // Labels are often less specific than keys (a leaf name, a relative name).
+        labels.push_back(p.size() % 2 ? p.substr(p.rfind('/') + 1) : p);
+      }
+      const std::size_t max = 5 + rng() % 40;
+      const auto out = distinct_labels(labels, paths, max);
+      REQUIRE(out.size() == paths.size());
+      for (std::size_t i = 0; i < out.size(); ++i)
+        for (std::size_t j = i + 1; j < out.size(); ++j) {
+          if (paths[i] == paths[j])
+            CHECK(out[i] == out[j]);
+          else
+            CHECK_MESSAGE(out[i] != out[j], "rows ", i, " and ", j, " print '", out[i], "'");
+        }
+    }
+  }
+}
