@@ -586,19 +586,9 @@ class collector {
       r.status.perf_sample_steps = detail::sampled_steps(st.options);
       if (r.status.perf_sample_steps > 1) detail::scale_sampled_scopes(r);
     }
-    if (st.cupti_status.ok) {
-      const auto c = detail::snapshot(st.cupti.counters());
-      // Measured in the callbacks when they ran; none at all with launch_apis=none (the
-      // calibration's figure would describe a callback that never runs).
-      if (st.options.cupti.launch_apis == detail::cupti_launch_apis::none)
-        r.overhead.per_launch_callback_ns = 0;
-      else if (c.launch_samples > 0)
-        r.overhead.per_launch_callback_ns = c.launch_callback_mean_ns();
-      r.overhead.buffers = c.buffers_completed;
-      r.overhead.launch_callbacks =
-          detail::launch_callbacks_text(st.options.cupti.launch_apis, c.runtime_callbacks_dropped);
-      r.faults.dropped_records = std::max(r.faults.dropped_records, c.dropped);
-    }
+    if (st.cupti_status.ok)
+      detail::report_counters(detail::snapshot(st.cupti.counters()), st.options.cupti.launch_apis,
+                              r.overhead, r.faults);
     return r;
   }
 };
