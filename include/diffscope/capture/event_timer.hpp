@@ -285,7 +285,7 @@ class event_timer {
     for (const gpu_op& op : ready) sink.on_gpu_op(op);
   }
 
-  /// Resolves closed pairs on a thread of our own (DIFFSCOPE_PERF_DRAIN=thread, the
+  /// Resolves closed pairs on a thread of our own (DIFFSCOPE_EXPERIMENT_PERF_DRAIN=thread, the
   /// default): every `period` it drains lazily into `sink`, so the program's threads only
   /// record events; the queries, the elapsed times and the aggregator's work for each pair
   /// happen elsewhere. In the launch-bound PyTorch loop that work was about half of a timed
