@@ -14,9 +14,8 @@ namespace diffscope::detail {
 /// `automatic` (the default) starts with both and, once `runtime_verify_launches` runtime
 /// launches in a row each made a driver launch with the same id (CUDA 13), turns the runtime
 /// callbacks off: the driver's see every launch, with two callbacks a launch instead of four
-/// (in a PyTorch loop that measured as an eighth to two fifths less added time, on the noisy
-/// H200 host; docs/modes.md). `driver`, `runtime` and `none` (nothing attributed: CUPTI's
-/// activity tracing alone) are for measuring.
+/// (BENCHMARKS.md, experiment settings). `driver`, `runtime` and `none` (nothing attributed:
+/// CUPTI's activity tracing alone) are for measuring.
 enum class cupti_launch_apis : std::uint8_t { automatic, both, driver, runtime, none };
 inline constexpr const char* cupti_launch_apis_names[] = {"auto", "both", "driver", "runtime",
                                                           "none"};

@@ -183,10 +183,10 @@ class event_timer {
   ///
   /// Without `wait` it is lazy: it looks only once `lag` pairs have closed after the oldest
   /// one, and after finding the oldest still running it waits for `lag` more. Querying an
-  /// event the GPU has not reached yet is not free: on the H200 host it cost about 23 us a
-  /// step in a latency-bound loop (the driver pushes the queued work to the GPU), several
-  /// times the two records themselves; a pair `lag` steps old has long completed. `lag` 1:
-  /// look at every closed pair now (snapshots).
+  /// event the GPU has not reached yet is not free: the driver pushes the queued work to the
+  /// GPU, several times the cost of the two records themselves in a latency-bound loop
+  /// (BENCHMARKS.md); a pair `lag` steps old has long completed. `lag` 1: look at every
+  /// closed pair now (snapshots).
   ///
   /// Batch drain (`batch_drain`): it looks once `2 * lag` pairs have closed and settles the
   /// oldest `lag` of them at once. When they all went to one stream of one context, the
@@ -287,9 +287,9 @@ class event_timer {
 
   /// Resolves closed pairs on a thread of our own (DIFFSCOPE_EXPERIMENT_PERF_DRAIN=thread, the
   /// default): every `period` it drains lazily into `sink`, so the program's threads only
-  /// record events; the queries, the elapsed times and the aggregator's work for each pair
-  /// happen elsewhere. In the launch-bound PyTorch loop that work was about half of a timed
-  /// step's host cost (BENCHMARKS.md). Stop it before the final drain.
+  /// record events; the queries, the elapsed times and the aggregator's work for each pair,
+  /// a large part of a timed step's host cost (BENCHMARKS.md), happen elsewhere. Stop it
+  /// before the final drain.
   void start_resolver(activity_sink& sink,
                       std::chrono::microseconds period = std::chrono::milliseconds(2)) {
     resolver_.start([this, &sink] { drain(sink, false, default_lag, /*bind=*/true); }, period);
