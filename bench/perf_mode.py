@@ -14,9 +14,10 @@ Variants per workload:
   perf-all-s8, perf-all-s16  the same with DIFFSCOPE_PERF_SAMPLE=8 or 16: the scopes inside
              steps timed in one step of 8 or 16 (their totals estimated)
   profile    DIFFSCOPE_MODE=profile (CUPTI, every kernel)
-  perf-side, perf-side-all   timestamps on our own stream (DIFFSCOPE_PERF_EVENTS=side)
-  perf-noshare, perf-all-noshare   every stamp its own event (DIFFSCOPE_PERF_SHARE_NS=0)
-  perf-each, perf-all-each   completed pairs queried one by one (DIFFSCOPE_PERF_DRAIN=each)
+  perf-side, perf-side-all   timestamps on our own stream (DIFFSCOPE_EXPERIMENT_PERF_EVENTS=side)
+  perf-noshare, perf-all-noshare   every stamp its own event (DIFFSCOPE_EXPERIMENT_PERF_SHARE_NS=0)
+  perf-each, perf-all-each   completed pairs queried one by one
+             (DIFFSCOPE_EXPERIMENT_PERF_DRAIN=each)
   host-only  the collector with DIFFSCOPE_NO_GPU=1: its host bookkeeping alone (diagnostic)
 The side and noshare variants are reported for comparison; the checks are on the defaults.
 Both workloads are also measured paired: toy_dit --repeat --paired-timing and dit_loop.py
@@ -58,24 +59,27 @@ VARIANTS = {
     "perf-all-s16": {"DIFFSCOPE_MODE": "perf", "DIFFSCOPE_PERF_SCOPES": "all",
                      "DIFFSCOPE_PERF_SAMPLE": "16"},
     "profile": {"DIFFSCOPE_MODE": "profile"},
-    # Timestamps on a stream of our own waiting for a marker (DIFFSCOPE_PERF_EVENTS=side).
-    "perf-side": {"DIFFSCOPE_MODE": "perf", "DIFFSCOPE_PERF_EVENTS": "side"},
-    "perf-side-all": {"DIFFSCOPE_MODE": "perf", "DIFFSCOPE_PERF_EVENTS": "side",
+    # Timestamps on a stream of our own waiting for a marker
+    # (DIFFSCOPE_EXPERIMENT_PERF_EVENTS=side).
+    "perf-side": {"DIFFSCOPE_MODE": "perf", "DIFFSCOPE_EXPERIMENT_PERF_EVENTS": "side"},
+    "perf-side-all": {"DIFFSCOPE_MODE": "perf", "DIFFSCOPE_EXPERIMENT_PERF_EVENTS": "side",
                       "DIFFSCOPE_PERF_SCOPES": "all"},
     # Every stamp its own event (no sharing of back-to-back stamps).
-    "perf-noshare": {"DIFFSCOPE_MODE": "perf", "DIFFSCOPE_PERF_SHARE_NS": "0"},
+    "perf-noshare": {"DIFFSCOPE_MODE": "perf", "DIFFSCOPE_EXPERIMENT_PERF_SHARE_NS": "0"},
     "perf-all-noshare": {"DIFFSCOPE_MODE": "perf", "DIFFSCOPE_PERF_SCOPES": "all",
-                         "DIFFSCOPE_PERF_SHARE_NS": "0"},
+                         "DIFFSCOPE_EXPERIMENT_PERF_SHARE_NS": "0"},
     # Completed pairs settled by the program's thread at timed scopes' ends, in batches
-    # (DIFFSCOPE_PERF_DRAIN=batch) or one query per pair (each), not by our resolver thread.
-    "perf-batch": {"DIFFSCOPE_MODE": "perf", "DIFFSCOPE_PERF_DRAIN": "batch"},
-    # Every step records its own start (DIFFSCOPE_PERF_CHAIN_STEPS=0), as before chaining.
-    "perf-nochain": {"DIFFSCOPE_MODE": "perf", "DIFFSCOPE_PERF_CHAIN_STEPS": "0"},
+    # (DIFFSCOPE_EXPERIMENT_PERF_DRAIN=batch) or one query per pair (each), not by our
+    # resolver thread.
+    "perf-batch": {"DIFFSCOPE_MODE": "perf", "DIFFSCOPE_EXPERIMENT_PERF_DRAIN": "batch"},
+    # Every step records its own start (DIFFSCOPE_EXPERIMENT_PERF_CHAIN_STEPS=0), as before
+    # chaining.
+    "perf-nochain": {"DIFFSCOPE_MODE": "perf", "DIFFSCOPE_EXPERIMENT_PERF_CHAIN_STEPS": "0"},
     "perf-all-batch": {"DIFFSCOPE_MODE": "perf", "DIFFSCOPE_PERF_SCOPES": "all",
-                       "DIFFSCOPE_PERF_DRAIN": "batch"},
-    "perf-each": {"DIFFSCOPE_MODE": "perf", "DIFFSCOPE_PERF_DRAIN": "each"},
+                       "DIFFSCOPE_EXPERIMENT_PERF_DRAIN": "batch"},
+    "perf-each": {"DIFFSCOPE_MODE": "perf", "DIFFSCOPE_EXPERIMENT_PERF_DRAIN": "each"},
     "perf-all-each": {"DIFFSCOPE_MODE": "perf", "DIFFSCOPE_PERF_SCOPES": "all",
-                      "DIFFSCOPE_PERF_DRAIN": "each"},
+                      "DIFFSCOPE_EXPERIMENT_PERF_DRAIN": "each"},
     # Diagnostic: the collector running with no GPU timing (its host bookkeeping alone).
     "host-only": {"DIFFSCOPE_MODE": "perf", "DIFFSCOPE_NO_GPU": "1"},
 }
@@ -508,7 +512,7 @@ def main():
         # Accuracy: launch-bound (with the outer pair) and GPU-bound. Chained steps (the
         # default) run from the previous step's end to their own, so their ground truth is the
         # outer pair's boundaries chained the same way (dit_loop.py's step_ms_chained); with
-        # DIFFSCOPE_PERF_CHAIN_STEPS=0 it is the inner pair, recorded inside each step.
+        # DIFFSCOPE_EXPERIMENT_PERF_CHAIN_STEPS=0 it is the inner pair, recorded inside each step.
         for variant in accuracy_variants:
             for name, gpu_bound in (("launch-bound", False), ("GPU-bound", True)):
                 _, r = py_run(args, variant, dump, step_events=True, gpu_bound=gpu_bound,

@@ -6,15 +6,19 @@ time per launch. This driver measures what each part of it adds to the launch-bo
 (examples/torch_extension/dit_loop.py, 256 tokens x 1536), paired within processes: every
 process runs --loops loops and measures every other one (A B B A), so what a variant adds is
 read against the same process's unmeasured loops (the process-to-process spread of this loop,
-10-25%, cancels). Variants (DIFFSCOPE_CUPTI_* are collector_options::cupti, docs/modes.md):
+10-25%, cancels). Variants (DIFFSCOPE_EXPERIMENT_CUPTI_* are collector_options::cupti,
+BENCHMARKS.md's experiment settings):
     profile          diffscope run, the defaults (what users get: launch callbacks on runtime
                      and driver APIs until the runtime's prove redundant, then driver only)
-    both             runtime and driver callbacks throughout (DIFFSCOPE_CUPTI_LAUNCH_APIS=both)
-    zeroed           buffers zeroed by us on CUPTI's thread (DIFFSCOPE_CUPTI_ZERO_BUFFERS=1)
-    driver           launch callbacks on driver APIs only (DIFFSCOPE_CUPTI_LAUNCH_APIS=driver)
+    both             runtime and driver callbacks throughout
+                     (DIFFSCOPE_EXPERIMENT_CUPTI_LAUNCH_APIS=both)
+    zeroed           buffers zeroed by us on CUPTI's thread
+                     (DIFFSCOPE_EXPERIMENT_CUPTI_ZERO_BUFFERS=1)
+    driver           launch callbacks on driver APIs only
+                     (DIFFSCOPE_EXPERIMENT_CUPTI_LAUNCH_APIS=driver)
     bare             no launch callbacks: CUPTI's kernel records alone, nothing attributed
-                     (DIFFSCOPE_CUPTI_LAUNCH_APIS=none)
-    noclock          CUPTI's own timestamps (DIFFSCOPE_CUPTI_HOST_CLOCK=0)
+                     (DIFFSCOPE_EXPERIMENT_CUPTI_LAUNCH_APIS=none)
+    noclock          CUPTI's own timestamps (DIFFSCOPE_EXPERIMENT_CUPTI_HOST_CLOCK=0)
     perf             perf mode (DIFFSCOPE_MODE=perf): no CUPTI
     torch_profiler   torch.profiler around every other loop (dit_loop.py --paired-profiler)
     baseline         profile, but with the injection library given by --baseline-lib (another
@@ -56,11 +60,11 @@ LOOP = ["--tokens", "256", "--dim", "1536", "--heads", "24", "--blocks", "4", "-
         "--warmup", "2"]
 VARIANTS = {
     "profile": {},
-    "both": {"DIFFSCOPE_CUPTI_LAUNCH_APIS": "both"},
-    "zeroed": {"DIFFSCOPE_CUPTI_ZERO_BUFFERS": "1"},
-    "driver": {"DIFFSCOPE_CUPTI_LAUNCH_APIS": "driver"},
-    "bare": {"DIFFSCOPE_CUPTI_LAUNCH_APIS": "none"},
-    "noclock": {"DIFFSCOPE_CUPTI_HOST_CLOCK": "0"},
+    "both": {"DIFFSCOPE_EXPERIMENT_CUPTI_LAUNCH_APIS": "both"},
+    "zeroed": {"DIFFSCOPE_EXPERIMENT_CUPTI_ZERO_BUFFERS": "1"},
+    "driver": {"DIFFSCOPE_EXPERIMENT_CUPTI_LAUNCH_APIS": "driver"},
+    "bare": {"DIFFSCOPE_EXPERIMENT_CUPTI_LAUNCH_APIS": "none"},
+    "noclock": {"DIFFSCOPE_EXPERIMENT_CUPTI_HOST_CLOCK": "0"},
     "perf": {"DIFFSCOPE_MODE": "perf"},
     "torch_profiler": None,  # not under diffscope run
     "baseline": {},  # DIFFSCOPE_INJECT_LIB=--baseline-lib, added in main()

@@ -537,10 +537,12 @@ TEST_SUITE("collector") {
     CHECK_FALSE(r.scopes[3].gpu.estimated);
   }
 
-  TEST_CASE("CUPTI settings come from DIFFSCOPE_CUPTI_*; unknown values keep the defaults") {
+  TEST_CASE(
+      "CUPTI settings come from DIFFSCOPE_EXPERIMENT_CUPTI_*; unknown values keep the defaults") {
     using diffscope::detail::cupti_launch_apis;
-    const char* vars[] = {"DIFFSCOPE_CUPTI_LAUNCH_APIS", "DIFFSCOPE_CUPTI_ZERO_BUFFERS",
-                          "DIFFSCOPE_CUPTI_HOST_CLOCK", "DIFFSCOPE_CUPTI_BUFFER_KB"};
+    const char* vars[] = {
+        "DIFFSCOPE_EXPERIMENT_CUPTI_LAUNCH_APIS", "DIFFSCOPE_EXPERIMENT_CUPTI_ZERO_BUFFERS",
+        "DIFFSCOPE_EXPERIMENT_CUPTI_HOST_CLOCK", "DIFFSCOPE_EXPERIMENT_CUPTI_BUFFER_KB"};
     for (const char* v : vars) unsetenv(v);
     auto o = diffscope::collector_options::from_env();
     CHECK(o.cupti.launch_apis == cupti_launch_apis::automatic);
@@ -548,10 +550,10 @@ TEST_SUITE("collector") {
     CHECK(o.cupti.host_clock);
     CHECK(o.cupti.buffer_bytes == diffscope::detail::cupti_options{}.buffer_bytes);
     CHECK(diffscope::detail::cupti_settings_text(o.cupti).empty());
-    setenv("DIFFSCOPE_CUPTI_LAUNCH_APIS", "driver", 1);
-    setenv("DIFFSCOPE_CUPTI_ZERO_BUFFERS", "1", 1);
-    setenv("DIFFSCOPE_CUPTI_HOST_CLOCK", "0", 1);
-    setenv("DIFFSCOPE_CUPTI_BUFFER_KB", "1024", 1);
+    setenv("DIFFSCOPE_EXPERIMENT_CUPTI_LAUNCH_APIS", "driver", 1);
+    setenv("DIFFSCOPE_EXPERIMENT_CUPTI_ZERO_BUFFERS", "1", 1);
+    setenv("DIFFSCOPE_EXPERIMENT_CUPTI_HOST_CLOCK", "0", 1);
+    setenv("DIFFSCOPE_EXPERIMENT_CUPTI_BUFFER_KB", "1024", 1);
     o = diffscope::collector_options::from_env();
     CHECK(o.cupti.launch_apis == cupti_launch_apis::driver);
     CHECK(o.cupti.zero_buffers);
@@ -559,16 +561,17 @@ TEST_SUITE("collector") {
     CHECK(o.cupti.buffer_bytes == std::size_t{1} << 20);
     CHECK(diffscope::detail::cupti_settings_text(o.cupti) ==
           "launch_apis=driver zero_buffers=1 host_clock=0 buffer_kb=1024");
-    setenv("DIFFSCOPE_CUPTI_LAUNCH_APIS", "none", 1);
+    setenv("DIFFSCOPE_EXPERIMENT_CUPTI_LAUNCH_APIS", "none", 1);
     CHECK(diffscope::collector_options::from_env().cupti.launch_apis == cupti_launch_apis::none);
-    setenv("DIFFSCOPE_CUPTI_LAUNCH_APIS", "runtime", 1);
+    setenv("DIFFSCOPE_EXPERIMENT_CUPTI_LAUNCH_APIS", "runtime", 1);
     CHECK(diffscope::collector_options::from_env().cupti.launch_apis == cupti_launch_apis::runtime);
-    setenv("DIFFSCOPE_CUPTI_LAUNCH_APIS", "both", 1);
+    setenv("DIFFSCOPE_EXPERIMENT_CUPTI_LAUNCH_APIS", "both", 1);
     CHECK(diffscope::collector_options::from_env().cupti.launch_apis == cupti_launch_apis::both);
     CHECK(diffscope::detail::cupti_settings_text(diffscope::collector_options::from_env().cupti)
               .rfind("launch_apis=both ", 0) == 0);
-    setenv("DIFFSCOPE_CUPTI_LAUNCH_APIS", "kernel", 1);  // reported on stderr, auto kept
-    setenv("DIFFSCOPE_CUPTI_BUFFER_KB", "lots", 1);      // not a count: reported, default kept
+    setenv("DIFFSCOPE_EXPERIMENT_CUPTI_LAUNCH_APIS", "kernel", 1);  // reported on stderr, auto kept
+    setenv("DIFFSCOPE_EXPERIMENT_CUPTI_BUFFER_KB", "lots",
+           1);  // not a count: reported, default kept
     o = diffscope::collector_options::from_env();
     CHECK(o.cupti.launch_apis == cupti_launch_apis::automatic);
     CHECK(o.cupti.buffer_bytes == diffscope::detail::cupti_options{}.buffer_bytes);
@@ -576,7 +579,8 @@ TEST_SUITE("collector") {
   }
 
   TEST_CASE("the timing mode comes from DIFFSCOPE_MODE; unknown values keep the default") {
-    for (const char* v : {"DIFFSCOPE_MODE", "DIFFSCOPE_PERF_SCOPES", "DIFFSCOPE_PERF_STREAM"})
+    for (const char* v :
+         {"DIFFSCOPE_MODE", "DIFFSCOPE_PERF_SCOPES", "DIFFSCOPE_EXPERIMENT_PERF_STREAM"})
       unsetenv(v);
     auto o = diffscope::collector_options::from_env();
     CHECK(o.mode == diffscope::timing_mode::profile);
@@ -586,40 +590,41 @@ TEST_SUITE("collector") {
     CHECK(o.perf_share_ns == diffscope::detail::event_timer::default_share_ns);
     CHECK(o.perf_drain == diffscope::perf_drain_policy::thread);
     CHECK(diffscope::detail::perf_settings_text(o).empty());
-    setenv("DIFFSCOPE_PERF_DRAIN", "each", 1);
+    setenv("DIFFSCOPE_EXPERIMENT_PERF_DRAIN", "each", 1);
     CHECK(diffscope::detail::perf_settings_text(diffscope::collector_options::from_env()) ==
           "drain=each");
     CHECK(diffscope::collector_options::from_env().perf_drain ==
           diffscope::perf_drain_policy::each);
-    setenv("DIFFSCOPE_PERF_DRAIN", "batch", 1);
+    setenv("DIFFSCOPE_EXPERIMENT_PERF_DRAIN", "batch", 1);
     CHECK(diffscope::collector_options::from_env().perf_drain ==
           diffscope::perf_drain_policy::batch);
-    setenv("DIFFSCOPE_PERF_DRAIN", "sometimes", 1);  // reported on stderr, default kept
+    setenv("DIFFSCOPE_EXPERIMENT_PERF_DRAIN", "sometimes", 1);  // reported on stderr, default kept
     CHECK(diffscope::collector_options::from_env().perf_drain ==
           diffscope::perf_drain_policy::thread);
-    unsetenv("DIFFSCOPE_PERF_DRAIN");
+    unsetenv("DIFFSCOPE_EXPERIMENT_PERF_DRAIN");
     CHECK(o.perf_chain_steps);
-    setenv("DIFFSCOPE_PERF_CHAIN_STEPS", "0", 1);
+    setenv("DIFFSCOPE_EXPERIMENT_PERF_CHAIN_STEPS", "0", 1);
     CHECK_FALSE(diffscope::collector_options::from_env().perf_chain_steps);
     CHECK(diffscope::detail::perf_settings_text(diffscope::collector_options::from_env()) ==
           "chain_steps=off");
-    setenv("DIFFSCOPE_PERF_CHAIN_STEPS", "off", 1);
+    setenv("DIFFSCOPE_EXPERIMENT_PERF_CHAIN_STEPS", "off", 1);
     CHECK_FALSE(diffscope::collector_options::from_env().perf_chain_steps);
-    setenv("DIFFSCOPE_PERF_CHAIN_STEPS", "on", 1);
+    setenv("DIFFSCOPE_EXPERIMENT_PERF_CHAIN_STEPS", "on", 1);
     CHECK(diffscope::collector_options::from_env().perf_chain_steps);
-    setenv("DIFFSCOPE_PERF_CHAIN_STEPS", "maybe", 1);  // reported on stderr, default (on) kept
+    setenv("DIFFSCOPE_EXPERIMENT_PERF_CHAIN_STEPS", "maybe",
+           1);  // reported on stderr, default (on) kept
     CHECK(diffscope::collector_options::from_env().perf_chain_steps);
-    unsetenv("DIFFSCOPE_PERF_CHAIN_STEPS");
+    unsetenv("DIFFSCOPE_EXPERIMENT_PERF_CHAIN_STEPS");
     setenv("DIFFSCOPE_MODE", "perf", 1);
     setenv("DIFFSCOPE_PERF_SCOPES", "all", 1);
-    setenv("DIFFSCOPE_PERF_STREAM", "per-thread", 1);
-    setenv("DIFFSCOPE_PERF_EVENTS", "side", 1);
-    setenv("DIFFSCOPE_PERF_SHARE_NS", "0", 1);
+    setenv("DIFFSCOPE_EXPERIMENT_PERF_STREAM", "per-thread", 1);
+    setenv("DIFFSCOPE_EXPERIMENT_PERF_EVENTS", "side", 1);
+    setenv("DIFFSCOPE_EXPERIMENT_PERF_SHARE_NS", "0", 1);
     o = diffscope::collector_options::from_env();
     CHECK(o.perf_side_stream);
     CHECK(o.perf_share_ns == 0);
     CHECK(diffscope::detail::perf_settings_text(o) == "stream=per-thread events=side share_ns=0");
-    setenv("DIFFSCOPE_PERF_SHARE_NS", "-5", 1);  // not a count: reported, default kept
+    setenv("DIFFSCOPE_EXPERIMENT_PERF_SHARE_NS", "-5", 1);  // not a count: reported, default kept
     CHECK(diffscope::collector_options::from_env().perf_share_ns ==
           diffscope::detail::event_timer::default_share_ns);
     CHECK(o.perf_sample_steps == 1);
@@ -630,8 +635,8 @@ TEST_SUITE("collector") {
     setenv("DIFFSCOPE_PERF_SAMPLE", "x", 1);
     CHECK(diffscope::collector_options::from_env().perf_sample_steps == 1);
     unsetenv("DIFFSCOPE_PERF_SAMPLE");
-    unsetenv("DIFFSCOPE_PERF_EVENTS");
-    unsetenv("DIFFSCOPE_PERF_SHARE_NS");
+    unsetenv("DIFFSCOPE_EXPERIMENT_PERF_EVENTS");
+    unsetenv("DIFFSCOPE_EXPERIMENT_PERF_SHARE_NS");
     CHECK(o.mode == diffscope::timing_mode::perf);
     CHECK(o.perf_all_scopes);
     CHECK(o.perf_stream == reinterpret_cast<void*>(2));  // CU_STREAM_PER_THREAD
@@ -640,7 +645,8 @@ TEST_SUITE("collector") {
     o = diffscope::collector_options::from_env();
     CHECK(o.mode == diffscope::timing_mode::profile);
     CHECK_FALSE(o.perf_all_scopes);
-    for (const char* v : {"DIFFSCOPE_MODE", "DIFFSCOPE_PERF_SCOPES", "DIFFSCOPE_PERF_STREAM"})
+    for (const char* v :
+         {"DIFFSCOPE_MODE", "DIFFSCOPE_PERF_SCOPES", "DIFFSCOPE_EXPERIMENT_PERF_STREAM"})
       unsetenv(v);
     CHECK(std::string(diffscope::timing_mode_name(diffscope::timing_mode::perf)) == "perf");
   }

@@ -1,5 +1,6 @@
 // Settings (config.hpp): the table, strict parsing with one warning per setting, the
-// collector's options built from it, docs/configuration.md against it; output paths
+// collector's options built from it, docs/configuration.md and BENCHMARKS.md's experiment
+// settings against it, no experiment setting in the users' docs; output paths
 // (output/output_path.hpp): every template field sanitised, request names kept distinct.
 #include <doctest/doctest.h>
 
@@ -98,7 +99,8 @@ std::string read_text(const std::string& path) {
   return ss.str();
 }
 
-/// The row docs/configuration.md has for `s`.
+/// The row docs/configuration.md has for `s` (BENCHMARKS.md's row for an experiment setting
+/// starts with it).
 std::string doc_row(const config::setting& s) {
   std::string values;
   switch (s.type) {
@@ -124,7 +126,42 @@ std::string doc_row(const config::setting& s) {
   const std::string def =
       *s.default_value != '\0' ? "`" + std::string(s.default_value) + "`" : "unset";
   return "| `" + std::string(s.name) + "` | " + config::setting_type_name(s.type) + " | " + def +
-         " | " + values + " | " + (s.experiment ? "experiment: " : "") + s.doc + " |";
+         " | " + values + " | " + s.doc + " |";
+}
+
+/// The repository's root: two levels above docs/configuration.md.
+fs::path repository_root() {
+  return fs::path(DIFFSCOPE_TEST_CONFIG_DOC).parent_path().parent_path();
+}
+
+/// The rows of the settings tables (header "| Setting |") in `doc`, in order; with `section`
+/// (a "## " heading), only those in that section.
+std::vector<std::string> table_rows(const std::string& doc, const std::string& section = "") {
+  std::vector<std::string> rows;
+  std::istringstream in(doc);
+  bool in_section = section.empty(), in_table = false;
+  for (std::string line; std::getline(in, line);) {
+    if (!section.empty() && line.rfind("## ", 0) == 0) in_section = line == section;
+    if (in_section && line.rfind("| Setting |", 0) == 0) in_table = true;
+    if (in_section && in_table && line.rfind("| `", 0) == 0) rows.push_back(line);
+    if (line.empty()) in_table = false;
+  }
+  return rows;
+}
+
+/// Every DIFFSCOPE_* name in `text` ("DIFFSCOPE_PERF_*"-like patterns aside).
+std::vector<std::string> setting_names_in(const std::string& text) {
+  std::vector<std::string> names;
+  for (std::size_t p = text.find("DIFFSCOPE_"); p != std::string::npos;
+       p = text.find("DIFFSCOPE_", p + 1)) {
+    std::size_t e = p;
+    while (e < text.size() && (std::isupper(static_cast<unsigned char>(text[e])) ||
+                               std::isdigit(static_cast<unsigned char>(text[e])) || text[e] == '_'))
+      ++e;
+    const std::string name = text.substr(p, e - p);
+    if (name.back() != '_') names.push_back(name);
+  }
+  return names;
 }
 
 }  // namespace
@@ -199,12 +236,12 @@ TEST_SUITE("config") {
       CHECK(w.lines()[0].rfind("diffscope: DIFFSCOPE_NO_GPU='2' is not a flag", 0) == 0);
     }
     SUBCASE("choice") {
-      scoped_env e("DIFFSCOPE_CLOCK", "bogus");
-      CHECK(config::choice("DIFFSCOPE_CLOCK") == 0);
-      CHECK(config::choice("DIFFSCOPE_CLOCK") == 0);
+      scoped_env e("DIFFSCOPE_EXPERIMENT_CLOCK", "bogus");
+      CHECK(config::choice("DIFFSCOPE_EXPERIMENT_CLOCK") == 0);
+      CHECK(config::choice("DIFFSCOPE_EXPERIMENT_CLOCK") == 0);
       REQUIRE(w.lines().size() == 1);
       CHECK(w.lines()[0] ==
-            "diffscope: DIFFSCOPE_CLOCK='bogus' is not one of auto, steady; using auto");
+            "diffscope: DIFFSCOPE_EXPERIMENT_CLOCK='bogus' is not one of auto, steady; using auto");
     }
     SUBCASE("choices are exact") {
       scoped_env e("DIFFSCOPE_MODE", "Perf");
@@ -268,8 +305,8 @@ TEST_SUITE("config") {
       CHECK(config::count("DIFFSCOPE_TRACE_CAP") == config::no_limit);
     }
     {
-      scoped_env e("DIFFSCOPE_PERF_DRAIN", "each");
-      CHECK(config::choice("DIFFSCOPE_PERF_DRAIN") == 2);
+      scoped_env e("DIFFSCOPE_EXPERIMENT_PERF_DRAIN", "each");
+      CHECK(config::choice("DIFFSCOPE_EXPERIMENT_PERF_DRAIN") == 2);
     }
     {
       scoped_env e("DIFFSCOPE_LABEL", nullptr);
@@ -386,13 +423,13 @@ TEST_SUITE("config") {
     ::setenv("DIFFSCOPE_CREATE_DIRS", "0", 1);
     ::setenv("DIFFSCOPE_NO_GPU", "1", 1);
     ::setenv("DIFFSCOPE_MODE", "perf", 1);
-    ::setenv("DIFFSCOPE_PERF_CHAIN_STEPS", "off", 1);
+    ::setenv("DIFFSCOPE_EXPERIMENT_PERF_CHAIN_STEPS", "off", 1);
     ::setenv("DIFFSCOPE_PERF_SAMPLE", "4", 1);
     ::setenv("DIFFSCOPE_PERF_SCOPES", "all", 1);
     ::setenv("DIFFSCOPE_STAGE_PREFIX", "none", 1);
     ::setenv("DIFFSCOPE_STEP_PREFIX", "it_", 1);
     ::setenv("DIFFSCOPE_EXPECT_BCG", "1", 1);
-    ::setenv("DIFFSCOPE_CUPTI_BUFFER_KB", "1024", 1);
+    ::setenv("DIFFSCOPE_EXPERIMENT_CUPTI_BUFFER_KB", "1024", 1);
     ::setenv("DIFFSCOPE_TAG", "server_perf_dump", 1);
     const auto o = diffscope::collector_options::from_env();
     unset_all_settings();
@@ -412,33 +449,60 @@ TEST_SUITE("config") {
     CHECK(w.lines().empty());
   }
 
-  TEST_CASE("docs/configuration.md lists exactly the table") {
+  TEST_CASE("docs/configuration.md lists exactly the table, experiment settings aside") {
     const std::string doc = read_text(DIFFSCOPE_TEST_CONFIG_DOC);
     REQUIRE_FALSE(doc.empty());
-    std::vector<std::string> rows;  // the settings table's rows, in order
-    std::istringstream in(doc);
-    bool in_table = false;
-    for (std::string line; std::getline(in, line);) {
-      if (line.rfind("| Setting |", 0) == 0) in_table = true;
-      if (in_table && line.rfind("| `", 0) == 0) rows.push_back(line);
-      if (line.empty()) in_table = false;
-    }
     std::string expected;
-    for (const config::setting& s : config::settings) expected += doc_row(s) + "\n";
+    for (const config::setting& s : config::settings)
+      if (!s.experiment) expected += doc_row(s) + "\n";
     std::string got;
-    for (const std::string& r : rows) got += r + "\n";
+    for (const std::string& r : table_rows(doc)) got += r + "\n";
     // On a mismatch the expected rows are printed: paste them into the doc.
     CHECK_MESSAGE(got == expected, "expected rows:\n" << expected);
-    // No other DIFFSCOPE_* name in the doc's prose ("DIFFSCOPE_PERF_*" patterns aside).
-    for (std::size_t p = doc.find("DIFFSCOPE_"); p != std::string::npos;
-         p = doc.find("DIFFSCOPE_", p + 1)) {
-      std::size_t e = p;
-      while (e < doc.size() && (std::isupper(static_cast<unsigned char>(doc[e])) ||
-                                std::isdigit(static_cast<unsigned char>(doc[e])) || doc[e] == '_'))
-        ++e;
-      const std::string name = doc.substr(p, e - p);
-      if (name.back() == '_') continue;
-      CHECK_MESSAGE(config::find(name) != nullptr, name << " is in the doc, not in the table");
+    // No other DIFFSCOPE_* name in the doc's prose, and no experiment setting.
+    for (const std::string& name : setting_names_in(doc)) {
+      const config::setting* s = config::find(name);
+      CHECK_MESSAGE(s != nullptr, name << " is in the doc, not in the table");
+      CHECK_MESSAGE((s == nullptr || !s->experiment),
+                    name << " is an experiment setting: BENCHMARKS.md documents it");
+    }
+  }
+
+  TEST_CASE("BENCHMARKS.md lists every experiment setting; users' docs list none") {
+    const fs::path root = repository_root();
+    const std::string bench = read_text((root / "BENCHMARKS.md").string());
+    REQUIRE_FALSE(bench.empty());
+    const std::vector<std::string> rows = table_rows(bench, "## Experiment settings");
+    std::size_t i = 0;
+    for (const config::setting& s : config::settings) {
+      if (!s.experiment) continue;
+      CAPTURE(s.name);
+      CHECK(std::string(s.name).rfind("DIFFSCOPE_EXPERIMENT_", 0) == 0);
+      // Its row: the table's name, type, default, values and doc, then what was measured.
+      REQUIRE(i < rows.size());
+      CHECK_MESSAGE(rows[i].rfind(doc_row(s), 0) == 0, "expected a row starting\n" << doc_row(s));
+      ++i;
+    }
+    CHECK(i == rows.size());
+    // Every experiment setting named anywhere in BENCHMARKS.md is the table's.
+    for (const std::string& name : setting_names_in(bench))
+      if (name.rfind("DIFFSCOPE_EXPERIMENT_", 0) == 0)
+        CHECK_MESSAGE(config::find(name) != nullptr,
+                      name << " is in BENCHMARKS.md, not in the table");
+    // Only the table's experiment settings are named DIFFSCOPE_EXPERIMENT_*.
+    for (const config::setting& s : config::settings)
+      if (std::string(s.name).rfind("DIFFSCOPE_EXPERIMENT_", 0) == 0) CHECK(s.experiment);
+    // The users' docs name none of them (the prefix alone, DIFFSCOPE_EXPERIMENT_*, they may).
+    std::vector<fs::path> docs{root / "README.md"};
+    for (const auto& entry : fs::directory_iterator(root / "docs"))
+      if (entry.path().extension() == ".md") docs.push_back(entry.path());
+    for (const fs::path& doc : docs) {
+      const std::string text = read_text(doc.string());
+      for (const std::string& name : setting_names_in(text)) {
+        const config::setting* s = config::find(name);
+        CHECK_MESSAGE((s == nullptr || !s->experiment),
+                      doc.string() << " names " << name << ": BENCHMARKS.md documents it");
+      }
     }
   }
 }

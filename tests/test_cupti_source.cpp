@@ -1,13 +1,16 @@
 // CPU tests of the CUPTI source: record conversion through ingest_activity_record (the same
-// function CUPTI's buffer callback calls), the callback-id tables, the exit hook, and
-// start()/stop() on a machine without a driver or GPU.
+// function CUPTI's buffer callback calls), the callback-id tables, the exit hook,
+// start()/stop() on a machine without a driver or GPU, and the counters (counters.hpp).
 #include <doctest/doctest.h>
 
 #include <cuda_runtime_api.h>
 
+#include <cstdint>
 #include <cstring>
+#include <new>
 #include <set>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include <diffscope/capture/cupti_source.hpp>
@@ -55,6 +58,14 @@ class recording_sink : public ds::activity_sink {
 const CUpti_Activity* as_record(const void* p) {
   return static_cast<const CUpti_Activity*>(p);
 }
+
+/// A counter cell that says whether for_each_counter reached it: 8 bytes, marked unvisited.
+constexpr std::uint64_t unvisited = 0x5eed5eed5eed5eedull;
+template <class T>
+struct counter_probe {
+  constexpr counter_probe(T) noexcept {}
+  std::uint64_t mark = unvisited;
+};
 
 }  // namespace
 
@@ -428,6 +439,90 @@ TEST_SUITE("cupti_source") {
     CHECK(t.depth == 0);
     CHECK(ds::track_launch_callback(t, 3, true, true, 42, on) == role::announce);
     CHECK(t.depth == 1);
+  }
+
+  TEST_CASE("for_each_counter visits every counter of the set exactly once") {
+    // The set laid out in probes over zeroed memory: every 8-byte word is a probe or padding.
+    using probe_set = ds::cupti_counter_set<counter_probe>;
+    static_assert(sizeof(probe_set) % sizeof(std::uint64_t) == 0);
+    alignas(probe_set) unsigned char storage[sizeof(probe_set)] = {};
+    auto* set = new (storage) probe_set;
+    std::size_t visits = 0;
+    ds::for_each_counter(
+        [&visits](auto& cell) {
+          cell.mark = 1;
+          ++visits;
+        },
+        *set);
+    std::size_t left = 0, marked = 0;
+    for (std::size_t at = 0; at < sizeof(probe_set); at += sizeof(std::uint64_t)) {
+      std::uint64_t word = 0;
+      std::memcpy(&word, storage + at, sizeof word);
+      left += word == unvisited;
+      marked += word == 1;
+    }
+    set->~probe_set();
+    CHECK(left == 0);         // no counter forgotten
+    CHECK(marked == visits);  // none visited twice
+    CHECK(visits == 26);
+  }
+
+  TEST_CASE("snapshot copies every counter; reset_counters clears them all") {
+    ds::cupti_counters live;
+    std::uint64_t n = 0;
+    ds::for_each_counter(
+        [&n](auto& cell) {
+          using value = decltype(cell.load());
+          cell.store(static_cast<value>(++n));
+        },
+        live);
+    const ds::cupti_counter_values v = ds::snapshot(live);
+    std::uint64_t m = 0;
+    ds::for_each_counter(
+        [&m](const auto& value) {
+          CAPTURE(m);
+          CHECK(value == static_cast<std::decay_t<decltype(value)>>(++m));
+        },
+        v);
+    CHECK(m == n);
+    CHECK(v.launch_callbacks == 1);
+    CHECK(v.first_launch_thread == 9);
+    CHECK(v.callbacks_unavailable == 25);
+    CHECK(v.runtime_callbacks_dropped);
+    ds::reset_counters(live);
+    const ds::cupti_counter_values z = ds::snapshot(live);
+    ds::for_each_counter([](const auto& value) { CHECK(value == decltype(value){}); }, z);
+    CHECK(live.first_launch_thread.load() == 0);
+    CHECK_FALSE(live.runtime_callbacks_dropped.load());
+  }
+
+  TEST_CASE("report_counters fills the results' overhead and faults") {
+    ds::cupti_counter_values c;
+    c.launch_samples = 4;
+    c.launch_sampled_ns = 600;
+    c.buffers_completed = 5;
+    c.dropped = 7;
+    c.runtime_callbacks_dropped = true;
+    diffscope::overhead_stats o;
+    diffscope::fault_counts f;
+    o.per_launch_callback_ns = 99;  // the calibration's figure, replaced by the measured one
+    ds::report_counters(c, ds::cupti_launch_apis::automatic, o, f);
+    CHECK(o.per_launch_callback_ns == doctest::Approx(150));
+    CHECK(o.buffers == 5);
+    CHECK(o.launch_callbacks == "driver");
+    CHECK(f.dropped_records == 7);
+    f.dropped_records = 9;  // the sink's own count, when higher, stays
+    ds::report_counters(c, ds::cupti_launch_apis::both, o, f);
+    CHECK(f.dropped_records == 9);
+    CHECK(o.launch_callbacks == "runtime+driver");
+    // No sample: the calibration's figure stays; no callback at all: none.
+    c.launch_samples = 0;
+    o.per_launch_callback_ns = 99;
+    ds::report_counters(c, ds::cupti_launch_apis::driver, o, f);
+    CHECK(o.per_launch_callback_ns == 99);
+    ds::report_counters(c, ds::cupti_launch_apis::none, o, f);
+    CHECK(o.per_launch_callback_ns == 0);
+    CHECK(o.launch_callbacks == "none");
   }
 
   TEST_CASE("without a driver or GPU, start() fails with a reason and changes nothing") {

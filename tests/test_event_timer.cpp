@@ -1,4 +1,5 @@
-// Perf mode's event pairing (capture/event_timer.hpp) on synthetic events: no GPU needed.
+// Perf mode's event pairing (capture/event_timer.hpp) on synthetic events, and the NVTX tool's
+// handlers against their range sink (capture/nvtx_tool.hpp, range_sink.hpp): no GPU needed.
 #include <doctest/doctest.h>
 
 #include <sys/wait.h>
@@ -10,6 +11,8 @@
 #include <mutex>
 #include <optional>
 #include <set>
+#include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -926,4 +929,88 @@ TEST_CASE("release_all stops the resolver; a forked child lets the parent's go")
     CHECK_FALSE(t.resolves_in_background());
   }  // the destructor finds nothing left to stop
   CHECK(api.inner.destroyed == static_cast<int>(event_timer::warm_events));
+}
+
+namespace {
+
+/// A range sink with nothing beyond range_sink.hpp's interface, logging what it is told.
+struct minimal_range_sink final : diffscope::detail::activity_sink {
+  struct popped {
+    std::uint32_t timed = 0;
+    bool step = false, stage = false;
+    std::uint32_t name_id = 0;
+  };
+  std::vector<std::string> names{"denoise_step", "(other)"};
+  std::vector<popped> open;
+  std::vector<std::string> log;
+  std::size_t timings = 0;
+
+  static bool never_folded(category c) noexcept {
+    return c == category::stage || c == category::denoise_step;
+  }
+  std::uint32_t step_name_id() const noexcept { return 0; }
+  std::uint32_t other_name_id() const noexcept { return 1; }
+  std::uint32_t intern(std::string_view name, bool) {
+    names.emplace_back(name);
+    return static_cast<std::uint32_t>(names.size() - 1);
+  }
+  bool push(range_domain, std::uint32_t name_id, category cat, std::optional<std::int64_t> step,
+            std::uint64_t, std::string_view, bool) {
+    log.push_back("push " + names.at(name_id));
+    open.push_back({0, step.has_value(), cat == category::stage, name_id});
+    return true;
+  }
+  bool has_open(range_domain) const { return !open.empty(); }
+  popped pop(range_domain, std::uint64_t) {
+    const popped p = open.back();
+    open.pop_back();
+    log.push_back("pop " + names.at(p.name_id));
+    return p;
+  }
+  std::string name_of(std::uint32_t id) const { return names.at(id); }
+
+  void on_launch(std::uint32_t id, launch_kind kind) noexcept override {
+    if (kind == launch_kind::timing && !open.empty()) open.back().timed = id;
+  }
+  void on_launch_alias(std::uint32_t, std::uint32_t) noexcept override {}
+  void on_graph_node_created(std::uint64_t) noexcept override {}
+  void on_graph_node_cloned(std::uint64_t, std::uint64_t) noexcept override {}
+  void on_gpu_op(const gpu_op& op) noexcept override { timings += op.kind == op_kind::timing; }
+  void on_dropped(std::uint64_t) noexcept override {}
+};
+
+}  // namespace
+
+TEST_CASE("the NVTX tool's handlers need nothing of their sink beyond range_sink.hpp") {
+  static_assert(diffscope::detail::is_range_sink_v<minimal_range_sink>);
+  static_assert(diffscope::detail::is_range_sink_v<aggregator>);
+  static_assert(!diffscope::detail::is_range_sink_v<op_log>);  // an activity sink alone
+  fake_events api;
+  event_timer t(api, legacy, false, no_sharing);
+  minimal_range_sink sink;
+  auto& st = diffscope::detail::nvtx_state();
+  st.timer.store(&t);  // perf mode, stages and steps timed
+  const auto push = [&](std::string_view name) {
+    diffscope::detail::push_range(sink, st, range_domain::default_domain, name, 0, std::nullopt,
+                                  nullptr);
+  };
+  std::uint32_t ghosts = 0;
+  const auto pop = [&] {
+    diffscope::detail::pop_range(sink, st, range_domain::default_domain, ghosts);
+  };
+  push("stage_denoise");
+  push("denoising_step_0");
+  push("attention");
+  pop();
+  pop();
+  pop();
+  ghosts = 1;  // a range pushed before the sink was attached: its pop reaches no sink
+  pop();
+  st.timer.store(nullptr);
+  CHECK(ghosts == 0);
+  CHECK(sink.log == std::vector<std::string>{"push denoise", "push denoise_step", "push attention",
+                                             "pop attention", "pop denoise_step", "pop denoise"});
+  CHECK(api.recorded.size() == 4);  // the stage's and the step's pairs
+  t.drain(sink, true);
+  CHECK(sink.timings == 2);
 }

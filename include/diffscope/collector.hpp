@@ -101,25 +101,27 @@ struct collector_options {
   /// where PyTorch and plain CUDA code launch; (void*)2 is CU_STREAM_PER_THREAD.
   void* perf_stream = reinterpret_cast<void*>(1);
   /// Perf mode: take timestamps on a stream of our own that waits for a marker event in the
-  /// work stream (DIFFSCOPE_PERF_EVENTS=side) instead of timing events in the work stream
-  /// (inline, the default). docs/modes.md compares their cost.
+  /// work stream (DIFFSCOPE_EXPERIMENT_PERF_EVENTS=side) instead of timing events in the work
+  /// stream (inline, the default). BENCHMARKS.md compares their cost.
   bool perf_side_stream = false;
   /// Perf mode: stamps less than this many host ns apart on one thread and stream share one
-  /// event (DIFFSCOPE_PERF_SHARE_NS; 0: every stamp records its own). See event_timer.
+  /// event (DIFFSCOPE_EXPERIMENT_PERF_SHARE_NS; 0: every stamp records its own). See
+  /// event_timer.
   std::uint64_t perf_share_ns = detail::event_timer::default_share_ns;
-  /// Perf mode: who settles completed pairs. `thread` (the default, DIFFSCOPE_PERF_DRAIN=
-  /// thread): a thread of ours, in batches, so the program's threads only record events;
-  /// `batch`: the program's threads at timed scopes' ends, one event query per batch;
-  /// `each`: likewise, one query per pair. See event_timer::drain and start_resolver.
+  /// Perf mode: who settles completed pairs. `thread` (the default,
+  /// DIFFSCOPE_EXPERIMENT_PERF_DRAIN=thread): a thread of ours, in batches, so the program's
+  /// threads only record events; `batch`: the program's threads at timed scopes' ends, one
+  /// event query per batch; `each`: likewise, one query per pair. See event_timer::drain and
+  /// start_resolver.
   perf_drain_policy perf_drain = perf_drain_policy::thread;
-  /// Perf mode: consecutive denoise steps on a thread meet (DIFFSCOPE_PERF_CHAIN_STEPS, on by
-  /// default): step k + 1 starts at step k's end stamp, one record a step instead of two, and
-  /// what the program enqueues between two steps counts in the later one. Off: every step
-  /// records its own start. See event_timer::begin.
+  /// Perf mode: consecutive denoise steps on a thread meet
+  /// (DIFFSCOPE_EXPERIMENT_PERF_CHAIN_STEPS, on by default): step k + 1 starts at step k's end
+  /// stamp, one record a step instead of two, and what the program enqueues between two steps
+  /// counts in the later one. Off: every step records its own start. See event_timer::begin.
   bool perf_chain_steps = true;
   /// Profile mode: how CUPTI is driven (buffer size, who zeroes buffers, which launch APIs
-  /// get a callback). The defaults are right everywhere; DIFFSCOPE_CUPTI_* change them to
-  /// measure what each part costs (docs/modes.md, "What profile mode costs").
+  /// get a callback). The defaults are right everywhere; DIFFSCOPE_EXPERIMENT_CUPTI_* change
+  /// them to measure what each part costs (BENCHMARKS.md, "Experiment settings").
   detail::cupti_options cupti;
   /// The first N requests (DIFFSCOPE_REQUEST) are warm-ups: in no dump, table or summary.
   std::uint64_t skip_requests = 0;
@@ -160,17 +162,19 @@ struct collector_options {
     o.keep_invalid = config::flag("DIFFSCOPE_KEEP_INVALID");
     o.mode = config::choice("DIFFSCOPE_MODE") == 1 ? timing_mode::perf : timing_mode::profile;
     o.perf_all_scopes = config::choice("DIFFSCOPE_PERF_SCOPES") == 1;
-    if (config::choice("DIFFSCOPE_PERF_STREAM") == 1) o.perf_stream = reinterpret_cast<void*>(2);
-    o.perf_side_stream = config::choice("DIFFSCOPE_PERF_EVENTS") == 1;
-    o.perf_share_ns = config::count("DIFFSCOPE_PERF_SHARE_NS").value_or(o.perf_share_ns);
-    o.perf_drain = static_cast<perf_drain_policy>(config::choice("DIFFSCOPE_PERF_DRAIN"));
-    o.perf_chain_steps = config::flag("DIFFSCOPE_PERF_CHAIN_STEPS");
+    if (config::choice("DIFFSCOPE_EXPERIMENT_PERF_STREAM") == 1)
+      o.perf_stream = reinterpret_cast<void*>(2);
+    o.perf_side_stream = config::choice("DIFFSCOPE_EXPERIMENT_PERF_EVENTS") == 1;
+    o.perf_share_ns = config::count("DIFFSCOPE_EXPERIMENT_PERF_SHARE_NS").value_or(o.perf_share_ns);
+    o.perf_drain =
+        static_cast<perf_drain_policy>(config::choice("DIFFSCOPE_EXPERIMENT_PERF_DRAIN"));
+    o.perf_chain_steps = config::flag("DIFFSCOPE_EXPERIMENT_PERF_CHAIN_STEPS");
     o.perf_sample_steps = config::count("DIFFSCOPE_PERF_SAMPLE").value_or(o.perf_sample_steps);
-    o.cupti.launch_apis =
-        static_cast<detail::cupti_launch_apis>(config::choice("DIFFSCOPE_CUPTI_LAUNCH_APIS"));
-    o.cupti.zero_buffers = config::flag("DIFFSCOPE_CUPTI_ZERO_BUFFERS");
-    o.cupti.host_clock = config::flag("DIFFSCOPE_CUPTI_HOST_CLOCK");
-    if (const auto kb = config::count("DIFFSCOPE_CUPTI_BUFFER_KB"))
+    o.cupti.launch_apis = static_cast<detail::cupti_launch_apis>(
+        config::choice("DIFFSCOPE_EXPERIMENT_CUPTI_LAUNCH_APIS"));
+    o.cupti.zero_buffers = config::flag("DIFFSCOPE_EXPERIMENT_CUPTI_ZERO_BUFFERS");
+    o.cupti.host_clock = config::flag("DIFFSCOPE_EXPERIMENT_CUPTI_HOST_CLOCK");
+    if (const auto kb = config::count("DIFFSCOPE_EXPERIMENT_CUPTI_BUFFER_KB"))
       o.cupti.buffer_bytes = static_cast<std::size_t>(*kb) << 10;
     return o;
   }
@@ -586,19 +590,9 @@ class collector {
       r.status.perf_sample_steps = detail::sampled_steps(st.options);
       if (r.status.perf_sample_steps > 1) detail::scale_sampled_scopes(r);
     }
-    if (st.cupti_status.ok) {
-      const auto c = detail::snapshot(st.cupti.counters());
-      // Measured in the callbacks when they ran; none at all with launch_apis=none (the
-      // calibration's figure would describe a callback that never runs).
-      if (st.options.cupti.launch_apis == detail::cupti_launch_apis::none)
-        r.overhead.per_launch_callback_ns = 0;
-      else if (c.launch_samples > 0)
-        r.overhead.per_launch_callback_ns = c.launch_callback_mean_ns();
-      r.overhead.buffers = c.buffers_completed;
-      r.overhead.launch_callbacks =
-          detail::launch_callbacks_text(st.options.cupti.launch_apis, c.runtime_callbacks_dropped);
-      r.faults.dropped_records = std::max(r.faults.dropped_records, c.dropped);
-    }
+    if (st.cupti_status.ok)
+      detail::report_counters(detail::snapshot(st.cupti.counters()), st.options.cupti.launch_apis,
+                              r.overhead, r.faults);
     return r;
   }
 };

@@ -1,6 +1,6 @@
 // diffscope: every setting read from the environment, in one table, and the only place the
-// library reads the environment. docs/configuration.md lists the same table (a test keeps the
-// two equal).
+// library reads the environment. docs/configuration.md lists the same table but for the
+// experiment settings, which BENCHMARKS.md lists (a test keeps all three equal).
 //
 // Parsing is strict and never stops the program: a flag is 1/0, true/false, yes/no or on/off
 // (any case), a count is a whole decimal number in its range, a choice is one of its values.
@@ -54,7 +54,8 @@ struct setting {
   /// Counts: the accepted range.
   std::uint64_t min;
   std::uint64_t max;
-  /// A knob for measuring diffscope itself (docs/modes.md): the default is right everywhere.
+  /// A knob for measuring diffscope itself, named DIFFSCOPE_EXPERIMENT_*: the default is right
+  /// everywhere. Documented in BENCHMARKS.md ("Experiment settings"), not for users.
   bool experiment;
   const char* doc;
 };
@@ -113,27 +114,28 @@ inline constexpr setting settings[] = {
    "`<prefix><id>` is request `<id>` (`none`: no rule)"},
   {"DIFFSCOPE_STRIP_SHAPES", setting_type::flag, "on", "", 0, 0, false,
    "drop SGLang's `in=[...]` shape suffix (off: one scope per shape)"},
-  // Experiments: how the measurement itself is taken (docs/modes.md compares them).
-  {"DIFFSCOPE_PERF_STREAM", setting_type::choice, "legacy", "legacy|per-thread", 0, 0, true,
-   "perf mode's default timing stream"},
-  {"DIFFSCOPE_PERF_EVENTS", setting_type::choice, "inline", "inline|side", 0, 0, true,
-   "perf mode's timestamps in the work stream, or on a side stream"},
-  {"DIFFSCOPE_PERF_SHARE_NS", setting_type::count, "1000", "", 0, no_limit, true,
-   "perf mode: stamps closer than this share one event (0: never)"},
-  {"DIFFSCOPE_PERF_DRAIN", setting_type::choice, "thread", "thread|batch|each", 0, 0, true,
-   "perf mode: who settles completed event pairs"},
-  {"DIFFSCOPE_PERF_CHAIN_STEPS", setting_type::flag, "on", "", 0, 0, true,
-   "perf mode: a denoise step starts at the previous step's end event"},
-  {"DIFFSCOPE_CUPTI_LAUNCH_APIS", setting_type::choice, "auto", "auto|both|driver|runtime|none",
-   0, 0, true, "profile mode: which launch APIs get a CUPTI callback"},
-  {"DIFFSCOPE_CUPTI_ZERO_BUFFERS", setting_type::flag, "off", "", 0, 0, true,
-   "profile mode: zero CUPTI buffers ourselves, off the launching thread"},
-  {"DIFFSCOPE_CUPTI_HOST_CLOCK", setting_type::flag, "on", "", 0, 0, true,
-   "profile mode: device timestamps in the host clock's time base (off: CUPTI's own)"},
-  {"DIFFSCOPE_CUPTI_BUFFER_KB", setting_type::count, "8192", "", 1, 1u << 20, true,
-   "profile mode: size of one CUPTI activity buffer"},
-  {"DIFFSCOPE_CLOCK", setting_type::choice, "auto", "auto|steady", 0, 0, true,
-   "host clock: the invariant TSC where there is one, or steady_clock"},
+  // Experiments: how the measurement itself is taken (BENCHMARKS.md compares them).
+  {"DIFFSCOPE_EXPERIMENT_PERF_STREAM", setting_type::choice, "legacy", "legacy|per-thread",
+   0, 0, true, "perf mode's default timing stream"},
+  {"DIFFSCOPE_EXPERIMENT_PERF_EVENTS", setting_type::choice, "inline", "inline|side",
+   0, 0, true, "perf mode's timestamps in the work stream, or on a side stream"},
+  {"DIFFSCOPE_EXPERIMENT_PERF_SHARE_NS", setting_type::count, "1000", "",
+   0, no_limit, true, "perf mode: stamps closer than this share one event (0: never)"},
+  {"DIFFSCOPE_EXPERIMENT_PERF_DRAIN", setting_type::choice, "thread", "thread|batch|each",
+   0, 0, true, "perf mode: who settles completed event pairs"},
+  {"DIFFSCOPE_EXPERIMENT_PERF_CHAIN_STEPS", setting_type::flag, "on", "",
+   0, 0, true, "perf mode: a denoise step starts at the previous step's end event"},
+  {"DIFFSCOPE_EXPERIMENT_CUPTI_LAUNCH_APIS", setting_type::choice, "auto",
+   "auto|both|driver|runtime|none", 0, 0, true,
+   "profile mode: which launch APIs get a CUPTI callback"},
+  {"DIFFSCOPE_EXPERIMENT_CUPTI_ZERO_BUFFERS", setting_type::flag, "off", "",
+   0, 0, true, "profile mode: zero CUPTI buffers ourselves, off the launching thread"},
+  {"DIFFSCOPE_EXPERIMENT_CUPTI_HOST_CLOCK", setting_type::flag, "on", "",
+   0, 0, true, "profile mode: device timestamps in the host clock's time base (off: CUPTI's own)"},
+  {"DIFFSCOPE_EXPERIMENT_CUPTI_BUFFER_KB", setting_type::count, "8192", "",
+   1, 1u << 20, true, "profile mode: size of one CUPTI activity buffer"},
+  {"DIFFSCOPE_EXPERIMENT_CLOCK", setting_type::choice, "auto", "auto|steady",
+   0, 0, true, "host clock: the invariant TSC where there is one, or steady_clock"},
   // Set by launchers (torchrun, SGLang): read, never required.
   {"RANK", setting_type::count, "", "", 0, (1u << 30) - 1, false,
    "this process's rank: `{rank}` in output paths and the dump's environment.rank"},

@@ -182,8 +182,8 @@ struct collector_status {
   /// leave operations unattributed: such runs measure cost, not where time goes.
   std::string cupti_settings;
   /// Perf mode: event settings that differ from the defaults ("events=side drain=each ...",
-  /// DIFFSCOPE_PERF_STREAM, _EVENTS, _SHARE_NS, _DRAIN), empty with the defaults. They change
-  /// what timing costs, not what it measures.
+  /// DIFFSCOPE_EXPERIMENT_PERF_STREAM, _EVENTS, _SHARE_NS, _DRAIN), empty with the defaults.
+  /// They change what timing costs, not what it measures.
   std::string perf_settings;
   /// The scope cap in force (DIFFSCOPE_MAX_SCOPES): distinct scopes, and distinct range
   /// names, kept before folding into "(other)" (fault_counts::ranges_folded); 0: none.

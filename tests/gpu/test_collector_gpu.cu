@@ -39,7 +39,7 @@ const diffscope::scope_result& scope_at(const diffscope::results& r, const std::
   return *s;
 }
 
-// The defaults, but for DIFFSCOPE_CUPTI_* (which CUPTI settings to run the tests under).
+// The defaults, but for DIFFSCOPE_EXPERIMENT_CUPTI_* (which CUPTI settings to run the tests under).
 diffscope::collector_options quiet() {
   diffscope::collector_options o;
   o.cupti = diffscope::collector_options::from_env().cupti;

@@ -5,151 +5,28 @@
 // up later (cuEventQuery never blocks) and handed to the aggregator as one "timing"
 // operation of the scope's own instance.
 //
-// The driver is reached through dlopen("libcuda.so.1"): no link-time dependency (CI has no
-// driver), one copy of the driver shared with whatever runtime the program uses, and events
-// work whichever CUDA runtime (static, PyTorch's) made the context. Everything the pairing
-// logic needs from the driver sits behind event_api, so tests drive it with synthetic events.
+// The parts: event_api.hpp (the driver's event calls), event_pool.hpp (events reused per
+// context), event_resolver.hpp (the thread that settles pairs in the background).
 #pragma once
-
-#include <dlfcn.h>
-
-#include <unistd.h>
 
 #include <atomic>
 #include <chrono>
-#include <condition_variable>
 #include <cstdint>
 #include <deque>
-#include <memory>
 #include <mutex>
 #include <optional>
-#include <string>
 #include <thread>
 #include <unordered_map>
 #include <utility>
 #include <vector>
 
 #include <diffscope/capture/activity.hpp>
+#include <diffscope/capture/event_api.hpp>
+#include <diffscope/capture/event_pool.hpp>
+#include <diffscope/capture/event_resolver.hpp>
 #include <diffscope/util/clock.hpp>
 
 namespace diffscope::detail {
-
-/// The few driver operations perf mode uses. Handles are CUevent / CUcontext / CUstream.
-class event_api {
- public:
-  using event = void*;
-  using context = void*;
-  enum class state { done, pending, failed };
-
-  virtual ~event_api() = default;
-  /// The context current on the calling thread; nullptr when none (never creates one: the
-  /// collector must not change what the program does).
-  virtual context current_context() noexcept = 0;
-  /// A timing-enabled event in the current context; nullptr on failure.
-  virtual event create() noexcept = 0;
-  virtual bool record(event e, void* stream) noexcept = 0;
-  virtual state query(event e) noexcept = 0;
-  virtual bool synchronize(event e) noexcept = 0;
-  /// Device time from `start` to `end` in milliseconds, both complete.
-  virtual std::optional<double> elapsed_ms(event start, event end) noexcept = 0;
-  virtual void destroy(event e) noexcept = 0;
-  /// Side-stream stamping (event_timer's `side` option): an event without timing, a
-  /// non-blocking stream of our own, a stream waiting for an event.
-  virtual event create_marker() noexcept = 0;
-  virtual void* create_stream() noexcept = 0;
-  virtual bool wait(void* stream, event e) noexcept = 0;
-  virtual void destroy_stream(void* stream) noexcept = 0;
-  /// Makes `ctx` current on the calling thread. Only the resolver thread, which is ours,
-  /// calls it: a program's thread never has its context changed.
-  virtual void bind(context ctx) noexcept = 0;
-};
-
-/// event_api on the CUDA driver, loaded at run time.
-class driver_event_api final : public event_api {
- public:
-  /// Loads libcuda.so.1; empty on success, else why perf mode cannot time on the GPU.
-  std::string load() {
-    if (handle_ != nullptr) return {};
-    void* h = ::dlopen("libcuda.so.1", RTLD_NOW | RTLD_LOCAL);
-    if (h == nullptr) {
-      const char* e = ::dlerror();
-      return std::string("no CUDA driver (") + (e != nullptr ? e : "libcuda.so.1 not found") + ")";
-    }
-    auto sym = [h](const char* a, const char* b = nullptr) {
-      void* p = ::dlsym(h, a);
-      if (p == nullptr && b != nullptr) p = ::dlsym(h, b);
-      return p;
-    };
-    get_current_ = reinterpret_cast<int (*)(void**)>(sym("cuCtxGetCurrent"));
-    create_ = reinterpret_cast<int (*)(void**, unsigned)>(sym("cuEventCreate"));
-    record_ = reinterpret_cast<int (*)(void*, void*)>(sym("cuEventRecord"));
-    query_ = reinterpret_cast<int (*)(void*)>(sym("cuEventQuery"));
-    sync_ = reinterpret_cast<int (*)(void*)>(sym("cuEventSynchronize"));
-    elapsed_ = reinterpret_cast<int (*)(float*, void*, void*)>(
-        sym("cuEventElapsedTime_v2", "cuEventElapsedTime"));
-    destroy_ = reinterpret_cast<int (*)(void*)>(sym("cuEventDestroy_v2", "cuEventDestroy"));
-    stream_create_ = reinterpret_cast<int (*)(void**, unsigned)>(sym("cuStreamCreate"));
-    stream_wait_ = reinterpret_cast<int (*)(void*, void*, unsigned)>(sym("cuStreamWaitEvent"));
-    stream_destroy_ =
-        reinterpret_cast<int (*)(void*)>(sym("cuStreamDestroy_v2", "cuStreamDestroy"));
-    set_current_ = reinterpret_cast<int (*)(void*)>(sym("cuCtxSetCurrent"));
-    if (!get_current_ || !set_current_ || !create_ || !record_ || !query_ || !sync_ || !elapsed_ ||
-        !destroy_ || !stream_create_ || !stream_wait_ || !stream_destroy_) {
-      ::dlclose(h);
-      return "the CUDA driver lacks the event API";
-    }
-    handle_ = h;  // kept loaded for the process: events may be released at exit
-    return {};
-  }
-
-  context current_context() noexcept override {
-    void* c = nullptr;
-    return get_current_(&c) == 0 ? c : nullptr;  // CUDA_ERROR_NOT_INITIALIZED: none yet
-  }
-  event create() noexcept override {
-    void* e = nullptr;
-    return create_(&e, 0 /* CU_EVENT_DEFAULT: timing on */) == 0 ? e : nullptr;
-  }
-  bool record(event e, void* stream) noexcept override { return record_(e, stream) == 0; }
-  state query(event e) noexcept override {
-    const int r = query_(e);
-    return r == 0                                ? state::done
-           : r == 600 /* CUDA_ERROR_NOT_READY */ ? state::pending
-                                                 : state::failed;
-  }
-  bool synchronize(event e) noexcept override { return sync_(e) == 0; }
-  std::optional<double> elapsed_ms(event start, event end) noexcept override {
-    float ms = 0;
-    if (elapsed_(&ms, start, end) != 0) return std::nullopt;
-    return static_cast<double>(ms);
-  }
-  void destroy(event e) noexcept override { destroy_(e); }
-  event create_marker() noexcept override {
-    void* e = nullptr;
-    return create_(&e, 2 /* CU_EVENT_DISABLE_TIMING */) == 0 ? e : nullptr;
-  }
-  void* create_stream() noexcept override {
-    void* s = nullptr;
-    return stream_create_(&s, 1 /* CU_STREAM_NON_BLOCKING */) == 0 ? s : nullptr;
-  }
-  bool wait(void* stream, event e) noexcept override { return stream_wait_(stream, e, 0) == 0; }
-  void destroy_stream(void* stream) noexcept override { stream_destroy_(stream); }
-  void bind(context ctx) noexcept override { set_current_(ctx); }
-
- private:
-  int (*set_current_)(void*) = nullptr;
-  int (*stream_create_)(void**, unsigned) = nullptr;
-  int (*stream_wait_)(void*, void*, unsigned) = nullptr;
-  int (*stream_destroy_)(void*) = nullptr;
-  void* handle_ = nullptr;
-  int (*get_current_)(void**) = nullptr;
-  int (*create_)(void**, unsigned) = nullptr;
-  int (*record_)(void*, void*) = nullptr;
-  int (*query_)(void*) = nullptr;
-  int (*sync_)(void*) = nullptr;
-  int (*elapsed_)(float*, void*, void*) = nullptr;
-  int (*destroy_)(void*) = nullptr;
-};
 
 /// The stream timing events go to on this thread when the program names one
 /// (diffscope::set_timing_stream); nullptr: the collector's default.
@@ -306,10 +183,10 @@ class event_timer {
   ///
   /// Without `wait` it is lazy: it looks only once `lag` pairs have closed after the oldest
   /// one, and after finding the oldest still running it waits for `lag` more. Querying an
-  /// event the GPU has not reached yet is not free: on the H200 host it cost about 23 us a
-  /// step in a latency-bound loop (the driver pushes the queued work to the GPU), several
-  /// times the two records themselves; a pair `lag` steps old has long completed. `lag` 1:
-  /// look at every closed pair now (snapshots).
+  /// event the GPU has not reached yet is not free: the driver pushes the queued work to the
+  /// GPU, several times the cost of the two records themselves in a latency-bound loop
+  /// (BENCHMARKS.md); a pair `lag` steps old has long completed. `lag` 1: look at every
+  /// closed pair now (snapshots).
   ///
   /// Batch drain (`batch_drain`): it looks once `2 * lag` pairs have closed and settles the
   /// oldest `lag` of them at once. When they all went to one stream of one context, the
@@ -408,53 +285,22 @@ class event_timer {
     for (const gpu_op& op : ready) sink.on_gpu_op(op);
   }
 
-  /// Resolves closed pairs on a thread of our own (DIFFSCOPE_PERF_DRAIN=thread, the
+  /// Resolves closed pairs on a thread of our own (DIFFSCOPE_EXPERIMENT_PERF_DRAIN=thread, the
   /// default): every `period` it drains lazily into `sink`, so the program's threads only
-  /// record events; the queries, the elapsed times and the aggregator's work for each pair
-  /// happen elsewhere. In the launch-bound PyTorch loop that work was about half of a timed
-  /// step's host cost (BENCHMARKS.md). Stop it before the final drain.
+  /// record events; the queries, the elapsed times and the aggregator's work for each pair,
+  /// a large part of a timed step's host cost (BENCHMARKS.md), happen elsewhere. Stop it
+  /// before the final drain.
   void start_resolver(activity_sink& sink,
                       std::chrono::microseconds period = std::chrono::milliseconds(2)) {
-    stop_resolver();
-    std::lock_guard<std::mutex> g(resolver_mutex_);
-    resolver_stop_ = false;
-    resolver_pid_ = ::getpid();
-    background_.store(true, std::memory_order_relaxed);
-    resolver_ = std::make_unique<std::thread>([this, &sink, period] {
-      std::unique_lock<std::mutex> lk(resolver_mutex_);
-      while (!resolver_cv_.wait_for(lk, period, [this] { return resolver_stop_; })) {
-        lk.unlock();
-        drain(sink, false, default_lag, /*bind=*/true);
-        lk.lock();
-      }
-    });
+    resolver_.start([this, &sink] { drain(sink, false, default_lag, /*bind=*/true); }, period);
   }
 
   /// Stops the resolver thread (a no-op when none runs). In a forked child the thread is
   /// the parent's: it is let go, not joined.
-  void stop_resolver() noexcept {
-    std::unique_ptr<std::thread> t;
-    bool ours = false;
-    {
-      std::lock_guard<std::mutex> g(resolver_mutex_);
-      if (!resolver_) return;
-      resolver_stop_ = true;
-      background_.store(false, std::memory_order_relaxed);
-      t = std::move(resolver_);
-      ours = resolver_pid_ == ::getpid();
-    }
-    resolver_cv_.notify_all();
-    if (ours) {
-      t->join();
-    } else {
-      (void)t.release();  // the parent's thread: no thread to join here
-    }
-  }
+  void stop_resolver() noexcept { resolver_.stop(); }
 
   /// Whether a resolver thread drains (range handlers then leave it alone).
-  bool resolves_in_background() const noexcept {
-    return background_.load(std::memory_order_relaxed);
-  }
+  bool resolves_in_background() const noexcept { return resolver_.running(); }
 
   /// Drops every pair (unclosed scopes, pairs the GPU never completed) and frees the events.
   void release_all() noexcept {
@@ -472,9 +318,7 @@ class event_timer {
     refs_.clear();
     last_ = last_stamp{};  // its event is destroyed below
     last_token_.store(0, std::memory_order_relaxed);
-    for (auto& pool : pools_)
-      for (void* e : pool.second) api_.destroy(e);
-    pools_.clear();
+    pool_.destroy_all();
     for (const side_state& s : sides_) {
       if (s.marker != nullptr) api_.destroy(s.marker);
       if (s.stream != nullptr) api_.destroy_stream(s.stream);
@@ -520,10 +364,10 @@ class event_timer {
         last_.stream == stream && now_ns() - last_.at_ns < share_ns_) {
       return reuse_last();
     }
-    void* ev = take_event(ctx);
+    void* ev = pool_.take(ctx);
     if (ev == nullptr) return nullptr;
     if (!stamp(ctx, ev, stream)) {
-      give_event(ctx, ev);
+      pool_.give(ctx, ev);
       return nullptr;
     }
     refs_[ev] = 1;
@@ -572,7 +416,7 @@ class event_timer {
     if (it != refs_.end() && --it->second > 0) return;
     if (it != refs_.end()) refs_.erase(it);
     if (last_.event == ev) last_.event = nullptr;  // it may be recorded again elsewhere
-    give_event(ctx, ev);
+    pool_.give(ctx, ev);
   }
 
   // Puts timing event `ev` at the current end of `stream` (inline), or after it (side).
@@ -592,35 +436,8 @@ class event_timer {
   // First use of `ctx`: its pool with `warm_events` events (and side mode's marker and
   // stream). The pool exists afterwards even if creation failed, so this runs once.
   void warm_locked(void* ctx) {
-    for (const auto& pool : pools_)
-      if (pool.first == ctx) return;
-    std::vector<void*> events;
-    events.reserve(warm_events);
-    for (std::size_t i = 0; i < warm_events; ++i)
-      if (void* e = api_.create()) events.push_back(e);
-    pools_.emplace_back(ctx, std::move(events));
+    if (!pool_.warm(ctx, warm_events)) return;
     if (side_) side_of(ctx);
-  }
-
-  // Events are reused per context (an event belongs to the context it was created in).
-  void* take_event(void* ctx) {
-    for (auto& pool : pools_) {
-      if (pool.first != ctx) continue;
-      if (pool.second.empty()) break;
-      void* e = pool.second.back();
-      pool.second.pop_back();
-      return e;
-    }
-    return api_.create();
-  }
-  void give_event(void* ctx, void* e) {
-    for (auto& pool : pools_) {
-      if (pool.first == ctx) {
-        pool.second.push_back(e);
-        return;
-      }
-    }
-    pools_.emplace_back(ctx, std::vector<void*>{e});
   }
 
   // The latest stamp's host time, kept in last_ (authoritative, under the lock) and in an
@@ -660,19 +477,13 @@ class event_timer {
   std::size_t retry_at_ = 0;  // closed pairs needed before the next lazy query
   mutable std::mutex mutex_;
   std::mutex drain_mutex_;  // held by the one drainer at a time (outside mutex_)
-  // The resolver thread (start_resolver).
-  std::mutex resolver_mutex_;
-  std::condition_variable resolver_cv_;
-  bool resolver_stop_ = false;
-  pid_t resolver_pid_ = 0;
-  std::unique_ptr<std::thread> resolver_;
-  std::atomic<bool> background_{false};
   std::uint32_t next_id_ = 0;
   std::unordered_map<std::uint32_t, open_pair> open_;
   std::deque<closed_pair> closed_;
-  std::vector<std::pair<void*, std::vector<void*>>> pools_;
+  event_pool pool_{api_};  // guarded by mutex_
   event_timer_counts counts_;
   std::uint64_t cost_ns_ = 0, cost_samples_ = 0;
+  resolver_thread resolver_;  // start_resolver(); last: stopped before the rest goes
 };
 
 }  // namespace diffscope::detail

@@ -4,7 +4,8 @@
 // markers) are routed here once an NVTX copy initialises and finds our entry point, either
 // statically (collector.hpp sets the weak InitializeInjectionNvtx2_fnptr) or through
 // NVTX_INJECTION64_PATH=libdiffscope_inject.so. Handlers touch a thread-local stack through
-// the aggregator; they never call CUPTI.
+// the range sink (range_sink.hpp); they never call CUPTI. The handlers are templates over the
+// sink, bound once, below, to the aggregator: no virtual call per range.
 #pragma once
 
 #include <atomic>
@@ -19,12 +20,18 @@
 
 #include <nvtx3/nvToolsExt.h>  // also brings the injection interface (nvtxDetail/nvtxTypes.h)
 
-#include <diffscope/aggregate/aggregator.hpp>
+#include <diffscope/aggregate/aggregator.hpp>  // the sink bound below (nvtx_range_sink)
 #include <diffscope/capture/event_timer.hpp>
+#include <diffscope/capture/range_sink.hpp>
 #include <diffscope/sglang/range_names.hpp>
 #include <diffscope/util/clock.hpp>
 
 namespace diffscope::detail {
+
+/// The range sink the NVTX tool feeds: the one place it names the aggregator. Everything
+/// else reaches it through range_sink.hpp's interface.
+using nvtx_range_sink = aggregator;
+static_assert(is_range_sink_v<nvtx_range_sink>, "the NVTX tool's sink is a range sink");
 
 /// A domain handle we hand out: equal names share one record, whichever NVTX copy asks.
 struct nvtx_domain_record {
@@ -40,9 +47,9 @@ struct nvtx_string_record {
 };
 
 /// Process-wide state of the NVTX tool: handles live for the process (NVTX gives no
-/// lifetime guarantee for them), the aggregator pointer changes with start/stop.
+/// lifetime guarantee for them), the sink pointer changes with start/stop.
 struct nvtx_tool_state {
-  std::atomic<aggregator*> sink{nullptr};
+  std::atomic<nvtx_range_sink*> sink{nullptr};
   std::atomic<std::uint64_t> sink_epoch{0};
   /// Perf mode: times ranges with device events (nullptr in profile mode). `time_all`:
   /// every range; else stages, denoise steps and requests only.
@@ -146,66 +153,105 @@ inline std::optional<std::int64_t> nvtx_payload(const nvtxEventAttributes_t* a) 
   }
 }
 
-/// Name id of a registered string in `agg`, cached on the record. `capped`: as
-/// aggregator::intern (a name past the cap caches "(other)", which a stage never takes).
-inline std::uint32_t registered_name_id(aggregator& agg, std::uint64_t epoch, nvtx_string_record& s,
-                                        bool capped = true) {
+/// Name id of a registered string in `sink`, cached on the record. `capped`: as the sink's
+/// intern (a name past the cap caches "(other)", which a stage never takes).
+template <class Sink>
+std::uint32_t registered_name_id(Sink& sink, std::uint64_t epoch, nvtx_string_record& s,
+                                 bool capped = true) {
   const std::uint64_t c = s.cached.load(std::memory_order_relaxed);
   if ((c >> 32) == (epoch & 0xffffffffu) &&
-      (capped || static_cast<std::uint32_t>(c) != agg.other_name_id()))
+      (capped || static_cast<std::uint32_t>(c) != sink.other_name_id()))
     return static_cast<std::uint32_t>(c);
-  const std::uint32_t id = agg.intern(s.text, capped);
+  const std::uint32_t id = sink.intern(s.text, capped);
   s.cached.store(((epoch & 0xffffffffu) << 32) | id, std::memory_order_relaxed);
   return id;
+}
+
+/// Opens a range of `dom` on `sink`: its scope, and in perf mode its timing pair. May throw
+/// (allocation): the NVTX handler catches.
+template <class Sink>
+void push_range(Sink& sink, nvtx_tool_state& st, range_domain dom, std::string_view name,
+                std::uint32_t cat_id, std::optional<std::int64_t> payload,
+                nvtx_string_record* registered) {
+  const std::uint64_t t = now_ns();
+  const classified_range c = dom == range_domain::diffscope
+                                 ? classify_diffscope_domain(name, cat_id, payload)
+                                 : classify_default_domain(name, current_rules(st));
+  std::uint32_t id;
+  const bool capped = !Sink::never_folded(c.cat);
+  if (c.step)
+    id = sink.step_name_id();
+  else if (registered != nullptr && c.name.data() == name.data() && c.name.size() == name.size())
+    id = registered_name_id(sink, st.sink_epoch.load(std::memory_order_relaxed), *registered,
+                            capped);
+  else
+    id = sink.intern(c.name, capped);
+  // false: inside a call folded into "(other)", its time is that call's: never timed
+  const bool own_scope = sink.push(dom, id, c.cat, c.step, t, c.request_id, c.warmup);
+  step_link& link = this_thread_step_link();
+  const bool next_step =
+      link.armed && c.cat == category::denoise_step && c.step && *c.step == link.next;
+  link.armed = false;
+  if (c.cat == category::denoise_step) {
+    link.next = c.step && *c.step >= 0 ? *c.step + 1 : -1;
+    in_unsampled_step() = !step_sampled(st.steps_seen.fetch_add(1, std::memory_order_relaxed),
+                                        st.sample_steps.load(std::memory_order_relaxed));
+  }
+  event_timer* timer = st.timer.load(std::memory_order_acquire);  // perf mode only
+  if (timer == nullptr) {
+    if (void (*upkeep)() = st.on_push.load(std::memory_order_relaxed)) upkeep();
+    return;
+  }
+  if (own_scope && !st.timing_paused.load(std::memory_order_relaxed) &&
+      (is_timed_in_perf_mode(c.cat) ||
+       (st.time_all.load(std::memory_order_relaxed) && !in_unsampled_step()))) {
+    // Announced like a launch of this range: its instance expects the pair's span.
+    if (const std::uint32_t pair = timer->begin(t, next_step))
+      sink.on_launch(pair, launch_kind::timing);
+  }
+  timer->handler_returning(t);
+}
+
+/// Closes the innermost range of `dom` on `sink`, unless it was pushed before collection
+/// started (`ghosts`: this thread's count of those). May throw: the NVTX handler catches.
+template <class Sink>
+void pop_range(Sink& sink, nvtx_tool_state& st, range_domain dom, std::uint32_t& ghosts) {
+  const std::uint64_t t = now_ns();
+  step_link& link = this_thread_step_link();
+  link.armed = false;
+  if (ghosts == 0 || sink.has_open(dom)) {
+    const auto p = sink.pop(dom, t);
+    event_timer* timer = st.timer.load(std::memory_order_acquire);
+    if (p.timed != 0 && timer != nullptr) {
+      // Old pairs first (unless the resolver thread does it), then the end stamp: the
+      // stamp is the handler's last CUDA call, so the time our own work takes (event
+      // queries, the sink) falls inside the scope's span, not between its end and
+      // whatever the program enqueues next.
+      if (!timer->resolves_in_background()) timer->drain(sink, false);
+      timer->end(p.timed, p.step);
+      link.armed = p.step && link.next >= 0;
+    }
+    if (p.step) in_unsampled_step() = false;
+    if (p.stage) {
+      if (auto hook = st.on_stage_end) hook(sink.name_of(p.name_id));
+    }
+    if (timer != nullptr) timer->handler_returning(t);
+  } else {
+    --ghosts;  // pushed before collection started
+  }
 }
 
 inline void nvtx_push(std::optional<range_domain> dom, std::string_view name, std::uint32_t cat_id,
                       std::optional<std::int64_t> payload, nvtx_string_record* registered) {
   if (!dom) return;
   nvtx_tool_state& st = nvtx_state();
-  aggregator* agg = st.sink.load(std::memory_order_acquire);
-  if (agg == nullptr) {
+  nvtx_range_sink* sink = st.sink.load(std::memory_order_acquire);
+  if (sink == nullptr) {
     ++ghost_depths()[static_cast<int>(*dom)];
     return;
   }
   try {
-    const std::uint64_t t = now_ns();
-    const classified_range c = *dom == range_domain::diffscope
-                                   ? classify_diffscope_domain(name, cat_id, payload)
-                                   : classify_default_domain(name, current_rules(st));
-    std::uint32_t id;
-    const bool capped = !aggregator::never_folded(c.cat);
-    if (c.step)
-      id = agg->step_name_id();
-    else if (registered != nullptr && c.name.data() == name.data() && c.name.size() == name.size())
-      id = registered_name_id(*agg, st.sink_epoch.load(std::memory_order_relaxed), *registered,
-                              capped);
-    else
-      id = agg->intern(c.name, capped);
-    // false: inside a call folded into "(other)", its time is that call's: never timed
-    const bool own_scope = agg->push(*dom, id, c.cat, c.step, t, c.request_id, c.warmup);
-    step_link& link = this_thread_step_link();
-    const bool next_step =
-        link.armed && c.cat == category::denoise_step && c.step && *c.step == link.next;
-    link.armed = false;
-    if (c.cat == category::denoise_step) {
-      link.next = c.step && *c.step >= 0 ? *c.step + 1 : -1;
-      in_unsampled_step() = !step_sampled(st.steps_seen.fetch_add(1, std::memory_order_relaxed),
-                                          st.sample_steps.load(std::memory_order_relaxed));
-    }
-    event_timer* timer = st.timer.load(std::memory_order_acquire);  // perf mode only
-    if (timer == nullptr) {
-      if (void (*upkeep)() = st.on_push.load(std::memory_order_relaxed)) upkeep();
-      return;
-    }
-    if (own_scope && !st.timing_paused.load(std::memory_order_relaxed) &&
-        (is_timed_in_perf_mode(c.cat) ||
-         (st.time_all.load(std::memory_order_relaxed) && !in_unsampled_step()))) {
-      // Announced like a launch of this range: its instance expects the pair's span.
-      if (const std::uint32_t pair = timer->begin(t, next_step))
-        agg->on_launch(pair, launch_kind::timing);
-    }
-    timer->handler_returning(t);
+    push_range(*sink, st, *dom, name, cat_id, payload, registered);
   } catch (...) {
     // Never break the host program: a failed allocation loses this range only.
   }
@@ -213,36 +259,14 @@ inline void nvtx_push(std::optional<range_domain> dom, std::string_view name, st
 
 inline void nvtx_pop(std::optional<range_domain> dom) {
   if (!dom) return;
-  aggregator* agg = nvtx_state().sink.load(std::memory_order_acquire);
+  nvtx_range_sink* sink = nvtx_state().sink.load(std::memory_order_acquire);
   std::uint32_t& ghosts = ghost_depths()[static_cast<int>(*dom)];
-  if (agg == nullptr) {
+  if (sink == nullptr) {
     if (ghosts > 0) --ghosts;
     return;
   }
-  const std::uint64_t t = now_ns();
-  step_link& link = this_thread_step_link();
-  link.armed = false;
   try {
-    if (ghosts == 0 || agg->has_open(*dom)) {
-      const aggregator::popped p = agg->pop(*dom, t);
-      event_timer* timer = nvtx_state().timer.load(std::memory_order_acquire);
-      if (p.timed != 0 && timer != nullptr) {
-        // Old pairs first (unless the resolver thread does it), then the end stamp: the
-        // stamp is the handler's last CUDA call, so the time our own work takes (event
-        // queries, the sink) falls inside the scope's span, not between its end and
-        // whatever the program enqueues next.
-        if (!timer->resolves_in_background()) timer->drain(*agg, false);
-        timer->end(p.timed, p.step);
-        link.armed = p.step && link.next >= 0;
-      }
-      if (p.step) in_unsampled_step() = false;
-      if (p.stage) {
-        if (auto hook = nvtx_state().on_stage_end) hook(agg->name_of(p.name_id));
-      }
-      if (timer != nullptr) timer->handler_returning(t);
-    } else {
-      --ghosts;  // pushed before collection started
-    }
+    pop_range(*sink, nvtx_state(), *dom, ghosts);
   } catch (...) {
   }
 }

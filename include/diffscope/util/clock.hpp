@@ -3,9 +3,9 @@
 // one time base without any per-scope CUPTI call.
 //
 // Every scope reads the clock twice, so its cost is most of a scope's cost while collecting.
-// On x86-64 with an invariant TSC the clock is the TSC scaled to nanoseconds (about 12 ns a
-// read where clock_gettime takes 25 ns or more, and much more in some VMs), calibrated once
-// against std::chrono::steady_clock over 5 ms; elsewhere, or with DIFFSCOPE_CLOCK=steady,
+// On x86-64 with an invariant TSC the clock is the TSC scaled to nanoseconds (cheaper to read
+// than clock_gettime, much more so in some VMs; BENCHMARKS.md), calibrated once against
+// std::chrono::steady_clock over 5 ms; elsewhere, or with DIFFSCOPE_EXPERIMENT_CLOCK=steady,
 // it is steady_clock itself.
 #pragma once
 
@@ -46,7 +46,7 @@ inline bool invariant_tsc() noexcept {
 
 inline tsc_calibration calibrate_tsc() noexcept {
   tsc_calibration c;
-  const bool steady = config::choice("DIFFSCOPE_CLOCK") == 1;  // auto|steady
+  const bool steady = config::choice("DIFFSCOPE_EXPERIMENT_CLOCK") == 1;  // auto|steady
   if (steady || !invariant_tsc()) return c;
   const std::uint64_t ns_a = steady_ns(), tsc_a = __rdtsc();
   std::uint64_t ns_b = ns_a, tsc_b = tsc_a;
