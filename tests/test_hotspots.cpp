@@ -13,7 +13,7 @@
 #include <diffscope/output/summary.hpp>
 
 #include "../tools/cmd_hotspots.hpp"
-#include "../tools/dump_reader.hpp"
+#include "../tools/lib/dump_reader.hpp"
 #include "tools/sample_results.hpp"
 
 namespace {

@@ -30,8 +30,8 @@
 #include "cli.hpp"
 #include "cmd_compare.hpp"
 #include "cmd_gate.hpp"
-#include "dump_reader.hpp"
-#include "nvml.hpp"
+#include "lib/dump_reader.hpp"
+#include "lib/nvml.hpp"
 
 namespace diffscope::cli {
 

@@ -21,7 +21,7 @@
 #include <diffscope/util/stats.hpp>
 
 #include "cli.hpp"
-#include "dump_reader.hpp"
+#include "lib/dump_reader.hpp"
 
 namespace diffscope::cli {
 

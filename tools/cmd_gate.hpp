@@ -24,6 +24,7 @@
 #include <diffscope/sglang/gate.hpp>
 
 #include "cli.hpp"
+#include "lib/input.hpp"
 
 namespace diffscope::cli {
 

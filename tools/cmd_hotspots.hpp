@@ -18,8 +18,9 @@
 #include <diffscope/results.hpp>
 
 #include "cli.hpp"
-#include "input.hpp"
-#include "trace_stream.hpp"
+#include "lib/input.hpp"
+#include "lib/json_input.hpp"
+#include "lib/trace_stream.hpp"
 
 namespace diffscope::cli {
 

@@ -23,7 +23,7 @@
 #include <diffscope/version.hpp>
 
 #include "cli.hpp"
-#include "dump_reader.hpp"
+#include "lib/dump_reader.hpp"
 
 namespace diffscope::cli {
 

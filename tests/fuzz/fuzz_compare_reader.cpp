@@ -12,7 +12,7 @@
 #include <vector>
 
 #include "cmd_compare.hpp"
-#include "input.hpp"
+#include "lib/input.hpp"
 
 namespace {
 

@@ -12,7 +12,7 @@
 
 #include "cmd_compare.hpp"
 #include "cmd_merge.hpp"
-#include "input.hpp"
+#include "lib/input.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   using namespace diffscope::cli;

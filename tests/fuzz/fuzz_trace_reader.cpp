@@ -10,7 +10,7 @@
 #include <string_view>
 
 #include "cmd_hotspots.hpp"
-#include "input.hpp"
+#include "lib/input.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   using namespace diffscope::cli;

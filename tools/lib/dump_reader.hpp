@@ -20,8 +20,9 @@
 
 #include <nlohmann/json.hpp>
 
-#include "cli.hpp"
+#include "../cli.hpp"
 #include "input.hpp"
+#include "json_input.hpp"
 
 namespace diffscope::cli {
 

@@ -16,7 +16,7 @@
 #include <utility>
 #include <vector>
 
-#include "cli.hpp"
+#include "../cli.hpp"
 #include "input.hpp"
 
 namespace diffscope::cli {
