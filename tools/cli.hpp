@@ -8,7 +8,6 @@
 #include <cmath>
 #include <cstddef>
 #include <functional>
-#include <initializer_list>
 #include <stdexcept>
 #include <string>
 #include <utility>
@@ -71,14 +70,23 @@ struct option {
 };
 
 /// A flag: no value, repeatable.
-inline option flag(std::vector<std::string> names, const char* help, std::function<void()> use,
-                   bool stops = false) {
-  return {std::move(names),
-          nullptr,
-          true,
-          help,
-          [use = std::move(use)](auto&, auto&) { use(); },
-          stops};
+inline option flag(std::vector<std::string> names, const char* help, std::function<void()> use) {
+  auto call = [use = std::move(use)](const std::string&, const std::string&) { use(); };
+  return {std::move(names), nullptr, true, help, std::move(call), false};
+}
+
+/// `o`, after which nothing is looked at (--print-rules prints and exits).
+inline option ending(option o) {
+  o.stops = true;
+  return o;
+}
+
+/// -h/--help, setting `help`; it ends the parse unless `ends` is false (gate still checks what
+/// follows it).
+inline option help_flag(bool& help, bool ends = true) {
+  option o = flag({"-h", "--help"}, "print the usage", [&help] { help = true; });
+  o.stops = ends;
+  return o;
 }
 
 /// A single-valued option; `value` says what the value is ("a file").
@@ -87,24 +95,37 @@ inline option single(std::vector<std::string> names, const char* value, const ch
   return {std::move(names), value, false, help, std::move(use), false};
 }
 
+/// What "--" means on a command's line.
+enum class separator {
+  none,          ///< nothing: it is an unknown option or argument
+  command,       ///< the options end; the arguments after it are a command to run (gate)
+  command_only,  ///< the same, and it is never an option's value: `--dump -- CMD` lacks the
+                 ///< file (run)
+};
+
 /// What a command accepts: its options and what it makes of the other arguments.
 struct command_line {
+  command_line(std::string name, std::vector<option> table,
+               std::function<void(const std::string&)> operands = {},
+               separator dash_dash = separator::none)
+      : command(std::move(name)),
+        options(std::move(table)),
+        operand(std::move(operands)),
+        dashes(dash_dash) {}
+
   std::string command;  ///< names the command in messages: "(diffscope <command> --help)"
   std::vector<option> options;
   /// Called with each argument that is not an option, in order (input files). Unset: the
   /// command takes none, and every such argument is an unknown argument; set: only one that
   /// starts with '-' (and is not "-", stdin) is an unknown option.
   std::function<void(const std::string&)> operand;
-  /// "--" ends the options; the arguments after it are a command to run (gate, run).
-  bool command_after_separator = false;
-  /// "--" is not taken as an option's value: `--dump -- CMD` lacks the file (run).
-  bool separator_is_not_a_value = false;
+  separator dashes;
 };
 
 /// What parse_options saw besides what the options' `use` calls took.
 struct parsed_args {
   bool stopped = false;              ///< an option that `stops` ended the parse
-  bool separator = false;            ///< "--" came (command_after_separator)
+  bool saw_dashes = false;           ///< "--" came (separator::command, command_only)
   std::vector<std::string> command;  ///< the arguments after "--"
 };
 
@@ -117,24 +138,23 @@ inline parsed_args parse_options(const command_line& cl, const args& a) {
   const std::string see_help = " (diffscope " + cl.command + " --help)";
   for (std::size_t i = 0; i < a.size(); ++i) {
     const std::string& s = a[i];
-    if (cl.command_after_separator && s == "--") {
-      r.separator = true;
+    if (cl.dashes != separator::none && s == "--") {
+      r.saw_dashes = true;
       r.command.assign(a.begin() + static_cast<std::ptrdiff_t>(i) + 1, a.end());
       return r;
     }
-    std::size_t k = 0;
-    while (k < cl.options.size() &&
-           std::find(cl.options[k].names.begin(), cl.options[k].names.end(), s) ==
-               cl.options[k].names.end())
-      ++k;
-    if (k == cl.options.size()) {
+    const auto known = std::find_if(cl.options.begin(), cl.options.end(), [&](const option& o) {
+      return std::find(o.names.begin(), o.names.end(), s) != o.names.end();
+    });
+    if (known == cl.options.end()) {
       if (!cl.operand) throw failure(exit_usage, "unknown argument '" + s + "'" + see_help);
       if (s.size() > 1 && s[0] == '-')
         throw failure(exit_usage, "unknown option '" + s + "'" + see_help);
       cl.operand(s);
       continue;
     }
-    const option& o = cl.options[k];
+    const option& o = *known;
+    const auto k = static_cast<std::size_t>(known - cl.options.begin());
     if (!o.repeatable && seen[k]) {
       std::string all;
       for (const std::string& x : o.names) all += (all.empty() ? "" : "/") + x;
@@ -143,7 +163,7 @@ inline parsed_args parse_options(const command_line& cl, const args& a) {
     seen[k] = true;
     std::string value;
     if (o.value != nullptr) {
-      if (i + 1 >= a.size() || (cl.separator_is_not_a_value && a[i + 1] == "--"))
+      if (i + 1 >= a.size() || (cl.dashes == separator::command_only && a[i + 1] == "--"))
         throw failure(exit_usage, s + " needs " + o.value);
       value = a[++i];
     }
@@ -155,36 +175,5 @@ inline parsed_args parse_options(const command_line& cl, const args& a) {
   }
   return r;
 }
-
-/// The single-valued options of a command: using one twice (under any of its spellings) in
-/// one command line is a usage error naming it. Repeatable options and flags are not listed.
-class once_options {
- public:
-  /// One entry per option: its spellings, e.g. {{"-o", "--output"}, {"--top"}}.
-  once_options(std::initializer_list<std::initializer_list<const char*>> options) {
-    for (const auto& spellings : options) options_.emplace_back(spellings.begin(), spellings.end());
-    seen_.assign(options_.size(), false);
-  }
-
-  /// Call with each argument that is an option; throws failure(exit_usage) at a repeat.
-  void check(const std::string& arg) {
-    for (std::size_t i = 0; i < options_.size(); ++i) {
-      for (const std::string& spelling : options_[i]) {
-        if (arg != spelling) continue;
-        if (seen_[i]) {
-          std::string all;
-          for (const std::string& x : options_[i]) all += (all.empty() ? "" : "/") + x;
-          throw failure(exit_usage, arg + ": given more than once (" + all + " takes one value)");
-        }
-        seen_[i] = true;
-        return;
-      }
-    }
-  }
-
- private:
-  std::vector<std::vector<std::string>> options_;
-  std::vector<bool> seen_;
-};
 
 }  // namespace diffscope::cli
