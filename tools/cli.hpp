@@ -1,7 +1,6 @@
-// diffscope command line: what every subcommand shares: failures with their exit codes, the
-// option parser (each command declares its options in a table) and number arguments. Errors
-// are reported as one line on stderr naming the file or argument, with exit code 2 (usage or
-// bad input); a subcommand never crashes on bad input and never leaves partial output behind.
+// What every diffscope subcommand shares: failures with their exit codes (one line on stderr
+// naming the file or argument; 2 for usage or bad input), the option parser each command
+// declares its options to, and number arguments.
 #pragma once
 
 #include <algorithm>
@@ -18,7 +17,8 @@ namespace diffscope::cli {
 inline constexpr int exit_ok = 0;
 inline constexpr int exit_usage = 2;  ///< usage error or bad input
 
-/// A failure that ends the command with exit code `code` and `message` on stderr.
+/// A failure that ends the command with exit code `code` and `message` on stderr. A command
+/// never crashes on bad input and never leaves partial output behind.
 struct failure : std::runtime_error {
   int code;
   failure(int c, const std::string& message) : std::runtime_error(message), code(c) {}

@@ -1,8 +1,6 @@
-// `diffscope ab`: an A/B comparison done the way the SGLang benchmark workflow asks for it
-// (docs/ab.md): both commands run in the order A B B A A B B A ... on one fixed, idle GPU,
-// each through `diffscope run` (collector injected, output gated), then compared by median
-// with the repeated-run verdict of `diffscope compare --base/--new`, and a final decision on
-// whether B beats A by the threshold (lib/ab.hpp).
+// `diffscope ab` (docs/ab.md): A and B run A B B A ... on one idle GPU, each through `diffscope
+// run`, compared by median with the repeated-run verdict, and the decision whether B beats A by
+// the threshold (lib/ab.hpp).
 #include <sys/stat.h>
 
 #include <cerrno>

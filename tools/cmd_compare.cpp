@@ -1,7 +1,5 @@
-// `diffscope compare`: SGLang's compare_perf.py report, byte for byte, on any perf dumps (ours
-// or SGLang's), plus per-scope GPU rows where both sides carry a "diffscope" object; and
-// `--base A... --new B...`: repeated runs compared by median with a noise-aware verdict. The
-// reports are lib/compare.hpp and lib/repeated_runs.hpp.
+// `diffscope compare`: SGLang's compare_perf.py report on perf dumps (lib/compare.hpp), or with
+// --base/--new repeated runs compared by median with a verdict (lib/repeated_runs.hpp).
 #include <cstddef>
 #include <cstdio>
 #include <iterator>

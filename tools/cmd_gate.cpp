@@ -1,10 +1,6 @@
-// `diffscope gate`: the native-backend gate (include/diffscope/sglang/gate.hpp, docs/gate.md) on a
-// saved log, or around a command whose stdout and stderr pass through byte for byte
-// (lib/gate_runner.hpp).
-//   diffscope gate [--expect-bcg] --log FILE
-//   diffscope gate [--expect-bcg] [--kill-on-fallback] [--kill-grace S] -- CMD [ARGS...]
-// Exit: 0 (log) or the command's own code when the gate holds; 3 when it trips; 2 bad usage
-// or an unreadable log; 127 command not found, 126 not executable; 128+N killed by signal N.
+// `diffscope gate`: the native-backend gate (sglang/gate.hpp, docs/gate.md) on a saved log, or
+// around a command (lib/gate_runner.hpp). Exit: 0 or the command's code when it holds, 3 when it
+// trips, 2 bad usage or log, 127/126 command not found/not executable, 128+N killed by signal N.
 #include <cstdio>
 #include <cstdlib>
 #include <string>

@@ -1,9 +1,6 @@
-// `diffscope run`: collect from an unmodified process (Python, SGLang) through
-// libdiffscope_inject.so, gate its output (lib/gate_runner.hpp), and write the requested
-// outputs from what every process it started wrote (lib/run_session.hpp).
-//   diffscope run [--dump FILE] [--trace FILE] [--summary] [--mode profile|perf]
-//                 [--perf-scopes steps|all] [--perf-sample N]
-//                 [--expect-bcg] [--no-gate] [--keep-invalid] -- CMD [ARGS...]
+// `diffscope run`: collects from an unmodified command through libdiffscope_inject.so, gates its
+// output (lib/gate_runner.hpp) and writes the requested outputs from what its processes wrote
+// (lib/run_session.hpp).
 #include <signal.h>
 
 #include <cstdio>

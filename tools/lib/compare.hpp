@@ -1,7 +1,6 @@
-// The compare core, shared by `diffscope compare` and `diffscope ab`: SGLang's compare_perf.py
-// report, byte for byte, on any perf dumps (ours or SGLang's), plus per-scope GPU rows where
-// both sides carry a "diffscope" object, and the checks on the inputs' timing modes. The logic
-// mirrors compare_perf.py of sglang 0.5.23 (docs/compare.md lists each rule).
+// The compare core (`diffscope compare`, `diffscope ab`): SGLang's compare_perf.py report byte
+// for byte, per-scope GPU rows where both dumps carry a "diffscope" object, the timing-mode
+// checks. It mirrors compare_perf.py of sglang 0.5.23 (docs/compare.md lists each rule).
 #pragma once
 
 #include <sys/time.h>

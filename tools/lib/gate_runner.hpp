@@ -1,7 +1,6 @@
-// A command run under the native-backend gate (include/diffscope/sglang/gate.hpp, docs/gate.md):
-// its stdout and stderr pass through byte for byte while being scanned, signals sent to us are
-// passed on, and the verdict is one line on stderr. Used by `diffscope gate -- CMD` and, for
-// every collection, `diffscope run`.
+// A command run under the native-backend gate (sglang/gate.hpp, docs/gate.md), for `diffscope
+// gate -- CMD` and `diffscope run`: its output passed through byte for byte while scanned,
+// signals passed on, the verdict one line on stderr.
 #pragma once
 
 #include <fcntl.h>

@@ -1,8 +1,6 @@
-// What `diffscope hotspots` ranks, read from a diffscope perf dump (diffscope.kernels) or a
-// torch.profiler Chrome trace (.json or .json.gz; events with cat "kernel" or "gpu_memcpy",
-// dur summed by name: SGLang's quick ranking), and its category rules file. The input is read
-// once (a pipe or "-" works, gzip or not: input.hpp). Traces are streamed: memory does not
-// grow with the file size; a dump is kept whole, up to max_dump_bytes.
+// What `diffscope hotspots` ranks, read once from a perf dump (diffscope.kernels, kept whole up to
+// max_dump_bytes) or a torch.profiler Chrome trace (kernel and gpu_memcpy events, dur summed by
+// name: SGLang's quick ranking; streamed), and its category rules file.
 #pragma once
 
 #include <algorithm>

@@ -1,8 +1,6 @@
-// The one way the readers get their bytes (docs/outputs.md, "Reading inputs"): the limits, a
-// path opened once ("-" = stdin; FIFOs, /dev/stdin and process substitution work), a directory
-// refused, gzip sniffed from the first bytes already read (never by reopening) and inflated on
-// the fly, an optional limit on the uncompressed size. The fuzz targets read from memory
-// through the same class.
+// How the readers get their bytes (docs/outputs.md, "Reading inputs"): the limits, a path opened
+// once ("-" = stdin, FIFOs work, a directory refused), gzip sniffed from the bytes already read
+// and inflated on the fly, an optional size limit; the fuzz targets read memory the same way.
 #pragma once
 
 #include <fcntl.h>

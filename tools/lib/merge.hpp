@@ -1,10 +1,6 @@
-// Per-rank perf dumps of one request merged into one dump (`diffscope merge`, and `diffscope
-// run` when several processes wrote dumps). Each stage and each denoise step takes the maximum
-// over ranks (the rank that finished last sets the critical path), total_duration_ms and memory
-// checkpoints too; timestamp, request_id, commit_hash, tag and meta come from the first input.
-// Each rank's own numbers are kept in the "diffscope" object (ranks[]), with the per-step and
-// per-stage spread and straggler (critical_path) and each rank's communication overlap per
-// scope (comm). dump_text writes it indent 2, like SGLang's dumps.
+// Per-rank perf dumps of one request merged into one (`diffscope merge`, `diffscope run`): each
+// stage, denoise step, total and memory checkpoint the maximum over ranks (the critical path);
+// each rank's numbers, the spread, straggler and communication in the "diffscope" object.
 #pragma once
 
 #include <algorithm>
@@ -145,7 +141,8 @@ inline std::string utc_now_iso() {
 
 }  // namespace merge_detail
 
-/// The merged dump as JSON; `warnings` gets one line per inconsistency between inputs.
+/// The merged dump as JSON; timestamp, request_id, commit_hash, tag and meta come from the first
+/// input. `warnings` gets one line per inconsistency between inputs.
 inline ordered_json merge_dumps(const std::vector<perf_dump_data>& ranks,
                                 std::vector<std::string>& warnings) {
   auto warn = [&](std::string w) { warnings.push_back(std::move(w)); };

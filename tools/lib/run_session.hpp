@@ -1,10 +1,6 @@
-// Around the command of `diffscope run`: the injection library it injects, the private
-// directory every process the command starts writes its dump into ($TMPDIR/diffscope-run-<pid>-
-// XXXXXX, locked while the run lives, removed however it ends, or by the next run when this one
-// was killed with SIGKILL), and the requested dump made from what they wrote: that dump (one
-// process) or their merge (several: the critical path over ranks, as `diffscope merge`), each
-// process's own dump kept beside it as FILE-rank<r>.json (FILE-pid<pid>.json when the process
-// had no distinct RANK).
+// Around the command of `diffscope run`: the injection library, the private directory its
+// processes write their dumps into (removed however the run ends, or by the next run after a
+// SIGKILL), and the requested dump made from them (one process's, or their merge).
 #pragma once
 
 #include <dirent.h>
