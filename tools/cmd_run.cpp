@@ -1,8 +1,6 @@
 // `diffscope run`: collects from an unmodified command through libdiffscope_inject.so, gates its
 // output (lib/gate_runner.hpp) and writes the requested outputs from what its processes wrote
 // (lib/run_session.hpp).
-#include <signal.h>
-
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
