@@ -9,7 +9,9 @@
 #include <cstdlib>
 #include <string>
 
-#include "cmd_hotspots.hpp"
+#include "lib/hotspot_input.hpp"
+#include "lib/input.hpp"
+#include "lib/trace_stream.hpp"
 
 namespace {
 

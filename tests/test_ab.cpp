@@ -5,7 +5,9 @@
 
 #include <cstdlib>
 
-#include "../tools/cmd_ab.hpp"
+#include "../tools/lib/ab.hpp"
+#include "../tools/lib/compare.hpp"
+#include "../tools/lib/nvml.hpp"
 
 using namespace diffscope::cli;
 using namespace diffscope::cli::ab_detail;

@@ -10,8 +10,9 @@
 #include <string>
 #include <vector>
 
-#include "../tools/cmd_compare.hpp"
-#include "../tools/cmd_merge.hpp"
+#include "../tools/lib/compare.hpp"
+#include "../tools/lib/merge.hpp"
+#include "../tools/lib/repeated_runs.hpp"
 #include "tools/reader_checks.hpp"
 
 using namespace diffscope::cli;

@@ -12,8 +12,8 @@
 #include <diffscope/output/perf_dump.hpp>
 #include <diffscope/output/summary.hpp>
 
-#include "../tools/cmd_hotspots.hpp"
-#include "../tools/dump_reader.hpp"
+#include "../tools/lib/dump_reader.hpp"
+#include "../tools/lib/hotspot_input.hpp"
 #include "tools/sample_results.hpp"
 
 namespace {

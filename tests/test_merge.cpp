@@ -7,7 +7,8 @@
 #include <string>
 #include <vector>
 
-#include "../tools/cmd_merge.hpp"
+#include "../tools/lib/merge.hpp"
+#include "../tools/lib/merge_summary.hpp"
 #include "tools/reader_checks.hpp"
 
 using namespace diffscope::cli;

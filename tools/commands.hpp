@@ -1,19 +1,20 @@
-// The table of diffscope subcommands. A command lives in tools/cmd_<name>.hpp as
+// The table of diffscope subcommands. A command lives in tools/cmd_<name>.cpp as
 //   int run_<name>(const diffscope::cli::args&);
-// and gets one line here.
+// declared here, with one line in the table; what several commands share is in tools/lib/.
 #pragma once
 
 #include <vector>
 
 #include "cli.hpp"
-#include "cmd_ab.hpp"
-#include "cmd_compare.hpp"
-#include "cmd_gate.hpp"
-#include "cmd_hotspots.hpp"
-#include "cmd_merge.hpp"
-#include "cmd_run.hpp"
 
 namespace diffscope::cli {
+
+int run_compare(const args& a);
+int run_merge(const args& a);
+int run_hotspots(const args& a);
+int run_gate(const args& a);
+int run_run(const args& a);
+int run_ab(const args& a);
 
 struct command {
   const char* name;

@@ -1,5 +1,5 @@
 // libFuzzer target: arbitrary bytes as one input of `diffscope compare`, read as compare reads
-// it (tools/input.hpp's rules, the perf-dump check), then compared against an SGLang
+// it (tools/lib/input.hpp's rules, the perf-dump check), then compared against an SGLang
 // (host-timed) dump and a diffscope (device-timed) one in every form compare has: the
 // timing-mode check, the note on mixed timings, the report with and without --sglang-only,
 // and the repeated-run table. Everything must succeed or throw diffscope::cli::failure with
@@ -11,8 +11,11 @@
 #include <string_view>
 #include <vector>
 
-#include "cmd_compare.hpp"
-#include "input.hpp"
+#include "lib/compare.hpp"
+#include "lib/dump_reader.hpp"
+#include "lib/input.hpp"
+#include "lib/json_input.hpp"
+#include "lib/repeated_runs.hpp"
 
 namespace {
 

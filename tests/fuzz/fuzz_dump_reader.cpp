@@ -1,5 +1,5 @@
 // libFuzzer target: arbitrary bytes through the perf dump reader as every dump reader gets
-// them (the input rules of tools/input.hpp: gzip sniffed, size and depth limits, one
+// them (the input rules of tools/lib/input.hpp: gzip sniffed, size and depth limits, one
 // byte-order mark; then the parse and type checks) and on to the compare report and the
 // merge, which must either succeed or throw diffscope::cli::failure with exit code 2, never
 // crash. Build and run: see tests/fuzz/README.md (.ci/run does it).
@@ -10,9 +10,12 @@
 #include <string_view>
 #include <vector>
 
-#include "cmd_compare.hpp"
-#include "cmd_merge.hpp"
-#include "input.hpp"
+#include "lib/compare.hpp"
+#include "lib/dump_reader.hpp"
+#include "lib/input.hpp"
+#include "lib/json_input.hpp"
+#include "lib/merge.hpp"
+#include "lib/repeated_runs.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   using namespace diffscope::cli;

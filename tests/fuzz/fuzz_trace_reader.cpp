@@ -1,6 +1,6 @@
 // libFuzzer target: arbitrary bytes as the input of `diffscope hotspots`: one pass through
-// tools/input.hpp's rules (gzip sniffed, byte-order mark), the streaming trace reader of
-// tools/trace_stream.hpp (depth limit, every event's fields) and, when the bytes are a dump,
+// tools/lib/input.hpp's rules (gzip sniffed, byte-order mark), the streaming trace reader of
+// tools/lib/trace_stream.hpp (depth limit, every event's fields) and, when the bytes are a dump,
 // the dump kept from the same pass (size limit); then the ranking and its text. Everything
 // must succeed or throw diffscope::cli::failure with exit code 2. Build and run: see
 // tests/fuzz/README.md (.ci/run does it).
@@ -9,8 +9,8 @@
 #include <cstdlib>
 #include <string_view>
 
-#include "cmd_hotspots.hpp"
-#include "input.hpp"
+#include "lib/hotspot_input.hpp"
+#include "lib/input.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   using namespace diffscope::cli;

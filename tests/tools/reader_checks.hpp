@@ -4,7 +4,7 @@
 
 #include <string>
 
-#include "../../tools/dump_reader.hpp"
+#include "../../tools/lib/dump_reader.hpp"
 
 namespace reader_checks {
 

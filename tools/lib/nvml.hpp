@@ -1,7 +1,6 @@
-// NVML, reached through dlopen("libnvidia-ml.so.1") with our own minimal declarations: no
-// nvml.h, no link-time dependency, so the diffscope command builds and runs on machines
-// without a driver (CI) and says so when it is asked for a GPU there. Used by `diffscope ab`
-// to check that its GPU is idle before every run (docs/ab.md).
+// NVML through dlopen("libnvidia-ml.so.1") with our own minimal declarations (no nvml.h, no
+// link-time dependency): the command builds and runs without a driver and says so when asked
+// for a GPU there. `diffscope ab` checks with it that its GPU is idle (docs/ab.md).
 #pragma once
 
 #include <dlfcn.h>

@@ -1,10 +1,6 @@
-// Streaming reader for Chrome-trace JSON (torch.profiler / Kineto, diffscope's own traces),
-// plain or gzip: walks "traceEvents" without loading the file, with a small incremental
-// JSON tokenizer that keeps per event only name, cat, ph, ts and dur and skips the rest
-// (args included) while still checking that the JSON is well formed. Memory is bounded
-// whatever the file size: one read buffer, one event's fields (a name is cut at
-// max_field_bytes), a nesting stack of at most max_json_depth levels (counted from the top
-// of the document, as for dumps). Input rules (stdin, gzip, byte-order mark): input.hpp.
+// Streaming reader for Chrome-trace JSON (torch.profiler / Kineto, ours), plain or gzip: walks
+// "traceEvents" without loading the file, keeping per event only name, cat, ph, ts and dur while
+// checking the JSON is well formed; memory is bounded whatever the file size.
 #pragma once
 
 #include <charconv>
@@ -16,7 +12,7 @@
 #include <utility>
 #include <vector>
 
-#include "cli.hpp"
+#include "../cli.hpp"
 #include "input.hpp"
 
 namespace diffscope::cli {

@@ -1,10 +1,6 @@
-// Reads a perf dump (SGLang's `--perf-dump-path` file or ours, which adds a "diffscope"
-// object) into a struct, checking the type of every key it uses. Missing keys take the
-// defaults SGLang's compare_perf.py uses (total_duration_ms 0, steps [], a step's name
-// "unknown" and duration_ms 0.0, commit_hash "N/A"); a key of the wrong type is an error
-// naming the file and the key, never a crash. Unknown keys are ignored. What counts as a perf
-// dump, and the input rules (size limit, depth limit, gzip, byte-order mark), are in
-// docs/compare.md and docs/outputs.md.
+// Reads a perf dump (SGLang's, or ours with its "diffscope" object) into a struct, checking the
+// type of every key it uses: missing keys take compare_perf.py's defaults, unknown ones are
+// ignored, a wrong type is an error naming the file and key (docs/compare.md, docs/outputs.md).
 #pragma once
 
 #include <algorithm>
@@ -20,8 +16,9 @@
 
 #include <nlohmann/json.hpp>
 
-#include "cli.hpp"
+#include "../cli.hpp"
 #include "input.hpp"
+#include "json_input.hpp"
 
 namespace diffscope::cli {
 
@@ -70,6 +67,8 @@ struct dump_stage_comm {
   dump_comm comm;
 };
 
+/// One dump as read. A key it lacks takes compare_perf.py's default: total_duration_ms 0, steps
+/// [], a step's name "unknown" and duration_ms 0.0, commit_hash "N/A".
 struct perf_dump_data {
   std::string file;  ///< the path it was read from (for messages and column labels)
   std::string timestamp, request_id, tag;

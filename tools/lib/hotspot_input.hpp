@@ -1,24 +1,24 @@
-// diffscope hotspots [--top N] [--rules FILE] FILE
-// Ranks GPU kernels of a diffscope perf dump (diffscope.kernels) or a torch.profiler Chrome
-// trace (.json or .json.gz; events with cat "kernel" or "gpu_memcpy", dur summed by name:
-// SGLang's quick ranking), with categories and SGLang's known fast-path families. The input
-// is read once (a pipe or "-" works, gzip or not: input.hpp). Traces are streamed: memory
-// does not grow with the file size; a dump is kept whole, up to max_dump_bytes.
+// What `diffscope hotspots` ranks, read once from a perf dump (diffscope.kernels, kept whole up to
+// max_dump_bytes) or a torch.profiler Chrome trace (kernel and gpu_memcpy events, dur summed by
+// name: SGLang's quick ranking; streamed), and its category rules file.
 #pragma once
 
-#include <cstdio>
-#include <cstdlib>
+#include <algorithm>
+#include <cstdint>
 #include <string>
 #include <string_view>
 #include <unordered_map>
 #include <utility>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include <diffscope/analysis/hotspots.hpp>
 #include <diffscope/results.hpp>
 
-#include "cli.hpp"
+#include "../cli.hpp"
 #include "input.hpp"
+#include "json_input.hpp"
 #include "trace_stream.hpp"
 
 namespace diffscope::cli {
@@ -29,14 +29,6 @@ inline constexpr std::size_t max_overlap_intervals = 1u << 18;
 /// new names go to one bucket.
 inline constexpr std::size_t max_trace_kernel_names = 1u << 18;
 inline constexpr std::size_t max_trace_name_bytes = 64u << 20;
-
-inline constexpr const char* hotspots_usage =
-    "usage: diffscope hotspots [--top N] [--rules FILE] [--print-rules] FILE\n"
-    "  FILE: a diffscope perf dump or a torch.profiler Chrome trace (.json or .json.gz);\n"
-    "        - reads stdin\n"
-    "  --top N        kernels listed (default 30)\n"
-    "  --rules FILE   category rules, one per line: <category> <regex> (replaces the defaults)\n"
-    "  --print-rules  print the default rules (a starting point for --rules) and exit\n";
 
 /// What a trace or dump gave the ranking.
 struct hotspot_source {
@@ -252,76 +244,6 @@ inline kernel_classifier load_rules(const std::string& path) {
     throw failure(exit_usage, *err);
   if (rules.empty()) throw failure(exit_usage, path + ": no rules in the file");
   return kernel_classifier(std::move(rules));
-}
-
-inline int run_hotspots(const args& a) {
-  std::size_t top = 30;
-  std::string rules_path, file;
-  once_options once{{"--top"}, {"--rules"}};
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    const std::string& s = a[i];
-    once.check(s);
-    if (s == "-h" || s == "--help") {
-      std::fputs(hotspots_usage, stdout);
-      return exit_ok;
-    }
-    if (s == "--print-rules") {
-      std::fputs(default_category_rules_text, stdout);
-      return exit_ok;
-    }
-    if (s == "--top" || s == "--rules") {
-      if (i + 1 >= a.size()) throw failure(exit_usage, s + " needs a value");
-      const std::string& v = a[++i];
-      if (s == "--rules") {
-        rules_path = v;
-        continue;
-      }
-      char* end = nullptr;
-      const long n = std::strtol(v.c_str(), &end, 10);
-      if (v.empty() || *end != '\0' || n < 1 || n > 1000000)
-        throw failure(exit_usage, "--top '" + v + "': expected a positive integer");
-      top = static_cast<std::size_t>(n);
-      continue;
-    }
-    if (!s.empty() && s[0] == '-' && s != "-")
-      throw failure(exit_usage, "unknown option '" + s + "' (diffscope hotspots --help)");
-    if (!file.empty()) throw failure(exit_usage, "more than one FILE ('" + s + "')");
-    file = s;
-  }
-  if (file.empty()) throw failure(exit_usage, "no FILE (diffscope hotspots --help)");
-  if (file == "-" && rules_path == "-")
-    throw failure(exit_usage, "'-' (stdin) given as both FILE and --rules");
-
-  const kernel_classifier rules = rules_path.empty() ? kernel_classifier() : load_rules(rules_path);
-  byte_source in(file, no_size_limit, "a trace");
-  const hotspot_source src = hotspots_from_input(in);
-  const hotspot_report rep =
-      analyze_hotspots(src.res, rules, src.is_trace ? &src.overlap : nullptr);
-
-  std::string out;
-  if (src.is_trace) {
-    out += in.path() + ": torch.profiler trace" + (src.gzip ? " (gzip)" : "") + ", " +
-           std::to_string(src.events) + " events, " + std::to_string(rep.operations) +
-           " kernel/gpu_memcpy events\n";
-    if (src.names_folded > 0)
-      out += "note: more than " + std::to_string(max_trace_kernel_names) +
-             " distinct names; later new names are summed in one row\n";
-  } else {
-    out += in.path() + ": diffscope perf dump, " + std::to_string(src.res.kernels.size()) +
-           " kernel entries";
-    if (src.kernels_total > src.res.kernels.size())
-      out += " (the dump lists the top " + std::to_string(src.res.kernels.size()) + " of " +
-             std::to_string(src.kernels_total) + ")";
-    out += "\n";
-  }
-  out += "\n";
-  if (rep.kernels.empty()) {
-    out += "no kernel or memcpy operations\n";
-  } else {
-    out += hotspots_text(rep, top);
-  }
-  std::fwrite(out.data(), 1, out.size(), stdout);
-  return std::fflush(stdout) == 0 ? exit_ok : exit_usage;
 }
 
 }  // namespace diffscope::cli

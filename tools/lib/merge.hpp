@@ -1,10 +1,6 @@
-// `diffscope merge -o OUT IN...`: per-rank perf dumps of one request into one dump. Each
-// stage and each denoise step takes the maximum over ranks (the rank that finished last sets
-// the critical path), total_duration_ms and memory checkpoints too; timestamp, request_id,
-// commit_hash, tag and meta come from the first input. Each rank's own numbers are kept in
-// the "diffscope" object (ranks[]), with the per-step and per-stage spread and straggler
-// (critical_path) and each rank's communication overlap per scope (comm). `--summary`
-// prints them as text. Written atomically, indent 2, like SGLang's dumps.
+// Per-rank perf dumps of one request merged into one (`diffscope merge`, `diffscope run`): each
+// stage, denoise step, total and memory checkpoint the maximum over ranks (the critical path);
+// each rank's numbers, the spread, straggler and communication in the "diffscope" object.
 #pragma once
 
 #include <algorithm>
@@ -18,11 +14,9 @@
 #include <utility>
 #include <vector>
 
-#include <diffscope/util/atomic_file.hpp>
-#include <diffscope/util/text_table.hpp>
 #include <diffscope/version.hpp>
 
-#include "cli.hpp"
+#include "../cli.hpp"
 #include "dump_reader.hpp"
 
 namespace diffscope::cli {
@@ -147,7 +141,8 @@ inline std::string utc_now_iso() {
 
 }  // namespace merge_detail
 
-/// The merged dump as JSON; `warnings` gets one line per inconsistency between inputs.
+/// The merged dump as JSON; timestamp, request_id, commit_hash, tag and meta come from the first
+/// input. `warnings` gets one line per inconsistency between inputs.
 inline ordered_json merge_dumps(const std::vector<perf_dump_data>& ranks,
                                 std::vector<std::string>& warnings) {
   auto warn = [&](std::string w) { warnings.push_back(std::move(w)); };
@@ -395,149 +390,6 @@ inline ordered_json merge_dumps(const std::vector<perf_dump_data>& ranks,
 /// SGLang's layout: json.dump(..., indent=2), non-ASCII escaped as Python does by default.
 inline std::string dump_text(const ordered_json& j) {
   return j.dump(2, ' ', true, nlohmann::json::error_handler_t::replace);
-}
-
-/// The merged dump as text: per denoise step and stage the critical path, spread and
-/// straggler with each rank's time, then communication per scope and rank (attention scopes
-/// first), then per step. Reads only what merge_dumps wrote.
-inline std::string merge_summary_text(const ordered_json& merged) {
-  using diffscope::detail::display_name;
-  using diffscope::detail::fixed;
-  using diffscope::detail::text_table;
-  const ordered_json& ds = merged.at("diffscope");
-  const ordered_json& cp = ds.at("critical_path");
-  std::vector<std::int64_t> ranks;
-  for (const auto& r : ds.at("ranks")) ranks.push_back(r.at("rank").get<std::int64_t>());
-  std::sort(ranks.begin(), ranks.end());
-  std::string out = "diffscope merge: " + std::to_string(ranks.size()) + " ranks (rank from " +
-                    cp.at("rank_source").get<std::string>() + "), GPU timing: " +
-                    (ds.at("status").at("gpu_timing").get<bool>()
-                         ? std::string("measured")
-                         : "not measured on every rank (" +
-                               ds.at("status").at("reason").get<std::string>() + ")") +
-                    "\n";
-  for (const auto id : ranks)
-    for (const auto& r : ds.at("ranks"))
-      if (r.at("rank").get<std::int64_t>() == id)
-        out += "  rank " + std::to_string(id) + ": " +
-               display_name(r.at("file").get<std::string>(), 100) + "\n";
-
-  auto spread_table = [&](const char* title, const ordered_json& rows, bool steps) {
-    if (rows.empty()) return;
-    std::vector<std::string> head = {
-        steps ? "step" : "stage", "critical ms", "min ms", "spread ms", "spread %", "straggler"};
-    for (const auto r : ranks) head.push_back("rank " + std::to_string(r) + " ms");
-    text_table t(head, 1);
-    double total = 0.0;
-    for (const auto& row : rows) {
-      const double hi = row.at("duration_ms").get<double>();
-      const double spread = row.at("spread_ms").get<double>();
-      total += hi;
-      std::vector<std::string> cells = {
-          steps ? std::to_string(row.at("step").get<std::int64_t>())
-                : display_name(row.at("name").get<std::string>(), 40),
-          fixed(hi, 3),
-          fixed(row.at("min_ms").get<double>(), 3),
-          fixed(spread, 3),
-          fixed(hi > 0 ? 100.0 * spread / hi : 0.0, 1),
-          std::to_string(row.at("straggler_rank").get<std::int64_t>())};
-      for (const auto r : ranks) {
-        std::string cell = "-";
-        for (const auto& v : row.at("ranks"))
-          if (v.at("rank").get<std::int64_t>() == r)
-            cell = fixed(v.at("duration_ms").get<double>(), 3);
-        cells.push_back(cell);
-      }
-      t.add(std::move(cells));
-    }
-    out += std::string("\n") + title + "\n";
-    t.render(out);
-    if (steps) out += "  sum of critical paths: " + fixed(total, 3) + " ms\n";
-  };
-  spread_table("denoise steps (critical path = slowest rank):", cp.at("denoise_steps"), true);
-  spread_table("stages (critical path = slowest rank):", cp.at("stages"), false);
-
-  const ordered_json& comm = ds.at("comm");
-  auto comm_table = [&](const char* title, const ordered_json& rows, bool scopes) {
-    text_table t({scopes ? "scope" : "step", "rank", "kernels", "comm busy ms", "overlapped ms",
-                  "exposed ms", "overlapped %"},
-                 1);
-    // Attention scopes first: they carry the sequence-parallel all-to-alls.
-    for (const bool attention : {true, false})
-      for (const auto& row : rows) {
-        if (scopes && row.at("attention").get<bool>() != attention) continue;
-        if (!scopes && !attention) continue;
-        std::string label = scopes ? display_name(row.at("path").get<std::string>(), 60) +
-                                         (attention ? " [attention]" : "")
-                                   : std::to_string(row.at("step").get<std::int64_t>());
-        for (const auto& c : row.at("ranks")) {
-          t.add({label, std::to_string(c.at("rank").get<std::int64_t>()),
-                 std::to_string(c.at("kernels").get<std::int64_t>()),
-                 fixed(c.at("busy_ms").get<double>(), 3),
-                 fixed(c.at("overlapped_ms").get<double>(), 3),
-                 fixed(c.at("exposed_ms").get<double>(), 3),
-                 fixed(c.at("overlapped_pct").get<double>(), 1)});
-          label = "";
-        }
-      }
-    out += std::string("\n") + title + "\n";
-    if (t.empty())
-      out += "  none (no communication kernels in the inputs' scopes)\n";
-    else
-      t.render(out);
-  };
-  comm_table("communication per scope (overlapped = other work ran meanwhile, exposed = alone):",
-             comm.at("scopes"), true);
-  if (!comm.at("denoise_steps").empty())
-    comm_table("communication per denoise step:", comm.at("denoise_steps"), false);
-  return out;
-}
-
-inline constexpr const char* merge_usage =
-    "usage: diffscope merge [-o OUT.json] [--summary] IN.json [IN.json ...]\n"
-    "Merges per-rank perf dumps of one request: every stage, denoise step, total and memory\n"
-    "checkpoint takes the maximum over ranks (the critical path); per-rank values are kept\n"
-    "in diffscope.ranks, the spread and straggler rank of each step and stage in\n"
-    "diffscope.critical_path, each rank's communication overlap per scope in diffscope.comm.\n"
-    "Ranks come from diffscope.environment.rank, else the input order. Written atomically.\n"
-    "--summary prints steps, stages (critical path, spread, straggler) and communication\n"
-    "(busy, overlapped, exposed per rank) as text on stdout. Needs -o or --summary.\n";
-
-inline int run_merge(const args& a) {
-  std::string out_path;
-  bool summary = false;
-  std::vector<std::string> inputs;
-  once_options once{{"-o", "--output"}};
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    const std::string& s = a[i];
-    once.check(s);
-    if (s == "-h" || s == "--help") {
-      std::fputs(merge_usage, stdout);
-      return exit_ok;
-    }
-    if (s == "-o" || s == "--output") {
-      if (i + 1 >= a.size()) throw failure(exit_usage, s + " needs a file name");
-      out_path = a[++i];
-    } else if (s == "--summary") {
-      summary = true;
-    } else if (s.size() > 1 && s[0] == '-') {
-      throw failure(exit_usage, "unknown option '" + s + "' (diffscope merge --help)");
-    } else {
-      inputs.push_back(s);
-    }
-  }
-  if (out_path.empty() && !summary)
-    throw failure(exit_usage, "-o OUT.json is required (diffscope merge --help)");
-  if (inputs.empty()) throw failure(exit_usage, "no input dumps (diffscope merge --help)");
-  const std::vector<perf_dump_data> ranks = load_dumps(inputs);
-  std::vector<std::string> warnings;
-  const ordered_json merged = merge_dumps(ranks, warnings);
-  for (const auto& w : warnings) std::fprintf(stderr, "diffscope merge: warning: %s\n", w.c_str());
-  if (!out_path.empty())
-    if (auto err = diffscope::detail::write_file_atomically(out_path, dump_text(merged)))
-      throw failure(exit_usage, *err);
-  if (summary) std::fputs(merge_summary_text(merged).c_str(), stdout);
-  return exit_ok;
 }
 
 }  // namespace diffscope::cli

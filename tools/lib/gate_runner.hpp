@@ -1,9 +1,6 @@
-// `diffscope gate`: the native-backend gate (include/diffscope/sglang/gate.hpp, docs/gate.md) on a
-// saved log, or around a command whose stdout and stderr pass through byte for byte.
-//   diffscope gate [--expect-bcg] --log FILE
-//   diffscope gate [--expect-bcg] [--kill-on-fallback] [--kill-grace S] -- CMD [ARGS...]
-// Exit: 0 (log) or the command's own code when the gate holds; 3 when it trips; 2 bad usage
-// or an unreadable log; 127 command not found, 126 not executable; 128+N killed by signal N.
+// A command run under the native-backend gate (sglang/gate.hpp, docs/gate.md), for `diffscope
+// gate -- CMD` and `diffscope run`: its output passed through byte for byte while scanned,
+// signals passed on, the verdict one line on stderr.
 #pragma once
 
 #include <fcntl.h>
@@ -15,42 +12,20 @@
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
-#include <cstdlib>
 #include <cstring>
 #include <string>
-#include <utility>
 #include <vector>
 
 #include <diffscope/sglang/gate.hpp>
 
-#include "cli.hpp"
+#include "../cli.hpp"
+#include "child.hpp"
 
 namespace diffscope::cli {
 
 inline constexpr int exit_gate_tripped = 3;
 
 namespace gate_detail {
-
-inline constexpr const char* usage =
-    "usage: diffscope gate [--expect-bcg] --log FILE\n"
-    "       diffscope gate [--expect-bcg] [--kill-on-fallback] [--kill-grace SECONDS] -- CMD "
-    "[ARGS...]\n"
-    "\n"
-    "Checks output for SGLang's invalid-run signals: a diffusers-backend fallback (the run is\n"
-    "not SGLang evidence) and, with --expect-bcg, the breakable-CUDA-graph capture marker and\n"
-    "its failure markers. --log scans a saved log (FILE or - for stdin). With a command, its\n"
-    "stdout and stderr pass through unchanged while being scanned.\n"
-    "\n"
-    "  --expect-bcg        the run used breakable CUDA graphs: require '[Diffusion BCG] "
-    "captured'\n"
-    "                      and none of its failure markers\n"
-    "  --kill-on-fallback  on a fallback signal, SIGTERM the command's process group (SIGKILL\n"
-    "                      after the grace period)\n"
-    "  --kill-grace S      seconds between SIGTERM and SIGKILL (default 5)\n"
-    "\n"
-    "The verdict is one line on stderr. Exit: 0 (--log) or the command's exit code when the\n"
-    "gate holds, 3 when it trips, 2 bad usage or unreadable log, 127 command not found,\n"
-    "128+N when the command was killed by signal N.\n";
 
 struct gate_args {
   bool help = false;
@@ -62,69 +37,10 @@ struct gate_args {
   std::vector<std::string> command;
 };
 
-inline gate_args parse_gate_args(const args& a) {
-  gate_args g;
-  bool has_command = false;
-  once_options once{{"--kill-grace"}, {"--log"}};
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    const std::string& s = a[i];
-    once.check(s);
-    if (s == "--") {
-      g.command.assign(a.begin() + static_cast<std::ptrdiff_t>(i) + 1, a.end());
-      has_command = true;
-      break;
-    }
-    if (s == "-h" || s == "--help") {
-      g.help = true;
-    } else if (s == "--expect-bcg") {
-      g.expect_bcg = true;
-    } else if (s == "--kill-on-fallback") {
-      g.kill_on_fallback = true;
-    } else if (s == "--kill-grace") {
-      if (i + 1 >= a.size()) throw failure(exit_usage, "--kill-grace needs a number of seconds");
-      const std::string& v = a[++i];
-      char* end = nullptr;
-      g.kill_grace_s = std::strtod(v.c_str(), &end);
-      if (v.empty() || end == nullptr || *end != '\0' || !(g.kill_grace_s >= 0) ||
-          g.kill_grace_s > 86400)
-        throw failure(exit_usage, "--kill-grace: not a number of seconds: '" + v + "'");
-    } else if (s == "--log") {
-      if (i + 1 >= a.size()) throw failure(exit_usage, "--log needs a file (or - for stdin)");
-      g.log = a[++i];
-      g.has_log = true;
-    } else {
-      throw failure(exit_usage, "unknown argument '" + s + "' (diffscope gate --help)");
-    }
-  }
-  if (g.help) return g;
-  if (g.has_log && has_command) throw failure(exit_usage, "give --log FILE or -- CMD, not both");
-  if (!g.has_log && !has_command)
-    throw failure(exit_usage,
-                  "nothing to check: give --log FILE or -- CMD (diffscope gate --help)");
-  if (has_command && g.command.empty()) throw failure(exit_usage, "no command after --");
-  if (g.has_log && g.log.empty()) throw failure(exit_usage, "--log: empty file name");
-  if (g.has_log && g.kill_on_fallback)
-    throw failure(exit_usage, "--kill-on-fallback needs a command (-- CMD), not --log");
-  return g;
-}
-
 inline gate_options options_for(const gate_args& g) {
   gate_options o;
   o.expect_bcg = g.expect_bcg;
   return o;
-}
-
-inline int scan_log(const gate_args& g) {
-  gate_options o = options_for(g);
-  o.stream_names[0] = g.log == "-" ? "stdin" : g.log;
-  gate_scanner scanner(o);
-  input_file in(g.log);  // the readers' input rule: "-" is stdin, a directory is refused
-  std::vector<char> buf(1 << 16);
-  while (const std::size_t n = in.read(buf.data(), buf.size())) scanner.feed(buf.data(), n);
-  scanner.finish();
-  const gate_verdict v = scanner.verdict();
-  std::fprintf(stderr, "diffscope gate: %s\n", verdict_text(v).c_str());
-  return v.ok() ? exit_ok : exit_gate_tripped;
 }
 
 /// Signals that arrive while the command runs, through a self-pipe (the handler only writes).
@@ -163,28 +79,6 @@ inline void set_relay_handler(int sig) {
   sigemptyset(&sa.sa_mask);
   sa.sa_flags = SA_RESTART | SA_SIGINFO;
   ::sigaction(sig, &sa, nullptr);
-}
-
-/// "SIGKILL" for 9; "" for a signal without a well-known name.
-inline const char* signal_abbrev(int sig) {
-  static const std::pair<int, const char*> names[] = {
-      {SIGHUP, "SIGHUP"},   {SIGINT, "SIGINT"},   {SIGQUIT, "SIGQUIT"}, {SIGILL, "SIGILL"},
-      {SIGTRAP, "SIGTRAP"}, {SIGABRT, "SIGABRT"}, {SIGBUS, "SIGBUS"},   {SIGFPE, "SIGFPE"},
-      {SIGKILL, "SIGKILL"}, {SIGUSR1, "SIGUSR1"}, {SIGSEGV, "SIGSEGV"}, {SIGUSR2, "SIGUSR2"},
-      {SIGPIPE, "SIGPIPE"}, {SIGALRM, "SIGALRM"}, {SIGTERM, "SIGTERM"}, {SIGXCPU, "SIGXCPU"},
-      {SIGXFSZ, "SIGXFSZ"}, {SIGSYS, "SIGSYS"}};
-  for (const auto& [number, name] : names)
-    if (number == sig) return name;
-  return "";
-}
-
-/// "signal 9 (SIGKILL: Killed)".
-inline std::string signal_name(int sig) {
-  const std::string abbrev = signal_abbrev(sig);
-  const char* d = ::strsignal(sig);
-  std::string what = abbrev;
-  if (d != nullptr) what += (what.empty() ? "" : ": ") + std::string(d);
-  return "signal " + std::to_string(sig) + (what.empty() ? "" : " (" + what + ")");
 }
 
 /// The signals passed on to the command while it runs.
@@ -376,16 +270,15 @@ inline int run_command(const gate_args& g, gate_verdict* verdict = nullptr,
   return v.ok() ? code : exit_gate_tripped;
 }
 
-}  // namespace gate_detail
-
-/// `diffscope gate`.
-inline int run_gate(const args& a) {
-  const gate_detail::gate_args g = gate_detail::parse_gate_args(a);
-  if (g.help) {
-    std::fputs(gate_detail::usage, stdout);
-    return exit_ok;
-  }
-  return g.has_log ? gate_detail::scan_log(g) : gate_detail::run_command(g);
+/// Lets a signal that came while the outputs were written act now that we have cleaned up
+/// (its default action: run_command left them blocked for this).
+inline void deliver_pending_signals() {
+  sigset_t set;
+  sigemptyset(&set);
+  for (int sig : forwarded_signals) sigaddset(&set, sig);
+  ::pthread_sigmask(SIG_UNBLOCK, &set, nullptr);
 }
+
+}  // namespace gate_detail
 
 }  // namespace diffscope::cli

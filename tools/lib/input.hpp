@@ -1,13 +1,15 @@
-// The one way the readers get their bytes (docs/outputs.md, "Reading inputs"): a path opened
-// once ("-" = stdin; FIFOs, /dev/stdin and process substitution work), a directory refused,
-// gzip sniffed from the first bytes already read (never by reopening) and inflated on the
-// fly, an optional limit on the uncompressed size. The fuzz targets read from memory through
-// the same class.
+// How the readers get their bytes (docs/outputs.md, "Reading inputs"): the limits, a path opened
+// once ("-" = stdin, FIFOs work, a directory refused), gzip sniffed from the bytes already read
+// and inflated on the fly, an optional size limit; the fuzz targets read memory the same way.
 #pragma once
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <zlib.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstdint>
 #include <cstring>
 #include <memory>
@@ -15,11 +17,114 @@
 #include <string_view>
 #include <vector>
 
-#include <nlohmann/json.hpp>
-
-#include "cli.hpp"
+#include "../cli.hpp"
 
 namespace diffscope::cli {
+
+/// The input rules every reader follows (docs/outputs.md, "Reading inputs"). A path is opened
+/// once: "-" is stdin, FIFOs and /dev/stdin work, a directory is refused. A dump is read whole,
+/// up to max_dump_bytes (uncompressed) and max_dump_values JSON values (what its parsed form
+/// costs in memory grows with the values, not the bytes); traces are streamed. JSON nested
+/// deeper than max_json_depth containers is refused before anything recursive touches it.
+/// One UTF-8 byte-order mark at the start of the (uncompressed) content is skipped.
+#ifndef DIFFSCOPE_MAX_DUMP_BYTES
+#define DIFFSCOPE_MAX_DUMP_BYTES (64ull << 20)
+#endif
+inline constexpr std::uint64_t max_dump_bytes = DIFFSCOPE_MAX_DUMP_BYTES;
+inline constexpr std::uint64_t max_dump_values = 4u << 20;
+inline constexpr std::size_t max_json_depth = 256;
+inline constexpr std::string_view utf8_bom = "\xEF\xBB\xBF";
+
+/// How messages name an input: "stdin" for "-", else the path as given.
+inline std::string input_name(const std::string& path) {
+  return path == "-" ? "stdin" : path;
+}
+
+/// "64 MiB", "256 KiB" or "1000 bytes".
+inline std::string size_text(std::uint64_t bytes) {
+  if (bytes >= (1u << 20) && bytes % (1u << 20) == 0) return std::to_string(bytes >> 20) + " MiB";
+  if (bytes >= (1u << 10) && bytes % (1u << 10) == 0) return std::to_string(bytes >> 10) + " KiB";
+  return std::to_string(bytes) + " bytes";
+}
+
+/// The message of an input above its size limit; `what` says what kind of input it is.
+inline std::string too_large(const std::string& name, std::uint64_t limit, const char* what) {
+  return name + ": larger than " + size_text(limit) + ", the limit for " + what;
+}
+
+/// An open input: fd 0 for "-" (not closed), else the path opened read-only.
+class input_file {
+ public:
+  explicit input_file(const std::string& path) : name_(input_name(path)) {
+    if (path.empty()) throw failure(exit_usage, "empty file name");
+    if (path != "-") {
+      do fd_ = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+      while (fd_ < 0 && errno == EINTR);
+      if (fd_ < 0)
+        throw failure(exit_usage, name_ + ": cannot open (" + std::strerror(errno) + ")");
+      owned_ = true;
+    }
+    struct stat st {};
+    if (::fstat(fd_, &st) != 0) {
+      const int e = errno;
+      close();
+      throw failure(exit_usage, name_ + ": cannot open (" + std::strerror(e) + ")");
+    }
+    if (S_ISDIR(st.st_mode)) {
+      close();
+      throw failure(exit_usage, name_ + ": is a directory");
+    }
+    if (S_ISREG(st.st_mode)) size_ = static_cast<std::int64_t>(st.st_size);
+  }
+  input_file(const input_file&) = delete;
+  input_file& operator=(const input_file&) = delete;
+  ~input_file() { close(); }
+
+  const std::string& name() const noexcept { return name_; }
+  /// The size of a regular file, -1 for a pipe, FIFO or device (read until the end).
+  std::int64_t size() const noexcept { return size_; }
+
+  /// Up to `n` bytes into `dst`; 0 at the end. Throws failure(exit_usage) on a read error.
+  std::size_t read(char* dst, std::size_t n) {
+    for (;;) {
+      const ssize_t r = ::read(fd_, dst, n);
+      if (r >= 0) return static_cast<std::size_t>(r);
+      if (errno != EINTR)
+        throw failure(exit_usage, name_ + ": read error (" + std::strerror(errno) + ")");
+    }
+  }
+
+ private:
+  void close() noexcept {
+    if (owned_ && fd_ >= 0) ::close(fd_);
+    owned_ = false;
+    fd_ = -1;
+  }
+
+  std::string name_;
+  int fd_ = 0;
+  bool owned_ = false;
+  std::int64_t size_ = -1;
+};
+
+/// The bytes of a file as they are (no gzip, no BOM handling), at most `max_bytes` of them
+/// (`what` names the kind of input in the message). Throws failure(exit_usage) naming it.
+inline std::string read_file(const std::string& path, std::uint64_t max_bytes = ~std::uint64_t{0},
+                             const char* what = "this input") {
+  input_file in(path);
+  if (in.size() >= 0 && static_cast<std::uint64_t>(in.size()) > max_bytes)
+    throw failure(exit_usage, too_large(in.name(), max_bytes, what));
+  std::string out;
+  if (in.size() > 0) out.reserve(static_cast<std::size_t>(in.size()));
+  char buf[1 << 16];
+  for (;;) {
+    const std::size_t n = in.read(buf, sizeof buf);
+    if (n == 0) return out;
+    if (out.size() + n > max_bytes)
+      throw failure(exit_usage, too_large(in.name(), max_bytes, what));
+    out.append(buf, n);
+  }
+}
 
 inline constexpr std::size_t input_read_buffer = 1u << 20;
 inline constexpr std::uint64_t no_size_limit = ~std::uint64_t{0};
@@ -229,60 +334,5 @@ class byte_source {
   std::uint64_t capture_max_ = 0;
   bool capture_overflow_ = false;
 };
-
-/// All uncompressed bytes of `src`, checking the JSON depth and value count as they arrive,
-/// so a file of brackets stops at the first level too deep, not at the size limit.
-inline std::string read_json_text(byte_source& src) {
-  std::string out;
-  json_shape_check depth;
-  for (;;) {
-    const std::string_view w = src.window();
-    if (w.empty()) return out;
-    if (!depth.feed(w)) throw failure(exit_usage, shape_error(src.path(), depth));
-    out.append(w);
-    src.advance(w.size());
-  }
-}
-
-/// The whole JSON text of a perf dump at `path` (plain or gzip, at most max_dump_bytes).
-inline std::string read_dump_text(const std::string& path) {
-  byte_source src(path, max_dump_bytes, "a perf dump");
-  return read_json_text(src);
-}
-
-/// The JSON text with the one byte-order mark the input rules allow removed; failure(exit_usage)
-/// naming `name` when it is empty (or only whitespace), nests too deeply or has too many
-/// values.
-inline std::string_view checked_json_text(std::string_view text, const std::string& name) {
-  if (text.substr(0, utf8_bom.size()) == utf8_bom) text.remove_prefix(utf8_bom.size());
-  // A second mark would be skipped by nlohmann's parser: it is not JSON.
-  if (text.substr(0, utf8_bom.size()) == utf8_bom)
-    throw failure(exit_usage, name + ": not valid JSON (a second byte-order mark)");
-  if (text.find_first_not_of(" \t\r\n") == std::string_view::npos)
-    throw failure(exit_usage, name + ": empty file");
-  json_shape_check depth;
-  if (!depth.feed(text)) throw failure(exit_usage, shape_error(name, depth));
-  return text;
-}
-
-/// nlohmann's message, one printable line (what() quotes the bytes it read).
-inline std::string json_error_text(const std::exception& e) {
-  std::string why = e.what();
-  for (char& c : why)
-    if (static_cast<unsigned char>(c) < 0x20 || static_cast<unsigned char>(c) >= 0x7f) c = '?';
-  return why;
-}
-
-/// Parses a JSON file under the input rules, at most max_dump_bytes; failure(exit_usage)
-/// naming it when it cannot be read, is empty, too deep, truncated or not JSON.
-inline nlohmann::json read_json(const std::string& path) {
-  const std::string text = read_dump_text(path);
-  const std::string_view json = checked_json_text(text, input_name(path));
-  try {
-    return nlohmann::json::parse(json.begin(), json.end());
-  } catch (const nlohmann::json::exception& e) {
-    throw failure(exit_usage, input_name(path) + ": not valid JSON (" + json_error_text(e) + ")");
-  }
-}
 
 }  // namespace diffscope::cli

@@ -1,0 +1,118 @@
+// `diffscope compare`: SGLang's compare_perf.py report on perf dumps (lib/compare.hpp), or with
+// --base/--new repeated runs compared by median with a verdict (lib/repeated_runs.hpp).
+#include <cstddef>
+#include <cstdio>
+#include <iterator>
+#include <string>
+#include <vector>
+
+#include "cli.hpp"
+#include "commands.hpp"
+#include "lib/compare.hpp"
+#include "lib/dump_reader.hpp"
+#include "lib/repeated_runs.hpp"
+
+namespace diffscope::cli {
+
+namespace {
+
+constexpr const char* compare_usage =
+    "usage: diffscope compare [--sglang-only] [--allow-mixed-modes] [--strict]\n"
+    "                         BASE.json NEW.json [...]\n"
+    "       diffscope compare [--rel-tol PCT] [--abs-tol MS] [--allow-mixed-modes] [--strict]\n"
+    "                         --base A.json... --new B.json...\n"
+    "Prints SGLang compare_perf.py's Markdown report (then per-scope GPU rows where both\n"
+    "dumps carry a diffscope object; --sglang-only leaves them out). With --base/--new,\n"
+    "compares repeated runs by median with a verdict per row (docs/compare.md).\n"
+    "Dumps of different timing modes (diffscope.status.mode perf vs profile) are refused\n"
+    "(exit 2) unless --allow-mixed-modes; dumps without a mode (SGLang's) go with any.\n"
+    "Host-timed stage durations (SGLang's dumps, diffscope without GPU timing) against\n"
+    "device-timed ones (diffscope with GPU timing) get a note above the report (on stderr\n"
+    "with --sglang-only); --strict refuses them (exit 2). A file may be gzip; - reads stdin.\n";
+
+double parse_tolerance(const std::string& opt, const std::string& text) {
+  return parse_number(opt, text, 0, "0");
+}
+
+}  // namespace
+
+int run_compare(const args& a) {
+  bool help = false, sglang_only = false, allow_mixed = false, strict = false;
+  int mode = 0;  // 0 positional, 1 after --base, 2 after --new
+  bool repeated = false;
+  noise_options opt;
+  std::vector<std::string> files, base_files, new_files;
+  const auto tolerance = [&](const std::string& s, const std::string& v) {
+    (s == "--rel-tol" ? opt.rel_tol_pct : opt.abs_tol_ms) = parse_tolerance(s, v);
+  };
+  // --base and --new start lists: each may come again and adds to its list.
+  const command_line cl{
+      "compare",
+      {
+          help_flag(help),
+          flag({"--sglang-only"}, "compare_perf.py's report alone", [&] { sglang_only = true; }),
+          flag({"--allow-mixed-modes"}, "compare perf-mode and profile-mode dumps (a warning)",
+               [&] { allow_mixed = true; }),
+          flag({"--strict"}, "refuse host-timed against device-timed stage durations",
+               [&] { strict = true; }),
+          flag({"--base"}, "the files after it are the base runs",
+               [&] {
+                 repeated = true;
+                 mode = 1;
+               }),
+          flag({"--new"}, "the files after it are the new runs",
+               [&] {
+                 repeated = true;
+                 mode = 2;
+               }),
+          single({"--rel-tol"}, "a value", "smallest relative difference that matters, %",
+                 tolerance),
+          single({"--abs-tol"}, "a value", "smallest absolute difference that matters, ms",
+                 tolerance),
+      },
+      [&](const std::string& s) {
+        (mode == 0 ? files : mode == 1 ? base_files : new_files).push_back(s);
+      }};
+  parse_options(cl, a);
+  if (help) {
+    std::fputs(compare_usage, stdout);
+    return exit_ok;
+  }
+  std::string out;
+  if (repeated) {
+    if (!files.empty())
+      throw failure(exit_usage, "'" + files[0] + "': files go after --base or --new");
+    if (base_files.empty() || new_files.empty())
+      throw failure(exit_usage, "--base and --new each need at least one file");
+    std::vector<std::string> every = base_files;
+    every.insert(every.end(), new_files.begin(), new_files.end());
+    std::vector<perf_dump_data> b = load_dumps(every);
+    const auto first_new = b.begin() + static_cast<std::ptrdiff_t>(base_files.size());
+    const std::vector<perf_dump_data> n(std::make_move_iterator(first_new),
+                                        std::make_move_iterator(b.end()));
+    b.erase(first_new, b.end());
+    std::vector<const perf_dump_data*> all;
+    for (const auto& d : b) all.push_back(&d);
+    for (const auto& d : n) all.push_back(&d);
+    const std::string modes = check_modes(all, allow_mixed);
+    out = timing_note(all, strict, true) + repeated_report(b, n, opt, modes);
+  } else {
+    if (files.size() < 2)
+      throw failure(exit_usage, "need at least 2 files to compare (diffscope compare --help)");
+    const std::vector<perf_dump_data> dumps = load_dumps(files);
+    std::vector<const perf_dump_data*> all;
+    for (const auto& d : dumps) all.push_back(&d);
+    const std::string modes = check_modes(all, allow_mixed);
+    // --sglang-only keeps compare_perf.py's bytes: the note goes to stderr there.
+    const std::string note = timing_note(all, strict, !sglang_only);
+    if (sglang_only) std::fputs(note.c_str(), stderr);
+    out = (sglang_only ? "" : note) +
+          compare_report(dumps, compare_detail::now_isoformat(), sglang_only, modes);
+  }
+  // All inputs were read before the first byte goes out: no partial report.
+  if (std::fwrite(out.data(), 1, out.size(), stdout) != out.size() || std::fflush(stdout) != 0)
+    throw failure(exit_usage, "cannot write to stdout");
+  return exit_ok;
+}
+
+}  // namespace diffscope::cli
