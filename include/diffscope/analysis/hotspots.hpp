@@ -22,6 +22,7 @@
 
 #include <diffscope/results.hpp>
 #include <diffscope/util/json_writer.hpp>
+#include <diffscope/util/text.hpp>
 #include <diffscope/util/text_table.hpp>
 
 namespace diffscope {
@@ -56,12 +57,6 @@ inline constexpr const char* fallback_category = "misc";
 inline constexpr std::size_t max_matched_name = 4096;
 
 namespace detail {
-
-inline std::string_view trim_view(std::string_view s) noexcept {
-  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front()))) s.remove_prefix(1);
-  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.remove_suffix(1);
-  return s;
-}
 
 /// "void flash::FlashAttnFwdSm90<cutlass::half_t, ...>(Params)" -> "flash::FlashAttnFwdSm90":
 /// the function's name without return type, template arguments or parameters, so that
@@ -108,7 +103,7 @@ inline std::optional<std::string> parse_category_rules(std::string_view text,
     std::string_view line = text.substr(pos, nl == std::string_view::npos ? text.npos : nl - pos);
     pos = nl == std::string_view::npos ? text.size() + 1 : nl + 1;
     ++line_no;
-    line = detail::trim_view(line);
+    line = detail::trim(line);
     if (line.empty() || line.front() == '#') continue;
     const auto where = [&](const std::string& what) {
       return std::string(origin) + ":" + std::to_string(line_no) + ": " + what;
@@ -121,7 +116,7 @@ inline std::optional<std::string> parse_category_rules(std::string_view text,
       if (!std::isalnum(static_cast<unsigned char>(c)) && c != '_' && c != '-' && c != '.')
         return where("bad category name '" + r.category + "' (letters, digits, _ - . only)");
     }
-    std::string_view pattern = detail::trim_view(line.substr(cut));
+    std::string_view pattern = detail::trim(line.substr(cut));
     if (pattern.empty()) return where("rule '" + r.category + "' has no regex");
     if (pattern.substr(0, 4) == "(?i)") {
       r.icase = true;

@@ -14,7 +14,6 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
-#include <ctime>
 #include <map>
 #include <optional>
 #include <random>
@@ -28,6 +27,8 @@
 #include <diffscope/util/atomic_file.hpp>
 #include <diffscope/util/json_writer.hpp>
 #include <diffscope/util/stats.hpp>
+#include <diffscope/util/text.hpp>
+#include <diffscope/util/utc_time.hpp>
 #include <diffscope/version.hpp>
 
 namespace diffscope {
@@ -99,25 +100,6 @@ inline double round2(double v) noexcept {
   return out == 0 ? 0.0 : out;
 }
 
-/// "2025-12-18T09:54:57.458009+00:00": UTC, microseconds, like datetime.now(UTC).isoformat().
-inline std::string utc_timestamp_now() {
-  const auto now = std::chrono::system_clock::now();
-  const auto us =
-      std::chrono::duration_cast<std::chrono::microseconds>(now.time_since_epoch()).count();
-  std::time_t secs = static_cast<std::time_t>(us / 1000000);
-  long frac = static_cast<long>(us % 1000000);
-  if (frac < 0) {
-    frac += 1000000;
-    --secs;
-  }
-  std::tm tm{};
-  gmtime_r(&secs, &tm);
-  char buf[64];
-  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%06ld+00:00", tm.tm_year + 1900,
-                tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, frac);
-  return buf;
-}
-
 /// A random version-4 UUID, lowercase, "xxxxxxxx-xxxx-4xxx-[89ab]xxx-xxxxxxxxxxxx".
 inline std::string random_uuid4() {
   std::uint64_t seed = 0;
@@ -153,20 +135,12 @@ inline bool is_commit_hash(std::string_view s) noexcept {
   return true;
 }
 
-inline std::string trim(std::string_view s) {
-  const char* ws = " \t\r\n";
-  const auto b = s.find_first_not_of(ws);
-  if (b == std::string_view::npos) return {};
-  const auto e = s.find_last_not_of(ws);
-  return std::string(s.substr(b, e - b + 1));
-}
-
 /// The commit the numbers belong to: DIFFSCOPE_COMMIT, SGLANG_GIT_COMMIT (SGLang's own
 /// variable), `git rev-parse HEAD` (stderr silenced, first line, must be hex), else "N/A".
 inline std::string resolve_commit_hash() {
   for (const char* var : {"DIFFSCOPE_COMMIT", "SGLANG_GIT_COMMIT"}) {
     if (const char* v = std::getenv(var)) {
-      std::string t = trim(v);
+      std::string t(trim(v));
       if (!t.empty()) return t;
     }
   }
@@ -176,7 +150,7 @@ inline std::string resolve_commit_hash() {
     while (std::fgetc(p) != EOF) {
     }  // drain so git never sees a closed pipe
     const int rc = ::pclose(p);
-    const std::string hash = got ? trim(line) : std::string();
+    const std::string hash = got ? std::string(trim(line)) : std::string();
     if (rc == 0 && is_commit_hash(hash)) return hash;
   }
   return "N/A";
