@@ -14,7 +14,7 @@
 #include <utility>
 #include <vector>
 
-#include <diffscope/analysis/hotspots.hpp>
+#include <diffscope/output/hotspots_report.hpp>
 #include <diffscope/results.hpp>
 
 #include "cli.hpp"

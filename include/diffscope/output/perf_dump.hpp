@@ -22,7 +22,9 @@
 #include <utility>
 #include <vector>
 
+#include <diffscope/analysis/figures.hpp>
 #include <diffscope/analysis/hotspots.hpp>
+#include <diffscope/output/hotspots_report.hpp>
 #include <diffscope/results.hpp>
 #include <diffscope/util/atomic_file.hpp>
 #include <diffscope/util/json_writer.hpp>
@@ -72,21 +74,6 @@ inline const request_result* dumped_request(const results& r, const perf_dump_op
   for (auto it = r.requests.rbegin(); it != r.requests.rend(); ++it)
     if (!it->warmup) return &*it;
   return nullptr;
-}
-
-/// True when the statistics saw any GPU operation.
-inline bool launched_gpu_work(const gpu_stats& g) noexcept {
-  return g.kernels + g.memcpys + g.memsets + g.timed_calls > 0;
-}
-
-/// The rule for every `duration_ms` in the SGLang part of the dump: the GPU envelope (first
-/// operation start to last operation end) when GPU timing was measured and the region
-/// launched GPU work, else the host wall time.
-inline bool uses_gpu_envelope(const gpu_stats& g) noexcept {
-  return g.measured && launched_gpu_work(g);
-}
-inline double dump_duration_ms(double host_ms, const gpu_stats& g) noexcept {
-  return uses_gpu_envelope(g) ? g.envelope_ms : host_ms;
 }
 
 /// Python's round(v, 2): correctly rounded to two decimals, as a double.
@@ -213,35 +200,6 @@ inline std::vector<std::pair<std::string, const memory_checkpoint*>> memory_chec
     if (!replaced) out.emplace_back(std::move(key), &m);
   }
   return out;
-}
-
-/// The counted requests' figures side by side: end-to-end (host) times, and each stage's and
-/// step's duration_ms (the dump's rule), for medians and ranges over requests.
-struct request_figures {
-  std::vector<double> e2e;
-  std::vector<std::pair<std::string, std::vector<double>>> stages;  // first-entry order
-  std::map<std::int64_t, std::vector<double>> steps;
-  std::size_t warmups = 0;
-};
-
-inline request_figures figures_of_requests(const results& r) {
-  request_figures f;
-  for (const request_result& q : r.requests) {
-    if (q.warmup) {
-      ++f.warmups;
-      continue;
-    }
-    f.e2e.push_back(q.host_ms);
-    for (const stage_result& s : q.stages) {
-      auto it = std::find_if(f.stages.begin(), f.stages.end(),
-                             [&](const auto& x) { return x.first == s.name; });
-      if (it == f.stages.end()) it = f.stages.insert(f.stages.end(), {s.name, {}});
-      it->second.push_back(dump_duration_ms(s.host_ms, s.gpu));
-    }
-    for (const step_result& s : q.steps)
-      f.steps[s.step].push_back(dump_duration_ms(s.host_ms, s.gpu));
-  }
-  return f;
 }
 
 /// diffscope.requests: every counted request summarised (count, median/min/max of the
@@ -460,9 +418,10 @@ inline void write_diffscope_section(json_writer& w, const results& r, const perf
   }
   w.end_array();
 
-  // Categories and fast-path families over every kernel (analysis/hotspots.hpp).
+  // Categories and fast-path families over every kernel: analysed here, from results.kernels
+  // (analysis/hotspots.hpp).
   w.key("hotspots");
-  write_hotspots_json(w, r);
+  write_hotspots_json(w, analyze_hotspots(r));
 
   w.key("memory").begin_array();
   for (const memory_checkpoint& m : r.memory) {
