@@ -11,6 +11,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <memory>
 #include <mutex>
 #include <sstream>
 #include <stdexcept>
@@ -749,6 +750,44 @@ TEST_SUITE("collector") {
     o.mode = diffscope::timing_mode::profile;  // perf settings mean nothing there
     c.start(o);
     CHECK(c.stop().status.perf_settings.empty());
+  }
+
+  TEST_CASE("results assembly: the status reason and each mode's overhead, set in one place") {
+    auto st = std::make_unique<diffscope::detail::collector_state>();
+    CHECK(diffscope::detail::status_reason(*st).empty());
+    st->gpu_reason = "no GPU";
+    CHECK(diffscope::detail::status_reason(*st) == "no GPU");
+    st->nvtx_note = "ranges go elsewhere";
+    CHECK(diffscope::detail::status_reason(*st) == "no GPU; ranges go elsewhere");
+    st->gpu_ok = true;  // a reason left from a failed start says nothing then
+    CHECK(diffscope::detail::status_reason(*st) == "ranges go elsewhere");
+
+    st->calib.per_launch_ns = 123;
+    diffscope::results profile;
+    diffscope::detail::copy_cupti_counts(profile, *st);  // CUPTI not started: calibration's figure
+    CHECK(profile.overhead.per_launch_callback_ns == 123);
+    CHECK(profile.status.perf_scopes.empty());
+
+    st->options.perf_all_scopes = true;
+    st->options.perf_sample_steps = 4;
+    st->timer_counts.timed = 7;
+    st->timer_counts.failed = 2;
+    diffscope::results perf;
+    perf.overhead.per_launch_callback_ns = 99;
+    diffscope::scope_result sampled;
+    sampled.host.calls = 8;
+    sampled.gpu.measured = true;
+    sampled.gpu.timed_calls = 2;
+    sampled.gpu.busy_ms = 1;
+    perf.scopes.push_back(sampled);
+    diffscope::detail::copy_event_timer_counts(perf, *st);
+    CHECK(perf.overhead.per_launch_callback_ns == 0);  // perf mode has no launch callback
+    CHECK(perf.overhead.timed_scopes == 7);
+    CHECK(perf.faults.timing_failures == 2);
+    CHECK(perf.status.perf_scopes == "all");
+    CHECK(perf.status.perf_sample_steps == 4);
+    CHECK(perf.scopes[0].gpu.busy_ms == 4);  // scaled to its calls
+    CHECK(perf.scopes[0].gpu.estimated);
   }
 
   TEST_CASE("the collector reports its own overhead") {

@@ -505,22 +505,21 @@ TEST_SUITE("cupti_source") {
     c.runtime_callbacks_dropped = true;
     diffscope::overhead_stats o;
     diffscope::fault_counts f;
-    o.per_launch_callback_ns = 99;  // the calibration's figure, replaced by the measured one
-    ds::report_counters(c, ds::cupti_launch_apis::automatic, o, f);
+    // The calibration's figure (99) is used only when no launch was measured.
+    ds::report_counters(c, ds::cupti_launch_apis::automatic, 99, o, f);
     CHECK(o.per_launch_callback_ns == doctest::Approx(150));
     CHECK(o.buffers == 5);
     CHECK(o.launch_callbacks == "driver");
     CHECK(f.dropped_records == 7);
     f.dropped_records = 9;  // the sink's own count, when higher, stays
-    ds::report_counters(c, ds::cupti_launch_apis::both, o, f);
+    ds::report_counters(c, ds::cupti_launch_apis::both, 99, o, f);
     CHECK(f.dropped_records == 9);
     CHECK(o.launch_callbacks == "runtime+driver");
-    // No sample: the calibration's figure stays; no callback at all: none.
+    // No sample: the calibration's figure; no callback at all: none.
     c.launch_samples = 0;
-    o.per_launch_callback_ns = 99;
-    ds::report_counters(c, ds::cupti_launch_apis::driver, o, f);
+    ds::report_counters(c, ds::cupti_launch_apis::driver, 99, o, f);
     CHECK(o.per_launch_callback_ns == 99);
-    ds::report_counters(c, ds::cupti_launch_apis::none, o, f);
+    ds::report_counters(c, ds::cupti_launch_apis::none, 99, o, f);
     CHECK(o.per_launch_callback_ns == 0);
     CHECK(o.launch_callbacks == "none");
   }

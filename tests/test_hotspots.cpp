@@ -4,11 +4,13 @@
 #include <doctest/doctest.h>
 #include <zlib.h>
 
+#include <algorithm>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include <diffscope/analysis/hotspots.hpp>
+#include <diffscope/output/hotspots_report.hpp>
 #include <diffscope/output/perf_dump.hpp>
 #include <diffscope/output/summary.hpp>
 
@@ -268,6 +270,27 @@ TEST_SUITE("hotspots") {
             "\"hotspots\": {\n      \"total_ms\": 1070.5,\n      \"rules\": \"sglang_default\"") !=
         std::string::npos);
     CHECK(d.find("\"family\": \"attention_backend\"") != std::string::npos);
+  }
+
+  TEST_CASE("the summary and the dump render the report analyze_hotspots gives for their results") {
+    const auto r = sample::profiled();
+    const diffscope::hotspot_report rep = diffscope::analyze_hotspots(r);
+    CHECK(diffscope::summary_text(r).find("\n" + diffscope::hotspots_text(rep, 0) + "\nfaults: ") !=
+          std::string::npos);
+    diffscope::detail::json_writer w(2);
+    diffscope::write_hotspots_json(w, rep);
+    // The dump holds it one level deeper: compared without the indentation.
+    const auto bare = [](std::string t) {
+      t.erase(std::remove_if(t.begin(), t.end(), [](char c) { return c == ' ' || c == '\n'; }),
+              t.end());
+      return t;
+    };
+    diffscope::perf_dump_options o;
+    o.timestamp = "t";
+    o.request_id = "r";
+    o.commit_hash = "c";
+    CHECK(bare(diffscope::perf_dump_json(r, o)).find("\"hotspots\":" + bare(w.take())) !=
+          std::string::npos);
   }
 }
 

@@ -1,5 +1,6 @@
 // Perf dump: SGLang's keys, order and types; the envelope-else-host rule; rounding;
-// escaping; the diffscope section. Also the JSON writer underneath.
+// escaping; the diffscope section. Also what it is built on: the JSON writer, trim and the
+// UTC time text.
 #include <doctest/doctest.h>
 
 #include <sys/stat.h>
@@ -19,6 +20,8 @@
 #include <diffscope/output/perf_dump.hpp>
 #include <diffscope/output/summary.hpp>
 #include <diffscope/util/json_writer.hpp>
+#include <diffscope/util/text.hpp>
+#include <diffscope/util/utc_time.hpp>
 
 #include "tools/mini_json.hpp"
 #include "tools/sample_results.hpp"
@@ -309,6 +312,24 @@ TEST_SUITE("perf_dump") {
     CHECK(std::regex_match(a["request_id"].str, uuid4));
     CHECK(std::regex_match(b["request_id"].str, uuid4));
     CHECK(a["request_id"].str != b["request_id"].str);
+  }
+
+  TEST_CASE("utc_now formats the UTC time with strftime, %f giving the microseconds") {
+    const std::string t = diffscope::detail::utc_now("%Y-%m-%dT%H:%M:%S.%f+00:00");
+    CHECK(std::regex_match(t, std::regex(R"(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}\+00:00)")));
+    CHECK(std::regex_match(diffscope::detail::utc_timestamp_now(),
+                           std::regex(R"(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}\+00:00)")));
+    CHECK(std::regex_match(diffscope::detail::utc_now("%Y%m%d-%H%M%S"),
+                           std::regex(R"(\d{8}-\d{6})")));
+    CHECK(std::regex_match(diffscope::detail::utc_now("%f|%%f|%%"), std::regex(R"(\d{6}\|%f\|%)")));
+  }
+
+  TEST_CASE("trim drops white space at both ends only") {
+    using diffscope::detail::trim;
+    CHECK(trim(" \t abc123 \r\n") == "abc123");
+    CHECK(trim("\v\fa b\f") == "a b");
+    CHECK(trim(" \n ").empty());
+    CHECK(trim("").empty());
   }
 
   TEST_CASE("the commit hash comes from DIFFSCOPE_COMMIT, SGLANG_GIT_COMMIT, git, else N/A") {

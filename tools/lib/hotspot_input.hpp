@@ -14,6 +14,7 @@
 #include <nlohmann/json.hpp>
 
 #include <diffscope/analysis/hotspots.hpp>
+#include <diffscope/output/hotspots_report.hpp>
 #include <diffscope/results.hpp>
 
 #include "../cli.hpp"

@@ -109,19 +109,19 @@ inline void reset_counters(cupti_counters& c) noexcept {
   for_each_counter([](auto& x) { x.store({}, std::memory_order_relaxed); }, c);
 }
 
-/// What the counters contribute to the results: our launch callback's measured cost, the
-/// buffers read, which launch APIs had callbacks at the end, and CUPTI's dropped records.
-/// `apis`: the launch APIs the source was started with.
+/// What the counters contribute to the results: our launch callback's cost, the buffers read,
+/// which launch APIs had callbacks at the end, and CUPTI's dropped records. `apis`: the launch
+/// APIs the source was started with. The callback's cost is the mean measured in the callbacks
+/// when they ran, none with launch_apis=none (a figure would describe a callback that never
+/// runs), else `calibrated_ns`, the collector's calibration.
 inline void report_counters(const cupti_counter_values& c, cupti_launch_apis apis,
-                            overhead_stats& overhead, fault_counts& faults) {
-  // Measured in the callbacks when they ran; none at all with launch_apis=none (the
-  // calibration's figure would describe a callback that never runs).
-  if (apis == cupti_launch_apis::none)
-    overhead.per_launch_callback_ns = 0;
-  else if (c.launch_samples > 0)
-    overhead.per_launch_callback_ns = c.launch_callback_mean_ns();
+                            double calibrated_ns, overhead_stats& overhead, fault_counts& faults) {
+  overhead.per_launch_callback_ns = apis == cupti_launch_apis::none ? 0.0
+                                    : c.launch_samples > 0          ? c.launch_callback_mean_ns()
+                                                                    : calibrated_ns;
   overhead.buffers = c.buffers_completed;
   overhead.launch_callbacks = launch_callbacks_text(apis, c.runtime_callbacks_dropped);
+  // The aggregator counts the records it dropped; CUPTI counts those it could not deliver.
   faults.dropped_records = std::max(faults.dropped_records, c.dropped);
 }
 

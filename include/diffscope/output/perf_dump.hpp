@@ -14,7 +14,6 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
-#include <ctime>
 #include <map>
 #include <optional>
 #include <random>
@@ -23,11 +22,15 @@
 #include <utility>
 #include <vector>
 
+#include <diffscope/analysis/figures.hpp>
 #include <diffscope/analysis/hotspots.hpp>
+#include <diffscope/output/hotspots_report.hpp>
 #include <diffscope/results.hpp>
 #include <diffscope/util/atomic_file.hpp>
 #include <diffscope/util/json_writer.hpp>
 #include <diffscope/util/stats.hpp>
+#include <diffscope/util/text.hpp>
+#include <diffscope/util/utc_time.hpp>
 #include <diffscope/version.hpp>
 
 namespace diffscope {
@@ -73,21 +76,6 @@ inline const request_result* dumped_request(const results& r, const perf_dump_op
   return nullptr;
 }
 
-/// True when the statistics saw any GPU operation.
-inline bool launched_gpu_work(const gpu_stats& g) noexcept {
-  return g.kernels + g.memcpys + g.memsets + g.timed_calls > 0;
-}
-
-/// The rule for every `duration_ms` in the SGLang part of the dump: the GPU envelope (first
-/// operation start to last operation end) when GPU timing was measured and the region
-/// launched GPU work, else the host wall time.
-inline bool uses_gpu_envelope(const gpu_stats& g) noexcept {
-  return g.measured && launched_gpu_work(g);
-}
-inline double dump_duration_ms(double host_ms, const gpu_stats& g) noexcept {
-  return uses_gpu_envelope(g) ? g.envelope_ms : host_ms;
-}
-
 /// Python's round(v, 2): correctly rounded to two decimals, as a double.
 inline double round2(double v) noexcept {
   if (!std::isfinite(v)) return v;
@@ -97,25 +85,6 @@ inline double round2(double v) noexcept {
   double out = v;
   std::from_chars(buf, res.ptr, out);
   return out == 0 ? 0.0 : out;
-}
-
-/// "2025-12-18T09:54:57.458009+00:00": UTC, microseconds, like datetime.now(UTC).isoformat().
-inline std::string utc_timestamp_now() {
-  const auto now = std::chrono::system_clock::now();
-  const auto us =
-      std::chrono::duration_cast<std::chrono::microseconds>(now.time_since_epoch()).count();
-  std::time_t secs = static_cast<std::time_t>(us / 1000000);
-  long frac = static_cast<long>(us % 1000000);
-  if (frac < 0) {
-    frac += 1000000;
-    --secs;
-  }
-  std::tm tm{};
-  gmtime_r(&secs, &tm);
-  char buf[64];
-  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%06ld+00:00", tm.tm_year + 1900,
-                tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, frac);
-  return buf;
 }
 
 /// A random version-4 UUID, lowercase, "xxxxxxxx-xxxx-4xxx-[89ab]xxx-xxxxxxxxxxxx".
@@ -153,20 +122,12 @@ inline bool is_commit_hash(std::string_view s) noexcept {
   return true;
 }
 
-inline std::string trim(std::string_view s) {
-  const char* ws = " \t\r\n";
-  const auto b = s.find_first_not_of(ws);
-  if (b == std::string_view::npos) return {};
-  const auto e = s.find_last_not_of(ws);
-  return std::string(s.substr(b, e - b + 1));
-}
-
 /// The commit the numbers belong to: DIFFSCOPE_COMMIT, SGLANG_GIT_COMMIT (SGLang's own
 /// variable), `git rev-parse HEAD` (stderr silenced, first line, must be hex), else "N/A".
 inline std::string resolve_commit_hash() {
   for (const char* var : {"DIFFSCOPE_COMMIT", "SGLANG_GIT_COMMIT"}) {
     if (const char* v = std::getenv(var)) {
-      std::string t = trim(v);
+      std::string t(trim(v));
       if (!t.empty()) return t;
     }
   }
@@ -176,7 +137,7 @@ inline std::string resolve_commit_hash() {
     while (std::fgetc(p) != EOF) {
     }  // drain so git never sees a closed pipe
     const int rc = ::pclose(p);
-    const std::string hash = got ? trim(line) : std::string();
+    const std::string hash = got ? std::string(trim(line)) : std::string();
     if (rc == 0 && is_commit_hash(hash)) return hash;
   }
   return "N/A";
@@ -239,35 +200,6 @@ inline std::vector<std::pair<std::string, const memory_checkpoint*>> memory_chec
     if (!replaced) out.emplace_back(std::move(key), &m);
   }
   return out;
-}
-
-/// The counted requests' figures side by side: end-to-end (host) times, and each stage's and
-/// step's duration_ms (the dump's rule), for medians and ranges over requests.
-struct request_figures {
-  std::vector<double> e2e;
-  std::vector<std::pair<std::string, std::vector<double>>> stages;  // first-entry order
-  std::map<std::int64_t, std::vector<double>> steps;
-  std::size_t warmups = 0;
-};
-
-inline request_figures figures_of_requests(const results& r) {
-  request_figures f;
-  for (const request_result& q : r.requests) {
-    if (q.warmup) {
-      ++f.warmups;
-      continue;
-    }
-    f.e2e.push_back(q.host_ms);
-    for (const stage_result& s : q.stages) {
-      auto it = std::find_if(f.stages.begin(), f.stages.end(),
-                             [&](const auto& x) { return x.first == s.name; });
-      if (it == f.stages.end()) it = f.stages.insert(f.stages.end(), {s.name, {}});
-      it->second.push_back(dump_duration_ms(s.host_ms, s.gpu));
-    }
-    for (const step_result& s : q.steps)
-      f.steps[s.step].push_back(dump_duration_ms(s.host_ms, s.gpu));
-  }
-  return f;
 }
 
 /// diffscope.requests: every counted request summarised (count, median/min/max of the
@@ -486,9 +418,10 @@ inline void write_diffscope_section(json_writer& w, const results& r, const perf
   }
   w.end_array();
 
-  // Categories and fast-path families over every kernel (analysis/hotspots.hpp).
+  // Categories and fast-path families over every kernel: analysed here, from results.kernels
+  // (analysis/hotspots.hpp).
   w.key("hotspots");
-  write_hotspots_json(w, r);
+  write_hotspots_json(w, analyze_hotspots(r));
 
   w.key("memory").begin_array();
   for (const memory_checkpoint& m : r.memory) {

@@ -10,11 +10,13 @@
 #include <string_view>
 #include <vector>
 
+#include <diffscope/analysis/figures.hpp>
 #include <diffscope/analysis/hotspots.hpp>
-#include <diffscope/output/perf_dump.hpp>
+#include <diffscope/output/hotspots_report.hpp>
 #include <diffscope/results.hpp>
-#include <diffscope/util/json_writer.hpp>
+#include <diffscope/util/stats.hpp>
 #include <diffscope/util/text_table.hpp>
+#include <diffscope/version.hpp>
 
 namespace diffscope {
 
@@ -175,7 +177,9 @@ inline std::string summary_text(const results& r, std::size_t top_kernels = 10) 
     t.render(out);
   }
 
-  if (!r.kernels.empty() && top_kernels > 0) out += "\n" + hotspots_text(r, 0);
+  // Categories and fast-path families over every kernel: analysed here, from results.kernels
+  // (analysis/hotspots.hpp).
+  if (!r.kernels.empty() && top_kernels > 0) out += "\n" + hotspots_text(analyze_hotspots(r), 0);
 
   const fault_counts& f = r.faults;
   const std::pair<const char*, std::uint64_t> faults[] = {
