@@ -13,6 +13,7 @@
 #include <vector>
 
 #include <diffscope/util/atomic_file.hpp>
+#include <diffscope/util/utc_time.hpp>
 
 #include "cli.hpp"
 #include "commands.hpp"
@@ -54,14 +55,7 @@ constexpr const char* usage =
     "4 invalid: a run failed or tripped the gate (the first such run ends it); 5 the GPU\n"
     "stayed busy.\n";
 
-std::string utc_now(const char* fmt) {
-  const std::time_t t = std::time(nullptr);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[64];
-  std::strftime(buf, sizeof buf, fmt, &tm);
-  return buf;
-}
+using diffscope::detail::utc_now;
 
 /// OUT: created; an existing one must be empty (old dumps must not mix with new ones).
 std::string make_out_dir(const std::string& given) {

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include <diffscope/config.hpp>
 #include <diffscope/sglang/gate.hpp>
 #include <diffscope/util/atomic_file.hpp>
 
@@ -124,23 +125,22 @@ int run_run(const args& a) {
 
   // The command and everything it starts inherit this environment. The collector in each
   // process expands {pid} when it writes. A process's own gate is off: this one gates.
-  ::setenv("NVTX_INJECTION64_PATH", library.c_str(), 1);
-  ::setenv("DIFFSCOPE_DUMP", (dir.path + "/dump-{pid}.json").c_str(), 1);
-  if (!r.trace.empty())
-    ::setenv("DIFFSCOPE_TRACE", (dir.path + "/trace-{pid}.json").c_str(), 1);
-  else
-    ::unsetenv("DIFFSCOPE_TRACE");
+  config::set_for_children("NVTX_INJECTION64_PATH", library.c_str());
+  config::set_for_children("DIFFSCOPE_DUMP", (dir.path + "/dump-{pid}.json").c_str());
+  config::set_for_children("DIFFSCOPE_TRACE",
+                           r.trace.empty() ? nullptr : (dir.path + "/trace-{pid}.json").c_str());
   // A process that outlives the run must not recreate the directory once it is removed.
-  ::setenv("DIFFSCOPE_CREATE_DIRS", "0", 1);
-  if (r.summary) ::setenv("DIFFSCOPE_SUMMARY", "1", 1);
-  if (!r.mode.empty()) ::setenv("DIFFSCOPE_MODE", r.mode.c_str(), 1);
+  config::set_for_children("DIFFSCOPE_CREATE_DIRS", "0");
+  if (r.summary) config::set_for_children("DIFFSCOPE_SUMMARY", "1");
+  if (!r.mode.empty()) config::set_for_children("DIFFSCOPE_MODE", r.mode.c_str());
   if (r.perf_sample > 0) {
-    ::setenv("DIFFSCOPE_PERF_SAMPLE", std::to_string(r.perf_sample).c_str(), 1);
-    ::setenv("DIFFSCOPE_PERF_SCOPES", "all", 1);
+    config::set_for_children("DIFFSCOPE_PERF_SAMPLE", std::to_string(r.perf_sample).c_str());
+    config::set_for_children("DIFFSCOPE_PERF_SCOPES", "all");
   }
-  if (!r.perf_scopes.empty()) ::setenv("DIFFSCOPE_PERF_SCOPES", r.perf_scopes.c_str(), 1);
+  if (!r.perf_scopes.empty())
+    config::set_for_children("DIFFSCOPE_PERF_SCOPES", r.perf_scopes.c_str());
   for (const char* v : {"DIFFSCOPE_GATE", "DIFFSCOPE_EXPECT_BCG", "DIFFSCOPE_KEEP_INVALID"})
-    ::unsetenv(v);
+    config::set_for_children(v, nullptr);
 
   gate_detail::gate_args g;
   g.expect_bcg = r.expect_bcg;

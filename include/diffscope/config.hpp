@@ -297,6 +297,17 @@ inline const char* raw(std::string_view name) noexcept {
   return v != nullptr && *v != '\0' ? v : nullptr;
 }
 
+/// Sets a setting in this process's environment for the processes it starts (`diffscope
+/// run`); nullptr unsets it. Through the table, so the CLI cannot set a name the library
+/// does not read.
+inline void set_for_children(std::string_view name, const char* value) noexcept {
+  const char* n = detail::entry(name).name;
+  if (value != nullptr)
+    ::setenv(n, value, 1);
+  else
+    ::unsetenv(n);
+}
+
 /// A flag's value, or its default when unset or not a flag (warned once).
 inline bool flag(std::string_view name) noexcept {
   const setting& s = detail::entry(name);

@@ -4,7 +4,6 @@
 #pragma once
 
 #include <algorithm>
-#include <chrono>
 #include <cstdint>
 #include <cstdio>
 #include <ctime>
@@ -14,6 +13,7 @@
 #include <utility>
 #include <vector>
 
+#include <diffscope/util/utc_time.hpp>
 #include <diffscope/version.hpp>
 
 #include "../cli.hpp"
@@ -125,20 +125,6 @@ inline bool is_attention_scope(const std::string& path, const std::string& categ
   return last.find("attn") != std::string::npos || last.find("attention") != std::string::npos;
 }
 
-inline std::string utc_now_iso() {
-  const auto now = std::chrono::system_clock::now();
-  const auto us =
-      std::chrono::duration_cast<std::chrono::microseconds>(now.time_since_epoch()).count();
-  const std::time_t secs = static_cast<std::time_t>(us / 1000000);
-  std::tm tm{};
-  gmtime_r(&secs, &tm);
-  char buf[64];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
-  char frac[32];
-  std::snprintf(frac, sizeof frac, ".%06lld+00:00", static_cast<long long>(us % 1000000));
-  return std::string(buf) + frac;
-}
-
 }  // namespace merge_detail
 
 /// The merged dump as JSON; timestamp, request_id, commit_hash, tag and meta come from the first
@@ -199,7 +185,8 @@ inline ordered_json merge_dumps(const std::vector<perf_dump_data>& ranks,
   }
 
   ordered_json out = ordered_json::object();
-  out["timestamp"] = first.timestamp.empty() ? merge_detail::utc_now_iso() : first.timestamp;
+  out["timestamp"] =
+      first.timestamp.empty() ? diffscope::detail::utc_timestamp_now() : first.timestamp;
   out["request_id"] = first.request_id.empty() ? "N/A" : first.request_id;
   out["commit_hash"] = first.commit_hash.empty() ? "N/A" : first.commit_hash;
   out["tag"] = first.tag.empty() ? "cli_generate" : first.tag;

@@ -24,6 +24,7 @@
 
 #include <diffscope/analysis/figures.hpp>
 #include <diffscope/analysis/hotspots.hpp>
+#include <diffscope/config.hpp>
 #include <diffscope/output/hotspots_report.hpp>
 #include <diffscope/results.hpp>
 #include <diffscope/util/atomic_file.hpp>
@@ -126,7 +127,7 @@ inline bool is_commit_hash(std::string_view s) noexcept {
 /// variable), `git rev-parse HEAD` (stderr silenced, first line, must be hex), else "N/A".
 inline std::string resolve_commit_hash() {
   for (const char* var : {"DIFFSCOPE_COMMIT", "SGLANG_GIT_COMMIT"}) {
-    if (const char* v = std::getenv(var)) {
+    if (const char* v = config::raw(var)) {
       std::string t(trim(v));
       if (!t.empty()) return t;
     }
