@@ -2,6 +2,7 @@
 // (atomically, like merge -o) and, with --svg-dir, each chart as a file of its own.
 #include "cmd_report.hpp"
 
+#include <cstddef>
 #include <cstdio>
 #include <iterator>
 #include <string>
@@ -11,6 +12,7 @@
 #include <diffscope/util/atomic_file.hpp>
 
 #include "../cmd_compare.hpp"
+#include "../dump_reader.hpp"
 #include "html_page.hpp"
 #include "report_model.hpp"
 
@@ -126,7 +128,28 @@ int run_report(const args& a) {
                                     (repeated ? " sides (--base, --new)" : " dump(s)"));
   }
 
-  std::vector<report::run_view> runs = report::read_runs(every);
+  std::vector<perf_dump_data> dumps = load_dumps(every);
+  if (opt.kind != report::page_kind::single) {
+    std::vector<const perf_dump_data*> all;
+    for (const auto& d : dumps) all.push_back(&d);
+    opt.modes = check_modes(all, allow_mixed);
+    // Exactly what `diffscope compare` prints for the same files (the dumps are moved, not
+    // copied: a dump may be large).
+    const std::string note = timing_note(all, false, true);
+    if (repeated) {
+      const auto first_new = dumps.begin() + static_cast<std::ptrdiff_t>(opt.base_runs);
+      std::vector<perf_dump_data> n(std::make_move_iterator(first_new),
+                                    std::make_move_iterator(dumps.end()));
+      dumps.erase(first_new, dumps.end());
+      opt.markdown = note + repeated_report(dumps, n, noise, opt.modes);
+      for (auto& d : n) dumps.push_back(std::move(d));
+    } else {
+      opt.markdown =
+          note + compare_report(dumps, compare_detail::now_isoformat(), false, opt.modes);
+    }
+  }
+  std::vector<report::run_view> runs;
+  for (auto& d : dumps) runs.push_back(report::view_of(std::move(d)));
   // Two files of one base name in different directories: name them by the path as given.
   std::unordered_set<std::string> names;
   bool clash = false;
@@ -138,25 +161,6 @@ int run_report(const args& a) {
   if (have_labels && repeated) {
     opt.base_label = labels[0];
     opt.new_label = labels[1];
-  }
-
-  if (opt.kind != report::page_kind::single) {
-    std::vector<const perf_dump_data*> all;
-    for (const auto& r : runs) all.push_back(&r.dump);
-    opt.modes = check_modes(all, allow_mixed);
-    // Exactly what `diffscope compare` prints for the same files.
-    const std::string note = timing_note(all, false, true);
-    if (repeated) {
-      std::vector<perf_dump_data> b, n;
-      for (std::size_t i = 0; i < runs.size(); ++i)
-        (i < opt.base_runs ? b : n).push_back(runs[i].dump);
-      opt.markdown = note + repeated_report(b, n, noise, opt.modes);
-    } else {
-      std::vector<perf_dump_data> dumps;
-      for (const auto& r : runs) dumps.push_back(r.dump);
-      opt.markdown =
-          note + compare_report(dumps, compare_detail::now_isoformat(), false, opt.modes);
-    }
   }
   opt.command = "diffscope report";
   for (const std::string& s : a) opt.command += " " + s;

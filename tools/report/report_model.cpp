@@ -415,14 +415,4 @@ run_view view_of(perf_dump_data dump) {
   return r;
 }
 
-run_view read_run(const std::string& path) {
-  return view_of(load_dump(path));
-}
-
-std::vector<run_view> read_runs(const std::vector<std::string>& paths) {
-  std::vector<run_view> out;
-  for (perf_dump_data& d : load_dumps(paths)) out.push_back(view_of(std::move(d)));
-  return out;
-}
-
 }  // namespace diffscope::cli::report

@@ -137,15 +137,9 @@ struct run_view {
   merge_view merge;
 };
 
-/// Reads one dump (load_dump: gzip, "-", size and depth limits) into a run_view.
-run_view read_run(const std::string& path);
-
-/// The run_view of a dump already read.
+/// The run_view of a dump read by load_dump / load_dumps (gzip, "-", size and depth limits).
+/// Throws failure(exit_usage) naming the file and key at a key of the wrong type.
 run_view view_of(perf_dump_data dump);
-
-/// Every path read (stdin at most once), in order. Throws failure(exit_usage) naming the
-/// file at the first bad one.
-std::vector<run_view> read_runs(const std::vector<std::string>& paths);
 
 /// The last element of a scope path.
 std::string last_element(const std::string& path);
