@@ -12,6 +12,7 @@
 #include "cmd_hotspots.hpp"
 #include "cmd_merge.hpp"
 #include "cmd_run.hpp"
+#include "report/cmd_report.hpp"
 
 namespace diffscope::cli {
 
@@ -31,6 +32,8 @@ inline const std::vector<command>& commands() {
       {"gate", "check output for diffusers fallback / CUDA-graph failure signals", run_gate},
       {"run", "collect from an unmodified command (libdiffscope_inject.so), gated", run_run},
       {"ab", "A/B runs A B B A ... on one idle GPU, compared by median", run_ab},
+      {"report", "one self-contained HTML page (charts) from dumps, or dumps compared",
+       run_report},
   };
   return table;
 }
