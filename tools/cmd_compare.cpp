@@ -30,10 +30,6 @@ constexpr const char* compare_usage =
     "device-timed ones (diffscope with GPU timing) get a note above the report (on stderr\n"
     "with --sglang-only); --strict refuses them (exit 2). A file may be gzip; - reads stdin.\n";
 
-double parse_tolerance(const std::string& opt, const std::string& text) {
-  return parse_number(opt, text, 0, "0");
-}
-
 }  // namespace
 
 int run_compare(const args& a) {

@@ -15,6 +15,7 @@ int run_hotspots(const args& a);
 int run_gate(const args& a);
 int run_run(const args& a);
 int run_ab(const args& a);
+int run_report(const args& a);
 
 struct command {
   const char* name;
@@ -32,6 +33,7 @@ inline const std::vector<command>& commands() {
       {"gate", "check output for diffusers fallback / CUDA-graph failure signals", run_gate},
       {"run", "collect from an unmodified command (libdiffscope_inject.so), gated", run_run},
       {"ab", "A/B runs A B B A ... on one idle GPU, compared by median", run_ab},
+      {"report", "one self-contained HTML page (charts) from dumps, or dumps compared", run_report},
   };
   return table;
 }

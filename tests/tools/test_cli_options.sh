@@ -85,10 +85,20 @@ for pair in "--runs 2" "--warmup-runs 0" "--labels x,y" "--gpu none" "--threshol
 done
 [[ ! -e o ]] || fail "ab created its output directory despite a duplicate option"
 
+dup --output report -o a.html --output b.html in.json
+dup --labels report --labels x --labels y in.json
+dup --svg-dir report --svg-dir d --svg-dir e in.json
+dup --rel-tol report --rel-tol 1 --rel-tol 2 in.json in.json
+dup --abs-tol report --abs-tol 1 --abs-tol 2 in.json in.json
+[[ ! -e a.html && ! -e b.html && ! -e d && ! -e e ]] ||
+  fail "report wrote an output despite a duplicate option"
+
 # Repeatable: compare's --base and --new add to their lists (here the files are not dumps,
 # so it fails reading them, not on the arguments).
 "$ds" compare --base in.json --new in.json --base in.json >out.txt 2>err.txt
 if grep -q "more than once" err.txt; then fail "compare --base twice was refused: $(cat err.txt)"; fi
+"$ds" report --base in.json --new in.json --base in.json >out.txt 2>err.txt
+if grep -q "more than once" err.txt; then fail "report --base twice was refused: $(cat err.txt)"; fi
 # Flags may repeat.
 "$ds" merge --summary --summary in.json >out.txt 2>err.txt
 if grep -q "more than once" err.txt; then fail "merge --summary twice was refused: $(cat err.txt)"; fi

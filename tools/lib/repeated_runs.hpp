@@ -14,6 +14,7 @@
 
 #include <diffscope/util/stats.hpp>
 
+#include "../cli.hpp"
 #include "compare.hpp"
 #include "dump_reader.hpp"
 
@@ -23,6 +24,11 @@ struct noise_options {
   double rel_tol_pct = 2.0;  ///< smallest relative difference that matters, % of base median
   double abs_tol_ms = 0.1;   ///< smallest absolute difference that matters
 };
+
+/// The value of --rel-tol or --abs-tol (compare, report): a number >= 0.
+inline double parse_tolerance(const std::string& opt, const std::string& text) {
+  return parse_number(opt, text, 0, "0");
+}
 
 struct noise_verdict {
   double base_median = 0, new_median = 0, diff = 0, diff_pct = 0;
