@@ -59,10 +59,10 @@ TEST_SUITE("names") {
   TEST_CASE("middle truncation keeps both ends and never splits a UTF-8 character") {
     CHECK(truncate_middle("short", 10) == "short");
     CHECK(truncate_middle("abcdefghijklmnopqrstuvwxyz", 11) == "abcd...wxyz");
-    CHECK(name_width(truncate_middle("abcdefghijklmnopqrstuvwxyz", 11)) == 11);
+    CHECK(display_width(truncate_middle("abcdefghijklmnopqrstuvwxyz", 11)) == 11);
     const std::string greek = "\xce\xb1\xce\xb2\xce\xb3\xce\xb4\xce\xb5\xce\xb6\xce\xb7\xce\xb8";
     const std::string cut = truncate_middle(greek, 7);
-    CHECK(name_width(cut) == 7);
+    CHECK(display_width(cut) == 7);
     CHECK(cut == "\xce\xb1\xce\xb2...\xce\xb7\xce\xb8");
   }
 
@@ -77,7 +77,7 @@ TEST_SUITE("names") {
     CHECK(out[0] != out[1]);
     CHECK(out[0] == out[2]);
     CHECK(out[3] == "short");
-    for (const auto& s : out) CHECK(name_width(s) <= 40);
+    for (const auto& s : out) CHECK(display_width(s) <= 40);
     CHECK(out[0].find(" #") != std::string::npos);
   }
 

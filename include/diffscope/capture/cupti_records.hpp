@@ -41,6 +41,18 @@ inline std::string_view memcpy_kind_name(std::uint32_t copy_kind) noexcept {
   }
 }
 
+/// The fields every CUPTI operation record carries, into `op`.
+template <typename Record>
+inline void copy_op_fields(const Record* rec, gpu_op& op) noexcept {
+  op.correlation_id = rec->correlationId;
+  op.graph_node_id = rec->graphNodeId;
+  op.start_ns = rec->start;
+  op.end_ns = rec->end;
+  op.device_id = rec->deviceId;
+  op.context_id = rec->contextId;
+  op.stream_id = rec->streamId;
+}
+
 /// Converts one CUPTI activity record into a gpu_op and hands it to the sink. The buffer
 /// callback calls exactly this for every record, so tests that build records by hand run
 /// the same code as CUPTI's buffers. Records with a zero or inverted start/end (forced
@@ -56,13 +68,7 @@ inline void ingest_activity_record(const CUpti_Activity* record, activity_sink& 
     case CUPTI_ACTIVITY_KIND_CONCURRENT_KERNEL: {
       const auto* k = reinterpret_cast<const CUpti_ActivityKernel10*>(record);
       op.kind = op_kind::kernel;
-      op.correlation_id = k->correlationId;
-      op.graph_node_id = k->graphNodeId;
-      op.start_ns = k->start;
-      op.end_ns = k->end;
-      op.device_id = k->deviceId;
-      op.context_id = k->contextId;
-      op.stream_id = k->streamId;
+      copy_op_fields(k, op);
       op.name = k->name ? std::string_view(k->name) : std::string_view("<unnamed kernel>");
       counters.kernels.fetch_add(1, r);
       break;
@@ -70,13 +76,7 @@ inline void ingest_activity_record(const CUpti_Activity* record, activity_sink& 
     case CUPTI_ACTIVITY_KIND_MEMCPY: {
       const auto* m = reinterpret_cast<const CUpti_ActivityMemcpy6*>(record);
       op.kind = op_kind::memcpy;
-      op.correlation_id = m->correlationId;
-      op.graph_node_id = m->graphNodeId;
-      op.start_ns = m->start;
-      op.end_ns = m->end;
-      op.device_id = m->deviceId;
-      op.context_id = m->contextId;
-      op.stream_id = m->streamId;
+      copy_op_fields(m, op);
       op.bytes = m->bytes;
       op.name = memcpy_kind_name(m->copyKind);
       counters.memcpys.fetch_add(1, r);
@@ -85,13 +85,7 @@ inline void ingest_activity_record(const CUpti_Activity* record, activity_sink& 
     case CUPTI_ACTIVITY_KIND_MEMCPY2: {
       const auto* m = reinterpret_cast<const CUpti_ActivityMemcpyPtoP4*>(record);
       op.kind = op_kind::memcpy;
-      op.correlation_id = m->correlationId;
-      op.graph_node_id = m->graphNodeId;
-      op.start_ns = m->start;
-      op.end_ns = m->end;
-      op.device_id = m->deviceId;
-      op.context_id = m->contextId;
-      op.stream_id = m->streamId;
+      copy_op_fields(m, op);
       op.bytes = m->bytes;
       op.name = memcpy_kind_name(CUPTI_ACTIVITY_MEMCPY_KIND_PTOP);
       counters.memcpys.fetch_add(1, r);
@@ -100,13 +94,7 @@ inline void ingest_activity_record(const CUpti_Activity* record, activity_sink& 
     case CUPTI_ACTIVITY_KIND_MEMSET: {
       const auto* m = reinterpret_cast<const CUpti_ActivityMemset4*>(record);
       op.kind = op_kind::memset;
-      op.correlation_id = m->correlationId;
-      op.graph_node_id = m->graphNodeId;
-      op.start_ns = m->start;
-      op.end_ns = m->end;
-      op.device_id = m->deviceId;
-      op.context_id = m->contextId;
-      op.stream_id = m->streamId;
+      copy_op_fields(m, op);
       op.bytes = m->bytes;
       op.name = "memset";
       counters.memsets.fetch_add(1, r);

@@ -12,14 +12,9 @@
 #include <string_view>
 #include <vector>
 
-namespace diffscope::detail {
+#include <diffscope/util/text_table.hpp>
 
-/// Columns `s` takes, one per UTF-8 code point.
-inline std::size_t name_width(std::string_view s) noexcept {
-  std::size_t n = 0;
-  for (char c : s) n += (static_cast<unsigned char>(c) & 0xC0) != 0x80;
-  return n;
-}
+namespace diffscope::detail {
 
 /// Byte offset of the `cols`-th code point of `s` (s.size() when it has fewer).
 inline std::size_t byte_of_column(std::string_view s, std::size_t cols) noexcept {
@@ -36,7 +31,7 @@ inline std::size_t byte_of_column(std::string_view s, std::size_t cols) noexcept
 /// start (module path, kernel base name) and the end (leaf, last template arguments) stay.
 inline std::string truncate_middle(std::string_view s, std::size_t max) {
   max = std::max<std::size_t>(max, 5);
-  const std::size_t width = name_width(s);
+  const std::size_t width = display_width(s);
   if (width <= max) return std::string(s);
   const std::size_t keep = max - 3, head = (keep + 1) / 2, tail = keep - head;
   return std::string(s.substr(0, byte_of_column(s, head))) + "..." +
