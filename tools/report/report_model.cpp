@@ -221,13 +221,9 @@ void read_kernels(const keys& k, const ordered_json& ds, run_view& r) {
     res.scopes.push_back(std::move(sr));
   }
   const hotspot_report rep = analyze_hotspots(res, rules);
-  for (const ranked_kernel& x : rep.kernels)
-    r.ranked_kernels.push_back({x.name, x.category, x.count, x.total_ms, x.share});
-  for (const category_total& c : rep.categories)
-    r.categories.push_back({c.category, c.count, c.total_ms, c.share});
-  for (const family_finding& f : rep.families)
-    r.families.push_back(
-        {f.family, f.title, f.status, f.evidence, f.hint, f.kernels, f.count, f.time_ms});
+  r.ranked_kernels = rep.kernels;
+  r.categories = rep.categories;
+  r.families = rep.families;
 }
 
 /// diffscope.hotspots, written over every kernel of the run: preferred to what the listed

@@ -9,6 +9,8 @@
 #include <utility>
 #include <vector>
 
+#include <diffscope/analysis/hotspots.hpp>
+
 #include "../lib/dump_reader.hpp"
 
 namespace diffscope::cli::report {
@@ -54,25 +56,11 @@ struct kernel_row {
   double total_ms = 0;
 };
 
-/// A kernel name over every scope it ran in (the ranking the console's hotspots shows).
-struct ranked_kernel_row {
-  std::string name, category;
-  std::uint64_t count = 0;
-  double total_ms = 0, share = 0;
-};
-
-struct category_row {
-  std::string category;
-  std::uint64_t count = 0;
-  double total_ms = 0, share = 0;
-};
-
-struct family_row {
-  std::string family, title, status, evidence, hint;
-  std::vector<std::string> kernels;
-  std::uint64_t count = 0;
-  double time_ms = 0;
-};
+/// The console's ranking, categories and fast-path findings (analysis/hotspots.hpp), as the
+/// page shows them.
+using ranked_kernel_row = diffscope::ranked_kernel;
+using category_row = diffscope::category_total;
+using family_row = diffscope::family_finding;
 
 /// A denoise step or stage over the ranks of a merged dump (diffscope.critical_path).
 struct spread_row {
