@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include <diffscope/aggregate/names.hpp>
 #include <diffscope/util/demangle.hpp>
 #include <diffscope/util/short_names.hpp>
 
@@ -30,6 +31,25 @@ TEST_SUITE("names") {
     CHECK(demangle("_Zzzzz!!") == "_Zzzzz!!");
     CHECK_FALSE(looks_mangled("Z_x"));
     CHECK(looks_mangled("_ZN1a1bEv"));
+  }
+
+  TEST_CASE("the name table interns a kernel under its demangled text, once per symbol") {
+    name_table names(0);
+    const std::uint32_t a = names.intern_kernel("_Z6kernelPfi");
+    CHECK(names.name_of(a) == "kernel(float*, int)");
+    CHECK(names.mangled_of(a) == "_Z6kernelPfi");
+    CHECK(names.intern_kernel("_Z6kernelPfi") == a);
+    const std::size_t stored = names.stored();
+    // A symbol that does not demangle, and a plain name, are kept as they are.
+    const std::uint32_t cut = names.intern_kernel("_ZN2at6nat");
+    CHECK(names.name_of(cut) == "_ZN2at6nat");
+    CHECK(names.mangled_of(cut).empty());
+    const std::uint32_t plain = names.intern_kernel("nvjet_tst_128x256");
+    CHECK(names.name_of(plain) == "nvjet_tst_128x256");
+    CHECK(names.mangled_of(plain).empty());
+    CHECK(names.stored() == stored + 2);
+    // Range names and kernel names of one text share the id, as they always did.
+    CHECK(names.intern("kernel(float*, int)", false) == a);
   }
 
   TEST_CASE("a kernel's display name drops return type, parameters and namespaces") {
