@@ -7,13 +7,18 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
+#include <set>
+#include <sstream>
 #include <string>
 #include <vector>
+
+#include <diffscope/output/perf_dump.hpp>
 
 #include "../tools/lib/compare.hpp"
 #include "../tools/lib/merge.hpp"
 #include "../tools/lib/repeated_runs.hpp"
 #include "tools/reader_checks.hpp"
+#include "tools/sample_results.hpp"
 
 using namespace diffscope::cli;
 using reader_checks::error_of;
@@ -33,9 +38,49 @@ void check_linear(SecondsFor seconds_for, int n) {
   CHECK(large < 10 * small + 0.05);
 }
 
+/// A layerwise model's dump (tests/tools/sample_results.hpp), each scope's busy time scaled by
+/// `scale(i)`, read back as compare reads it.
+template <class Scale>
+perf_dump_data layerwise_dump(const std::string& file, Scale scale) {
+  diffscope::results r = sample::layerwise();
+  for (std::size_t i = 0; i < r.scopes.size(); ++i) {
+    r.scopes[i].gpu.busy_ms *= scale(i);
+    r.scopes[i].gpu.envelope_ms *= scale(i);
+  }
+  return parse(diffscope::perf_dump_json(r, {}), file);
+}
+
+/// The label cells of a section 3 table, in order.
+std::vector<std::string> scope_labels(const std::string& section) {
+  std::vector<std::string> out;
+  std::istringstream in(section);
+  for (std::string l; std::getline(in, l);) {
+    if (l.rfind("| ", 0) != 0 || l.rfind("| Scope |", 0) == 0 || l.rfind("| :---", 0) == 0)
+      continue;
+    out.push_back(l.substr(2, l.find(" | ") - 2));
+  }
+  return out;
+}
+
 }  // namespace
 
 TEST_SUITE("compare") {
+  TEST_CASE("section 3 labels: names relative to their parent, cut in the middle, distinct") {
+    const auto base = layerwise_dump("base.json", [](std::size_t) { return 1.0; });
+    const auto now = layerwise_dump("new.json", [](std::size_t i) { return 1.0 + i % 5 * 0.1; });
+    REQUIRE(base.scopes.size() >= 300);
+    const std::string section = compare_detail::scope_section(base, now, "New");
+    const auto labels = scope_labels(section);
+    CHECK(labels.size() == base.scopes.size());
+    std::set<std::string> seen;
+    for (const auto& l : labels) {
+      CHECK(diffscope::detail::display_width(l) <= compare_detail::scope_label_columns);
+      CHECK_MESSAGE(seen.insert(l).second, "'", l, "' printed twice");
+    }
+    CHECK(section.find("| DenoisingStage/denoising_loop/denoise_step/predict_noise/transformer."
+                       "transformer_blocks.3/.attn |") != std::string::npos);
+  }
+
   TEST_CASE("the dump reader takes compare_perf.py's defaults for missing keys") {
     const auto d = parse(R"({"steps": [{"duration_ms": 3}, {"name": "A"}]})");
     CHECK(d.total_duration_ms == 0.0);

@@ -6,6 +6,8 @@
 
 #include <algorithm>
 #include <optional>
+#include <set>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -292,6 +294,42 @@ TEST_SUITE("hotspots") {
     CHECK(rep.steps[0].count == 2);
     CHECK(rep.steps[0].busy_ms == 4);
     CHECK(rep.steps[0].top_kernel == "gemm");
+  }
+
+  TEST_CASE("hotspots text: scopes and kernels shortened in the middle, never two rows alike") {
+    const diffscope::results r = sample::layerwise();
+    const auto rep = diffscope::analyze_hotspots(r);
+    REQUIRE(rep.scopes.size() >= 250);
+    const std::string text = diffscope::hotspots_text(rep, 1000);
+    // The "By scope" table: one row per scope, each label distinct and at most 60 columns.
+    const auto at = text.find("\nBy scope");
+    REQUIRE(at != std::string::npos);
+    std::istringstream in(text.substr(at + 1));
+    std::string line;
+    std::getline(in, line);  // title
+    std::getline(in, line);  // header
+    const std::size_t top_kernel_col = line.find("top kernel");
+    std::set<std::string> labels;
+    std::size_t rows = 0;
+    while (std::getline(in, line) && line.rfind("  ", 0) == 0) {
+      ++rows;
+      std::string label = line.substr(2, top_kernel_col - 2);
+      label.erase(label.find_last_not_of(' ') + 1);
+      CHECK(diffscope::detail::display_width(label) <= 60);
+      CHECK_MESSAGE(labels.insert(label).second, "'", label, "' printed twice");
+    }
+    CHECK(rows == rep.scopes.size());
+    // Names relative to the parent's, and the cut in the middle keeps the leaf.
+    CHECK(text.find("/.to_q ") != std::string::npos);
+    // Kernels by their short names; two that read alike at both ends stay apart.
+    CHECK(text.find("\n  FlashAttnFwdSm90<cutlass::bfloat16_t, 128, 128, true> ") !=
+          std::string::npos);
+    const auto first = text.find("\n  vectorized_elementwise_kernel<4, at:...");
+    REQUIRE(first != std::string::npos);
+    const auto second = text.find("\n  vectorized_elementwise_kernel<4, at:...", first + 1);
+    REQUIRE(second != std::string::npos);
+    CHECK(text.substr(first, 80) != text.substr(second, 80));
+    CHECK(text.find("void ") == std::string::npos);
   }
 
   TEST_CASE("the summary and the dump carry categories and families") {

@@ -3,6 +3,7 @@
 #include <doctest/doctest.h>
 
 #include <cstdio>
+#include <set>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -126,7 +127,26 @@ TEST_SUITE("report") {
     CHECK(top->find("900.12        -            -     72.9  total") != std::string::npos);
   }
 
-  TEST_CASE("top kernels are truncated, counted, timed in ms and us, with their share") {
+  TEST_CASE("a layerwise model's scopes print relative to their parent, no two rows alike") {
+    const diffscope::results r = sample::layerwise();
+    REQUIRE(r.scopes.size() >= 300);
+    const auto t = table(diffscope::summary_text(r), "Scopes");
+    REQUIRE(t.size() == r.scopes.size() + 1);
+    std::set<std::string> seen;
+    for (std::size_t i = 1; i < t.size(); ++i) {
+      const std::string name = t[i].substr(2, t[i].find("  ", t[i].find_first_not_of(' ')) - 2);
+      const std::string trimmed = name.substr(name.find_first_not_of(' '));
+      CHECK_MESSAGE(seen.insert(trimmed).second, "'", trimmed, "' printed twice");
+      CHECK(columns_of(trimmed) <= diffscope::detail::summary_name_columns);
+    }
+    // Unique relative names print as they are; repeated ones get a hash of their path.
+    CHECK(line_starting(t, std::string(12, ' ') + ".timestep_embedder ") != nullptr);
+    CHECK(line_starting(t, std::string(10, ' ') + "transformer.transformer_blocks.3 ") != nullptr);
+    CHECK(line_starting(t, std::string(12, ' ') + ".attn #") != nullptr);
+    check_right_edges_align(t);
+  }
+
+  TEST_CASE("top kernels are cut in the middle, counted, timed in ms and us, with their share") {
     const std::string s = diffscope::summary_text(sample::profiled(), 3);
     CHECK(s.find("Top kernels (3 of 5, by total GPU time)") != std::string::npos);
     const auto t = table(s, "Top kernels");
@@ -134,7 +154,7 @@ TEST_SUITE("report") {
     CHECK(t[0].rfind("  kernel ", 0) == 0);
     CHECK(t[0].find("count  total ms  mean us  share %") != std::string::npos);
     CHECK(t[1] ==
-          "  flash_fwd_kernel<Flash_fwd_kernel_traits<128, 64, 128, 4,...     96    "
+          "  flash_fwd_kernel<Flash_fwd_ke...se, false, cutlass::half_t>>     96    "
           "440.00   4583.3     41.1");
     CHECK(t[2].find("nvjet_gemm \"quoted\" \\ back") != std::string::npos);
     check_right_edges_align(t);

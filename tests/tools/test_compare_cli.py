@@ -20,6 +20,8 @@ import threading
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+from layerwise_dump import layerwise_dump  # noqa: E402
 failures = []
 
 
@@ -119,6 +121,47 @@ def compare_cases(binary, fixtures):
           in out, "diffscope section: busy and envelope rows with diff %")
     rc, out, _ = run(binary, "compare", "ds_base.json", "sg_new.json", cwd=fixtures)
     check("#### 3. diffscope" not in out, "no diffscope section when one side is an SGLang dump")
+
+
+def section3_labels(out, title):
+    """The Scope cells of the section 3 table that follows `title`."""
+    lines = out[out.index(title):].splitlines()[3:]
+    cells = []
+    for l in lines:
+        if not l.startswith("| "):
+            break
+        cells.append(l[2:l.index(" | ")])
+    return cells
+
+
+def layerwise(binary, work):
+    """Two dumps of a layerwise model (~300 scopes whose names repeat their parents'): short,
+    distinct rows in section 3 and in merge's summary."""
+    base, new = os.path.join(work, "lw_base.json"), os.path.join(work, "lw_new.json")
+    json.dump(layerwise_dump(), open(base, "w"))
+    json.dump(layerwise_dump(scale=lambda i: 1.0 + (i % 5) * 0.1), open(new, "w"))
+    rc, out, err = run(binary, "compare", base, new)
+    check(rc == 0, f"layerwise compare: exit 0 ({err!r})")
+    cells = section3_labels(out, "#### 3. diffscope")
+    check(len(cells) > 0 and len(set(cells)) == len(cells),
+          f"layerwise compare: distinct scope rows ({len(cells)}, {len(set(cells))} distinct)")
+    check(all(len(c) <= 100 for c in cells), "layerwise compare: labels at most 100 columns")
+    check(any(c.endswith("/transformer.transformer_blocks.3/.attn") for c in cells),
+          "layerwise compare: names relative to their parent's")
+    ranks = [os.path.join(work, f"lw_rank{r}.json") for r in (0, 1)]
+    for r, path in enumerate(ranks):
+        json.dump(layerwise_dump(rank=r, comm=True), open(path, "w"))
+    rc, out, err = run(binary, "merge", "--summary", *ranks)
+    check(rc == 0, f"layerwise merge --summary: exit 0 ({err!r})")
+    table = out[out.index("communication per scope"):].splitlines()[1:]
+    col = table[0].index("  rank") + 2
+    labels = [l[2:col].rstrip().replace(" [attention]", "") for l in table[1:]
+              if l.startswith("  ") and l[2:col].strip()]
+    check(len(labels) == 26 * 5 and len(set(labels)) == len(labels)
+          and all(len(l) <= 60 for l in labels),
+          f"layerwise merge --summary: distinct comm scope rows ({len(labels)}, {len(set(labels))})")
+    check(any(l.endswith("/.attn/.to_q") for l in labels),
+          "layerwise merge --summary: names relative to their parent's")
 
 
 def timing_note(binary, fixtures):
@@ -441,6 +484,7 @@ def main(argv):
     timing_note(binary, fixtures)
     repeated(binary, fixtures)
     merge(binary, fixtures, work)
+    layerwise(binary, work)
     bad_inputs(binary, fixtures, work)
     reader_faults(binary, fixtures, work)
     print(f"{len(failures)} failure(s)")

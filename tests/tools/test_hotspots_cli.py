@@ -4,6 +4,9 @@ plain traces, perf dumps, --top, --rules, and exit 2 with a reason naming the fi
 malformed input. Usage: test_hotspots_cli.py DIFFSCOPE_BINARY FIXTURE_DIR"""
 import gzip, json, os, shutil, subprocess, sys, tempfile
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from layerwise_dump import layerwise_dump
+
 exe, fx = sys.argv[1], sys.argv[2]
 failures = []
 
@@ -144,7 +147,32 @@ with tempfile.TemporaryDirectory() as tmp:
     rc, out, err = run(path)
     check(rc == 0 and "_Z" not in out, f"old dump: no mangled name in the output ({err!r})")
     check("[pytorch_flash::flash_fwd_kernel]" in out, "old dump: the kernel named demangled")
+    check("\n  flash_fwd_kernel<pytorch_flash::Flash_fwd_kernel_traits<c10::BFloat16>, true>  " in out,
+          "old dump: the kernel ranked by its short demangled name")
     check("SDPA FlashAttention-2 backend" in out, "old dump: the family matched on the demangled name")
+
+# A layerwise model's dump: "By scope" rows are paths with each name relative to its parent's,
+# cut in the middle, never two alike; kernels by their short demangled names.
+with tempfile.TemporaryDirectory() as tmp:
+    path = os.path.join(tmp, "layerwise.json")
+    json.dump(layerwise_dump(), open(path, "w"))
+    rc, out, err = run("--top", "100", path)
+    check(rc == 0, f"layerwise dump: exit 0 ({err!r})")
+    lines = out.splitlines()
+    head = lines.index("By scope (innermost scope the operations were attributed to)") + 1
+    col = lines[head].index("top kernel")
+    labels = []
+    for l in lines[head + 1:]:
+        if not l.startswith("  "):
+            break
+        labels.append(l[2:col].rstrip())
+    check(len(labels) == 50 and len(set(labels)) == len(labels),
+          f"layerwise dump: 50 distinct scope rows ({len(labels)}, {len(set(labels))} distinct)")
+    check(all(len(l) <= 60 for l in labels), "layerwise dump: scope labels at most 60 columns")
+    check(any(l.endswith("/.ff/.net.0.proj") for l in labels),
+          "layerwise dump: names relative to their parent's, the leaf kept")
+    check("\n  conv2d_kernel<float>  " in out and "void " not in out,
+          "layerwise dump: kernels by their short names")
 
 rc, out, err = run("--rules", os.path.join(fx, "custom.rules"), fused)
 check(rc == 0 and "custom rules" in out and " attention_any " in out, f"--rules: {err}")

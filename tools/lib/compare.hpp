@@ -16,6 +16,8 @@
 #include <utility>
 #include <vector>
 
+#include <diffscope/util/short_names.hpp>
+
 #include "../cli.hpp"
 #include "dump_reader.hpp"
 
@@ -163,6 +165,9 @@ inline const dump_scope* find_scope(const scope_index& idx, const std::string& p
   return it == idx.end() ? nullptr : it->second;
 }
 
+/// Most columns of a scope's label in section 3.
+inline constexpr std::size_t scope_label_columns = 100;
+
 /// Our section for one (base, new) pair that both carry a diffscope object.
 inline std::string scope_section(const perf_dump_data& base, const perf_dump_data& now,
                                  const std::string& label) {
@@ -193,11 +198,22 @@ inline std::string scope_section(const perf_dump_data& base, const perf_dump_dat
     const double bv = busy ? b->busy_ms : b->envelope_ms, nv = busy ? n->busy_ms : n->envelope_ms;
     return py_fixed(diff_of(bv, nv).second, 1, true) + "%";
   };
+  std::vector<std::pair<const dump_scope*, const dump_scope*>> rows;
+  std::vector<std::string> keys, shown;
   for (const auto& p : paths) {
     const dump_scope* b = find_scope(base_idx, p);
     const dump_scope* n = find_scope(now_idx, p);
     if ((!b || !b->has_gpu) && (!n || !n->has_gpu)) continue;  // host-only on both sides
-    o += "| " + md_cell(p) + " | " + cell(b, true) + " | " + cell(n, true) + " | " +
+    rows.emplace_back(b, n);
+    keys.push_back(p);
+    shown.push_back(diffscope::detail::compact_path(p));
+  }
+  // Each name relative to its parent's, cut in the middle: short, and never two rows alike.
+  const std::vector<std::string> labels =
+      diffscope::detail::distinct_labels(shown, keys, scope_label_columns);
+  for (std::size_t i = 0; i < rows.size(); ++i) {
+    const auto [b, n] = rows[i];
+    o += "| " + md_cell(labels[i]) + " | " + cell(b, true) + " | " + cell(n, true) + " | " +
          pct(b, n, true) + " | " + cell(b, false) + " | " + cell(n, false) + " | " +
          pct(b, n, false) + " |\n";
   }

@@ -14,6 +14,7 @@
 #include <diffscope/analysis/hotspots.hpp>
 #include <diffscope/output/hotspots_report.hpp>
 #include <diffscope/results.hpp>
+#include <diffscope/util/short_names.hpp>
 #include <diffscope/util/stats.hpp>
 #include <diffscope/util/text_table.hpp>
 #include <diffscope/version.hpp>
@@ -46,6 +47,9 @@ inline std::int64_t enclosing_step(const std::vector<scope_result>& scopes, std:
   }
   return -1;
 }
+
+/// Most columns of a scope's name in the summary (cut in the middle past it).
+inline constexpr std::size_t summary_name_columns = 60;
 
 }  // namespace detail
 
@@ -137,6 +141,18 @@ inline std::string summary_text(const results& r, std::size_t top_kernels = 10) 
     const auto basis = [](const scope_result& s) {
       return s.gpu.measured ? s.gpu.busy_ms : s.host.sum_ms;
     };
+    // Names relative to the parent's where they repeat it, never two rows alike.
+    std::vector<std::string> names, parents, paths;
+    for (const scope_result& s : r.scopes) {
+      names.push_back(detail::printable(s.name));
+      const bool has_parent = s.parent >= 0 && static_cast<std::size_t>(s.parent) < r.scopes.size();
+      parents.push_back(has_parent
+                            ? detail::printable(r.scopes[static_cast<std::size_t>(s.parent)].name)
+                            : std::string());
+      paths.push_back(s.path);
+    }
+    const std::vector<std::string> labels =
+        detail::tree_labels(names, parents, paths, detail::summary_name_columns);
     text_table t({"scope", "calls", "host total ms", "busy ms", "envelope ms", "share %", "of"});
     for (std::size_t i = 0; i < r.scopes.size(); ++i) {
       const scope_result& s = r.scopes[i];
@@ -148,8 +164,7 @@ inline std::string summary_text(const results& r, std::size_t top_kernels = 10) 
         denom = s.gpu.measured ? total_busy : r.wall_ms;
       }
       const std::string share = denom > 0 ? fixed(100.0 * basis(s) / denom, 1) : "-";
-      t.add({std::string(static_cast<std::size_t>(std::max(0, s.depth)) * 2, ' ') +
-                 detail::printable(s.name),
+      t.add({std::string(static_cast<std::size_t>(std::max(0, s.depth)) * 2, ' ') + labels[i],
              std::to_string(s.host.calls), fixed(s.host.sum_ms, 2),
              ms_or_dash(s.gpu, s.gpu.busy_ms), ms_or_dash(s.gpu, s.gpu.envelope_ms), share,
              step >= 0 ? "step" : "total"});
@@ -164,12 +179,17 @@ inline std::string summary_text(const results& r, std::size_t top_kernels = 10) 
     double total = 0;
     for (const kernel_result& k : r.kernels) total += k.total_ms;
     const std::size_t n = std::min(top_kernels, r.kernels.size());
+    std::vector<std::string> shown, keys;
+    for (std::size_t i = 0; i < n; ++i) {
+      shown.push_back(detail::short_kernel_name(r.kernels[i].name, r.kernels[i].kind));
+      keys.push_back(r.kernels[i].name);
+    }
+    const std::vector<std::string> labels = detail::distinct_labels(shown, keys, 60);
     text_table t({"kernel", "count", "total ms", "mean us", "share %"});
     for (std::size_t i = 0; i < n; ++i) {
       const kernel_result& k = r.kernels[i];
       const double mean_us = k.count > 0 ? 1000.0 * k.total_ms / static_cast<double>(k.count) : 0;
-      t.add({detail::truncate_display(detail::printable(k.name), 60), std::to_string(k.count),
-             fixed(k.total_ms, 2), fixed(mean_us, 1),
+      t.add({labels[i], std::to_string(k.count), fixed(k.total_ms, 2), fixed(mean_us, 1),
              total > 0 ? fixed(100.0 * k.total_ms / total, 1) : "-"});
     }
     out += "\nTop kernels (" + std::to_string(n) + " of " + std::to_string(r.kernels.size()) +
