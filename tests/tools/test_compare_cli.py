@@ -134,6 +134,17 @@ def section3_labels(out, title):
     return cells
 
 
+def section3_rows(out):
+    """The rows of the first section 3 table: [scope, base busy, new busy, ...] cells."""
+    lines = out[out.index("#### 3. diffscope"):].splitlines()[3:]
+    rows = []
+    for l in lines:
+        if not l.startswith("| "):
+            break
+        rows.append([c.strip() for c in l.strip("|").split(" | ")])
+    return rows
+
+
 def layerwise(binary, work):
     """Two dumps of a layerwise model (~300 scopes whose names repeat their parents'): short,
     distinct rows in section 3 and in merge's summary."""
@@ -142,12 +153,40 @@ def layerwise(binary, work):
     json.dump(layerwise_dump(scale=lambda i: 1.0 + (i % 5) * 0.1), open(new, "w"))
     rc, out, err = run(binary, "compare", base, new)
     check(rc == 0, f"layerwise compare: exit 0 ({err!r})")
+    # By default the 20 scopes whose busy time changed most, largest change first, and a line
+    # that says how many more were timed (304: vae.decoder ran no GPU work).
+    rows = section3_rows(out)
+    changes = [abs(float(r[2]) - float(r[1])) for r in rows]
+    check(len(rows) == 20 and all(a >= b - 0.011 for a, b in zip(changes, changes[1:])),
+          f"layerwise compare: 20 rows by absolute change ({len(rows)})")
+    check("\n284 more scopes timed on either side changed less: `diffscope compare --scopes all` "
+          "lists them.\n" in out, "layerwise compare: the 'more' line")
+    rc, five, _ = run(binary, "compare", "--scopes", "5", base, new)
+    check(rc == 0 and section3_rows(five) == rows[:5] and "299 more scopes" in five,
+          "layerwise compare --scopes 5: the first five")
+    for bad in ("0", "x", "-1", ""):
+        rc, o, e = run(binary, "compare", "--scopes", bad, base, new)
+        check(rc == 2 and o == "" and "--scopes" in e, f"compare --scopes {bad!r}: exit 2 ({e!r})")
+    rc, o, e = run(binary, "compare", "--scopes", "5", "--base", base, "--new", new)
+    check(rc == 2 and "--scopes" in e, f"compare --scopes with --base/--new: exit 2 ({e!r})")
+    rc, out, err = run(binary, "compare", "--scopes", "all", base, new)
+    check(rc == 0 and "more scopes" not in out, f"layerwise compare --scopes all ({err!r})")
     cells = section3_labels(out, "#### 3. diffscope")
-    check(len(cells) > 0 and len(set(cells)) == len(cells),
+    check(len(cells) == 304 and len(set(cells)) == len(cells),
           f"layerwise compare: distinct scope rows ({len(cells)}, {len(set(cells))} distinct)")
     check(all(len(c) <= 100 for c in cells), "layerwise compare: labels at most 100 columns")
     check(any(c.endswith("/transformer.transformer_blocks.3/.attn") for c in cells),
           "layerwise compare: names relative to their parent's")
+    # Perf mode timing stages and steps: only those, not ~300 rows of untimed scopes.
+    pbase, pnew = os.path.join(work, "lw_perf_base.json"), os.path.join(work, "lw_perf_new.json")
+    json.dump(layerwise_dump(mode="perf"), open(pbase, "w"))
+    json.dump(layerwise_dump(mode="perf", scale=lambda i: 1.0 + (i % 3) * 0.1), open(pnew, "w"))
+    rc, out, err = run(binary, "compare", pbase, pnew)
+    rows = section3_rows(out)
+    check(rc == 0 and sorted(r[0] for r in rows) ==
+          ["DecodingStage", "DenoisingStage", "DenoisingStage/denoising_loop/denoise_step"]
+          and "more scopes" not in out, f"perf-mode compare: stages and steps only ({rows})")
+    check(len(out.splitlines()) < 60, f"perf-mode compare: {len(out.splitlines())} lines")
     ranks = [os.path.join(work, f"lw_rank{r}.json") for r in (0, 1)]
     for r, path in enumerate(ranks):
         json.dump(layerwise_dump(rank=r, comm=True), open(path, "w"))
