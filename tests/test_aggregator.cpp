@@ -669,6 +669,35 @@ TEST_SUITE("aggregator") {
     CHECK(s->gpu.bytes == 4096);
   }
 
+  TEST_CASE("kernel names are demangled once, with CUPTI's symbol kept beside them") {
+    // Two symbols of one kernel text (anonymous namespaces of two files, as nvcc names them)
+    // are one kernel, as they are in a torch.profiler trace.
+    const char* a =
+        "_ZN2at6native53_GLOBAL__N__133be68c_20_group_norm_kernel_cu_a3f2c1d024RowwiseMomentsCUDA"
+        "KernelIfEEvlT_PKS3_PS3_S6_";
+    const char* b =
+        "_ZN2at6native53_GLOBAL__N__0d1e2f3a_20_group_norm_kernel_cu_77aa55cc24RowwiseMomentsCUDA"
+        "KernelIfEEvlT_PKS3_PS3_S6_";
+    driver d;
+    d.push("s");
+    std::vector<std::uint32_t> c;
+    for (int i = 0; i < 4; ++i) c.push_back(d.launch());
+    d.pop();
+    d.op(c[0], 100, 200, a);
+    d.op(c[1], 300, 400, b);
+    d.op(c[2], 500, 600, a);
+    d.op(c[3], 700, 750, "triton_poi_fused_0");
+    const auto r = d.agg.snapshot(true);
+    REQUIRE(r.kernels.size() == 2);
+    CHECK(r.kernels[0].name ==
+          "void at::native::(anonymous namespace)::RowwiseMomentsCUDAKernel<float>(long, float, "
+          "float const*, float*, float*)");
+    CHECK(r.kernels[0].count == 3);
+    CHECK(r.kernels[0].mangled == a);  // the first symbol seen
+    CHECK(r.kernels[1].name == "triton_poi_fused_0");
+    CHECK(r.kernels[1].mangled.empty());
+  }
+
   TEST_CASE("memory stays bounded over a million operations without a trace") {
     driver d;
     for (int step = 0; step < 1000; ++step) {

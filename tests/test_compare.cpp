@@ -7,13 +7,18 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
+#include <set>
+#include <sstream>
 #include <string>
 #include <vector>
+
+#include <diffscope/output/perf_dump.hpp>
 
 #include "../tools/lib/compare.hpp"
 #include "../tools/lib/merge.hpp"
 #include "../tools/lib/repeated_runs.hpp"
 #include "tools/reader_checks.hpp"
+#include "tools/sample_results.hpp"
 
 using namespace diffscope::cli;
 using reader_checks::error_of;
@@ -33,9 +38,49 @@ void check_linear(SecondsFor seconds_for, int n) {
   CHECK(large < 10 * small + 0.05);
 }
 
+/// A layerwise model's dump (tests/tools/sample_results.hpp), each scope's busy time scaled by
+/// `scale(i)`, read back as compare reads it.
+template <class Scale>
+perf_dump_data layerwise_dump(const std::string& file, Scale scale) {
+  diffscope::results r = sample::layerwise();
+  for (std::size_t i = 0; i < r.scopes.size(); ++i) {
+    r.scopes[i].gpu.busy_ms *= scale(i);
+    r.scopes[i].gpu.envelope_ms *= scale(i);
+  }
+  return parse(diffscope::perf_dump_json(r, {}), file);
+}
+
+/// The label cells of a section 3 table, in order.
+std::vector<std::string> scope_labels(const std::string& section) {
+  std::vector<std::string> out;
+  std::istringstream in(section);
+  for (std::string l; std::getline(in, l);) {
+    if (l.rfind("| ", 0) != 0 || l.rfind("| Scope |", 0) == 0 || l.rfind("| :---", 0) == 0)
+      continue;
+    out.push_back(l.substr(2, l.find(" | ") - 2));
+  }
+  return out;
+}
+
 }  // namespace
 
 TEST_SUITE("compare") {
+  TEST_CASE("section 3 labels: names relative to their parent, cut in the middle, distinct") {
+    const auto base = layerwise_dump("base.json", [](std::size_t) { return 1.0; });
+    const auto now = layerwise_dump("new.json", [](std::size_t i) { return 1.0 + i % 5 * 0.1; });
+    REQUIRE(base.scopes.size() >= 300);
+    const std::string section = compare_detail::scope_section(base, now, "New");
+    const auto labels = scope_labels(section);
+    CHECK(labels.size() == base.scopes.size() - 1);  // vae.decoder ran no GPU work
+    std::set<std::string> seen;
+    for (const auto& l : labels) {
+      CHECK(diffscope::detail::display_width(l) <= compare_detail::scope_label_columns);
+      CHECK_MESSAGE(seen.insert(l).second, "'", l, "' printed twice");
+    }
+    CHECK(section.find("| DenoisingStage/denoising_loop/denoise_step/predict_noise/transformer."
+                       "transformer_blocks.3/.attn |") != std::string::npos);
+  }
+
   TEST_CASE("the dump reader takes compare_perf.py's defaults for missing keys") {
     const auto d = parse(R"({"steps": [{"duration_ms": 3}, {"name": "A"}]})");
     CHECK(d.total_duration_ms == 0.0);
@@ -60,6 +105,52 @@ TEST_SUITE("compare") {
     CHECK(error_of(R"({"diffscope": {"status": {"gpu_timing": 1}}})") ==
           "x.json: diffscope.status.gpu_timing is not a boolean");
     CHECK(error_of(R"({"steps": [)").rfind("x.json: not valid JSON (", 0) == 0);
+  }
+
+  TEST_CASE("section 3 ranks the timed scopes by absolute change in busy time, the first N") {
+    // New: scope 20 (block 0's to_out.0, 1 ms) three times as long, scope 9 (the text
+    // embedder's linear_1, 1 ms) half as long; nothing else changes.
+    const auto base = layerwise_dump("base.json", [](std::size_t) { return 1.0; });
+    const auto now = layerwise_dump("new.json", [](std::size_t i) {
+      return i == 9 ? 0.5 : i == 20 ? 3.0 : 1.0;
+    });
+    const std::string all = compare_detail::scope_section(base, now, "New", all_scope_rows);
+    const std::string top = compare_detail::scope_section(base, now, "New", 4);
+    const auto labels = scope_labels(top);
+    REQUIRE(labels.size() == 4);
+    CHECK(scope_labels(all).size() == 304);  // every timed scope; vae.decoder ran nothing
+    const auto ends_with = [](const std::string& s, const std::string& tail) {
+      return s.size() >= tail.size() && s.compare(s.size() - tail.size(), tail.size(), tail) == 0;
+    };
+    CHECK(ends_with(labels[0], "transformer_blocks.0/.attn/.to_out.0"));  // +2 ms
+    CHECK(ends_with(labels[1], "/.text_embedder/.linear_1"));             // -0.5 ms
+    CHECK(labels[2] == "DenoisingStage");  // unchanged: in the dumps' order
+    CHECK(labels[3] == "DenoisingStage/denoising_loop");
+    CHECK(top.find("| 1.00 | 3.00 | +200.0% |") < top.find("| 1.00 | 0.50 | -50.0% |"));
+    CHECK(top.find("\n300 more scopes timed on either side changed less: `diffscope compare "
+                   "--scopes all` lists them.\n") != std::string::npos);
+    CHECK(all.find("more scopes") == std::string::npos);
+  }
+
+  TEST_CASE("section 3 of perf-mode dumps timing stages and steps lists those only") {
+    const char* perf = R"({"diffscope": {"status": {"gpu_timing": true, "mode": "perf",
+        "perf_scopes": "steps"},
+        "scopes": [{"path": "S", "category": "stage", "gpu": {"busy_ms": 5, "envelope_ms": 6}},
+                   {"path": "S/step", "category": "denoise_step",
+                    "gpu": {"busy_ms": 4, "envelope_ms": 5}},
+                   {"path": "S/step/block", "category": "other",
+                    "gpu": {"busy_ms": 0, "envelope_ms": 0}},
+                   {"path": "S/step/odd", "category": "other",
+                    "gpu": {"busy_ms": 1, "envelope_ms": 1}}]}})";
+    const auto a = parse(perf), b = parse(perf);
+    CHECK(scope_labels(compare_detail::scope_section(a, b, "x")) ==
+          std::vector<std::string>{"S", "S/step"});
+    // Every scope timed (perf_scopes "all"): every scope with time is listed.
+    std::string all_text = perf;
+    all_text.replace(all_text.find("\"steps\""), 7, "\"all\"");
+    const auto c = parse(all_text);
+    CHECK(scope_labels(compare_detail::scope_section(c, c, "x")) ==
+          std::vector<std::string>{"S", "S/step", "S/step/odd"});
   }
 
   TEST_CASE("per-scope rows mark sampled estimates with ~ and say what that means") {

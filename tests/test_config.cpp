@@ -110,6 +110,7 @@ std::string doc_row(const config::setting& s) {
     case config::setting_type::count:
       values = s.max == config::no_limit ? std::to_string(s.min) + " or more"
                                          : std::to_string(s.min) + " to " + std::to_string(s.max);
+      if (*s.values != '\0') values += ", or `" + std::string(s.values) + "`";
       break;
     case config::setting_type::choice:
       for (const char* p = s.values; *p != '\0'; ++p) {
@@ -260,6 +261,21 @@ TEST_SUITE("config") {
       CHECK(w.lines()[0] ==
             "diffscope: DIFFSCOPE_TRACE_CAP='-1' is not a whole number >= 0; using 2000000");
     }
+    SUBCASE("a count with a word for no limit") {
+      scoped_env e("DIFFSCOPE_SUMMARY_SCOPES", "All");
+      CHECK(config::count("DIFFSCOPE_SUMMARY_SCOPES") == std::uint64_t{25});
+      REQUIRE(w.lines().size() == 1);
+      CHECK(w.lines()[0] ==
+            "diffscope: DIFFSCOPE_SUMMARY_SCOPES='All' is not a whole number >= 1 or all; "
+            "using 25");
+    }
+    SUBCASE("only a count that says so takes a word") {
+      scoped_env e("DIFFSCOPE_TRACE_CAP", "all");
+      CHECK(config::count("DIFFSCOPE_TRACE_CAP") == std::uint64_t{2000000});
+      REQUIRE(w.lines().size() == 1);
+      CHECK(w.lines()[0] ==
+            "diffscope: DIFFSCOPE_TRACE_CAP='all' is not a whole number >= 0; using 2000000");
+    }
     SUBCASE("count out of its range") {
       scoped_env e("DIFFSCOPE_PERF_SAMPLE", "0");
       CHECK(config::count("DIFFSCOPE_PERF_SAMPLE") == std::uint64_t{1});
@@ -303,6 +319,14 @@ TEST_SUITE("config") {
     {
       scoped_env e("DIFFSCOPE_TRACE_CAP", "18446744073709551615");
       CHECK(config::count("DIFFSCOPE_TRACE_CAP") == config::no_limit);
+    }
+    {
+      scoped_env e("DIFFSCOPE_SUMMARY_SCOPES", "all");
+      CHECK(config::count("DIFFSCOPE_SUMMARY_SCOPES") == config::no_limit);
+    }
+    {
+      scoped_env e("DIFFSCOPE_SUMMARY_SCOPES", "40");
+      CHECK(config::count("DIFFSCOPE_SUMMARY_SCOPES") == std::uint64_t{40});
     }
     {
       scoped_env e("DIFFSCOPE_EXPERIMENT_PERF_DRAIN", "each");
@@ -351,6 +375,7 @@ TEST_SUITE("config") {
     CHECK(e.dump_path == d.dump_path);
     CHECK(e.trace_path == d.trace_path);
     CHECK(e.summary == d.summary);
+    CHECK(e.summary_scopes == d.summary_scopes);
     CHECK(e.create_dirs == d.create_dirs);
     CHECK(e.create_dirs);
     CHECK(e.gpu == d.gpu);
@@ -398,6 +423,7 @@ TEST_SUITE("config") {
     (void)diffscope::collector_options::from_env();  // read twice: still one line each
     unset_all_settings();
     CHECK(e.summary == d.summary);
+    CHECK(e.summary_scopes == d.summary_scopes);
     CHECK(e.create_dirs == d.create_dirs);
     CHECK(e.gpu == d.gpu);
     CHECK(e.trace_cap == d.trace_cap);
@@ -431,9 +457,11 @@ TEST_SUITE("config") {
     ::setenv("DIFFSCOPE_EXPECT_BCG", "1", 1);
     ::setenv("DIFFSCOPE_EXPERIMENT_CUPTI_BUFFER_KB", "1024", 1);
     ::setenv("DIFFSCOPE_TAG", "server_perf_dump", 1);
+    ::setenv("DIFFSCOPE_SUMMARY_SCOPES", "all", 1);
     const auto o = diffscope::collector_options::from_env();
     unset_all_settings();
     CHECK(o.summary);
+    CHECK(o.summary_scopes == config::no_limit);
     CHECK_FALSE(o.create_dirs);
     CHECK_FALSE(o.gpu);
     CHECK(o.mode == diffscope::timing_mode::perf);

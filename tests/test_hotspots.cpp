@@ -6,6 +6,8 @@
 
 #include <algorithm>
 #include <optional>
+#include <set>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -147,6 +149,45 @@ TEST_SUITE("hotspots") {
     }
   }
 
+  TEST_CASE("rules and families match CUPTI's symbols once demangled, as torch traces name them") {
+    // nvcc's symbols (anonymous namespaces named after their file) as CUPTI reports them.
+    const std::string layer_norm =
+        "_ZN2at6native53_GLOBAL__N__5e0fbd2a_23_layer_norm_kernel_cu_9c1e2b7728vectorized_layer_"
+        "norm_kernelIN3c108BFloat16EfEEviT0_PKT_S8_S8_PS5_S9_PS6_";
+    const std::string mul =
+        "_ZN2at6native29vectorized_elementwise_kernelILi4ENS0_13BinaryFunctorIN3c108BFloat16ES4_"
+        "S4_NS0_15binary_internal10MulFunctorIfEEEESt5arrayIPcLm3EEEEviT0_T1_";
+    const std::string moments =
+        "_ZN2at6native53_GLOBAL__N__133be68c_20_group_norm_kernel_cu_a3f2c1d024RowwiseMomentsCUDA"
+        "KernelIfEEvlT_PKS3_PS3_S6_";
+    const std::string fa2 =
+        "_ZN13pytorch_flash16flash_fwd_kernelINS_23Flash_fwd_kernel_"
+        "traitsIN3c108BFloat16EEELb1EEEvi";
+    const std::string nccl = "_Z22ncclDevKernel_SendRecvi";
+    const diffscope::kernel_classifier rules;
+    using diffscope::detail::demangle;
+    CHECK(rules.classify(demangle(layer_norm), "kernel") == "norm");
+    CHECK(rules.classify(demangle(mul), "kernel") == "misc");
+    // The file name in the symbol said "norm"; the kernel's own name does not (nor does
+    // torch.profiler's text, which SGLang's rules are applied to).
+    CHECK(rules.classify(moments, "kernel") == "norm");
+    CHECK(rules.classify(demangle(moments), "kernel") == "misc");
+    CHECK(rules.classify(demangle(fa2), "kernel") == "attention");
+    CHECK(rules.classify(demangle(nccl), "kernel") == "nccl_comm");
+
+    diffscope::results r;
+    r.kernels = {k(demangle(layer_norm), 3, 10), k(demangle(mul), 2, 10), k(demangle(fa2), 8, 10)};
+    const auto rep = diffscope::analyze_hotspots(r);
+    REQUIRE(family(rep, "adaln"));
+    CHECK(family(rep, "adaln")->status == "missed");
+    // SDPA's FlashAttention-2 kernels are named "pytorch_flash::...": only the demangled text
+    // says so.
+    const auto backend = family(rep, "attention_backend");
+    REQUIRE(backend);
+    CHECK(backend->status == "missed");
+    CHECK(backend->evidence.find("FlashAttention-2") != std::string::npos);
+  }
+
   TEST_CASE("AdaLN: LayerNorm + elementwise scale/shift missed; fused scale/shift engaged") {
     diffscope::results r;
     r.kernels = {k("void at::native::vectorized_layer_norm_kernel<float>(int)", 3, 10),
@@ -255,6 +296,42 @@ TEST_SUITE("hotspots") {
     CHECK(rep.steps[0].top_kernel == "gemm");
   }
 
+  TEST_CASE("hotspots text: scopes and kernels shortened in the middle, never two rows alike") {
+    const diffscope::results r = sample::layerwise();
+    const auto rep = diffscope::analyze_hotspots(r);
+    REQUIRE(rep.scopes.size() >= 250);
+    const std::string text = diffscope::hotspots_text(rep, 1000);
+    // The "By scope" table: one row per scope, each label distinct and at most 60 columns.
+    const auto at = text.find("\nBy scope");
+    REQUIRE(at != std::string::npos);
+    std::istringstream in(text.substr(at + 1));
+    std::string line;
+    std::getline(in, line);  // title
+    std::getline(in, line);  // header
+    const std::size_t top_kernel_col = line.find("top kernel");
+    std::set<std::string> labels;
+    std::size_t rows = 0;
+    while (std::getline(in, line) && line.rfind("  ", 0) == 0) {
+      ++rows;
+      std::string label = line.substr(2, top_kernel_col - 2);
+      label.erase(label.find_last_not_of(' ') + 1);
+      CHECK(diffscope::detail::display_width(label) <= 60);
+      CHECK_MESSAGE(labels.insert(label).second, "'", label, "' printed twice");
+    }
+    CHECK(rows == rep.scopes.size());
+    // Names relative to the parent's, and the cut in the middle keeps the leaf.
+    CHECK(text.find("/.to_q ") != std::string::npos);
+    // Kernels by their short names; two that read alike at both ends stay apart.
+    CHECK(text.find("\n  FlashAttnFwdSm90<cutlass::bfloat16_t, 128, 128, true> ") !=
+          std::string::npos);
+    const auto first = text.find("\n  vectorized_elementwise_kernel<4, at:...");
+    REQUIRE(first != std::string::npos);
+    const auto second = text.find("\n  vectorized_elementwise_kernel<4, at:...", first + 1);
+    REQUIRE(second != std::string::npos);
+    CHECK(text.substr(first, 80) != text.substr(second, 80));
+    CHECK(text.find("void ") == std::string::npos);
+  }
+
   TEST_CASE("the summary and the dump carry categories and families") {
     const auto r = sample::profiled();
     const std::string s = diffscope::summary_text(r);
@@ -361,6 +438,39 @@ TEST_SUITE("hotspots reader") {
     CHECK(read_as_hotspots(dump) == "dump 1");
     CHECK(read_as_hotspots(gzip_of(dump)) == "dump gzip 1");
     CHECK(read_as_hotspots(R"({"meta": {}})").find("neither a Chrome trace") != std::string::npos);
+  }
+
+  TEST_CASE("a dump or trace with mangled kernel names reads them demangled") {
+    using namespace diffscope::cli;
+    const std::string fa2 =
+        "_ZN13pytorch_flash16flash_fwd_kernelINS_23Flash_fwd_kernel_"
+        "traitsIN3c108BFloat16EEELb1EEEvi";
+    const std::string text =
+        "void pytorch_flash::flash_fwd_kernel<pytorch_flash::Flash_fwd_kernel_traits<c10::"
+        "BFloat16>, true>(int)";
+    // A dump written before names were demangled: its baseline still ranks by the same name
+    // as a new dump's (and a demangled entry of the same kernel merges with it).
+    const std::string dump = R"({"diffscope": {"kernels": [{"name": ")" + fa2 +
+                             R"(", "count": 2, "total_ms": 3}, {"name": ")" + text +
+                             R"(", "count": 1, "total_ms": 1}, {"name": "_ZN2at6nat",
+                             "count": 1, "total_ms": 0.5}]}})";
+    byte_source in(dump, "old.json", ~0ull, "this input");
+    const hotspot_source src = hotspots_from_input(in);
+    REQUIRE(src.res.kernels.size() == 3);
+    CHECK(src.res.kernels[0].name == text);
+    CHECK(src.res.kernels[2].name == "_ZN2at6nat");  // does not demangle: kept
+    const auto rep = diffscope::analyze_hotspots(src.res);
+    REQUIRE(rep.kernels.size() == 2);
+    CHECK(rep.kernels[0].name == text);
+    CHECK(rep.kernels[0].count == 3);
+    CHECK(rep.kernels[0].category == "attention");
+
+    const std::string trace =
+        R"({"traceEvents": [{"cat": "kernel", "name": ")" + fa2 + R"(", "dur": 10, "ts": 0}]})";
+    byte_source tin(trace, "t.json", ~0ull, "this input");
+    const hotspot_source tsrc = hotspots_from_input(tin);
+    REQUIRE(tsrc.res.kernels.size() == 1);
+    CHECK(tsrc.res.kernels[0].name == text);
   }
 
   TEST_CASE("a byte-order mark is skipped once, as in dumps") {

@@ -4,12 +4,17 @@
 // and the text summary. The older merge rules are in test_compare.cpp and compare_cli.
 #include <doctest/doctest.h>
 
+#include <set>
+#include <sstream>
 #include <string>
 #include <vector>
+
+#include <diffscope/output/perf_dump.hpp>
 
 #include "../tools/lib/merge.hpp"
 #include "../tools/lib/merge_summary.hpp"
 #include "tools/reader_checks.hpp"
+#include "tools/sample_results.hpp"
 
 using namespace diffscope::cli;
 
@@ -210,6 +215,43 @@ TEST_SUITE("merge") {
     CHECK(s1["ranks"].size() == 1);
     CHECK(s1["spread_ms"].get<double>() == 0.0);
     CHECK(s1["straggler_rank"] == 0);
+  }
+
+  TEST_CASE("the summary's comm scopes: relative names, cut in the middle, never two alike") {
+    std::vector<perf_dump_data> in;
+    for (int rank = 0; rank < 2; ++rank) {
+      diffscope::results r = sample::layerwise();
+      r.environment.rank = rank;
+      r.environment.world_size = 2;
+      for (auto& sc : r.scopes) {  // communication in every attention module and below
+        if (sc.path.find(".attn") == std::string::npos) continue;
+        sc.gpu.comm_kernels = 2;
+        sc.gpu.comm_busy_ms = 1 + rank;
+        sc.gpu.comm_overlapped_ms = 0.5;
+        sc.gpu.comm_exposed_ms = 0.5 + rank;
+      }
+      in.push_back(parse(diffscope::perf_dump_json(r, {}), "r" + std::to_string(rank) + ".json"));
+    }
+    std::vector<std::string> warnings;
+    const std::string t = merge_summary_text(merge_dumps(in, warnings));
+    std::istringstream lines(t.substr(t.find("communication per scope")));
+    std::string l;
+    std::getline(lines, l);  // title
+    std::getline(lines, l);  // header
+    const std::size_t rank_col = l.find("  rank") + 2;
+    std::set<std::string> seen;
+    std::size_t rows = 0;
+    while (std::getline(lines, l) && l.rfind("  ", 0) == 0) {
+      std::string label = l.substr(2, rank_col - 2);
+      label.erase(label.find_last_not_of(' ') + 1);
+      if (label.empty()) continue;  // the scope's next rank
+      ++rows;
+      const std::string name = label.substr(0, label.rfind(" [attention]"));
+      CHECK(diffscope::detail::display_width(name) <= 60);
+      CHECK_MESSAGE(seen.insert(name).second, "'", name, "' printed twice");
+    }
+    CHECK(rows == 26 * 5);  // each block's attn and its four projections
+    CHECK(t.find("/.attn/.to_q") != std::string::npos);
   }
 
   TEST_CASE("the summary shows critical path, spread, straggler and comm per rank") {

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include <diffscope/aggregate/names.hpp>
 #include <diffscope/util/demangle.hpp>
 #include <diffscope/util/short_names.hpp>
 
@@ -32,6 +33,25 @@ TEST_SUITE("names") {
     CHECK(looks_mangled("_ZN1a1bEv"));
   }
 
+  TEST_CASE("the name table interns a kernel under its demangled text, once per symbol") {
+    name_table names(0);
+    const std::uint32_t a = names.intern_kernel("_Z6kernelPfi");
+    CHECK(names.name_of(a) == "kernel(float*, int)");
+    CHECK(names.mangled_of(a) == "_Z6kernelPfi");
+    CHECK(names.intern_kernel("_Z6kernelPfi") == a);
+    const std::size_t stored = names.stored();
+    // A symbol that does not demangle, and a plain name, are kept as they are.
+    const std::uint32_t cut = names.intern_kernel("_ZN2at6nat");
+    CHECK(names.name_of(cut) == "_ZN2at6nat");
+    CHECK(names.mangled_of(cut).empty());
+    const std::uint32_t plain = names.intern_kernel("nvjet_tst_128x256");
+    CHECK(names.name_of(plain) == "nvjet_tst_128x256");
+    CHECK(names.mangled_of(plain).empty());
+    CHECK(names.stored() == stored + 2);
+    // Range names and kernel names of one text share the id, as they always did.
+    CHECK(names.intern("kernel(float*, int)", false) == a);
+  }
+
   TEST_CASE("a kernel's display name drops return type, parameters and namespaces") {
     CHECK(kernel_display_name("void at::native::(anonymous namespace)::vectorized_layer_norm_"
                               "kernel<float, float>(int, float, float const*)") ==
@@ -45,6 +65,7 @@ TEST_SUITE("names") {
     CHECK(kernel_display_name("nvjet_tst_128x256_64x4_2x1_v_bz_coopA_NNN") ==
           "nvjet_tst_128x256_64x4_2x1_v_bz_coopA_NNN");
     CHECK(kernel_display_name("_ZN2at6nat") == "_ZN2at6nat");
+    CHECK(kernel_display_name("Memcpy HtoD (Pageable -> Device)") == "Memcpy HtoD");
   }
 
   TEST_CASE("a child that repeats its parent's qualified name is shown relative to it") {
@@ -54,6 +75,45 @@ TEST_SUITE("names") {
     CHECK(relative_name("attention", "block") == "attention");
     CHECK(relative_name("block", "") == "block");
     CHECK(relative_name("block.", "block") == "block.");
+  }
+
+  TEST_CASE("a path shows each name relative to the one before it") {
+    CHECK(compact_path("request/DenoisingStage/predict_noise/transformer.blocks.0/"
+                       "transformer.blocks.0.attn/transformer.blocks.0.attn.to_q") ==
+          "request/DenoisingStage/predict_noise/transformer.blocks.0/.attn/.to_q");
+    CHECK(compact_path("a") == "a");
+    CHECK(compact_path("") == "");
+    CHECK(compact_path("a//a.b") == "a//a.b");
+    CHECK(compact_path("x/x.y/z") == "x/.y/z");
+  }
+
+  TEST_CASE("a kernel's short name: kernels shortened, copies and sets as they are") {
+    CHECK(short_kernel_name("void at::native::foo<float>(int)", "kernel") == "foo<float>");
+    CHECK(short_kernel_name("fused kernel (variant)", "kernel") == "fused kernel");
+    CHECK(short_kernel_name("Memcpy HtoD (Pageable -> Device)", "memcpy") ==
+          "Memcpy HtoD (Pageable -> Device)");
+    CHECK(short_kernel_name("ctl\x01", "memset") == "ctl?");  // made printable
+    CHECK(short_kernel_name("a\x01"
+                            "b(int)",
+                            "kernel") == "a?b");
+  }
+
+  TEST_CASE("scope tree labels: relative to the parent, distinct where relative names repeat") {
+    const std::vector<std::string> names = {"transformer.blocks.0", "transformer.blocks.0.attn",
+                                            "transformer.blocks.1", "transformer.blocks.1.attn",
+                                            "transformer.embed",    "transformer.embed.linear_1"};
+    const std::vector<std::string> parents = {
+        "", "transformer.blocks.0", "", "transformer.blocks.1", "", "transformer.embed"};
+    std::vector<std::string> keys;
+    for (std::size_t i = 0; i < names.size(); ++i)
+      keys.push_back(parents[i].empty() ? names[i] : parents[i] + "/" + names[i]);
+    const auto out = tree_labels(names, parents, keys, 60);
+    REQUIRE(out.size() == 6);
+    CHECK(out[0] == "transformer.blocks.0");
+    CHECK(out[5] == ".linear_1");
+    CHECK(out[1].rfind(".attn #", 0) == 0);
+    CHECK(out[3].rfind(".attn #", 0) == 0);
+    CHECK(out[1] != out[3]);
   }
 
   TEST_CASE("middle truncation keeps both ends and never splits a UTF-8 character") {
@@ -79,6 +139,38 @@ TEST_SUITE("names") {
     CHECK(out[3] == "short");
     for (const auto& s : out) CHECK(display_width(s) <= 40);
     CHECK(out[0].find(" #") != std::string::npos);
+  }
+
+  TEST_CASE("tree labels of random qualified-name trees are distinct for distinct paths") {
+    std::mt19937 rng(11);
+    const std::vector<std::string> parts = {
+        "attn", "to_q", "linear_1", "0", "1", "norm", "ff.net.0.proj", "a_rather_long_module_name",
+        ""};
+    for (int trial = 0; trial < 200; ++trial) {
+      std::vector<std::string> names, parents, paths;
+      const int n = 1 + static_cast<int>(rng() % 80);
+      for (int i = 0; i < n; ++i) {
+        // A child of an earlier node (or a root), named by its parent's name and a part, as
+        // SGLang's layerwise ranges are, or by a part alone.
+        const int parent = i == 0 ? -1 : static_cast<int>(rng() % (i + 1)) - 1;
+        const std::string pname = parent < 0 ? "" : names[static_cast<std::size_t>(parent)];
+        const std::string part = parts[rng() % parts.size()];
+        names.push_back(rng() % 4 != 0 && !pname.empty() ? pname + "." + part : part);
+        parents.push_back(pname);
+        paths.push_back(parent < 0 ? names.back()
+                                   : paths[static_cast<std::size_t>(parent)] + "/" + names.back());
+      }
+      const std::size_t max = 5 + rng() % 50;
+      const auto out = tree_labels(names, parents, paths, max);
+      REQUIRE(out.size() == names.size());
+      for (std::size_t i = 0; i < out.size(); ++i)
+        for (std::size_t j = i + 1; j < out.size(); ++j) {
+          if (paths[i] == paths[j])
+            CHECK(out[i] == out[j]);
+          else
+            CHECK_MESSAGE(out[i] != out[j], "rows ", i, " and ", j, " print '", out[i], "'");
+        }
+    }
   }
 
   TEST_CASE("shortened labels of random scope trees are distinct for distinct paths") {

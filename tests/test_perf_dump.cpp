@@ -493,6 +493,19 @@ TEST_SUITE("perf_dump") {
     CHECK(d["diffscope"]["scopes"][3]["path"].str == "DenoisingStage/denoise_step/norm \"q\\k\"");
   }
 
+  TEST_CASE("a kernel's entry keeps CUPTI's symbol beside its demangled name, where they differ") {
+    auto r = sample::profiled();
+    r.kernels[0].name = "kernel(float*, int)";
+    r.kernels[0].mangled = "_Z6kernelPfi";
+    const auto ds = dump(r, fixed_options())["diffscope"];
+    CHECK(ds["kernels"][0].keys() == std::vector<std::string>{"name", "mangled", "kind",
+                                                              "scope_path", "count", "total_ms",
+                                                              "mean_ms", "min_ms", "max_ms"});
+    CHECK(ds["kernels"][0]["name"].str == "kernel(float*, int)");
+    CHECK(ds["kernels"][0]["mangled"].str == "_Z6kernelPfi");
+    CHECK_FALSE(ds["kernels"][1].has("mangled"));
+  }
+
   TEST_CASE("the diffscope section carries status, tables, every fault counter and the gate") {
     auto r = sample::profiled();
     r.faults.dropped_records = 1;

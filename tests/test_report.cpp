@@ -2,7 +2,9 @@
 // show as "-" and never as zero.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cstdio>
+#include <set>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -126,7 +128,79 @@ TEST_SUITE("report") {
     CHECK(top->find("900.12        -            -     72.9  total") != std::string::npos);
   }
 
-  TEST_CASE("top kernels are truncated, counted, timed in ms and us, with their share") {
+  TEST_CASE("a layerwise model's scopes print relative to their parent, no two rows alike") {
+    const diffscope::results r = sample::layerwise();
+    REQUIRE(r.scopes.size() >= 300);
+    const auto t = table(diffscope::summary_text(r, 10, diffscope::all_summary_scopes), "Scopes");
+    REQUIRE(t.size() == r.scopes.size() + 1);
+    std::set<std::string> seen;
+    for (std::size_t i = 1; i < t.size(); ++i) {
+      const std::string name = t[i].substr(2, t[i].find("  ", t[i].find_first_not_of(' ')) - 2);
+      const std::string trimmed = name.substr(name.find_first_not_of(' '));
+      CHECK_MESSAGE(seen.insert(trimmed).second, "'", trimmed, "' printed twice");
+      CHECK(columns_of(trimmed) <= diffscope::detail::summary_name_columns);
+    }
+    // Unique relative names print as they are; repeated ones get a hash of their path.
+    CHECK(line_starting(t, std::string(12, ' ') + ".timestep_embedder ") != nullptr);
+    CHECK(line_starting(t, std::string(10, ' ') + "transformer.transformer_blocks.3 ") != nullptr);
+    CHECK(line_starting(t, std::string(12, ' ') + ".attn #") != nullptr);
+    check_right_edges_align(t);
+  }
+
+  TEST_CASE("the scope table lists the scopes with the most time, to a depth, in tree order") {
+    const diffscope::results r = sample::layerwise();
+    const std::string s = diffscope::summary_text(r);
+    CHECK(s.find("\nScopes (the 25 of 305 with the most time, to depth 6; share: ") !=
+          std::string::npos);
+    const auto t = table(s, "Scopes");
+    REQUIRE(t.size() == 27);  // header, 25 rows, the line that says how many more
+    CHECK(t[26] ==
+          "  280 more scopes: see the dump (DIFFSCOPE_SUMMARY_SCOPES=all lists every scope)");
+    CHECK(t[1].rfind("  DenoisingStage ", 0) == 0);
+    CHECK(t[5].rfind("          transformer.transformer_blocks.2 ", 0) == 0);
+    CHECK(t[25].rfind("  DecodingStage ", 0) == 0);  // tree order, not rank order
+    // Every listed scope has at least the busy time of every scope left out.
+    const std::size_t busy_col = t[0].find("busy ms") + 7;
+    double least_listed = 1e300;
+    std::set<std::string> listed_busy;
+    for (std::size_t i = 1; i <= 25; ++i) {
+      const std::string cell = t[i].substr(0, busy_col);
+      least_listed = std::min(least_listed, std::stod(cell.substr(cell.rfind(' ') + 1)));
+    }
+    std::vector<double> all;
+    for (const auto& sc : r.scopes) all.push_back(sc.gpu.busy_ms);
+    std::sort(all.rbegin(), all.rend());
+    CHECK(least_listed == doctest::Approx(all[24]).epsilon(0.001));
+    // Fewer rows on request; every row when asked for all.
+    const auto three = table(diffscope::summary_text(r, 10, 3), "Scopes");
+    REQUIRE(three.size() == 5);
+    CHECK(three[3].rfind("      denoise_step ", 0) == 0);
+    CHECK(three[4] ==
+          "  302 more scopes: see the dump (DIFFSCOPE_SUMMARY_SCOPES=all lists every scope)");
+    CHECK(table(diffscope::summary_text(r, 10, diffscope::all_summary_scopes), "Scopes").size() ==
+          306);
+  }
+
+  TEST_CASE("scopes deeper than the summary's depth are left to the dump, unless all are asked") {
+    diffscope::results r;
+    r.status.gpu_timing = true;
+    r.wall_ms = 100;
+    std::string path;
+    for (int d = 0; d < 10; ++d) {
+      const std::string name = "level" + std::to_string(d);
+      path += (d ? "/" : "") + name;
+      r.scopes.push_back(sample::scope(path, diffscope::category::other, d, d - 1, 1, 10,
+                                       sample::gpu(50 - d, 50 - d, 50 - d, 1), 1));
+    }
+    const auto t = table(diffscope::summary_text(r), "Scopes");
+    REQUIRE(t.size() == 9);  // header, depths 0 to 6, the line that says how many more
+    CHECK(t[7].rfind("              level6 ", 0) == 0);
+    CHECK(t[8] == "  3 more scopes: see the dump (DIFFSCOPE_SUMMARY_SCOPES=all lists every scope)");
+    CHECK(table(diffscope::summary_text(r, 10, diffscope::all_summary_scopes), "Scopes").size() ==
+          11);
+  }
+
+  TEST_CASE("top kernels are cut in the middle, counted, timed in ms and us, with their share") {
     const std::string s = diffscope::summary_text(sample::profiled(), 3);
     CHECK(s.find("Top kernels (3 of 5, by total GPU time)") != std::string::npos);
     const auto t = table(s, "Top kernels");
@@ -134,7 +208,7 @@ TEST_SUITE("report") {
     CHECK(t[0].rfind("  kernel ", 0) == 0);
     CHECK(t[0].find("count  total ms  mean us  share %") != std::string::npos);
     CHECK(t[1] ==
-          "  flash_fwd_kernel<Flash_fwd_kernel_traits<128, 64, 128, 4,...     96    "
+          "  flash_fwd_kernel<Flash_fwd_ke...se, false, cutlass::half_t>>     96    "
           "440.00   4583.3     41.1");
     CHECK(t[2].find("nvjet_gemm \"quoted\" \\ back") != std::string::npos);
     check_right_edges_align(t);

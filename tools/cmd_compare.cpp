@@ -2,6 +2,7 @@
 // --base/--new repeated runs compared by median with a verdict (lib/repeated_runs.hpp).
 #include <cstddef>
 #include <cstdio>
+#include <cstdlib>
 #include <iterator>
 #include <string>
 #include <vector>
@@ -17,12 +18,13 @@ namespace diffscope::cli {
 namespace {
 
 constexpr const char* compare_usage =
-    "usage: diffscope compare [--sglang-only] [--allow-mixed-modes] [--strict]\n"
+    "usage: diffscope compare [--sglang-only] [--scopes N|all] [--allow-mixed-modes] [--strict]\n"
     "                         BASE.json NEW.json [...]\n"
     "       diffscope compare [--rel-tol PCT] [--abs-tol MS] [--allow-mixed-modes] [--strict]\n"
     "                         --base A.json... --new B.json...\n"
     "Prints SGLang compare_perf.py's Markdown report (then per-scope GPU rows where both\n"
-    "dumps carry a diffscope object; --sglang-only leaves them out). With --base/--new,\n"
+    "dumps carry a diffscope object: the scopes timed on either side whose busy time changed\n"
+    "most: 20, --scopes N or --scopes all; --sglang-only leaves them out). With --base/--new,\n"
     "compares repeated runs by median with a verdict per row (docs/compare.md).\n"
     "Dumps of different timing modes (diffscope.status.mode perf vs profile) are refused\n"
     "(exit 2) unless --allow-mixed-modes; dumps without a mode (SGLang's) go with any.\n"
@@ -35,7 +37,8 @@ constexpr const char* compare_usage =
 int run_compare(const args& a) {
   bool help = false, sglang_only = false, allow_mixed = false, strict = false;
   int mode = 0;  // 0 positional, 1 after --base, 2 after --new
-  bool repeated = false;
+  bool repeated = false, scopes_given = false;
+  std::size_t scope_rows = default_scope_rows;
   noise_options opt;
   std::vector<std::string> files, base_files, new_files;
   const auto tolerance = [&](const std::string& s, const std::string& v) {
@@ -61,6 +64,21 @@ int run_compare(const args& a) {
                  repeated = true;
                  mode = 2;
                }),
+          single({"--scopes"}, "a value",
+                 "per-scope rows: the N whose busy time changed most (20), or all",
+                 [&](const std::string&, const std::string& v) {
+                   scopes_given = true;
+                   if (v == "all") {
+                     scope_rows = all_scope_rows;
+                     return;
+                   }
+                   char* end = nullptr;
+                   const long n = std::strtol(v.c_str(), &end, 10);
+                   if (v.empty() || *end != '\0' || n < 1 || n > 1000000)
+                     throw failure(exit_usage,
+                                   "--scopes '" + v + "': expected a positive integer or all");
+                   scope_rows = static_cast<std::size_t>(n);
+                 }),
           single({"--rel-tol"}, "a value", "smallest relative difference that matters, %",
                  tolerance),
           single({"--abs-tol"}, "a value", "smallest absolute difference that matters, ms",
@@ -80,6 +98,10 @@ int run_compare(const args& a) {
       throw failure(exit_usage, "'" + files[0] + "': files go after --base or --new");
     if (base_files.empty() || new_files.empty())
       throw failure(exit_usage, "--base and --new each need at least one file");
+    if (scopes_given)
+      throw failure(exit_usage,
+                    "--scopes applies to the per-scope rows, which --base/--new "
+                    "does not print");
     std::vector<std::string> every = base_files;
     every.insert(every.end(), new_files.begin(), new_files.end());
     std::vector<perf_dump_data> b = load_dumps(every);
@@ -103,7 +125,7 @@ int run_compare(const args& a) {
     const std::string note = timing_note(all, strict, !sglang_only);
     if (sglang_only) std::fputs(note.c_str(), stderr);
     out = (sglang_only ? "" : note) +
-          compare_report(dumps, compare_detail::now_isoformat(), sglang_only, modes);
+          compare_report(dumps, compare_detail::now_isoformat(), sglang_only, modes, scope_rows);
   }
   // All inputs were read before the first byte goes out: no partial report.
   if (std::fwrite(out.data(), 1, out.size(), stdout) != out.size() || std::fflush(stdout) != 0)

@@ -66,7 +66,10 @@ struct collector_options {
   std::string dump_path;   ///< perf dump written at stop ("" = none)
   std::string trace_path;  ///< Chrome trace written at stop ("" = none; raw events kept only then)
   bool summary = false;    ///< print the console summary to stderr at stop
-  bool gpu = true;         ///< false: host timings only, CUPTI untouched
+  /// Scopes the summary lists: the N with the most GPU time, to depth 6; config::no_limit:
+  /// every scope (DIFFSCOPE_SUMMARY_SCOPES, `all`).
+  std::uint64_t summary_scopes = 25;
+  bool gpu = true;                      ///< false: host timings only, CUPTI untouched
   std::uint64_t trace_cap = 2'000'000;  ///< raw events kept for the trace
   perf_dump_options dump;               ///< tag, meta, legacy step entries, ...
   /// Watch stdout and stderr with the native-backend gate (sglang/gate.hpp) while collecting; a
@@ -131,6 +134,7 @@ struct collector_options {
     o.dump_path = config::text("DIFFSCOPE_DUMP");
     o.trace_path = config::text("DIFFSCOPE_TRACE");
     o.summary = config::flag("DIFFSCOPE_SUMMARY");
+    o.summary_scopes = config::count("DIFFSCOPE_SUMMARY_SCOPES").value_or(o.summary_scopes);
     o.create_dirs = config::flag("DIFFSCOPE_CREATE_DIRS");
     o.gpu = !config::flag("DIFFSCOPE_NO_GPU");
     o.trace_cap = config::count("DIFFSCOPE_TRACE_CAP").value_or(o.trace_cap);

@@ -49,7 +49,8 @@ struct setting {
   /// As the documentation shows it: "on"/"off" for flags, a number for counts, one of the
   /// values for choices; "" when there is none (the setting is unset by default).
   const char* default_value;
-  /// Choices: the values, separated by '|', the default first.
+  /// Choices: the values, separated by '|', the default first. Counts: a word that reads as
+  /// no limit (config::no_limit), or "".
   const char* values;
   /// Counts: the accepted range.
   std::uint64_t min;
@@ -71,6 +72,8 @@ inline constexpr setting settings[] = {
    "Chrome trace written at exit; may hold `{pid}`, `{rank}`, `{label}`"},
   {"DIFFSCOPE_SUMMARY", setting_type::flag, "off", "", 0, 0, false,
    "print the console summary on stderr at exit"},
+  {"DIFFSCOPE_SUMMARY_SCOPES", setting_type::count, "25", "all", 1, no_limit, false,
+   "scopes the console summary lists: the N with the most GPU time, to depth 6 (`all`: every scope)"},
   {"DIFFSCOPE_CREATE_DIRS", setting_type::flag, "on", "", 0, 0, false,
    "outputs create missing parent directories (diffscope run sets it off)"},
   {"DIFFSCOPE_LABEL", setting_type::text, "run", "", 0, 0, false,
@@ -213,6 +216,7 @@ inline void warn_once(const setting& s, const char* value) noexcept {
       else
         std::fprintf(f, "a whole number from %llu to %llu", static_cast<unsigned long long>(s.min),
                      static_cast<unsigned long long>(s.max));
+      if (*s.values != '\0') std::fprintf(f, " or %s", s.values);
       break;
     case setting_type::choice:
       std::fputs("one of ", f);
@@ -319,13 +323,14 @@ inline bool flag(std::string_view name) noexcept {
   return fallback;
 }
 
-/// A count's value, or its default when unset or not a count in range (warned once);
-/// nullopt when that default is "unset".
+/// A count's value (no_limit for its no-limit word, e.g. `all`), or its default when unset or
+/// not a count in range (warned once); nullopt when that default is "unset".
 inline std::optional<std::uint64_t> count(std::string_view name) noexcept {
   const setting& s = detail::entry(name);
   const auto fallback = detail::parse_count(s.default_value, 0, no_limit);
   const char* v = raw(name);
   if (v == nullptr) return fallback;
+  if (*s.values != '\0' && std::strcmp(v, s.values) == 0) return no_limit;
   if (const auto n = detail::parse_count(v, s.min, s.max)) return n;
   detail::warn_once(s, v);
   return fallback;

@@ -95,7 +95,8 @@ struct request_result {
 
 /// Per-kernel (or copy / set) totals, for hotspot ranking.
 struct kernel_result {
-  std::string name;        ///< demangled-as-reported kernel name, "memcpy HtoD", "memset", ...
+  std::string name;        ///< demangled kernel name, "memcpy HtoD", "memset", ...
+  std::string mangled;     ///< the symbol CUPTI reported, where it was demangled ("" else)
   std::string kind;        ///< "kernel", "memcpy" or "memset"
   std::string scope_path;  ///< innermost scope path it was attributed to ("" = none)
   std::uint64_t count = 0;

@@ -3,8 +3,10 @@
 // GPU envelopes longer than host times (asynchronous work), names that need escaping.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include <diffscope/results.hpp>
 
@@ -223,6 +225,121 @@ inline diffscope::results with_unclosed_ranges() {
   u.step = -1;
   u.thread_exited = false;
   r.unclosed_ranges.push_back(u);
+  return r;
+}
+
+/// Kernel names of a layerwise model that read alike at both ends: cut in the middle they
+/// would print the same.
+inline std::string elementwise_kernel(const char* functor) {
+  return std::string(
+             "void at::native::vectorized_elementwise_kernel<4, at::native::BinaryFunctor<"
+             "c10::BFloat16, c10::BFloat16, c10::BFloat16, at::native::binary_internal::") +
+         functor +
+         "<float> >, std::array<char*, 3ul> >(int, at::native::BinaryFunctor<c10::BFloat16, "
+         "c10::BFloat16, c10::BFloat16, at::native::binary_internal::" +
+         functor + "<float> >, std::array<char*, 3ul>)";
+}
+
+/// A transformer annotated as SGLang's layerwise markers do it: a stage, the loop, the step,
+/// predict_noise, then one scope per module named by its qualified name, so that a child
+/// repeats its parent's name (`transformer.transformer_blocks.3.attn.to_q` under
+/// `transformer.transformer_blocks.3.attn`). 11 scopes per block and 19 more: 305 scopes
+/// with 26 blocks. GPU busy is inclusive and differs per block; kernels are attributed to the
+/// scopes, some with long names that read alike at both ends.
+inline diffscope::results layerwise(int blocks = 26) {
+  using diffscope::category;
+  diffscope::results r;
+  r.status.gpu_timing = true;
+  r.status.mode = "profile";
+  r.wall_ms = 5000;
+  struct node {
+    std::string name;
+    std::int64_t parent;
+    double own;  // busy of the kernels attributed to it
+    std::string kernel;
+  };
+  std::vector<node> nodes;
+  const auto add = [&](std::string name, std::int64_t parent, double own, std::string kernel = "") {
+    nodes.push_back({std::move(name), parent, own, std::move(kernel)});
+    return static_cast<std::int64_t>(nodes.size()) - 1;
+  };
+  const std::string gemm = "nvjet_tst_128x256_64x4_2x1_v_bz_coopB_TNT";
+  const std::string norm =
+      "void at::native::(anonymous namespace)::vectorized_layer_norm_kernel<c10::BFloat16, "
+      "float>(int, float, c10::BFloat16 const*, c10::BFloat16 const*, c10::BFloat16 const*, "
+      "float*, float*, c10::BFloat16*)";
+  const std::string attn =
+      "void flash::FlashAttnFwdSm90<cutlass::bfloat16_t, 128, 128, true>(flash::Params)";
+  const auto stage = add("DenoisingStage", -1, 0);
+  const auto loop = add("denoising_loop", stage, 0);
+  const auto step = add("denoise_step", loop, 0);
+  const auto predict = add("predict_noise", step, 0);
+  const auto tte =
+      add("transformer.time_text_embed", predict, 0.5, elementwise_kernel("AddFunctor"));
+  for (const char* e : {"timestep_embedder", "text_embedder"}) {
+    const std::string q = "transformer.time_text_embed." + std::string(e);
+    const auto m = add(q, tte, 0);
+    add(q + ".linear_1", m, 1.0, gemm);
+    add(q + ".linear_2", m, 1.5, gemm);
+  }
+  add("transformer.x_embedder", predict, 2, gemm);
+  add("transformer.context_embedder", predict, 3, gemm);
+  for (int b = 0; b < blocks; ++b) {
+    const std::string q = "transformer.transformer_blocks." + std::to_string(b);
+    const double f = 1.0 + (b % 7) * 0.1 + b * 0.01;  // every block its own time
+    const auto block = add(q, predict, 0.3 * f, elementwise_kernel("MulFunctor"));
+    const auto norm1 = add(q + ".norm1", block, 0.5 * f, norm);
+    add(q + ".norm1.linear", norm1, 2 * f, gemm);
+    const auto a = add(q + ".attn", block, 3 * f, attn);
+    for (const char* l : {"to_q", "to_k", "to_v", "to_out.0"})
+      add(q + ".attn." + l, a, 1 * f, gemm);
+    const auto ff = add(q + ".ff", block, 0);
+    add(q + ".ff.net.0.proj", ff, 6 * f, gemm);
+    add(q + ".ff.net.2", ff, 5 * f, gemm);
+  }
+  const auto norm_out = add("transformer.norm_out", predict, 0.5, norm);
+  add("transformer.norm_out.linear", norm_out, 1, gemm);
+  add("transformer.proj_out", predict, 2, gemm);
+  add("scheduler_step", step, 0.2, elementwise_kernel("AddFunctor"));
+  const auto decoding = add("DecodingStage", -1, 40, "void conv2d_kernel<float>(int)");
+  add("vae.decoder", decoding, 0);
+
+  std::vector<double> busy(nodes.size());
+  for (std::size_t i = nodes.size(); i-- > 0;) {
+    busy[i] += nodes[i].own;
+    if (nodes[i].parent >= 0) busy[static_cast<std::size_t>(nodes[i].parent)] += busy[i];
+  }
+  for (std::size_t i = 0; i < nodes.size(); ++i) {
+    const node& n = nodes[i];
+    const std::int64_t p = n.parent;
+    const std::string path =
+        p < 0 ? n.name : r.scopes[static_cast<std::size_t>(p)].path + "/" + n.name;
+    const int depth = p < 0 ? 0 : r.scopes[static_cast<std::size_t>(p)].depth + 1;
+    const category cat =
+        i == static_cast<std::size_t>(stage) || n.name == "DecodingStage"  ? category::stage
+        : i == static_cast<std::size_t>(step)                              ? category::denoise_step
+        : n.name.size() > 5 && n.name.substr(n.name.size() - 5) == ".attn" ? category::attention
+                                                                           : category::other;
+    const std::uint64_t calls = depth >= 2 ? 28 : 1;
+    diffscope::scope_result s = scope(path, cat, depth, p, calls, busy[i] * 1.2,
+                                      gpu(busy[i], busy[i], busy[i] * 1.05, calls), calls);
+    r.scopes.push_back(s);
+    if (!n.kernel.empty()) {
+      diffscope::kernel_result k;
+      k.name = n.kernel;
+      k.kind = "kernel";
+      k.scope_path = path;
+      k.count = calls;
+      k.total_ms = n.own;
+      k.min_ms = n.own / static_cast<double>(calls);
+      k.max_ms = k.min_ms;
+      r.kernels.push_back(k);
+    }
+  }
+  std::stable_sort(r.kernels.begin(), r.kernels.end(),
+                   [](const diffscope::kernel_result& a, const diffscope::kernel_result& b) {
+                     return a.total_ms > b.total_ms;
+                   });
   return r;
 }
 

@@ -60,6 +60,7 @@ dup -o merge --output a.json -o b.json in.json
 
 dup --rel-tol compare --rel-tol 1 --rel-tol 2 in.json in.json
 dup --abs-tol compare --abs-tol 1 --abs-tol 2 in.json in.json
+dup --scopes compare --scopes 1 --scopes all in.json in.json
 
 dup --log gate --log in.json --log in.json
 dup --kill-grace gate --kill-grace 1 --kill-grace 2 -- true

@@ -20,6 +20,8 @@ import threading
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+from layerwise_dump import layerwise_dump  # noqa: E402
 failures = []
 
 
@@ -119,6 +121,86 @@ def compare_cases(binary, fixtures):
           in out, "diffscope section: busy and envelope rows with diff %")
     rc, out, _ = run(binary, "compare", "ds_base.json", "sg_new.json", cwd=fixtures)
     check("#### 3. diffscope" not in out, "no diffscope section when one side is an SGLang dump")
+
+
+def section3_labels(out, title):
+    """The Scope cells of the section 3 table that follows `title`."""
+    lines = out[out.index(title):].splitlines()[3:]
+    cells = []
+    for l in lines:
+        if not l.startswith("| "):
+            break
+        cells.append(l[2:l.index(" | ")])
+    return cells
+
+
+def section3_rows(out):
+    """The rows of the first section 3 table: [scope, base busy, new busy, ...] cells."""
+    lines = out[out.index("#### 3. diffscope"):].splitlines()[3:]
+    rows = []
+    for l in lines:
+        if not l.startswith("| "):
+            break
+        rows.append([c.strip() for c in l.strip("|").split(" | ")])
+    return rows
+
+
+def layerwise(binary, work):
+    """Two dumps of a layerwise model (~300 scopes whose names repeat their parents'): short,
+    distinct rows in section 3 and in merge's summary."""
+    base, new = os.path.join(work, "lw_base.json"), os.path.join(work, "lw_new.json")
+    json.dump(layerwise_dump(), open(base, "w"))
+    json.dump(layerwise_dump(scale=lambda i: 1.0 + (i % 5) * 0.1), open(new, "w"))
+    rc, out, err = run(binary, "compare", base, new)
+    check(rc == 0, f"layerwise compare: exit 0 ({err!r})")
+    # By default the 20 scopes whose busy time changed most, largest change first, and a line
+    # that says how many more were timed (304: vae.decoder ran no GPU work).
+    rows = section3_rows(out)
+    changes = [abs(float(r[2]) - float(r[1])) for r in rows]
+    check(len(rows) == 20 and all(a >= b - 0.011 for a, b in zip(changes, changes[1:])),
+          f"layerwise compare: 20 rows by absolute change ({len(rows)})")
+    check("\n284 more scopes timed on either side changed less: `diffscope compare --scopes all` "
+          "lists them.\n" in out, "layerwise compare: the 'more' line")
+    rc, five, _ = run(binary, "compare", "--scopes", "5", base, new)
+    check(rc == 0 and section3_rows(five) == rows[:5] and "299 more scopes" in five,
+          "layerwise compare --scopes 5: the first five")
+    for bad in ("0", "x", "-1", ""):
+        rc, o, e = run(binary, "compare", "--scopes", bad, base, new)
+        check(rc == 2 and o == "" and "--scopes" in e, f"compare --scopes {bad!r}: exit 2 ({e!r})")
+    rc, o, e = run(binary, "compare", "--scopes", "5", "--base", base, "--new", new)
+    check(rc == 2 and "--scopes" in e, f"compare --scopes with --base/--new: exit 2 ({e!r})")
+    rc, out, err = run(binary, "compare", "--scopes", "all", base, new)
+    check(rc == 0 and "more scopes" not in out, f"layerwise compare --scopes all ({err!r})")
+    cells = section3_labels(out, "#### 3. diffscope")
+    check(len(cells) == 304 and len(set(cells)) == len(cells),
+          f"layerwise compare: distinct scope rows ({len(cells)}, {len(set(cells))} distinct)")
+    check(all(len(c) <= 100 for c in cells), "layerwise compare: labels at most 100 columns")
+    check(any(c.endswith("/transformer.transformer_blocks.3/.attn") for c in cells),
+          "layerwise compare: names relative to their parent's")
+    # Perf mode timing stages and steps: only those, not ~300 rows of untimed scopes.
+    pbase, pnew = os.path.join(work, "lw_perf_base.json"), os.path.join(work, "lw_perf_new.json")
+    json.dump(layerwise_dump(mode="perf"), open(pbase, "w"))
+    json.dump(layerwise_dump(mode="perf", scale=lambda i: 1.0 + (i % 3) * 0.1), open(pnew, "w"))
+    rc, out, err = run(binary, "compare", pbase, pnew)
+    rows = section3_rows(out)
+    check(rc == 0 and sorted(r[0] for r in rows) ==
+          ["DecodingStage", "DenoisingStage", "DenoisingStage/denoising_loop/denoise_step"]
+          and "more scopes" not in out, f"perf-mode compare: stages and steps only ({rows})")
+    check(len(out.splitlines()) < 60, f"perf-mode compare: {len(out.splitlines())} lines")
+    ranks = [os.path.join(work, f"lw_rank{r}.json") for r in (0, 1)]
+    for r, path in enumerate(ranks):
+        json.dump(layerwise_dump(rank=r, comm=True), open(path, "w"))
+    rc, out, err = run(binary, "merge", "--summary", *ranks)
+    check(rc == 0, f"layerwise merge --summary: exit 0 ({err!r})")
+    table = out[out.index("communication per scope"):].splitlines()[1:]
+    col = table[0].index("  rank") + 2
+    labels = [l[2:col].rstrip().replace(" [attention]", "") for l in table[1:]
+              if l.startswith("  ") and l[2:col].strip()]
+    check(len(labels) == 26 * 5 and len(set(labels)) == len(labels)
+          and all(len(l) <= 60 for l in labels),
+          f"layerwise merge --summary: distinct comm scope rows ({len(labels)}, {len(set(labels))})")
+    check(any(l.endswith("/.attn/.to_q") for l in labels),
+          "layerwise merge --summary: names relative to their parent's")
 
 
 def timing_note(binary, fixtures):
@@ -441,6 +523,7 @@ def main(argv):
     timing_note(binary, fixtures)
     repeated(binary, fixtures)
     merge(binary, fixtures, work)
+    layerwise(binary, work)
     bad_inputs(binary, fixtures, work)
     reader_faults(binary, fixtures, work)
     print(f"{len(failures)} failure(s)")

@@ -2,7 +2,10 @@
 """CLI test of `diffscope hotspots`: ranking, totals, categories, family notes, gzip and
 plain traces, perf dumps, --top, --rules, and exit 2 with a reason naming the file on
 malformed input. Usage: test_hotspots_cli.py DIFFSCOPE_BINARY FIXTURE_DIR"""
-import gzip, os, shutil, subprocess, sys, tempfile
+import gzip, json, os, shutil, subprocess, sys, tempfile
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from layerwise_dump import layerwise_dump
 
 exe, fx = sys.argv[1], sys.argv[2]
 failures = []
@@ -132,6 +135,44 @@ rc, out, _ = run(os.path.join(fx, "dump_norm_outside_attention.json"))
 check(rc == 0 and "fused QK norm + RoPE" not in out, "norm/rope outside attention: no QK hint")
 rc, out, _ = run(os.path.join(fx, "dump_qknorm_fused.json"))
 check(rc == 0 and "engaged   fused QK norm + RoPE" in out and "hint:" not in out, "fused QK: engaged")
+
+# A dump written before kernel names were demangled: read demangled, ranked and matched by the
+# demangled text (SDPA's FlashAttention-2 kernels say "pytorch_flash::" only there).
+old_dump = json.load(open(dump))
+fa2 = "_ZN13pytorch_flash16flash_fwd_kernelINS_23Flash_fwd_kernel_traitsIN3c108BFloat16EEELb1EEEvi"
+old_dump["diffscope"]["kernels"][0]["name"] = fa2
+with tempfile.TemporaryDirectory() as tmp:
+    path = os.path.join(tmp, "old.json")
+    json.dump(old_dump, open(path, "w"))
+    rc, out, err = run(path)
+    check(rc == 0 and "_Z" not in out, f"old dump: no mangled name in the output ({err!r})")
+    check("[pytorch_flash::flash_fwd_kernel]" in out, "old dump: the kernel named demangled")
+    check("\n  flash_fwd_kernel<pytorch_flash::Flash_fwd_kernel_traits<c10::BFloat16>, true>  " in out,
+          "old dump: the kernel ranked by its short demangled name")
+    check("SDPA FlashAttention-2 backend" in out, "old dump: the family matched on the demangled name")
+
+# A layerwise model's dump: "By scope" rows are paths with each name relative to its parent's,
+# cut in the middle, never two alike; kernels by their short demangled names.
+with tempfile.TemporaryDirectory() as tmp:
+    path = os.path.join(tmp, "layerwise.json")
+    json.dump(layerwise_dump(), open(path, "w"))
+    rc, out, err = run("--top", "100", path)
+    check(rc == 0, f"layerwise dump: exit 0 ({err!r})")
+    lines = out.splitlines()
+    head = lines.index("By scope (innermost scope the operations were attributed to)") + 1
+    col = lines[head].index("top kernel")
+    labels = []
+    for l in lines[head + 1:]:
+        if not l.startswith("  "):
+            break
+        labels.append(l[2:col].rstrip())
+    check(len(labels) == 50 and len(set(labels)) == len(labels),
+          f"layerwise dump: 50 distinct scope rows ({len(labels)}, {len(set(labels))} distinct)")
+    check(all(len(l) <= 60 for l in labels), "layerwise dump: scope labels at most 60 columns")
+    check(any(l.endswith("/.ff/.net.0.proj") for l in labels),
+          "layerwise dump: names relative to their parent's, the leaf kept")
+    check("\n  conv2d_kernel<float>  " in out and "void " not in out,
+          "layerwise dump: kernels by their short names")
 
 rc, out, err = run("--rules", os.path.join(fx, "custom.rules"), fused)
 check(rc == 0 and "custom rules" in out and " attention_any " in out, f"--rules: {err}")

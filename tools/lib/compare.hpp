@@ -16,6 +16,8 @@
 #include <utility>
 #include <vector>
 
+#include <diffscope/util/short_names.hpp>
+
 #include "../cli.hpp"
 #include "dump_reader.hpp"
 
@@ -163,9 +165,28 @@ inline const dump_scope* find_scope(const scope_index& idx, const std::string& p
   return it == idx.end() ? nullptr : it->second;
 }
 
-/// Our section for one (base, new) pair that both carry a diffscope object.
+/// Most columns of a scope's label in section 3.
+inline constexpr std::size_t scope_label_columns = 100;
+
+/// Whether perf mode timed only stages and denoise steps in a dump (status.mode "perf",
+/// status.perf_scopes "steps"): its other scopes carry no time of their own.
+inline bool times_steps_only(const perf_dump_data& d) {
+  if (!d.has_diffscope || !d.diffscope.is_object()) return false;
+  const auto st = d.diffscope.find("status");
+  if (st == d.diffscope.end() || !st->is_object()) return false;
+  const auto is = [&](const char* key, const char* value) {
+    const auto v = st->find(key);
+    return v != st->end() && v->is_string() && v->get<std::string>() == value;
+  };
+  return is("mode", "perf") && is("perf_scopes", "steps");
+}
+
+/// Our section for one (base, new) pair that both carry a diffscope object: the scopes timed
+/// on either side (for perf-mode dumps that timed only stages and steps, those), ranked by
+/// the absolute change in busy time, the first `max_rows` of them.
 inline std::string scope_section(const perf_dump_data& base, const perf_dump_data& now,
-                                 const std::string& label) {
+                                 const std::string& label,
+                                 std::size_t max_rows = static_cast<std::size_t>(-1)) {
   std::string o = "\n#### 3. diffscope: GPU time per scope (" + label + ")\n";
   for (const perf_dump_data* d : {&base, &now}) {
     if (d->gpu_timing) continue;
@@ -182,6 +203,31 @@ inline std::string scope_section(const perf_dump_data& base, const perf_dump_dat
     for (const auto& s : d->scopes)
       if (seen.insert(s.path).second) paths.push_back(s.path);
   const scope_index base_idx = index_scopes(base), now_idx = index_scopes(now);
+  const auto timed = [](const dump_scope* s) {
+    return s != nullptr && s->has_gpu && (s->busy_ms > 0 || s->envelope_ms > 0);
+  };
+  const auto busy = [](const dump_scope* s) { return s != nullptr && s->has_gpu ? s->busy_ms : 0; };
+  const bool steps_only = times_steps_only(base) || times_steps_only(now);
+  const auto stage_or_step = [](const dump_scope* s) {
+    return s != nullptr && (s->category == "stage" || s->category == "denoise_step");
+  };
+  struct row {
+    std::string path;
+    const dump_scope *b, *n;
+    double change;
+  };
+  std::vector<row> rows;
+  for (const auto& p : paths) {
+    const dump_scope* b = find_scope(base_idx, p);
+    const dump_scope* n = find_scope(now_idx, p);
+    if (!timed(b) && !timed(n)) continue;  // host-only or untimed on both sides
+    if (steps_only && !stage_or_step(b) && !stage_or_step(n)) continue;
+    rows.push_back({p, b, n, std::fabs(busy(n) - busy(b))});
+  }
+  std::stable_sort(rows.begin(), rows.end(),
+                   [](const row& x, const row& y) { return x.change > y.change; });
+  const std::size_t more = rows.size() > max_rows ? rows.size() - max_rows : 0;
+  rows.resize(rows.size() - more);
   bool estimates = false;
   auto cell = [&estimates](const dump_scope* s, bool busy) {
     if (!s || !s->has_gpu) return std::string("-");
@@ -193,14 +239,24 @@ inline std::string scope_section(const perf_dump_data& base, const perf_dump_dat
     const double bv = busy ? b->busy_ms : b->envelope_ms, nv = busy ? n->busy_ms : n->envelope_ms;
     return py_fixed(diff_of(bv, nv).second, 1, true) + "%";
   };
-  for (const auto& p : paths) {
-    const dump_scope* b = find_scope(base_idx, p);
-    const dump_scope* n = find_scope(now_idx, p);
-    if ((!b || !b->has_gpu) && (!n || !n->has_gpu)) continue;  // host-only on both sides
-    o += "| " + md_cell(p) + " | " + cell(b, true) + " | " + cell(n, true) + " | " +
+  // Each name relative to its parent's, cut in the middle: short, and never two rows alike.
+  std::vector<std::string> keys, shown;
+  for (const row& r : rows) {
+    keys.push_back(r.path);
+    shown.push_back(diffscope::detail::compact_path(r.path));
+  }
+  const std::vector<std::string> labels =
+      diffscope::detail::distinct_labels(shown, keys, scope_label_columns);
+  for (std::size_t i = 0; i < rows.size(); ++i) {
+    const dump_scope *b = rows[i].b, *n = rows[i].n;
+    o += "| " + md_cell(labels[i]) + " | " + cell(b, true) + " | " + cell(n, true) + " | " +
          pct(b, n, true) + " | " + cell(b, false) + " | " + cell(n, false) + " | " +
          pct(b, n, false) + " |\n";
   }
+  if (more > 0)
+    o += "\n" + std::to_string(more) +
+         " more scopes timed on either side changed less: `diffscope compare --scopes all` "
+         "lists them.\n";
   if (estimates)
     o += "\n~: estimated from the steps perf mode sampled (diffscope.status.perf_sample_steps), "
          "not timed in every call.\n";
@@ -299,13 +355,18 @@ inline std::string timing_note(const std::vector<const perf_dump_data*>& dumps, 
   return "> **Note:** " + compare_detail::md_cell(what) + ".\n\n";
 }
 
+/// Rows of section 3 by default (`compare --scopes`), and the value that lists them all.
+inline constexpr std::size_t default_scope_rows = 20;
+inline constexpr std::size_t all_scope_rows = static_cast<std::size_t>(-1);
+
 /// The report of compare_perf.py for dumps[0] (baseline) against the others, with
 /// `timestamp` in its Timestamp line; then, unless sglang_only, the inputs' timing mode (when
-/// known: see check_modes) and our per-scope sections. compare_perf's part comes first and
-/// unchanged, so the mode line follows it.
+/// known: see check_modes) and our per-scope sections (at most `scope_rows` rows each).
+/// compare_perf's part comes first and unchanged, so the mode line follows it.
 inline std::string compare_report(const std::vector<perf_dump_data>& dumps,
                                   const std::string& timestamp, bool sglang_only = false,
-                                  const std::string& mode = "") {
+                                  const std::string& mode = "",
+                                  std::size_t scope_rows = default_scope_rows) {
   using namespace compare_detail;
   const perf_dump_data& base = dumps.at(0);
   const std::vector<perf_dump_data> others(dumps.begin() + 1, dumps.end());
@@ -391,7 +452,7 @@ inline std::string compare_report(const std::vector<perf_dump_data>& dumps,
   if (!base.has_diffscope) return o;
   for (std::size_t i = 0; i < others.size(); ++i)
     if (others[i].has_diffscope)
-      o += scope_section(base, others[i], others.size() == 1 ? "New" : labels[i]);
+      o += scope_section(base, others[i], others.size() == 1 ? "New" : labels[i], scope_rows);
   return o;
 }
 

@@ -1,6 +1,6 @@
 // What `diffscope hotspots` ranks, read once from a perf dump (diffscope.kernels, kept whole up to
 // max_dump_bytes) or a torch.profiler Chrome trace (kernel and gpu_memcpy events, dur summed by
-// name: SGLang's quick ranking; streamed), and its category rules file.
+// name: SGLang's quick ranking; streamed), names demangled, and its category rules file.
 #pragma once
 
 #include <algorithm>
@@ -16,6 +16,7 @@
 #include <diffscope/analysis/hotspots.hpp>
 #include <diffscope/output/hotspots_report.hpp>
 #include <diffscope/results.hpp>
+#include <diffscope/util/demangle.hpp>
 
 #include "../cli.hpp"
 #include "input.hpp"
@@ -107,7 +108,8 @@ inline hotspot_source hotspots_from_trace(byte_source& in, trace_scan_info* info
   src.kernels_total = by_name.size();
   for (auto& [name, a] : by_name) {
     kernel_result k;
-    k.name = name;
+    k.name =
+        diffscope::detail::demangle(name);  // a trace of mangled names ranks with torch.profiler's
     k.kind = a.kind;
     k.count = a.count;
     k.total_ms = a.total_us / 1000.0;
@@ -172,7 +174,8 @@ inline hotspot_source hotspots_from_dump(std::string_view text, const std::strin
     const auto& k = kernels[i];
     if (!k.is_object()) throw failure(exit_usage, path + ": " + where + " is not an object");
     kernel_result r;
-    r.name = string_at(k, "name", where, path);
+    // Dumps written before kernel names were demangled still rank and match by them.
+    r.name = diffscope::detail::demangle(string_at(k, "name", where, path));
     r.kind = k.contains("kind") && k["kind"].is_string() ? k["kind"].get<std::string>() : "kernel";
     r.scope_path = k.contains("scope_path") && k["scope_path"].is_string()
                        ? k["scope_path"].get<std::string>()

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include <diffscope/util/short_names.hpp>
 #include <diffscope/util/text_table.hpp>
 
 #include "../cli.hpp"
@@ -20,6 +21,7 @@ namespace diffscope::cli {
 inline std::string merge_summary_text(const ordered_json& merged) {
   using diffscope::detail::display_name;
   using diffscope::detail::fixed;
+  using diffscope::detail::printable;
   using diffscope::detail::text_table;
   const ordered_json& ds = merged.at("diffscope");
   const ordered_json& cp = ds.at("critical_path");
@@ -79,13 +81,21 @@ inline std::string merge_summary_text(const ordered_json& merged) {
     text_table t({scopes ? "scope" : "step", "rank", "kernels", "comm busy ms", "overlapped ms",
                   "exposed ms", "overlapped %"},
                  1);
+    // Scope paths with each name relative to its parent's, cut in the middle: distinct rows.
+    std::vector<std::string> paths, shown;
+    if (scopes)
+      for (const auto& row : rows) {
+        paths.push_back(row.at("path").get<std::string>());
+        shown.push_back(diffscope::detail::compact_path(printable(paths.back())));
+      }
+    const std::vector<std::string> labels = diffscope::detail::distinct_labels(shown, paths, 60);
     // Attention scopes first: they carry the sequence-parallel all-to-alls.
     for (const bool attention : {true, false})
-      for (const auto& row : rows) {
+      for (std::size_t i = 0; i < rows.size(); ++i) {
+        const auto& row = rows[i];
         if (scopes && row.at("attention").get<bool>() != attention) continue;
         if (!scopes && !attention) continue;
-        std::string label = scopes ? display_name(row.at("path").get<std::string>(), 60) +
-                                         (attention ? " [attention]" : "")
+        std::string label = scopes ? labels[i] + (attention ? " [attention]" : "")
                                    : std::to_string(row.at("step").get<std::int64_t>());
         for (const auto& c : row.at("ranks")) {
           t.add({label, std::to_string(c.at("rank").get<std::int64_t>()),

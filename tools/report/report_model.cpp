@@ -7,6 +7,7 @@
 
 #include <diffscope/analysis/hotspots.hpp>
 #include <diffscope/results.hpp>
+#include <diffscope/util/demangle.hpp>
 #include <diffscope/util/text_table.hpp>
 
 #include "../lib/compare.hpp"
@@ -189,7 +190,7 @@ void read_kernels(const keys& k, const ordered_json& ds, run_view& r) {
     const auto name = k.string(o, "name", at);
     const auto total = k.number(o, "total_ms", at);
     if (!name || !total) k.bad(at, "lacks name/total_ms");
-    kr.name = *name;
+    kr.name = diffscope::detail::demangle(*name);  // older dumps carry mangled names
     kr.total_ms = *total;
     kr.kind = k.string(o, "kind", at).value_or("kernel");
     kr.scope_path = k.string(o, "scope_path", at).value_or("");

@@ -299,7 +299,8 @@ class aggregator final : public activity_sink {
         inverted_timestamps_.fetch_add(1, std::memory_order_relaxed);
         return;
       }
-      const std::uint32_t op_name = intern(op.name, false);  // kernels are not scopes
+      // Kernels are not scopes; CUPTI's symbol is demangled once per name, on this thread.
+      const std::uint32_t op_name = names_.intern_kernel(op.name);
       std::lock_guard<std::mutex> g(mutex_);
       ingest(op, op_name);
     } catch (...) {

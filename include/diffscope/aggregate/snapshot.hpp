@@ -106,6 +106,7 @@ inline void snapshot_kernels(results& r, const kernel_table& kernels, const scop
   for (const auto& kv : kernels.entries()) {
     kernel_result k;
     k.name = names.name_of(kv.first.name);
+    k.mangled = names.mangled_of(kv.first.name);
     k.kind = kind_label(kv.first.kind);
     k.scope_path = kv.first.node == no_node ? std::string() : tree.node_at(kv.first.node).path;
     k.count = kv.second.count;

@@ -68,7 +68,8 @@ inline std::vector<std::string> write_outputs(const collector_options& o, const 
       }
     }
   }
-  if (o.summary) print_summary(stderr, r);
+  if (o.summary)
+    print_summary(stderr, r, default_summary_kernels, static_cast<std::size_t>(o.summary_scopes));
   return errors;
 }
 

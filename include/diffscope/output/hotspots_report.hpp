@@ -6,11 +6,13 @@
 #include <algorithm>
 #include <cstddef>
 #include <cstdio>
+#include <map>
 #include <string>
 #include <vector>
 
 #include <diffscope/analysis/hotspots.hpp>
 #include <diffscope/util/json_writer.hpp>
+#include <diffscope/util/short_names.hpp>
 #include <diffscope/util/text_table.hpp>
 
 namespace diffscope {
@@ -25,6 +27,21 @@ inline void render_rows(std::string& out, const std::vector<std::vector<std::str
   text_table t(rows[0], left);
   for (std::size_t i = 1; i < rows.size(); ++i) t.add(rows[i]);
   t.render(out);
+}
+
+/// Short, distinct labels for a column of kernel names (kernel_display_name for kernels; the
+/// kinds from the report's ranking): one kernel keeps one label, two never share one.
+inline std::vector<std::string> kernel_labels(const hotspot_report& rep,
+                                              const std::vector<std::string>& names,
+                                              std::size_t max) {
+  std::map<std::string, const std::string*> kinds;
+  for (const ranked_kernel& k : rep.kernels) kinds.emplace(k.name, &k.kind);
+  std::vector<std::string> shown;
+  for (const std::string& n : names) {
+    const auto it = kinds.find(n);
+    shown.push_back(short_kernel_name(n, it != kinds.end() ? *it->second : "kernel"));
+  }
+  return distinct_labels(shown, names, max);
 }
 
 }  // namespace detail
@@ -44,12 +61,15 @@ inline std::string hotspots_text(const hotspot_report& rep, std::size_t top) {
     out += "Top " + std::to_string(n) + " of " + std::to_string(rep.kernels.size()) +
            " kernels by total GPU time (" + ms_text(rep.total_ms) + " ms in " +
            std::to_string(rep.operations) + " operations)\n";
+    std::vector<std::string> names;
+    for (std::size_t i = 0; i < n; ++i) names.push_back(rep.kernels[i].name);
+    const std::vector<std::string> labels = detail::kernel_labels(rep, names, 80);
     std::vector<std::vector<std::string>> rows{
         {"kernel", "category", "total ms", "count", "mean us", "share %"}};
     for (std::size_t i = 0; i < n; ++i) {
       const ranked_kernel& k = rep.kernels[i];
-      rows.push_back({detail::display_name(k.name, 80), k.category, ms_text(k.total_ms),
-                      std::to_string(k.count), ms_text(1000.0 * k.mean_ms), pct(k.share)});
+      rows.push_back({labels[i], k.category, ms_text(k.total_ms), std::to_string(k.count),
+                      ms_text(1000.0 * k.mean_ms), pct(k.share)});
     }
     detail::render_rows(out, rows, 2);
     out += "\n";
@@ -65,22 +85,35 @@ inline std::string hotspots_text(const hotspot_report& rep, std::size_t top) {
   }
   if (top > 0 && !rep.scopes.empty()) {
     out += "\nBy scope (innermost scope the operations were attributed to)\n";
+    // Paths shown with each name relative to its parent's, cut in the middle: distinct rows.
+    const std::size_t n = std::min(top, rep.scopes.size());
+    std::vector<std::string> paths, shown, kernels;
+    for (std::size_t i = 0; i < n; ++i) {
+      paths.push_back(rep.scopes[i].path);
+      shown.push_back(detail::compact_path(detail::printable(rep.scopes[i].path)));
+      kernels.push_back(rep.scopes[i].top_kernel);
+    }
+    const std::vector<std::string> labels = detail::distinct_labels(shown, paths, 60);
+    const std::vector<std::string> top_kernels = detail::kernel_labels(rep, kernels, 50);
     std::vector<std::vector<std::string>> rows{
         {"scope", "top kernel", "count", "total ms", "share %"}};
-    for (std::size_t i = 0; i < rep.scopes.size() && i < top; ++i) {
+    for (std::size_t i = 0; i < n; ++i) {
       const scope_hotspot& s = rep.scopes[i];
-      rows.push_back({detail::display_name(s.path, 60), detail::display_name(s.top_kernel, 50),
-                      std::to_string(s.count), ms_text(s.total_ms), pct(s.share)});
+      rows.push_back(
+          {labels[i], top_kernels[i], std::to_string(s.count), ms_text(s.total_ms), pct(s.share)});
     }
     detail::render_rows(out, rows, 2);
   }
   if (top > 0 && !rep.steps.empty()) {
     out += "\nBy denoise step\n";
+    std::vector<std::string> kernels;
+    for (const step_hotspot& s : rep.steps) kernels.push_back(s.top_kernel);
+    const std::vector<std::string> top_kernels = detail::kernel_labels(rep, kernels, 50);
     std::vector<std::vector<std::string>> rows{
         {"step", "top kernel", "ops", "busy ms", "top kernel ms"}};
-    for (const step_hotspot& s : rep.steps) {
-      rows.push_back({std::to_string(s.step),
-                      s.top_kernel.empty() ? "-" : detail::display_name(s.top_kernel, 50),
+    for (std::size_t i = 0; i < rep.steps.size(); ++i) {
+      const step_hotspot& s = rep.steps[i];
+      rows.push_back({std::to_string(s.step), s.top_kernel.empty() ? "-" : top_kernels[i],
                       s.count > 0 ? std::to_string(s.count) : "-", ms_text(s.busy_ms),
                       s.top_kernel.empty() ? "-" : ms_text(s.top_kernel_ms)});
     }
@@ -93,9 +126,12 @@ inline std::string hotspots_text(const hotspot_report& rep, std::size_t top) {
                       std::string(f.status.size() < 9 ? 9 - f.status.size() : 0, ' ') + " " +
                       f.title + ": " + f.evidence;
       if (!f.kernels.empty()) {
+        std::vector<std::string> bases;
+        for (const std::string& k : f.kernels)
+          bases.push_back(detail::printable(detail::kernel_base_name(k)));
+        const std::vector<std::string> labels = detail::distinct_labels(bases, f.kernels, 48);
         l += " [";
-        for (std::size_t i = 0; i < f.kernels.size(); ++i)
-          l += (i ? ", " : "") + detail::display_name(detail::kernel_base_name(f.kernels[i]), 48);
+        for (std::size_t i = 0; i < labels.size(); ++i) l += (i ? ", " : "") + labels[i];
         l += "]";
       }
       out += l + "\n";

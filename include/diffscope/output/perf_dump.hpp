@@ -408,6 +408,7 @@ inline void write_diffscope_section(json_writer& w, const results& r, const perf
     const kernel_result& k = r.kernels[i];
     w.begin_object();
     w.field("name", k.name);
+    if (!k.mangled.empty()) w.field("mangled", k.mangled);
     w.field("kind", k.kind);
     w.field("scope_path", k.scope_path);
     w.field("count", k.count);

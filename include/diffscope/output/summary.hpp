@@ -14,6 +14,7 @@
 #include <diffscope/analysis/hotspots.hpp>
 #include <diffscope/output/hotspots_report.hpp>
 #include <diffscope/results.hpp>
+#include <diffscope/util/short_names.hpp>
 #include <diffscope/util/stats.hpp>
 #include <diffscope/util/text_table.hpp>
 #include <diffscope/version.hpp>
@@ -47,10 +48,25 @@ inline std::int64_t enclosing_step(const std::vector<scope_result>& scopes, std:
   return -1;
 }
 
+/// Most columns of a scope's name in the summary (cut in the middle past it).
+inline constexpr std::size_t summary_name_columns = 60;
+/// Deepest scope the summary ranks, unless it lists every scope (0: top level).
+inline constexpr int summary_scope_depth = 6;
+
 }  // namespace detail
 
-/// The summary as text: header, stages, denoise steps, scopes, top kernels, faults, overhead.
-inline std::string summary_text(const results& r, std::size_t top_kernels = 10) {
+/// Top kernels the summary lists by default.
+inline constexpr std::size_t default_summary_kernels = 10;
+/// Scopes the summary lists by default (DIFFSCOPE_SUMMARY_SCOPES).
+inline constexpr std::size_t default_summary_scopes = 25;
+/// `top_scopes` that lists every scope, at every depth.
+inline constexpr std::size_t all_summary_scopes = static_cast<std::size_t>(-1);
+
+/// The summary as text: header, stages, denoise steps, scopes (the `top_scopes` with the most
+/// time, to depth detail::summary_scope_depth, in tree order), top kernels, categories and
+/// fast-path families, faults, overhead.
+inline std::string summary_text(const results& r, std::size_t top_kernels = default_summary_kernels,
+                                std::size_t top_scopes = default_summary_scopes) {
   using detail::fixed;
   using detail::ms_or_dash;
   using detail::text_table;
@@ -137,8 +153,39 @@ inline std::string summary_text(const results& r, std::size_t top_kernels = 10) 
     const auto basis = [](const scope_result& s) {
       return s.gpu.measured ? s.gpu.busy_ms : s.host.sum_ms;
     };
+    // The scopes with the most time (inclusive, so a parent ranks before its children) to
+    // a depth, listed in tree order; every scope when `top_scopes` is all_summary_scopes.
+    const bool every = top_scopes == all_summary_scopes;
+    std::vector<std::size_t> shown;
+    for (std::size_t i = 0; i < r.scopes.size(); ++i)
+      if (every || r.scopes[i].depth <= detail::summary_scope_depth) shown.push_back(i);
+    if (shown.size() > top_scopes) {
+      std::stable_sort(shown.begin(), shown.end(), [&](std::size_t a, std::size_t b) {
+        return basis(r.scopes[a]) > basis(r.scopes[b]);
+      });
+      shown.resize(top_scopes);
+      std::sort(shown.begin(), shown.end());
+    }
+    std::vector<bool> listed(r.scopes.size(), false);
+    for (std::size_t i : shown) listed[i] = true;
+    // Names relative to the parent's where it is listed and they repeat it; no two alike.
+    std::vector<std::string> names, parents, paths;
+    for (std::size_t i : shown) {
+      const scope_result& s = r.scopes[i];
+      names.push_back(detail::printable(s.name));
+      const bool parent_listed = s.parent >= 0 &&
+                                 static_cast<std::size_t>(s.parent) < r.scopes.size() &&
+                                 listed[static_cast<std::size_t>(s.parent)];
+      parents.push_back(parent_listed
+                            ? detail::printable(r.scopes[static_cast<std::size_t>(s.parent)].name)
+                            : std::string());
+      paths.push_back(s.path);
+    }
+    const std::vector<std::string> labels =
+        detail::tree_labels(names, parents, paths, detail::summary_name_columns);
     text_table t({"scope", "calls", "host total ms", "busy ms", "envelope ms", "share %", "of"});
-    for (std::size_t i = 0; i < r.scopes.size(); ++i) {
+    for (std::size_t row = 0; row < shown.size(); ++row) {
+      const std::size_t i = shown[row];
       const scope_result& s = r.scopes[i];
       const std::int64_t step = detail::enclosing_step(r.scopes, i);
       double denom = 0;
@@ -148,28 +195,40 @@ inline std::string summary_text(const results& r, std::size_t top_kernels = 10) 
         denom = s.gpu.measured ? total_busy : r.wall_ms;
       }
       const std::string share = denom > 0 ? fixed(100.0 * basis(s) / denom, 1) : "-";
-      t.add({std::string(static_cast<std::size_t>(std::max(0, s.depth)) * 2, ' ') +
-                 detail::printable(s.name),
+      t.add({std::string(static_cast<std::size_t>(std::max(0, s.depth)) * 2, ' ') + labels[row],
              std::to_string(s.host.calls), fixed(s.host.sum_ms, 2),
              ms_or_dash(s.gpu, s.gpu.busy_ms), ms_or_dash(s.gpu, s.gpu.envelope_ms), share,
              step >= 0 ? "step" : "total"});
     }
+    const std::size_t more = r.scopes.size() - shown.size();
+    out += "\nScopes (";
+    if (more > 0)
+      out += "the " + std::to_string(shown.size()) + " of " + std::to_string(r.scopes.size()) +
+             " with the most time, to depth " + std::to_string(detail::summary_scope_depth) + "; ";
     out +=
-        "\nScopes (share: GPU busy when measured, else host time; of the enclosing denoise "
+        "share: GPU busy when measured, else host time; of the enclosing denoise "
         "step, else of the total)\n";
     t.render(out);
+    if (more > 0)
+      out += "  " + std::to_string(more) +
+             " more scopes: see the dump (DIFFSCOPE_SUMMARY_SCOPES=all lists every scope)\n";
   }
 
   if (!r.kernels.empty() && top_kernels > 0) {
     double total = 0;
     for (const kernel_result& k : r.kernels) total += k.total_ms;
     const std::size_t n = std::min(top_kernels, r.kernels.size());
+    std::vector<std::string> shown, keys;
+    for (std::size_t i = 0; i < n; ++i) {
+      shown.push_back(detail::short_kernel_name(r.kernels[i].name, r.kernels[i].kind));
+      keys.push_back(r.kernels[i].name);
+    }
+    const std::vector<std::string> labels = detail::distinct_labels(shown, keys, 60);
     text_table t({"kernel", "count", "total ms", "mean us", "share %"});
     for (std::size_t i = 0; i < n; ++i) {
       const kernel_result& k = r.kernels[i];
       const double mean_us = k.count > 0 ? 1000.0 * k.total_ms / static_cast<double>(k.count) : 0;
-      t.add({detail::truncate_display(detail::printable(k.name), 60), std::to_string(k.count),
-             fixed(k.total_ms, 2), fixed(mean_us, 1),
+      t.add({labels[i], std::to_string(k.count), fixed(k.total_ms, 2), fixed(mean_us, 1),
              total > 0 ? fixed(100.0 * k.total_ms / total, 1) : "-"});
     }
     out += "\nTop kernels (" + std::to_string(n) + " of " + std::to_string(r.kernels.size()) +
@@ -240,9 +299,11 @@ inline std::string summary_text(const results& r, std::size_t top_kernels = 10) 
   return out;
 }
 
-/// Prints summary_text(r) to `out` (stderr when null).
-inline void print_summary(std::FILE* out, const results& r, std::size_t top_kernels = 10) {
-  const std::string text = summary_text(r, top_kernels);
+/// Prints summary_text(r, top_kernels, top_scopes) to `out` (stderr when null).
+inline void print_summary(std::FILE* out, const results& r,
+                          std::size_t top_kernels = default_summary_kernels,
+                          std::size_t top_scopes = default_summary_scopes) {
+  const std::string text = summary_text(r, top_kernels, top_scopes);
   std::fwrite(text.data(), 1, text.size(), out != nullptr ? out : stderr);
   std::fflush(out != nullptr ? out : stderr);
 }

@@ -78,7 +78,33 @@ inline std::string kernel_display_name(std::string_view name) {
     if (depth == 0 && c == ':' && s[i + 1] == ':') start = i + 2;
   }
   s.remove_prefix(std::min(start, s.size()));
+  while (!s.empty() && s.back() == ' ') s.remove_suffix(1);  // "name (args)" loses its space
   return s.empty() ? std::string(name) : std::string(s);
+}
+
+/// A kernel's name for a console table: printable, shortened by kernel_display_name where it
+/// is a kernel (a memcpy's "Memcpy HtoD (Pageable -> Device)" keeps its parentheses).
+inline std::string short_kernel_name(std::string_view name, std::string_view kind) {
+  const std::string p = printable(name);
+  return kind == "kernel" ? kernel_display_name(p) : p;
+}
+
+/// A scope path with each component shown relative to the one before it (relative_name):
+/// `a/transformer.blocks.0/.attn` for `a/transformer.blocks.0/transformer.blocks.0.attn`.
+inline std::string compact_path(std::string_view path) {
+  std::string out;
+  std::string_view prev;
+  for (std::size_t start = 0;;) {
+    const std::size_t slash = path.find('/', start);
+    const std::string_view part = path.substr(
+        start, slash == std::string_view::npos ? std::string_view::npos : slash - start);
+    if (start > 0) out += '/';
+    out += relative_name(part, prev);
+    if (slash == std::string_view::npos) break;
+    prev = part;
+    start = slash + 1;
+  }
+  return out;
 }
 
 inline std::uint64_t name_hash(std::string_view s) noexcept {
@@ -135,6 +161,18 @@ inline std::vector<std::string> distinct_labels(const std::vector<std::string>& 
     out[i] = truncate_middle(labels[i], max > suffix.size() + 5 ? max - suffix.size() : 5) + suffix;
   }
   return out;
+}
+
+/// Labels for the rows of a scope tree: each name relative to its parent's (relative_name;
+/// `parents[i]` is "" where the parent is not shown), then distinct_labels over the paths
+/// (`keys`): `.attn` under each of two blocks gets a hash of its path.
+inline std::vector<std::string> tree_labels(const std::vector<std::string>& names,
+                                            const std::vector<std::string>& parents,
+                                            const std::vector<std::string>& keys, std::size_t max) {
+  const std::size_t n = std::min({names.size(), parents.size(), keys.size()});
+  std::vector<std::string> labels(n);
+  for (std::size_t i = 0; i < n; ++i) labels[i] = relative_name(names[i], parents[i]);
+  return distinct_labels(labels, std::vector<std::string>(keys.begin(), keys.begin() + n), max);
 }
 
 }  // namespace diffscope::detail
