@@ -78,6 +78,10 @@ def parse_args(argv):
                         "(diffscope_set_timing_paused) in every other loop, in A B B A order, so "
                         "one process gives timed and untimed loops (e2e_timed_ms, e2e_untimed_ms); "
                         "in profile mode the pause turns CUPTI's tracing off")
+    p.add_argument("--paused", action="store_true",
+                   help="under 'diffscope run': pause the collector (diffscope_set_timing_paused) "
+                        "for every timed loop; warm-up stays traced, so CUPTI is set up and "
+                        "subscribed: what a process pays while the collector is not tracing")
     p.add_argument("--paired-profiler", action="store_true",
                    help="with --repeat: run every other loop inside torch.profiler (CPU, CUDA), "
                         "in A B B A order (e2e_timed_ms: profiled loops, e2e_untimed_ms: plain); "
@@ -122,6 +126,10 @@ def parse_args(argv):
     if a.step_probe and (not a.paired_steps or
                          (a.device != "cuda" and a.step_probe not in ("spin", "launch"))):
         p.error("--step-probe needs --paired-steps, and --device cuda except spin and launch")
+    if a.paused and (not injected or a.paired_timing or a.paired_steps or a.profiler
+                     or a.paired_profiler):
+        p.error("--paused needs a run under 'diffscope run', without --paired-timing, "
+                "--paired-steps, --profiler or --paired-profiler")
     if a.paired_profiler and (a.repeat < 2 or a.profiler or a.paired_timing):
         p.error("--paired-profiler needs --repeat 2 or more, without --profiler or --paired-timing")
     if a.profiler_first:
@@ -387,12 +395,12 @@ def main(a):
     cpu_all = []  # the main thread's CPU time per loop (sync's wait included: it spins)
     # --paired-timing: the injected collector's pause switch (the library NVTX loaded).
     pause = None
-    if a.paired_timing or (a.paired_steps and not a.step_probe):
+    if a.paired_timing or a.paused or (a.paired_steps and not a.step_probe):
         lib = os.environ["NVTX_INJECTION64_PATH"]
         try:
             pause = ctypes.CDLL(lib).diffscope_set_timing_paused
         except (OSError, AttributeError) as e:
-            sys.exit(f"dit_loop.py: --paired-timing/--paired-steps: {lib} has no "
+            sys.exit(f"dit_loop.py: --paired-timing/--paired-steps/--paused: {lib} has no "
                      f"diffscope_set_timing_paused (not diffscope's injection library?): {e}")
         pause.argtypes = [ctypes.c_int]
     profiler_acts = [torch.profiler.ProfilerActivity.CPU] + \
@@ -416,7 +424,7 @@ def main(a):
         timed = r % 4 in (0, 3)  # A B B A: drift hits both halves alike
         timed_loops.append(timed)
         if pause:  # --paired-steps pauses step by step: every loop starts timed
-            pause(0 if timed or a.paired_steps else 1)
+            pause(1 if a.paused else 0 if timed or a.paired_steps else 1)
         loop_host = []
         loop_prof = None
         if a.paired_profiler and timed:
@@ -470,7 +478,7 @@ def main(a):
             loop_prof.__exit__(None, None, None)  # its processing is outside the clock
         if a.repeat > 1:
             nvtx.pop()
-    if pause:
+    if pause and not a.paused:
         pause(0)
     e2e_ms = statistics.median(e2e_all)
 
@@ -492,7 +500,7 @@ def main(a):
                                                "warmup", "dtype", "seed")},
         "mode": {"profiler": a.profiler, "profiler_first": a.profiler_first,
                  "paired_timing": a.paired_timing, "paired_profiler": a.paired_profiler,
-                 "paired_steps": a.paired_steps, "step_probe": a.step_probe,
+                 "paired_steps": a.paired_steps, "paused": a.paused, "step_probe": a.step_probe,
                  "step_events": a.step_events, "nvtx": nvtx.kind,
                  "step_clock": None if not a.step_events else ("cuda_event" if cuda else "host"),
                  "collector_injected": bool(os.environ.get("NVTX_INJECTION64_PATH"))},

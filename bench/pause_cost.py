@@ -1,0 +1,159 @@
+#!/usr/bin/env python3
+"""What "not tracing" costs: whole processes of the launch-bound PyTorch DiT loop, alternating.
+
+A sampled profile traces a few denoise steps and leaves CUPTI paused in the rest, so it can
+only be as cheap as a paused collector. This driver runs examples/torch_extension/dit_loop.py
+(launch-bound: 256 tokens x 1536, 12 blocks, 28 steps, bf16; each process times --repeat
+loops, each a request range, and reports their median) as fresh processes, one of each
+variant per round in rotating order:
+    plain           python3 dit_loop.py
+    perf            diffscope run, DIFFSCOPE_MODE=perf (events time stages and steps)
+    paused          diffscope run (profile mode), the collector paused for every timed loop
+                    (dit_loop.py --paused: warm-up traced, so CUPTI is subscribed and set up)
+    records         diffscope run, CUPTI's kernel records alone, no launch callbacks
+                    (DIFFSCOPE_EXPERIMENT_CUPTI_LAUNCH_APIS=none)
+    profile         diffscope run, the defaults
+    torch_profiler  dit_loop.py --profiler (torch.profiler, CPU + CUDA)
+Reported per variant: the median over processes of the process's loop time, the spread
+(min-max), and the median's change against plain in ms and %; torch.profiler's added time as
+the yardstick ("share of torch.profiler's added time"). Every process's loops go to
+OUT/results.json, the table to OUT/report.md (printed last).
+Usage: pause_cost.py --diffscope D --ext E --out DIR [--reps 6] [--repeat 3]
+                     [--variants a,b,...] [--small] [--device cpu]
+Exit 0 when every run succeeded, 1 when one failed, 2 on bad arguments.
+"""
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+DIT_LOOP = os.path.join(HERE, "..", "examples", "torch_extension", "dit_loop.py")
+LOOP = ["--tokens", "256", "--dim", "1536", "--heads", "24", "--blocks", "12", "--steps", "28",
+        "--dtype", "bf16", "--warmup", "2"]
+# --small: seconds on a CPU, for checking this script itself.
+SMALL = ["--tokens", "16", "--dim", "64", "--heads", "4", "--blocks", "2", "--steps", "4",
+         "--dtype", "fp32", "--warmup", "1"]
+VARIANTS = {
+    "plain": {"run": False, "env": {}, "args": []},
+    "perf": {"run": True, "env": {"DIFFSCOPE_MODE": "perf"}, "args": []},
+    "paused": {"run": True, "env": {}, "args": ["--paused"]},
+    "records": {"run": True, "env": {"DIFFSCOPE_EXPERIMENT_CUPTI_LAUNCH_APIS": "none"}, "args": []},
+    "profile": {"run": True, "env": {}, "args": []},
+    "torch_profiler": {"run": False, "env": {}, "args": ["--profiler"]},
+}
+
+
+def parse_args(argv):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--diffscope", required=True, help="the diffscope binary")
+    p.add_argument("--ext", required=True, help="libdiffscope_torch_ext.so")
+    p.add_argument("--out", required=True, help="output directory")
+    p.add_argument("--reps", type=int, default=6, help="processes per variant (at least 1)")
+    p.add_argument("--repeat", type=int, default=3, help="timed loops per process")
+    p.add_argument("--variants", default=",".join(VARIANTS),
+                   help="comma-separated subset of " + ", ".join(VARIANTS))
+    p.add_argument("--python", default=sys.executable)
+    p.add_argument("--device", choices=["cuda", "cpu"], default="cuda")
+    p.add_argument("--small", action="store_true", help="a tiny loop (checks this script)")
+    a = p.parse_args(argv)
+    a.variants = [v for v in a.variants.split(",") if v]
+    bad = [v for v in a.variants if v not in VARIANTS]
+    if bad or not a.variants:
+        p.error(f"--variants: unknown {', '.join(bad) or '(none given)'}; "
+                f"known: {', '.join(VARIANTS)}")
+    if a.reps < 1 or a.repeat < 1:
+        p.error("--reps and --repeat must be at least 1")
+    for path, what in ((a.diffscope, "--diffscope"), (a.ext, "--ext")):
+        if not os.path.isfile(path):
+            p.error(f"{what} {path}: no such file")
+    return a
+
+
+def clean_env():
+    """This environment without any diffscope setting or injection a caller left behind."""
+    return {k: v for k, v in os.environ.items()
+            if k != "NVTX_INJECTION64_PATH" and not k.startswith("DIFFSCOPE_")}
+
+
+def run_one(a, variant, rep):
+    v = VARIANTS[variant]
+    tag = f"{variant}_{rep}"
+    js = os.path.join(a.out, "runs", tag + ".json")
+    cmd = [a.python, DIT_LOOP, "--ext", a.ext, "--device", a.device, "--repeat", str(a.repeat),
+           "--json", js] + (SMALL if a.small else LOOP) + v["args"]
+    dump = None
+    if v["run"]:
+        dump = os.path.join(a.out, "dumps", tag + ".json")
+        cmd = [os.path.abspath(a.diffscope), "run", "--dump", dump, "--"] + cmd
+    env = clean_env()
+    env.update(v["env"])
+    log = os.path.join(a.out, "logs", tag + ".log")
+    with open(log, "w") as f:
+        rc = subprocess.run(cmd, env=env, stdout=f, stderr=subprocess.STDOUT).returncode
+    if rc != 0 or not os.path.exists(js):
+        return {"variant": variant, "rep": rep, "ok": False, "rc": rc, "log": log}
+    with open(js) as f:
+        r = json.load(f)
+    return {"variant": variant, "rep": rep, "ok": True, "e2e_ms": r["e2e_ms"],
+            "e2e_all_ms": r["e2e_all_ms"], "cpu_all_ms": r["cpu_all_ms"], "dump": dump,
+            "device": r["device"]}
+
+
+def report(a, runs):
+    by = {v: [r["e2e_ms"] for r in runs if r["variant"] == v and r["ok"]] for v in a.variants}
+    med = {v: statistics.median(x) for v, x in by.items() if x}
+    plain = med.get("plain")
+    prof_added = (med["torch_profiler"] - plain
+                  if plain is not None and "torch_profiler" in med else None)
+    device = next((r["device"] for r in runs if r["ok"]), "?")
+    cfg = " ".join(SMALL if a.small else LOOP)
+    lines = [f"# What not tracing costs: whole processes, alternating ({device})", "",
+             f"dit_loop.py {cfg}, {a.repeat} timed loops a process (its figure: their median), "
+             f"{a.reps} processes per variant in rotating order.", "",
+             "| variant | processes | median loop ms | spread (min-max) | vs plain | "
+             "share of torch.profiler's added time |",
+             "|---|---|---|---|---|---|"]
+    for v in a.variants:
+        x = by[v]
+        failed = sum(1 for r in runs if r["variant"] == v and not r["ok"])
+        if not x:
+            lines.append(f"| {v} | 0 ({failed} failed) | - | - | - | - |")
+            continue
+        m = med[v]
+        vs = "-" if plain is None or v == "plain" else \
+            f"{m - plain:+.2f} ms ({(m - plain) / plain * 100:+.1f}%)"
+        share = ("-" if prof_added is None or prof_added <= 0 or v in ("plain", "torch_profiler")
+                 else f"{(m - plain) / prof_added:.3f}")
+        n = f"{len(x)}" + (f" ({failed} failed)" if failed else "")
+        lines.append(f"| {v} | {n} | {m:.2f} | {min(x):.2f}-{max(x):.2f} | {vs} | {share} |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv):
+    a = parse_args(argv)
+    for d in ("runs", "dumps", "logs"):
+        os.makedirs(os.path.join(a.out, d), exist_ok=True)
+    runs = []
+    n = len(a.variants)
+    for rep in range(a.reps):
+        order = a.variants[rep % n:] + a.variants[:rep % n]  # rotating: no variant always first
+        for v in order:
+            r = run_one(a, v, rep)
+            runs.append(r)
+            state = f"{r['e2e_ms']:.2f} ms" if r["ok"] else f"FAILED rc={r['rc']} ({r['log']})"
+            print(f"[{rep + 1}/{a.reps}] {v}: {state}", file=sys.stderr, flush=True)
+    with open(os.path.join(a.out, "results.json"), "w") as f:
+        json.dump({"loop": SMALL if a.small else LOOP, "repeat": a.repeat, "runs": runs}, f,
+                  indent=1)
+    text = report(a, runs)
+    with open(os.path.join(a.out, "report.md"), "w") as f:
+        f.write(text)
+    print(text)
+    return 0 if all(r["ok"] for r in runs) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
