@@ -17,9 +17,10 @@
 #          (not in the default parts: SUITE_PARTS="... cost", COST_ARGS more arguments)
 #   noise  bench/loop_noise.sh: the Python loop's steadiness per CPU pinning, then profile_cost
 #          under the steadiest (not in the default parts)
-#   pause  bench/pause_cost.py: what a paused collector costs the launch-bound Python loop,
-#          whole processes against plain, perf, records-only, profile, torch.profiler
-#          (not in the default parts; PAUSE_REPS processes per variant, default 6)
+#   modes  bench/process_cost.py: what each mode costs whole processes (plain, perf, paused,
+#          records-only, profile, torch.profiler alternating) on the launch-bound Python loop
+#          and on the diffusers example (not in the default parts; MODES_REPS processes per
+#          variant, default 6; MODES_WORKLOADS, default "dit flux")
 #   ab     bench/ab_toy_dit.sh: diffscope ab on toy_dit
 #   multi  bench/multi_gpu.sh: two ranks under diffscope run (needs two GPUs)
 #   diffusers  bench/diffusers_example.sh: examples/diffusers/flux_like.py (PyPI diffusers'
@@ -159,7 +160,7 @@ if has perf; then
   part perf python3 bench/perf_mode.py --toy "$toy" "${ext_args[@]}" --out "$out/perf_mode" \
     --reps "${PERF_REPS:-7}" --py-reps "${PY_REPS:-4}" ${PERF_ARGS:-}
 fi
-if has cost || has noise || has pause; then
+if has cost || has noise || has modes; then
   [ -f "$ext" ] || sh bench/build_torch_ext.sh "$logs" >"$out/ext_build.log" 2>&1 ||
     note "cost: the PyTorch extension did not build ($(tail -1 "$out/ext_build.log"))"
 fi
@@ -167,9 +168,14 @@ has cost && [ -f "$ext" ] && part cost python3 bench/profile_cost.py \
   --diffscope build-gpu/tools/diffscope --ext "$ext" --out "$out/profile_cost" ${COST_ARGS:-}
 has noise && [ -f "$ext" ] && part noise sh bench/loop_noise.sh "$out/noise" \
   build-gpu/tools/diffscope "$ext"
-has pause && [ -f "$ext" ] && part pause python3 bench/pause_cost.py \
-  --diffscope build-gpu/tools/diffscope --ext "$ext" --out "$out/pause_cost" \
-  --reps "${PAUSE_REPS:-6}"
+if has modes; then
+  for w in ${MODES_WORKLOADS:-dit flux}; do
+    [ "$w" = dit ] && [ ! -f "$ext" ] && { note "modes dit: skipped (no extension)"; continue; }
+    part "modes_$w" python3 bench/process_cost.py --workload "$w" --diffscope \
+      build-gpu/tools/diffscope --out "$out/modes_$w" --reps "${MODES_REPS:-6}" \
+      $([ "$w" = dit ] && echo --ext "$ext")
+  done
+fi
 has ab && part ab bash bench/ab_toy_dit.sh build-gpu/tools/diffscope "$toy"
 if has multi; then
   if [ "$(nvidia-smi -L 2>/dev/null | wc -l)" -ge 2 ]; then

@@ -102,8 +102,20 @@ def parse_args(argv):
     p.add_argument("--nvtx", choices=["auto", "torch", "nvtx", "none"], default="auto",
                    help="where ranges go: torch.cuda.nvtx, the `nvtx` package, nowhere; "
                    "auto (default): the first available")
+    p.add_argument("--profiler", action="store_true", help="run warm-ups and measured generations "
+                   "inside torch.profiler (CPU, and CUDA on cuda): its cost, for comparison")
+    p.add_argument("--profiler-trace", metavar="PATH", help="with --profiler: export its Chrome "
+                   "trace (PATH ending in .gz: compressed)")
+    p.add_argument("--paused", action="store_true", help="under `diffscope run`: pause the "
+                   "collector (diffscope_set_timing_paused) for the measured generations; the "
+                   "warm-ups stay traced: what the process pays while the collector is not tracing")
     p.add_argument("--seed", type=int, default=0)
     a = p.parse_args(argv)
+    if a.profiler_trace and not a.profiler:
+        fail("--profiler-trace needs --profiler")
+    if a.paused and (a.profiler or not os.environ.get("NVTX_INJECTION64_PATH")):
+        fail("--paused needs a run under `diffscope run` (NVTX_INJECTION64_PATH set), "
+             "without --profiler")
     for name in ("steps", "height", "width", "heads", "head_dim", "text_len"):
         v = getattr(a, name)
         if v is not None and v <= 0:
@@ -397,6 +409,23 @@ def main(argv):
           f"x {a.heads}x{a.head_dim} ({params / 1e6:.1f} M parameters), {a.steps} steps, "
           f"NVTX: {nv.backend}; built in {time.perf_counter() - t0:.1f} s", flush=True)
 
+    pause = None
+    if a.paused:
+        import ctypes
+        lib = os.environ["NVTX_INJECTION64_PATH"]
+        try:
+            pause = ctypes.CDLL(lib).diffscope_set_timing_paused
+        except (OSError, AttributeError) as e:
+            fail(f"--paused: {lib} has no diffscope_set_timing_paused (not diffscope's "
+                 f"injection library?): {e}")
+        pause.argtypes = [ctypes.c_int]
+    prof = None
+    if a.profiler:
+        acts = [torch.profiler.ProfilerActivity.CPU] + \
+            ([torch.profiler.ProfilerActivity.CUDA] if gpu else [])
+        prof = torch.profiler.profile(activities=acts)
+        prof.__enter__()
+
     with torch.inference_mode():
         for k in range(a.warmup):
             nv.on = a.warmup_range
@@ -407,6 +436,8 @@ def main(argv):
             torch.cuda.synchronize()
         runs = max(1, a.requests)
         step_times = None
+        if pause:
+            pause(1)
         for n in range(runs):
             nv.on = True
             last = n == runs - 1
@@ -425,6 +456,10 @@ def main(argv):
                   flush=True)
             if times is not None:
                 step_times = times
+    if prof is not None:
+        prof.__exit__(None, None, None)
+        if a.profiler_trace:
+            prof.export_chrome_trace(a.profiler_trace)
     if step_times is not None:
         for i, pair in enumerate(step_times):
             print(f"step_ms {i} {pipe.elapsed_ms(pair):.6f}")

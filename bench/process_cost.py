@@ -1,41 +1,53 @@
 #!/usr/bin/env python3
-"""What "not tracing" costs: whole processes of the launch-bound PyTorch DiT loop, alternating.
+"""What each collector mode costs a whole denoise loop: fresh processes, alternating.
 
-A sampled profile traces a few denoise steps and leaves CUPTI paused in the rest, so it can
-only be as cheap as a paused collector. This driver runs examples/torch_extension/dit_loop.py
-(launch-bound: 256 tokens x 1536, 12 blocks, 28 steps, bf16; each process times --repeat
-loops, each a request range, and reports their median) as fresh processes, one of each
-variant per round in rotating order:
-    plain           python3 dit_loop.py
+The judge of every overhead target: whole processes of one workload, one of each variant per
+round in rotating order, each process timing --repeat loops (each a request range) and
+reporting their median. Workloads (--workload):
+    dit    examples/torch_extension/dit_loop.py, launch-bound: 256 tokens x 1536, 12 blocks,
+           28 steps, bf16 (needs the extension, --ext)
+    flux   examples/diffusers/flux_like.py: diffusers' Flux transformer with layerwise ranges,
+           28 steps (a loop: one generation's host time, synchronised; needs diffusers, from
+           examples/diffusers/fetch_deps.sh)
+Variants:
+    plain           the workload alone
     perf            diffscope run, DIFFSCOPE_MODE=perf (events time stages and steps)
     paused          diffscope run (profile mode), the collector paused for every timed loop
-                    (dit_loop.py --paused: warm-up traced, so CUPTI is subscribed and set up)
+                    (--paused: warm-up traced, so CUPTI is subscribed and set up): what a
+                    sampled profile pays outside its samples
     records         diffscope run, CUPTI's kernel records alone, no launch callbacks
                     (DIFFSCOPE_EXPERIMENT_CUPTI_LAUNCH_APIS=none)
     profile         diffscope run, the defaults
-    torch_profiler  dit_loop.py --profiler (torch.profiler, CPU + CUDA)
+    torch_profiler  --profiler (torch.profiler, CPU + CUDA)
 Reported per variant: the median over processes of the process's loop time, the spread
 (min-max), and the median's change against plain in ms and %; torch.profiler's added time as
 the yardstick ("share of torch.profiler's added time"). Every process's loops go to
 OUT/results.json, the table to OUT/report.md (printed last).
-Usage: pause_cost.py --diffscope D --ext E --out DIR [--reps 6] [--repeat 3]
-                     [--variants a,b,...] [--small] [--device cpu]
+Usage: process_cost.py --diffscope D --out DIR [--workload dit|flux] [--ext E] [--reps 6]
+                       [--repeat 3] [--variants a,b,...] [--small] [--device cpu]
 Exit 0 when every run succeeded, 1 when one failed, 2 on bad arguments.
 """
 import argparse
 import json
 import os
+import re
 import statistics
 import subprocess
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-DIT_LOOP = os.path.join(HERE, "..", "examples", "torch_extension", "dit_loop.py")
-LOOP = ["--tokens", "256", "--dim", "1536", "--heads", "24", "--blocks", "12", "--steps", "28",
-        "--dtype", "bf16", "--warmup", "2"]
-# --small: seconds on a CPU, for checking this script itself.
-SMALL = ["--tokens", "16", "--dim", "64", "--heads", "4", "--blocks", "2", "--steps", "4",
-         "--dtype", "fp32", "--warmup", "1"]
+WORKLOADS = {
+    "dit": {"script": os.path.join(HERE, "..", "examples", "torch_extension", "dit_loop.py"),
+            "args": ["--tokens", "256", "--dim", "1536", "--heads", "24", "--blocks", "12",
+                     "--steps", "28", "--dtype", "bf16", "--warmup", "2"],
+            # --small: seconds on a CPU, for checking this script itself.
+            "small": ["--tokens", "16", "--dim", "64", "--heads", "4", "--blocks", "2",
+                      "--steps", "4", "--dtype", "fp32", "--warmup", "1"]},
+    "flux": {"script": os.path.join(HERE, "..", "examples", "diffusers", "flux_like.py"),
+             "args": ["--steps", "28", "--warmup", "1"],
+             "small": ["--steps", "2", "--layers", "1", "--single-layers", "1", "--warmup", "1"]},
+}
+GENERATION = re.compile(r"^generation \d+: ([0-9.]+) ms host", re.M)
 VARIANTS = {
     "plain": {"run": False, "env": {}, "args": []},
     "perf": {"run": True, "env": {"DIFFSCOPE_MODE": "perf"}, "args": []},
@@ -49,7 +61,8 @@ VARIANTS = {
 def parse_args(argv):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--diffscope", required=True, help="the diffscope binary")
-    p.add_argument("--ext", required=True, help="libdiffscope_torch_ext.so")
+    p.add_argument("--workload", choices=sorted(WORKLOADS), default="dit")
+    p.add_argument("--ext", help="libdiffscope_torch_ext.so (workload dit)")
     p.add_argument("--out", required=True, help="output directory")
     p.add_argument("--reps", type=int, default=6, help="processes per variant (at least 1)")
     p.add_argument("--repeat", type=int, default=3, help="timed loops per process")
@@ -66,8 +79,10 @@ def parse_args(argv):
                 f"known: {', '.join(VARIANTS)}")
     if a.reps < 1 or a.repeat < 1:
         p.error("--reps and --repeat must be at least 1")
+    if a.workload == "dit" and not a.ext:
+        p.error("--workload dit needs --ext (bench/build_torch_ext.sh builds it)")
     for path, what in ((a.diffscope, "--diffscope"), (a.ext, "--ext")):
-        if not os.path.isfile(path):
+        if path and not os.path.isfile(path):
             p.error(f"{what} {path}: no such file")
     return a
 
@@ -82,8 +97,13 @@ def run_one(a, variant, rep):
     v = VARIANTS[variant]
     tag = f"{variant}_{rep}"
     js = os.path.join(a.out, "runs", tag + ".json")
-    cmd = [a.python, DIT_LOOP, "--ext", a.ext, "--device", a.device, "--repeat", str(a.repeat),
-           "--json", js] + (SMALL if a.small else LOOP) + v["args"]
+    w = WORKLOADS[a.workload]
+    cmd = [a.python, w["script"], "--device", a.device] + w["small" if a.small else "args"]
+    if a.workload == "dit":
+        cmd += ["--ext", a.ext, "--repeat", str(a.repeat), "--json", js]
+    else:
+        cmd += ["--requests", str(a.repeat)]
+    cmd += v["args"]
     dump = None
     if v["run"]:
         dump = os.path.join(a.out, "dumps", tag + ".json")
@@ -93,13 +113,23 @@ def run_one(a, variant, rep):
     log = os.path.join(a.out, "logs", tag + ".log")
     with open(log, "w") as f:
         rc = subprocess.run(cmd, env=env, stdout=f, stderr=subprocess.STDOUT).returncode
-    if rc != 0 or not os.path.exists(js):
-        return {"variant": variant, "rep": rep, "ok": False, "rc": rc, "log": log}
-    with open(js) as f:
-        r = json.load(f)
-    return {"variant": variant, "rep": rep, "ok": True, "e2e_ms": r["e2e_ms"],
-            "e2e_all_ms": r["e2e_all_ms"], "cpu_all_ms": r["cpu_all_ms"], "dump": dump,
-            "device": r["device"]}
+    failed = {"variant": variant, "rep": rep, "ok": False, "rc": rc, "log": log}
+    if rc != 0:
+        return failed
+    if a.workload == "dit":
+        if not os.path.exists(js):
+            return failed
+        with open(js) as f:
+            r = json.load(f)
+        loops, device = r["e2e_all_ms"], r["device"]
+    else:
+        with open(log) as f:
+            loops = [float(x) for x in GENERATION.findall(f.read())]
+        device = a.device
+        if len(loops) != a.repeat:
+            return failed
+    return {"variant": variant, "rep": rep, "ok": True, "e2e_ms": statistics.median(loops),
+            "e2e_all_ms": loops, "dump": dump, "device": device}
 
 
 def report(a, runs):
@@ -109,9 +139,11 @@ def report(a, runs):
     prof_added = (med["torch_profiler"] - plain
                   if plain is not None and "torch_profiler" in med else None)
     device = next((r["device"] for r in runs if r["ok"]), "?")
-    cfg = " ".join(SMALL if a.small else LOOP)
-    lines = [f"# What not tracing costs: whole processes, alternating ({device})", "",
-             f"dit_loop.py {cfg}, {a.repeat} timed loops a process (its figure: their median), "
+    w = WORKLOADS[a.workload]
+    cfg = " ".join(w["small" if a.small else "args"])
+    lines = [f"# Whole-process cost per variant, alternating ({device})", "",
+             f"{os.path.basename(w['script'])} {cfg}, {a.repeat} timed loops a process "
+             "(its figure: their median), "
              f"{a.reps} processes per variant in rotating order.", "",
              "| variant | processes | median loop ms | spread (min-max) | vs plain | "
              "share of torch.profiler's added time |",
@@ -146,8 +178,8 @@ def main(argv):
             state = f"{r['e2e_ms']:.2f} ms" if r["ok"] else f"FAILED rc={r['rc']} ({r['log']})"
             print(f"[{rep + 1}/{a.reps}] {v}: {state}", file=sys.stderr, flush=True)
     with open(os.path.join(a.out, "results.json"), "w") as f:
-        json.dump({"loop": SMALL if a.small else LOOP, "repeat": a.repeat, "runs": runs}, f,
-                  indent=1)
+        json.dump({"workload": a.workload, "args": WORKLOADS[a.workload]["small" if a.small else "args"],
+                   "repeat": a.repeat, "runs": runs}, f, indent=1)
     text = report(a, runs)
     with open(os.path.join(a.out, "report.md"), "w") as f:
         f.write(text)
