@@ -34,6 +34,11 @@ struct driver {
     agg.push(range_domain::diffscope, agg.intern("denoise_step"), category::denoise_step, i, t);
   }
   void pop(std::uint64_t t = 0) { agg.pop(range_domain::diffscope, t); }
+  // A request range (a warm-up with `warmup`), as DIFFSCOPE_REQUEST / DIFFSCOPE_WARMUP open.
+  void request(const char* id, std::uint64_t t, bool warmup = false) {
+    agg.push(range_domain::diffscope, agg.intern(warmup ? "warmup" : "request", false),
+             category::request, std::nullopt, t, id, warmup);
+  }
   std::uint32_t launch(launch_kind k = launch_kind::kernel) {
     agg.on_launch(next_corr, k);
     return next_corr++;
@@ -891,6 +896,230 @@ TEST_SUITE("aggregator") {
     CHECK(r.kernels[0].name == "real_kernel");
     CHECK_FALSE(find_scope(r, "warmup"));
     CHECK(find_scope(r, "request/DenoisingStage/denoise_step"));
+  }
+
+  // A warm-up, work launched outside any range, two counted requests, and the records of the
+  // first request arriving after the second one ended.
+  struct two_requests {
+    driver d;
+    std::vector<std::pair<std::uint32_t, std::uint64_t>> late;  // (correlation, start) of r1's
+    explicit two_requests(window_mode m) : d(options(m)) {
+      d.request("warmup", 1, true);
+      d.push_at("DenoisingStage", 2, category::stage);
+      d.step(0, 3);
+      const auto warm = d.launch();
+      d.pop(4);
+      d.pop(5);
+      d.pop(6);
+      const auto loose = d.launch();  // no range open: unannotated work
+      for (int i = 0; i < 2; ++i) {
+        d.request(i == 0 ? "r1" : "r2", 10 + 100 * i);
+        d.push_at("DenoisingStage", 11 + 100 * i, category::stage);
+        for (int s = 0; s < 2; ++s) {
+          d.step(s, 12 + 100 * i + 10 * s);
+          d.push_at("block", 13 + 100 * i + 10 * s);
+          const auto a = d.launch();
+          const auto b = d.launch();
+          d.pop(14 + 100 * i + 10 * s);
+          d.pop(15 + 100 * i + 10 * s);
+          if (i == 0) {
+            late.emplace_back(a, 1000 + 100 * s);
+            late.emplace_back(b, 1050 + 100 * s);
+          } else {
+            d.op(a, 5000 + 100 * s, 5030 + 100 * s, "gemm");
+            d.op(b, 5050 + 100 * s, 5070 + 100 * s, "norm");
+          }
+        }
+        d.pop(90 + 100 * i);
+        d.pop(95 + 100 * i);
+      }
+      const auto between = d.launch();  // after the last request: outside again
+      d.op(warm, 100, 900, "warm_kernel");
+      d.op(loose, 950, 960, "loose_kernel");
+      d.op(between, 6000, 6005, "loose_kernel", 7, op_kind::memcpy);
+      // The first request's records, after the second request ended: still the first's.
+      for (const auto& [corr, start] : late) d.op(corr, start, start + 40, "gemm");
+      d.agg.finalize_all();
+    }
+    static aggregator_options options(window_mode m) {
+      aggregator_options o;
+      o.window = m;
+      return o;
+    }
+  };
+
+  double kernels_ms(const diffscope::results& r) {
+    double sum = 0;
+    for (const auto& k : r.kernels) sum += k.total_ms;
+    return sum;
+  }
+
+  TEST_CASE("one window: the last counted request's work in every table, the rest outside") {
+    two_requests t(window_mode::last);
+    const auto r = t.d.agg.snapshot(true);
+    REQUIRE(r.requests.size() == 3);
+    CHECK(r.window.covers == "last");
+    REQUIRE(r.window.requests.size() == 1);
+    CHECK(r.window.requests[0] == 2);
+    // Kernels: r2's alone; they add up to r2's busy time, and so does the window's total.
+    const double r2_busy = r.requests[2].gpu.busy_ms;
+    CHECK(r2_busy == doctest::Approx(100e-6));
+    CHECK(kernels_ms(r) == doctest::Approx(r2_busy));
+    CHECK(r.window.gpu.measured);
+    CHECK(r.window.gpu.busy_ms == doctest::Approx(r2_busy));
+    CHECK(r.window.gpu.operations() == 4);
+    CHECK(r.window.kernel_names == 2);
+    for (const auto& k : r.kernels)
+      CHECK(k.scope_path == "request/DenoisingStage/denoise_step/block");
+    // Scopes, stages and steps: one request's calls.
+    const auto* block = find_scope(r, "request/DenoisingStage/denoise_step/block");
+    REQUIRE(block);
+    CHECK(block->host.calls == 2);
+    CHECK(block->gpu.busy_ms == doctest::Approx(r2_busy));
+    CHECK_FALSE(find_scope(r, "warmup"));
+    REQUIRE(r.stages.size() == 1);
+    CHECK(r.stages[0].calls == 1);
+    CHECK(r.stages[0].gpu.busy_ms == doctest::Approx(r2_busy));
+    REQUIRE(r.steps.size() == 2);
+    CHECK(r.steps[0].calls == 1);
+    CHECK(r.steps[0].gpu.busy_ms + r.steps[1].gpu.busy_ms == doctest::Approx(r2_busy));
+    // Outside: the warm-up and the two unannotated operations; r1's work is neither.
+    CHECK(r.window.outside.operations() == 3);
+    CHECK(r.window.outside.kernels == 2);
+    CHECK(r.window.outside.memcpys == 1);
+    CHECK(r.window.outside.busy_ms == doctest::Approx(815e-6));
+    CHECK(r.window.warmups.operations() == 1);
+    CHECK(r.window.warmups.busy_ms == doctest::Approx(800e-6));
+    // The first request kept its own late records.
+    CHECK(r.requests[1].gpu.kernels == 4);
+    CHECK(r.requests[1].gpu.busy_ms == doctest::Approx(160e-6));
+    CHECK(r.faults.unattributed_records == 0);
+  }
+
+  TEST_CASE("one window: DIFFSCOPE_WINDOW=requests holds every counted request, late records too") {
+    two_requests t(window_mode::requests);
+    const auto r = t.d.agg.snapshot(true);
+    CHECK(r.window.covers == "requests");
+    REQUIRE(r.window.requests.size() == 2);
+    CHECK(r.window.requests[0] == 1);
+    CHECK(r.window.requests[1] == 2);
+    const double busy = r.requests[1].gpu.busy_ms + r.requests[2].gpu.busy_ms;
+    CHECK(busy == doctest::Approx(260e-6));
+    CHECK(kernels_ms(r) == doctest::Approx(busy));
+    CHECK(r.window.gpu.busy_ms == doctest::Approx(busy));
+    CHECK(r.window.gpu.operations() == 8);
+    const auto* block = find_scope(r, "request/DenoisingStage/denoise_step/block");
+    REQUIRE(block);
+    CHECK(block->host.calls == 4);
+    CHECK(block->gpu.kernels == 8);
+    REQUIRE(r.stages.size() == 1);
+    CHECK(r.stages[0].calls == 2);
+    REQUIRE(r.steps.size() == 2);
+    CHECK(r.steps[1].calls == 2);
+    CHECK(r.window.outside.operations() == 3);
+    CHECK(r.window.outside.busy_ms == doctest::Approx(815e-6));
+    for (const auto& k : r.kernels) CHECK(k.name != "warm_kernel");
+    for (const auto& k : r.kernels) CHECK(k.name != "loose_kernel");
+  }
+
+  TEST_CASE("one window: without request markers the whole run, warm-ups outside") {
+    driver d;
+    d.request("warmup", 1, true);
+    const auto warm = d.launch();
+    d.pop(2);
+    const auto loose = d.launch();
+    d.push_at("s", 3);
+    const auto in = d.launch();
+    d.pop(4);
+    d.op(warm, 10, 20, "warm_kernel");
+    d.op(loose, 30, 35, "loose_kernel");
+    d.op(in, 40, 50, "k");
+    d.agg.finalize_all();
+    const auto r = d.agg.snapshot(true);
+    CHECK(r.window.covers == "run");
+    CHECK(r.window.requests.empty());
+    REQUIRE(r.kernels.size() == 2);  // unannotated work is the run's
+    CHECK(kernels_ms(r) == doctest::Approx(15e-6));
+    CHECK(r.window.gpu.operations() == 2);
+    CHECK(r.window.outside.operations() == 1);
+    CHECK(r.window.outside.busy_ms == doctest::Approx(10e-6));
+    CHECK(find_scope(r, "s"));
+  }
+
+  TEST_CASE("one window: a graph replay counts in the request it was launched in") {
+    driver d;
+    d.push("capture");  // captured before any request
+    d.agg.on_graph_node_created(101);
+    d.pop();
+    d.agg.on_graph_node_cloned(101, 201);
+    d.request("warmup", 1, true);
+    d.push("C");
+    const auto g_warm = d.launch(launch_kind::graph);
+    d.pop();
+    d.pop();
+    d.request("r1", 10);
+    d.push("C");
+    const auto g = d.launch(launch_kind::graph);
+    d.pop();
+    d.pop();
+    d.request("r2", 20);  // the records arrive once r2 began: they stay r1's
+    d.op(g_warm, 100, 200, "ka", 1, op_kind::kernel, 0, 201);
+    d.op(g, 300, 350, "ka", 1, op_kind::kernel, 0, 201);
+    d.pop();
+    d.agg.finalize_all();
+    const auto r = d.agg.snapshot(true);
+    // The window is r2 (last): r1's replay is not in it, and not outside either.
+    CHECK(r.window.requests == std::vector<std::uint64_t>{2});
+    CHECK(r.kernels.empty());
+    CHECK(r.window.outside.operations() == 1);  // the warm-up's replay
+    CHECK(r.window.outside.busy_ms == doctest::Approx(100e-6));
+    CHECK(r.requests[1].gpu.kernels == 1);
+    CHECK_FALSE(find_scope(r, "request/C/capture"));
+
+    driver all(two_requests::options(window_mode::requests));
+    all.push("capture");
+    all.agg.on_graph_node_created(101);
+    all.pop();
+    all.agg.on_graph_node_cloned(101, 201);
+    all.request("r1", 10);
+    all.push("C");
+    const auto g1 = all.launch(launch_kind::graph);
+    all.pop();
+    all.pop();
+    all.request("r2", 20);
+    all.op(g1, 300, 350, "ka", 1, op_kind::kernel, 0, 201);
+    all.pop();
+    all.agg.finalize_all();
+    const auto ra = all.agg.snapshot(true);
+    REQUIRE(ra.kernels.size() == 1);
+    CHECK(ra.kernels[0].scope_path == "request/C/capture");
+    const auto* grafted = find_scope(ra, "request/C/capture");
+    REQUIRE(grafted);
+    CHECK(grafted->gpu.busy_ms == doctest::Approx(50e-6));
+    CHECK(ra.window.outside.operations() == 0);
+  }
+
+  TEST_CASE("one window: a range open around the requests is a row without calls of its own") {
+    driver d;
+    d.push_at("serve", 0);
+    d.request("r1", 1);
+    d.push_at("work", 2);
+    const auto k = d.launch();
+    d.pop(3);
+    d.pop(4);
+    d.pop(5);
+    d.op(k, 10, 20, "k");
+    d.agg.finalize_all();
+    const auto r = d.agg.snapshot(true);
+    const auto* serve = find_scope(r, "serve");
+    const auto* work = find_scope(r, "serve/request/work");
+    REQUIRE(serve);
+    REQUIRE(work);
+    CHECK(serve->host.calls == 0);  // its call began before the window
+    CHECK(serve->gpu.kernels == 0);
+    CHECK(work->host.calls == 1);
+    CHECK(work->gpu.kernels == 1);
+    CHECK(r.scopes[static_cast<std::size_t>(work->parent)].path == "serve/request");
   }
 
   TEST_CASE("histogram quantiles are exact for few samples and within 1% for many") {

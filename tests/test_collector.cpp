@@ -377,9 +377,10 @@ TEST_SUITE("collector") {
     CHECK(diffscope::detail::file_name_part(std::string(100, 'x')).size() == 64);
   }
 
-  TEST_CASE("requests: warm-ups are left out of every table; the dump holds the last request") {
+  // A warm-up of 3 steps, then requests req-1 .. req-3 of 2 steps, step i of req-r sleeping r ms.
+  diffscope::results warmup_and_three_requests(const diffscope::collector_options& o) {
     auto& c = diffscope::collector::instance();
-    c.start(quiet());
+    c.start(o);
     auto generate = [](int steps, int ms) {
       DIFFSCOPE_STAGE("DenoisingStage");
       for (int i = 0; i < steps; ++i) {
@@ -397,7 +398,11 @@ TEST_SUITE("collector") {
       DIFFSCOPE_REQUEST("req-" + std::to_string(r));
       generate(2, r);
     }
-    auto res = c.stop();
+    return c.stop();
+  }
+
+  TEST_CASE("requests: warm-ups are left out of every table; the dump holds the last request") {
+    auto res = warmup_and_three_requests(quiet());
     REQUIRE(res.requests.size() == 4);
     CHECK(res.requests[0].warmup);
     CHECK(res.requests[0].id == "warmup");
@@ -408,16 +413,18 @@ TEST_SUITE("collector") {
     REQUIRE(res.requests[3].stages.size() == 1);
     CHECK(res.requests[3].stages[0].calls == 1);
     CHECK(res.requests[3].host_ms >= res.requests[3].stages[0].host_ms);
-    // Whole-run tables: three counted requests, the warm-up nowhere.
+    // The window's tables: the last request, the warm-up nowhere.
+    CHECK(res.window.covers == "last");
+    CHECK(res.window.requests == std::vector<std::uint64_t>{3});
     REQUIRE(res.stages.size() == 1);
-    CHECK(res.stages[0].calls == 3);
+    CHECK(res.stages[0].calls == 1);
     REQUIRE(res.steps.size() == 2);  // step 2 ran only in the warm-up
-    CHECK(res.steps[0].calls == 3);
+    CHECK(res.steps[0].calls == 1);
     CHECK_FALSE(find_scope(res, "warmup"));
     CHECK_FALSE(find_scope(res, "warmup/DenoisingStage"));
     const auto* block = find_scope(res, "request/DenoisingStage/denoise_step/block");
     REQUIRE(block);
-    CHECK(block->host.calls == 6);
+    CHECK(block->host.calls == 2);
 
     const std::string dump = diffscope::perf_dump_json(res);
     CHECK(dump.find("\"request_id\": \"req-3\"") != std::string::npos);
@@ -429,6 +436,30 @@ TEST_SUITE("collector") {
           std::string::npos);
     const std::string text = diffscope::summary_text(res);
     CHECK(text.find("Requests: 3 counted, 1 warm-up") != std::string::npos);
+    CHECK(text.find("Window: the last of 3 counted requests (id req-3), in every table below "
+                    "(DIFFSCOPE_WINDOW=requests: all of them)\n") != std::string::npos);
+    CHECK(dump.find("\"covers\": \"last\"") != std::string::npos);
+  }
+
+  TEST_CASE("DIFFSCOPE_WINDOW=requests: every table covers every counted request") {
+    auto o = quiet();
+    o.window = diffscope::detail::window_mode::requests;
+    const auto res = warmup_and_three_requests(o);
+    CHECK(res.window.covers == "requests");
+    CHECK(res.window.requests == std::vector<std::uint64_t>{1, 2, 3});
+    REQUIRE(res.stages.size() == 1);
+    CHECK(res.stages[0].calls == 3);
+    REQUIRE(res.steps.size() == 2);
+    CHECK(res.steps[0].calls == 3);
+    CHECK(res.steps[1].host_ms >= 6.0);  // 1 + 2 + 3 ms
+    CHECK_FALSE(find_scope(res, "warmup"));
+    const auto* block = find_scope(res, "request/DenoisingStage/denoise_step/block");
+    REQUIRE(block);
+    CHECK(block->host.calls == 6);
+    CHECK(diffscope::summary_text(res).find("Window: all 3 counted requests, in every table "
+                                            "below\n") != std::string::npos);
+    // The SGLang part still holds one request, the last.
+    CHECK(diffscope::perf_dump_json(res).find("\"request_id\": \"req-3\"") != std::string::npos);
   }
 
   TEST_CASE("DIFFSCOPE_SKIP_REQUESTS=N makes the first N requests warm-ups") {
@@ -446,7 +477,8 @@ TEST_SUITE("collector") {
     CHECK(res.requests[0].id == "0");
     CHECK_FALSE(res.requests[1].warmup);
     REQUIRE(res.stages.size() == 1);
-    CHECK(res.stages[0].calls == 2);
+    CHECK(res.stages[0].calls == 1);  // the last request's
+    CHECK(res.window.requests == std::vector<std::uint64_t>{2});
     setenv("DIFFSCOPE_SKIP_REQUESTS", "2", 1);
     CHECK(diffscope::collector_options::from_env().skip_requests == 2);
     setenv("DIFFSCOPE_SKIP_REQUESTS", "-1", 1);  // not a count: reported, ignored
@@ -495,6 +527,8 @@ TEST_SUITE("collector") {
     CHECK(std::filesystem::exists(dir + "/perf-b_c.json"));
     CHECK_FALSE(std::filesystem::exists(dir + "/perf-warmup.json"));
     CHECK(read_file(dir + "/perf-b_c.json").find("\"request_id\": \"b/c\"") != std::string::npos);
+    // Every file holds the same window: every counted request.
+    CHECK(read_file(dir + "/perf-a.json").find("\"covers\": \"requests\"") != std::string::npos);
     std::size_t files = 0;
     for (const auto& e : std::filesystem::directory_iterator(dir)) files += e.is_regular_file();
     CHECK(files == 2);

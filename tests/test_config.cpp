@@ -381,6 +381,8 @@ TEST_SUITE("config") {
     CHECK(e.gpu == d.gpu);
     CHECK(e.trace_cap == d.trace_cap);
     CHECK(e.skip_requests == d.skip_requests);
+    CHECK(e.window == d.window);
+    CHECK(e.window == diffscope::detail::window_mode::last);
     CHECK(e.dump.tag == d.dump.tag);
     CHECK(e.dump.legacy_step_entries == d.dump.legacy_step_entries);
     CHECK(e.watch_output == d.watch_output);
@@ -428,6 +430,7 @@ TEST_SUITE("config") {
     CHECK(e.gpu == d.gpu);
     CHECK(e.trace_cap == d.trace_cap);
     CHECK(e.mode == d.mode);
+    CHECK(e.window == d.window);
     CHECK(e.perf_chain_steps == d.perf_chain_steps);
     CHECK(e.perf_sample_steps == d.perf_sample_steps);
     CHECK(e.cupti.buffer_bytes == d.cupti.buffer_bytes);
@@ -458,10 +461,12 @@ TEST_SUITE("config") {
     ::setenv("DIFFSCOPE_EXPERIMENT_CUPTI_BUFFER_KB", "1024", 1);
     ::setenv("DIFFSCOPE_TAG", "server_perf_dump", 1);
     ::setenv("DIFFSCOPE_SUMMARY_SCOPES", "all", 1);
+    ::setenv("DIFFSCOPE_WINDOW", "requests", 1);
     const auto o = diffscope::collector_options::from_env();
     unset_all_settings();
     CHECK(o.summary);
     CHECK(o.summary_scopes == config::no_limit);
+    CHECK(o.window == diffscope::detail::window_mode::requests);
     CHECK_FALSE(o.create_dirs);
     CHECK_FALSE(o.gpu);
     CHECK(o.mode == diffscope::timing_mode::perf);

@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include <diffscope/aggregate/aggregator.hpp>
 #include <diffscope/analysis/hotspots.hpp>
 #include <diffscope/output/hotspots_report.hpp>
 #include <diffscope/output/perf_dump.hpp>
@@ -471,6 +472,74 @@ TEST_SUITE("hotspots reader") {
     const hotspot_source tsrc = hotspots_from_input(tin);
     REQUIRE(tsrc.res.kernels.size() == 1);
     CHECK(tsrc.res.kernels[0].name == text);
+  }
+
+  TEST_CASE("a dump's hotspots are its window's own totals, not the sum of the kernels it lists") {
+    using namespace diffscope::cli;
+    using namespace diffscope::detail;
+    // A warm-up, then one request running five kernels, of which the dump lists two.
+    aggregator agg;
+    std::uint32_t corr = 1;
+    const auto run = [&](const char* name, std::uint64_t start, std::uint64_t dur) {
+      agg.on_launch(corr, launch_kind::kernel);
+      gpu_op o;
+      o.correlation_id = corr++;
+      o.start_ns = start;
+      o.end_ns = start + dur;
+      o.name = name;
+      agg.on_gpu_op(o);
+    };
+    agg.push(range_domain::diffscope, agg.intern("warmup", false), diffscope::category::request,
+             std::nullopt, 1, "warmup", true);
+    run("warm_kernel", 10, 900'000);
+    agg.pop(range_domain::diffscope, 2);
+    agg.push(range_domain::diffscope, agg.intern("request", false), diffscope::category::request,
+             std::nullopt, 3, "r1", false);
+    const char* names[] = {"gemm_a", "gemm_b", "layer_norm_c", "softmax_d", "copy_e"};
+    for (int i = 0; i < 5; ++i)
+      for (int n = 0; n <= i; ++n) run(names[i], 1'000'000 + 10'000 * (5 * i + n), 1000 * (5 - i));
+    agg.pop(range_domain::diffscope, 4);
+    agg.finalize_all();
+    const diffscope::results res = agg.snapshot(true);
+    const double busy = res.requests[1].gpu.busy_ms;  // 5+8+9+8+5 us
+    CHECK(busy == doctest::Approx(0.035));
+    diffscope::perf_dump_options o;
+    o.max_kernels = 2;
+    o.request_id = o.commit_hash = o.timestamp = "x";
+    byte_source in(diffscope::perf_dump_json(res, o), "new.json", ~0ull, "this input");
+    const hotspot_source src = hotspots_from_input(in);
+    CHECK(src.has_window);
+    CHECK(src.kernels_total == 5);
+    REQUIRE(src.res.kernels.size() == 2);
+    const auto rep = diffscope::analyze_hotspots(src.res);
+    CHECK(rep.total_ms == doctest::Approx(busy));
+    CHECK(rep.operations == 15);
+    CHECK(rep.kernel_names == 5);
+    CHECK(rep.kernels[0].share == doctest::Approx(100.0 * 9 / 35));
+    const std::string text = diffscope::hotspots_text(rep, 30);
+    CHECK(text.find("Top 2 of 5 kernels by total GPU time (0.04 ms in 15 operations)") !=
+          std::string::npos);
+    REQUIRE(rep.categories.back().category == diffscope::unlisted_category);
+    CHECK(rep.categories.back().count == 15 - 5);  // layer_norm_c x3 and gemm_b x2 listed
+    CHECK(rep.categories.back().total_ms == doctest::Approx(0.035 - 0.017));
+    CHECK(diffscope::detail::window_text(src.res) == "the one counted request (id r1)");
+    CHECK(diffscope::detail::outside_text(src.res.window) ==
+          "0.90 ms of GPU work in 1 operations, all in warm-ups");
+
+    // A dump written before windows (no "window"): ranked from what it lists, as before.
+    const std::string old =
+        R"({"diffscope": {"kernels_total": 9, "kernels": [{"name": "gemm", "count": 2,
+            "total_ms": 3}, {"name": "norm", "count": 1, "total_ms": 1}]}})";
+    byte_source oin(old, "old.json", ~0ull, "this input");
+    const hotspot_source osrc = hotspots_from_input(oin);
+    CHECK_FALSE(osrc.has_window);
+    CHECK(osrc.kernels_total == 9);
+    const auto orep = diffscope::analyze_hotspots(osrc.res);
+    CHECK(orep.total_ms == doctest::Approx(4));
+    CHECK(orep.operations == 3);
+    CHECK(diffscope::hotspots_text(orep, 30).find("Top 2 of 2 kernels by total GPU time (4.00 ms "
+                                                  "in 3 operations)") != std::string::npos);
+    for (const auto& c : orep.categories) CHECK(c.category != diffscope::unlisted_category);
   }
 
   TEST_CASE("a byte-order mark is skipped once, as in dumps") {

@@ -17,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include <diffscope/aggregate/aggregator.hpp>
 #include <diffscope/output/perf_dump.hpp>
 #include <diffscope/output/summary.hpp>
 #include <diffscope/util/json_writer.hpp>
@@ -515,10 +516,11 @@ TEST_SUITE("perf_dump") {
     o.gate_verdict = "invalid: diffusers fallback";
     o.max_kernels = 2;
     const auto ds = dump(r, o)["diffscope"];
-    CHECK(ds.keys() == std::vector<std::string>{
-                           "schema_version", "version", "timing", "status", "gate", "environment",
-                           "stages", "steps", "requests", "scopes", "kernels_total", "kernels",
-                           "hotspots", "memory", "faults", "unclosed_ranges", "overhead", "trace"});
+    CHECK(ds.keys() == std::vector<std::string>{"schema_version", "version", "timing", "status",
+                                                "gate", "environment", "window", "stages", "steps",
+                                                "requests", "scopes", "kernels_total", "kernels",
+                                                "hotspots", "memory", "faults", "unclosed_ranges",
+                                                "overhead", "trace"});
     CHECK(ds["schema_version"].num == 1);
     CHECK(ds["timing"].has("total_duration_ms"));
     CHECK(ds["timing"].has("steps.duration_ms"));
@@ -551,6 +553,99 @@ TEST_SUITE("perf_dump") {
     CHECK(ds["trace"]["enabled"].b == false);
     const auto ungated = dump(sample::profiled())["diffscope"]["gate"];
     CHECK(ungated["gated"].b == false);
+  }
+
+  TEST_CASE("one window: every section of the dump covers the last request, outside work apart") {
+    using namespace diffscope::detail;
+    // Built by the aggregator: a warm-up, unannotated work, then two requests of which the
+    // first one's records arrive last.
+    aggregator agg;
+    std::uint32_t corr = 1;
+    const auto request = [&](const char* id, std::uint64_t t, bool warmup) {
+      agg.push(range_domain::diffscope, agg.intern(warmup ? "warmup" : "request", false),
+               diffscope::category::request, std::nullopt, t, id, warmup);
+    };
+    const auto scope = [&](const char* name, std::uint64_t t, diffscope::category c) {
+      agg.push(range_domain::diffscope, agg.intern(name, !aggregator::never_folded(c)), c,
+               std::nullopt, t);
+    };
+    const auto op = [&](std::uint32_t id, std::uint64_t start, std::uint64_t dur,
+                        const char* name) {
+      gpu_op o;
+      o.correlation_id = id;
+      o.start_ns = start;
+      o.end_ns = start + dur;
+      o.name = name;
+      agg.on_gpu_op(o);
+    };
+    request("warmup", 1, true);
+    agg.on_launch(corr, launch_kind::kernel);
+    const std::uint32_t warm = corr++;
+    agg.pop(range_domain::diffscope, 2);
+    agg.on_launch(corr, launch_kind::kernel);
+    const std::uint32_t loose = corr++;
+    std::vector<std::uint32_t> first, last;
+    for (int i = 0; i < 2; ++i) {
+      request(i == 0 ? "a" : "b", 10 + 10 * i, false);
+      scope("DenoisingStage", 11 + 10 * i, diffscope::category::stage);
+      scope("attention", 12 + 10 * i, diffscope::category::attention);
+      for (int k = 0; k < 3; ++k) {
+        agg.on_launch(corr, launch_kind::kernel);
+        (i == 0 ? first : last).push_back(corr++);
+      }
+      for (int p = 0; p < 3; ++p) agg.pop(range_domain::diffscope, 13 + 10 * i + p);
+    }
+    op(warm, 100, 4000, "flash_fwd_kernel");
+    op(loose, 5000, 300, "elementwise_kernel");
+    for (std::size_t k = 0; k < last.size(); ++k)
+      op(last[k], 6000 + 100 * k, 20 + k, "gemm_kernel");
+    for (std::size_t k = 0; k < first.size(); ++k)
+      op(first[k], 7000 + 100 * k, 50, "flash_fwd_kernel");
+    agg.finalize_all();
+    diffscope::results r = agg.snapshot(true);
+    const auto d = dump(r);
+    const auto& ds = d["diffscope"];
+    const auto& w = ds["window"];
+    CHECK(w["covers"].str == "last");
+    REQUIRE(w["requests"].items.size() == 1);
+    CHECK(w["requests"][0]["index"].num == 2);
+    CHECK(w["requests"][0]["id"].str == "b");
+    CHECK(w["kernel_names"].num == 1);
+    // The window's kernels, its hotspots, its stage and its GPU total are the same 63 ns.
+    double kernels = 0;
+    for (const auto& k : ds["kernels"].items) kernels += k["total_ms"].num;
+    const double busy = r.requests[2].gpu.busy_ms;
+    CHECK(busy == doctest::Approx(63e-6));
+    CHECK(kernels == doctest::Approx(busy));
+    CHECK(w["gpu"]["busy_ms"].num == doctest::Approx(busy));
+    CHECK(w["gpu"]["operations"].num == 3);
+    CHECK(ds["hotspots"]["total_ms"].num == doctest::Approx(busy));
+    CHECK(ds["kernels_total"].num == 1);
+    REQUIRE(ds["stages"].items.size() == 1);
+    CHECK(ds["stages"][0]["calls"].num == 1);
+    CHECK(ds["stages"][0]["gpu"]["busy_ms"].num == doctest::Approx(busy));
+    for (const auto& s : ds["scopes"].items)
+      if (s["path"].str == "request/DenoisingStage/attention")
+        CHECK(s["gpu"]["busy_ms"].num == doctest::Approx(busy));
+    // No flash kernel ran in the window: the warm-up's and request a's are not its findings.
+    for (const auto& f : ds["hotspots"]["families"].items) CHECK(f["status"].str != "engaged");
+    // Outside: the warm-up and the unannotated kernel, 4.3 us in 2 operations.
+    CHECK(w["outside"]["busy_ms"].num == doctest::Approx(4300e-6));
+    CHECK(w["outside"]["operations"].num == 2);
+    CHECK(w["warmups"]["operations"].num == 1);
+    const std::string text = diffscope::summary_text(r);
+    CHECK(text.find("Window: the last of 2 counted requests (id b), in every table below "
+                    "(DIFFSCOPE_WINDOW=requests: all of them)\n") != std::string::npos);
+    CHECK(text.find("Outside requests: 0.00 ms of GPU work in 2 operations (warm-ups: 0.00 ms in "
+                    "1), in no table\n") != std::string::npos);
+    CHECK(text.find("Top kernels (1 of 1") != std::string::npos);
+
+    // Host-only results: the window is named, its GPU figures are absent, not zero.
+    const auto h = dump(sample::host_only())["diffscope"]["window"];
+    CHECK(h["covers"].str == "run");
+    CHECK(h["requests"].items.empty());
+    CHECK(h["gpu"].k == mini_json::kind::null);
+    CHECK(h["outside"].k == mini_json::kind::null);
   }
 
   TEST_CASE("ranges open at stop and scopes past the cap are in the dump") {

@@ -5,6 +5,7 @@
 #include <cstdlib>
 #include <string>
 
+#include <diffscope/analysis/figures.hpp>
 #include <diffscope/analysis/hotspots.hpp>
 
 #include "cli.hpp"
@@ -84,6 +85,17 @@ int run_hotspots(const args& a) {
       out += " (the dump lists the top " + std::to_string(src.res.kernels.size()) + " of " +
              std::to_string(src.kernels_total) + ")";
     out += "\n";
+    // The dump's own totals: its window's, over every kernel it saw, listed or not.
+    if (src.has_window) {
+      const window_info& w = src.res.window;
+      out += "window: " + diffscope::detail::window_text(src.res);
+      if (w.gpu.measured)
+        out += "; " + diffscope::detail::fixed(w.gpu.busy_ms, 2) + " ms of GPU work in " +
+               std::to_string(w.gpu.operations()) + " operations";
+      out += "\n";
+      const std::string outside = diffscope::detail::outside_text(w);
+      if (!outside.empty()) out += "outside requests: " + outside + ", not ranked\n";
+    }
   }
   out += "\n";
   if (rep.kernels.empty()) {

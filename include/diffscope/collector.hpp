@@ -24,6 +24,7 @@
 
 #include <cuda_runtime_api.h>
 
+#include <diffscope/aggregate/window.hpp>
 #include <diffscope/capture/cupti_source.hpp>
 #include <diffscope/capture/event_timer.hpp>
 #include <diffscope/config.hpp>
@@ -118,6 +119,10 @@ struct collector_options {
   detail::cupti_options cupti;
   /// The first N requests (DIFFSCOPE_REQUEST) are warm-ups: in no dump, table or summary.
   std::uint64_t skip_requests = 0;
+  /// With request markers, every table (scopes, kernels, stages, steps) covers the last
+  /// counted request, or every counted one (DIFFSCOPE_WINDOW); a dump path holding {request}
+  /// makes it every counted one, so each request's file holds the same tables.
+  detail::window_mode window = detail::window_mode::last;
   /// How plain NVTX names (torch.cuda.nvtx, SGLang) map to stages, steps and requests.
   detail::name_rules names;
   /// Distinct scopes kept, and distinct range names (DIFFSCOPE_MAX_SCOPES; 0: no cap):
@@ -148,6 +153,8 @@ struct collector_options {
     o.names.request_prefix = prefix("DIFFSCOPE_REQUEST_PREFIX");
     o.names.strip_shapes = config::flag("DIFFSCOPE_STRIP_SHAPES");
     o.skip_requests = config::count("DIFFSCOPE_SKIP_REQUESTS").value_or(o.skip_requests);
+    o.window = config::choice("DIFFSCOPE_WINDOW") == 1 ? detail::window_mode::requests
+                                                       : detail::window_mode::last;
     o.max_scopes = config::count("DIFFSCOPE_MAX_SCOPES").value_or(o.max_scopes);
     o.dump.tag = config::text("DIFFSCOPE_TAG");
     o.dump.legacy_step_entries = config::flag("DIFFSCOPE_LEGACY_STEPS");

@@ -92,6 +92,8 @@ inline constexpr setting settings[] = {
    "distinct scopes kept; the rest fold into one (other) scope per parent (0: no cap)"},
   {"DIFFSCOPE_SKIP_REQUESTS", setting_type::count, "0", "", 0, no_limit, false,
    "the first N requests are warm-ups: in no dump, table or summary"},
+  {"DIFFSCOPE_WINDOW", setting_type::choice, "last", "last|requests", 0, 0, false,
+   "with requests, every table covers the last counted request, or every counted one"},
   // What is measured.
   {"DIFFSCOPE_NO_GPU", setting_type::flag, "off", "", 0, 0, false,
    "host timings only; CUPTI and the GPU untouched"},

@@ -84,7 +84,7 @@ struct stage_result {
 struct request_result {
   std::string id;
   std::uint64_t index = 0;  ///< order of entry among all requests, warm-ups included
-  bool warmup = false;      ///< excluded from every table, dump and summary figure
+  bool warmup = false;      ///< in no window: its GPU work counts in window_info::outside
   std::uint64_t calls = 0;
   double host_ms = 0;                ///< host wall time of the request range: its end-to-end time
   double start_ms = 0;               ///< host start relative to the collection start
@@ -101,6 +101,37 @@ struct kernel_result {
   std::string scope_path;  ///< innermost scope path it was attributed to ("" = none)
   std::uint64_t count = 0;
   double total_ms = 0, min_ms = 0, max_ms = 0;
+};
+
+/// GPU operations (kernels, copies, sets) counted together.
+struct op_totals {
+  /// Operations were traced (profile mode with GPU timing); false: the numbers are absent.
+  bool measured = false;
+  double busy_ms = 0;  ///< sum of their durations
+  std::uint64_t kernels = 0, memcpys = 0, memsets = 0;
+  std::uint64_t operations() const noexcept { return kernels + memcpys + memsets; }
+};
+
+/// What the window of the results is: whose work every table holds.
+inline constexpr char window_last[] = "last";          ///< the last counted request
+inline constexpr char window_requests[] = "requests";  ///< every counted request
+inline constexpr char window_run[] = "run";  ///< no counted request: the whole run, warm-ups aside
+
+/// The one time window every table of the results covers (scopes, steps, stages, kernels, and
+/// what is computed from them: categories, fast-path findings, shares), and the GPU work left
+/// out of it. Work belongs to the request range open on the thread that launched it, when it
+/// was launched (CUDA graph replays: the range around the graph launch), whenever its record
+/// arrives.
+struct window_info {
+  /// window_last, window_requests (DIFFSCOPE_WINDOW), or window_run when no request counted.
+  std::string covers = window_run;
+  std::vector<std::uint64_t> requests;  ///< indices into results::requests, in order
+  std::uint64_t kernel_names = 0;       ///< distinct names among results::kernels
+  op_totals gpu;                        ///< the window's operations: results::kernels summed
+  /// Operations outside every counted request: warm-ups, and work launched with no request
+  /// range open on its thread (with requests; without, such work is the window's).
+  op_totals outside;
+  op_totals warmups;  ///< of `outside`, the warm-ups'
 };
 
 /// Everything that went wrong and was survived; every counter is reported, none is fatal.
@@ -244,10 +275,11 @@ struct results {
   collector_status status;
   double wall_ms = 0;                     ///< host wall time from collection start to snapshot
   std::vector<scope_result> scopes;       ///< parents before children, in order of first entry
-  std::vector<step_result> steps;         ///< by step index
-  std::vector<stage_result> stages;       ///< in order of first entry
+  std::vector<step_result> steps;         ///< by step index (the window's)
+  std::vector<stage_result> stages;       ///< in order of first entry (the window's)
   std::vector<request_result> requests;   ///< every request in order, warm-ups included
                                           ///< (empty: no request markers, one implicit run)
+  window_info window;                     ///< whose work the tables below and above hold
   std::vector<kernel_result> kernels;     ///< by total_ms, descending
   std::vector<memory_checkpoint> memory;  ///< in order taken
   environment_info environment;

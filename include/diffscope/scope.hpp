@@ -58,7 +58,7 @@ constexpr const char* category_name(category c) noexcept {
 }
 
 /// The request name that marks a warm-up (DIFFSCOPE_WARMUP(), or a plain NVTX range
-/// "warmup"): collected, but in no dump, table or summary figure.
+/// "warmup"): collected, but in no table; its GPU work is reported as outside the requests.
 inline constexpr char warmup_request_name[] = "warmup";
 
 /// Prefix of the name a denoise step carries ("denoising_step_<i>"), the name SGLang's own
@@ -256,7 +256,8 @@ inline void mark(const char*, category = category::other) noexcept {}
 #define DIFFSCOPE_REQUEST(id)                                                         \
   const ::diffscope::scope DIFFSCOPE_DETAIL_CONCAT(diffscope_request_, __COUNTER__) = \
       ::diffscope::scope::request(id)
-/// A warm-up region: collected like any other, left out of every dump, table and summary.
+/// A warm-up region: collected like any other, left out of every table (its GPU work is
+/// reported apart, as outside the requests).
 #define DIFFSCOPE_WARMUP() \
   DIFFSCOPE_DETAIL_SCOPE(::diffscope::warmup_request_name, ::diffscope::category::request)
 /// An instantaneous marker.

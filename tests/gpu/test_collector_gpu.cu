@@ -200,6 +200,80 @@ TEST_SUITE("collector_gpu") {
     cudaStreamDestroy(s);
   }
 
+  TEST_CASE("one window: requests whose work runs after their ranges closed, graphs included") {
+    // The host runs ahead: request r1's kernels (behind a 5 ms one) run while r2 is open and
+    // after it closed; a graph captured before any request is replayed in the warm-up and in
+    // both requests. Every record counts in the request that launched it.
+    for (const auto window :
+         {diffscope::detail::window_mode::last, diffscope::detail::window_mode::requests}) {
+      CAPTURE(static_cast<int>(window));
+      cudaStream_t s;
+      CUDA_OK(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
+      auto& c = diffscope::collector::instance();
+      auto o = quiet();
+      o.window = window;
+      REQUIRE(c.start(o));
+      spin(1000, s);  // module instrumentation, outside any range
+      CUDA_OK(cudaStreamSynchronize(s));
+      cudaGraph_t graph;
+      cudaGraphExec_t exec;
+      CUDA_OK(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal));
+      {
+        DIFFSCOPE_SCOPE("G");
+        spin(100'000, s);
+        spin(100'000, s);
+      }
+      CUDA_OK(cudaStreamEndCapture(s, &graph));
+      CUDA_OK(cudaGraphInstantiate(&exec, graph, 0));
+      {
+        DIFFSCOPE_WARMUP();
+        spin(2'000'000, s);
+        CUDA_OK(cudaGraphLaunch(exec, s));
+      }
+      spin(1'000'000, s);  // between the warm-up and the requests, in no range
+      for (int r = 1; r <= 2; ++r) {
+        DIFFSCOPE_REQUEST("r" + std::to_string(r));
+        if (r == 1) spin(5'000'000, s);
+        DIFFSCOPE_SCOPE("denoise");
+        for (int i = 0; i < 3; ++i) spin(100'000 * static_cast<std::uint64_t>(r + 1), s);
+        CUDA_OK(cudaGraphLaunch(exec, s));
+      }
+      spin(500'000, s);  // after the requests, in no range
+      auto r = c.stop();
+      CUDA_OK(cudaStreamSynchronize(s));
+      REQUIRE(r.requests.size() == 3);
+      const bool all = window == diffscope::detail::window_mode::requests;
+      const auto& r1 = r.requests[1].gpu;
+      const auto& r2 = r.requests[2].gpu;
+      CHECK(r1.kernels == 6);
+      CHECK(r2.kernels == 5);
+      CHECK(within(r1.busy_ms, 5.8, 0.03));
+      CHECK(within(r2.busy_ms, 1.1, 0.03));
+      double kernels = 0;
+      std::uint64_t count = 0;
+      for (const auto& k : r.kernels) {
+        kernels += k.total_ms;
+        count += k.count;
+      }
+      const double busy = all ? r1.busy_ms + r2.busy_ms : r2.busy_ms;
+      MESSAGE("window kernels " << kernels << " ms, requests' busy " << busy << " ms");
+      CHECK(within(kernels, busy, 1e-6));
+      CHECK(count == (all ? 11u : 5u));
+      CHECK(r.window.gpu.operations() == count);
+      CHECK(within(r.window.gpu.busy_ms, busy, 1e-6));
+      CHECK(scope_at(r, "request/denoise/G").gpu.kernels == (all ? 4u : 2u));
+      CHECK(scope_at(r, "request/denoise").host.calls == (all ? 2u : 1u));
+      // Outside: the first kernel, the warm-up (its replay too), the two in no range.
+      CHECK(r.window.outside.operations() == 6);
+      CHECK(within(r.window.outside.busy_ms, 3.7 + 0.001, 0.03));
+      CHECK(r.window.warmups.operations() == 3);
+      CHECK(r.faults.unattributed_records == 0);
+      cudaGraphExecDestroy(exec);
+      cudaGraphDestroy(graph);
+      cudaStreamDestroy(s);
+    }
+  }
+
   TEST_CASE("eight threads launching at once are never misattributed") {
     constexpr int threads = 8, launches = 200;
     // Each thread launches its own kernel (the tag is in its name), so every kernel record

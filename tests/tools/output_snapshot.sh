@@ -59,11 +59,15 @@ norm() {
     -e 's/[0-9]+ ns per/<n> ns per/g' \
     -e 's/"(timestamp|request_id|commit_hash|pid|tid|start_unix_ns|ts|dur)": *"?[^,}"]*"?/"\1": <v>/g' "$@"
 }
+# toy_run NAME [VAR=VALUE...] [-- TOY_DIT_ARGS...]
 toy_run() {
   local name=$1
   shift
-  env DIFFSCOPE_NO_GPU=1 "$@" "$toy" --cpu --quiet --steps 4 --blocks 2 --tokens 64 --dim 64 \
-    --dump "$out/$name.dump.raw" --trace "$out/$name.trace.raw" --summary \
+  local vars=()
+  while [[ $# -gt 0 && $1 != -- ]]; do vars+=("$1"); shift; done
+  [[ $# -gt 0 ]] && shift
+  env DIFFSCOPE_NO_GPU=1 "${vars[@]}" "$toy" --cpu --quiet --steps 4 --blocks 2 --tokens 64 \
+    --dim 64 "$@" --dump "$out/$name.dump.raw" --trace "$out/$name.trace.raw" --summary \
     >"$out/$name.stdout.raw" 2>"$out/$name.stderr.raw"
   echo $? >"$out/$name.rc"
   for k in dump trace stdout stderr; do
@@ -73,4 +77,6 @@ toy_run() {
 toy_run toy_dit
 toy_run toy_dit_perf DIFFSCOPE_MODE=perf
 toy_run toy_dit_repeat DIFFSCOPE_LABEL=snap
+toy_run toy_dit_requests -- --repeat 3
+toy_run toy_dit_requests_all DIFFSCOPE_WINDOW=requests -- --repeat 3
 echo "output_snapshot: $(find "$out" -type f | wc -l) files in $out"

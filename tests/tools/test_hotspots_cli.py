@@ -174,6 +174,44 @@ with tempfile.TemporaryDirectory() as tmp:
     check("\n  conv2d_kernel<float>  " in out and "void " not in out,
           "layerwise dump: kernels by their short names")
 
+# A dump names its window: hotspots prints the window's own totals (every kernel it saw, the
+# dump listing its longest), and the work outside its requests apart; a dump written before
+# windows ranks what it lists, as it did.
+with tempfile.TemporaryDirectory() as tmp:
+    kernels = [{"name": f"void gemm_{i}<float>(float*)", "kind": "kernel", "scope_path": "request/x",
+                "count": 10, "total_ms": 50.0 - i} for i in range(3)]
+    dump = {"total_duration_ms": 900.0, "diffscope": {
+        "requests": {"count": 2, "warmups": 1, "list": [
+            {"index": 0, "id": "warmup", "warmup": True, "e2e_ms": 500.0},
+            {"index": 1, "id": "a", "warmup": False, "e2e_ms": 400.0},
+            {"index": 2, "id": "b", "warmup": False, "e2e_ms": 400.0}]},
+        "window": {"covers": "last", "requests": [{"index": 2, "id": "b"}], "kernel_names": 212,
+                   "gpu": {"busy_ms": 871.2, "operations": 22100, "kernels": 22000,
+                           "memcpys": 100, "memsets": 0},
+                   "outside": {"busy_ms": 421.0, "operations": 22000, "kernels": 22000,
+                               "memcpys": 0, "memsets": 0},
+                   "warmups": {"busy_ms": 400.0, "operations": 21000, "kernels": 21000,
+                               "memcpys": 0, "memsets": 0}},
+        "kernels_total": 591, "kernels": kernels}}
+    path = os.path.join(tmp, "window.json")
+    json.dump(dump, open(path, "w"))
+    rc, out, err = run(path)
+    check(rc == 0, f"window dump: exit 0 ({err!r})")
+    check("(the dump lists the top 3 of 591)" in out, "window dump: entries listed of the total")
+    check("\nwindow: the last of 2 counted requests (id b); 871.20 ms of GPU work in 22100 "
+          "operations\n" in out, f"window dump: the window's own totals ({out[:400]!r})")
+    check("\noutside requests: 421.00 ms of GPU work in 22000 operations (warm-ups: 400.00 ms in "
+          "21000), not ranked\n" in out, "window dump: the work outside its requests, apart")
+    check("Top 3 of 212 kernels by total GPU time (871.20 ms in 22100 operations)" in out,
+          "window dump: top N of the window's kernel names, its totals")
+    check("  (not listed) " in out, "window dump: the kernels it does not list, one category row")
+    del dump["diffscope"]["window"]
+    json.dump(dump, open(path, "w"))
+    rc, out, err = run(path)
+    check(rc == 0 and "window:" not in out and "outside requests" not in out
+          and "Top 3 of 3 kernels by total GPU time (147.00 ms in 30 operations)" in out,
+          f"old dump: ranked from what it lists ({out[:400]!r})")
+
 rc, out, err = run("--rules", os.path.join(fx, "custom.rules"), fused)
 check(rc == 0 and "custom rules" in out and " attention_any " in out, f"--rules: {err}")
 bad = os.path.join(fx, "bad_regex.rules")

@@ -416,6 +416,8 @@ def main():
         check("a &lt;b&gt;cat&lt;/b&gt; &amp; &quot;dog&quot;" in text, "rich: meta escaped")
         check("NVIDIA H200" in text and "valid" in text and "1 counted, 1 warm-up excluded" in text
               and "1500 ns per launch callback" in text, "rich: GPU, gate, requests, overhead")
+        check("<dt>window</dt>" not in text and "<dt>outside requests</dt>" not in text,
+              "rich: a dump written before windows names none")
         svgs = sorted(os.listdir(svg_dir))
         want = sorted(c + ".svg" for c in p.charts)
         check(svgs == want, f"--svg-dir: one file per chart ({svgs} vs {want})")
@@ -488,6 +490,28 @@ def main():
             os.remove(out)
     rc, _, err = run(binary, "report", fx("ds_base.json"), "-o", work)
     check(rc == 2 and work in err, f"-o at a directory: exit 2 naming it ({err.strip()!r})")
+
+    # A dump that names its window: the header says which requests every table covers and
+    # what GPU work was outside them; kernel shares are of the window's own total.
+    windowed = make_dump(8, 4, seed=5, n_kernels=3)
+    windowed["diffscope"]["requests"] = {"count": 2, "warmups": 0, "list": [
+        {"index": 0, "id": "a", "warmup": False, "e2e_ms": 9.0},
+        {"index": 1, "id": "b", "warmup": False, "e2e_ms": 9.0}]}
+    listed = sum(k["total_ms"] for k in windowed["diffscope"]["kernels"])
+    windowed["diffscope"]["window"] = {
+        "covers": "last", "requests": [{"index": 1, "id": "b"}], "kernel_names": 40,
+        "gpu": {"busy_ms": 2 * listed, "operations": 1000, "kernels": 1000, "memcpys": 0,
+                "memsets": 0},
+        "outside": {"busy_ms": 421.0, "operations": 22000, "kernels": 22000, "memcpys": 0,
+                    "memsets": 0},
+        "warmups": None}
+    p = report("windowed", write(os.path.join(work, "windowed.json"), windowed))
+    if p:
+        text = html_of(os.path.join(work, "windowed.html"))
+        check("<dt>window</dt><dd>the last of 2 counted requests (id b), in every table below</dd>"
+              in text, "windowed: the window in the header")
+        check("<dt>outside requests</dt><dd>421.00 ms of GPU work in 22000 operations, in no "
+              "table</dd>" in text, "windowed: the work outside its requests in the header")
 
     # Large dumps: 1,000 scopes, 100 steps, 8 ranks.
     ranks = []

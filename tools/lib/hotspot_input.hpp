@@ -1,6 +1,7 @@
-// What `diffscope hotspots` ranks, read once from a perf dump (diffscope.kernels, kept whole up to
-// max_dump_bytes) or a torch.profiler Chrome trace (kernel and gpu_memcpy events, dur summed by
-// name: SGLang's quick ranking; streamed), names demangled, and its category rules file.
+// What `diffscope hotspots` ranks, read once from a perf dump (lib/dump_results.hpp: the kernels
+// it lists and its window's totals, kept whole up to max_dump_bytes) or a torch.profiler Chrome
+// trace (kernel and gpu_memcpy events, dur summed by name: SGLang's quick ranking; streamed),
+// names demangled, and its category rules file.
 #pragma once
 
 #include <algorithm>
@@ -11,14 +12,14 @@
 #include <utility>
 #include <vector>
 
-#include <nlohmann/json.hpp>
-
 #include <diffscope/analysis/hotspots.hpp>
 #include <diffscope/output/hotspots_report.hpp>
 #include <diffscope/results.hpp>
 #include <diffscope/util/demangle.hpp>
 
 #include "../cli.hpp"
+#include "dump_reader.hpp"
+#include "dump_results.hpp"
 #include "input.hpp"
 #include "json_input.hpp"
 #include "trace_stream.hpp"
@@ -40,6 +41,7 @@ struct hotspot_source {
   std::uint64_t events = 0, kernels_total = 0;
   std::uint64_t names_folded = 0;  ///< distinct names beyond the cap, folded into one row
   bool gzip = false;
+  bool has_window = false;  ///< a dump that names its window (res.window)
 };
 
 /// A torch.profiler (Kineto) trace, streamed: sums dur (us) by name over kernel and
@@ -120,100 +122,15 @@ inline hotspot_source hotspots_from_trace(byte_source& in, trace_scan_info* info
   return src;
 }
 
-namespace detail_hotspots {
-
-inline const nlohmann::json& member(const nlohmann::json& o, const char* key,
-                                    const std::string& where, const std::string& path) {
-  if (!o.is_object() || !o.contains(key))
-    throw failure(exit_usage, path + ": " + where + " has no \"" + key + "\"");
-  return o.at(key);
-}
-
-inline double number_at(const nlohmann::json& o, const char* key, const std::string& where,
-                        const std::string& path) {
-  const auto& v = member(o, key, where, path);
-  if (!v.is_number())
-    throw failure(exit_usage, path + ": " + where + "." + key + " is not a number");
-  return v.get<double>();
-}
-
-inline std::string string_at(const nlohmann::json& o, const char* key, const std::string& where,
-                             const std::string& path) {
-  const auto& v = member(o, key, where, path);
-  if (!v.is_string())
-    throw failure(exit_usage, path + ": " + where + "." + key + " is not a string");
-  return v.get<std::string>();
-}
-
-inline category category_from_name(const std::string& s) {
-  for (category c : {category::stage, category::denoise_step, category::attention,
-                     category::norm_rope, category::other})
-    if (s == category_name(c)) return c;
-  return category::other;
-}
-
-}  // namespace detail_hotspots
-
-/// A diffscope perf dump held in memory: kernels (the top ones the dump lists), scopes and
-/// steps; `path` names it in messages.
+/// A diffscope perf dump held in memory, read by the dump reader's rules (dump_reader.hpp) into
+/// what dump_results.hpp makes of it: the kernels it lists, its scopes, steps and window;
+/// `path` names it in messages.
 inline hotspot_source hotspots_from_dump(std::string_view text, const std::string& path) {
-  using namespace detail_hotspots;
-  const std::string_view json = checked_json_text(text, path);
-  nlohmann::json j;
-  try {
-    j = nlohmann::json::parse(json.begin(), json.end());
-  } catch (const nlohmann::json::exception& e) {
-    throw failure(exit_usage, path + ": not valid JSON (" + json_error_text(e) + ")");
-  }
+  dump_results d = results_of_dump(parse_dump(text, path));
   hotspot_source src;
-  const auto& ds = member(j, "diffscope", "the dump", path);
-  const auto& kernels = member(ds, "kernels", "diffscope", path);
-  if (!kernels.is_array()) throw failure(exit_usage, path + ": diffscope.kernels is not an array");
-  for (std::size_t i = 0; i < kernels.size(); ++i) {
-    const std::string where = "diffscope.kernels[" + std::to_string(i) + "]";
-    const auto& k = kernels[i];
-    if (!k.is_object()) throw failure(exit_usage, path + ": " + where + " is not an object");
-    kernel_result r;
-    // Dumps written before kernel names were demangled still rank and match by them.
-    r.name = diffscope::detail::demangle(string_at(k, "name", where, path));
-    r.kind = k.contains("kind") && k["kind"].is_string() ? k["kind"].get<std::string>() : "kernel";
-    r.scope_path = k.contains("scope_path") && k["scope_path"].is_string()
-                       ? k["scope_path"].get<std::string>()
-                       : "";
-    const double count = number_at(k, "count", where, path);
-    if (count < 0) throw failure(exit_usage, path + ": " + where + ".count is negative");
-    r.count = static_cast<std::uint64_t>(count);
-    r.total_ms = number_at(k, "total_ms", where, path);
-    r.min_ms = k.contains("min_ms") && k["min_ms"].is_number() ? k["min_ms"].get<double>() : 0;
-    r.max_ms = k.contains("max_ms") && k["max_ms"].is_number() ? k["max_ms"].get<double>() : 0;
-    src.res.kernels.push_back(std::move(r));
-  }
-  src.kernels_total = ds.contains("kernels_total") && ds["kernels_total"].is_number_unsigned()
-                          ? ds["kernels_total"].get<std::uint64_t>()
-                          : kernels.size();
-  if (ds.contains("scopes") && ds["scopes"].is_array()) {
-    for (const auto& s : ds["scopes"]) {
-      if (!s.is_object() || !s.contains("path") || !s["path"].is_string()) continue;
-      scope_result sr;
-      sr.path = s["path"].get<std::string>();
-      if (s.contains("category") && s["category"].is_string())
-        sr.cat = category_from_name(s["category"].get<std::string>());
-      src.res.scopes.push_back(std::move(sr));
-    }
-  }
-  if (ds.contains("steps") && ds["steps"].is_array()) {
-    for (const auto& s : ds["steps"]) {
-      if (!s.is_object() || !s.contains("step") || !s["step"].is_number_integer()) continue;
-      step_result st;
-      st.step = s["step"].get<std::int64_t>();
-      if (s.contains("gpu") && s["gpu"].is_object() && s["gpu"].contains("busy_ms") &&
-          s["gpu"]["busy_ms"].is_number()) {
-        st.gpu.measured = true;
-        st.gpu.busy_ms = s["gpu"]["busy_ms"].get<double>();
-      }
-      src.res.steps.push_back(std::move(st));
-    }
-  }
+  src.res = std::move(d.res);
+  src.kernels_total = d.kernels_total;
+  src.has_window = d.has_window;
   return src;
 }
 

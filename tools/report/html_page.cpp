@@ -175,6 +175,8 @@ void run_header(page_builder& b, const run_view& r) {
                                 " warm-up excluded");
     else
       h += fact("requests", "not recorded");
+    if (!r.window.empty()) h += fact("window", escape(r.window) + ", in every table below");
+    if (!r.outside.empty()) h += fact("outside requests", escape(r.outside) + ", in no table");
     h += fact("overhead", r.overhead.empty() ? "not recorded" : escape(r.overhead));
     std::string faults;
     for (const auto& [name, n] : r.faults)

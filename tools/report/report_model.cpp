@@ -5,13 +5,13 @@
 #include <algorithm>
 #include <unordered_map>
 
+#include <diffscope/analysis/figures.hpp>
 #include <diffscope/analysis/hotspots.hpp>
 #include <diffscope/results.hpp>
-#include <diffscope/util/demangle.hpp>
 #include <diffscope/util/text_table.hpp>
 
 #include "../lib/compare.hpp"
-#include "../lib/hotspot_input.hpp"
+#include "../lib/dump_results.hpp"
 
 namespace diffscope::cli::report {
 
@@ -181,47 +181,28 @@ void read_scopes(const keys& k, const ordered_json& ds, run_view& r) {
   }
 }
 
-void read_kernels(const keys& k, const ordered_json& ds, run_view& r) {
-  const ordered_json* a = k.array(ds, "kernels", "diffscope");
-  if (a == nullptr) return;
+/// The kernels the dump lists, and the console's ranking and families over them (shares of
+/// the window's own total where the dump names it): what lib/dump_results.hpp reads.
+void read_kernels(run_view& r) {
+  const dump_results d = results_of_dump(r.dump);
   const kernel_classifier rules;
-  k.each_object(*a, "diffscope.kernels", [&](const ordered_json& o, const std::string& at) {
+  for (const kernel_result& x : d.res.kernels) {
     kernel_row kr;
-    const auto name = k.string(o, "name", at);
-    const auto total = k.number(o, "total_ms", at);
-    if (!name || !total) k.bad(at, "lacks name/total_ms");
-    kr.name = diffscope::detail::demangle(*name);  // older dumps carry mangled names
-    kr.total_ms = *total;
-    kr.kind = k.string(o, "kind", at).value_or("kernel");
-    kr.scope_path = k.string(o, "scope_path", at).value_or("");
-    const double count = k.number(o, "count", at).value_or(0);
-    if (count < 0) k.bad(at + ".count", "is negative");
-    kr.count = static_cast<std::uint64_t>(count);
+    kr.name = x.name;
+    kr.kind = x.kind;
+    kr.scope_path = x.scope_path;
+    kr.count = x.count;
+    kr.total_ms = x.total_ms;
     kr.category = rules.classify(kr.name, kr.kind);
     r.kernels.push_back(std::move(kr));
-  });
-  r.kernels_total = r.kernels.size();
-  if (const auto t = k.integer(ds, "kernels_total", "diffscope"); t && *t >= 0)
-    r.kernels_total = std::max<std::uint64_t>(r.kernels.size(), static_cast<std::uint64_t>(*t));
-
-  // The console's ranking and families over the kernels the dump lists.
-  results res;
-  for (const kernel_row& kr : r.kernels) {
-    kernel_result x;
-    x.name = kr.name;
-    x.kind = kr.kind;
-    x.scope_path = kr.scope_path;
-    x.count = kr.count;
-    x.total_ms = kr.total_ms;
-    res.kernels.push_back(std::move(x));
   }
-  for (const scope_row& s : r.scopes) {
-    scope_result sr;
-    sr.path = s.path;
-    sr.cat = detail_hotspots::category_from_name(s.category);
-    res.scopes.push_back(std::move(sr));
+  r.kernels_total = d.kernels_total;
+  if (d.has_window) {
+    r.window = diffscope::detail::window_text(d.res);
+    r.outside = diffscope::detail::outside_text(d.res.window);
   }
-  const hotspot_report rep = analyze_hotspots(res, rules);
+  if (d.res.kernels.empty()) return;
+  const hotspot_report rep = analyze_hotspots(d.res, rules);
   r.ranked_kernels = rep.kernels;
   r.categories = rep.categories;
   r.families = rep.families;
@@ -385,7 +366,7 @@ run_view view_of(perf_dump_data dump) {
     read_timed(k, ds, true, r);
     read_timed(k, ds, false, r);
     read_scopes(k, ds, r);
-    read_kernels(k, ds, r);
+    read_kernels(r);
     read_hotspots(k, ds, r);
     read_merge(k, ds, r);
   }

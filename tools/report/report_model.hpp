@@ -98,6 +98,10 @@ struct run_view {
   std::optional<bool> gated;
   std::string gate_verdict;
   std::optional<std::int64_t> requests_counted, requests_warmups;
+  /// The requests every table covers, in words (analysis/figures.hpp); "" for a dump that
+  /// does not name its window (written before it had one: the whole run).
+  std::string window;
+  std::string outside;  ///< GPU work outside every counted request, in words; "" when none
   std::int64_t perf_sample_steps = 0;
   std::vector<std::pair<std::string, std::uint64_t>> faults;  ///< the non-zero counters
   bool has_faults = false;                                    ///< a faults object was there

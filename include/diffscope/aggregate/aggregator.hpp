@@ -21,6 +21,12 @@
 // - CUDA graphs: nodes created during capture remember the scope open on the capturing
 //   thread; when a replayed node's operation arrives, it is attributed to that capture path
 //   grafted under the scope around the graph launch.
+// - One window (window.hpp): the tables hold the last counted request's work, every counted
+//   request's (aggregator_options::window), or the whole run while no request counts. A
+//   range, a scope call and a launch carry their request from the frame stack at the time
+//   (graph replays: the launch's), so a record arriving late still goes to its request's
+//   window; warm-ups and, once a request counts, work outside request ranges are counted
+//   apart.
 // - Distinct scopes are capped (aggregator_options::max_scopes, and as many range names):
 //   past the cap a new (parent, name) goes into the parent's one "(other)" scope, counted
 //   like any scope, and ranges opened inside such a call have no scope of their own (their
@@ -30,7 +36,8 @@
 // Files: names.hpp (name interning), scope_tree.hpp (scope nodes and the cap),
 // thread_state.hpp (open ranges per thread), instances.hpp (scope calls with GPU work),
 // launch_table.hpp (launches awaiting records), graphs.hpp (graph grafting), kernel_table.hpp,
-// timeline.hpp (steps, stages, requests), trace_buffer.hpp, snapshot.hpp (to results.hpp).
+// timeline.hpp (steps, stages, requests), window.hpp, trace_buffer.hpp, snapshot.hpp (to
+// results.hpp).
 // This class composes them: it owns the locks and the entry points.
 #pragma once
 
@@ -56,6 +63,7 @@
 #include <diffscope/aggregate/thread_state.hpp>
 #include <diffscope/aggregate/timeline.hpp>
 #include <diffscope/aggregate/trace_buffer.hpp>
+#include <diffscope/aggregate/window.hpp>
 #include <diffscope/capture/activity.hpp>
 #include <diffscope/results.hpp>
 #include <diffscope/util/clock.hpp>
@@ -70,6 +78,8 @@ struct aggregator_options {
   /// Distinct scopes (tree nodes other than stages, steps, requests and "(other)"), and
   /// distinct range names, kept before folding into "(other)"; 0: no cap.
   std::uint64_t max_scopes = 10'000;
+  /// Once a request counts, the tables hold the last counted request or every counted one.
+  window_mode window = window_mode::last;
 };
 
 class aggregator final : public activity_sink {
@@ -82,6 +92,7 @@ class aggregator final : public activity_sink {
         names_(options.max_scopes),
         tree_(options.max_scopes),
         timeline_(options.skip_requests),
+        window_(options.window),
         trace_(options.keep_trace, options.trace_cap, origin_ns_) {}
   ~aggregator() override {
     thread_registry& r = thread_registry::instance();
@@ -151,10 +162,9 @@ class aggregator final : public activity_sink {
     f.stage = cat == category::stage
                   ? static_cast<std::int32_t>(stage_index(f.node, t_ns, f.excluded))
                   : (top ? top->stage : -1);
-    // Warm-up-only scopes stay out of the tables (an absorbed frame's node is its
-    // ancestor's, marked already).
-    if (!f.excluded && n != nullptr && !n->included.load(std::memory_order_relaxed))
-      n->included.store(true, std::memory_order_relaxed);
+    // A row of the window when entered in it (an absorbed frame's node is its ancestor's,
+    // marked already).
+    if (n != nullptr) note_entered(*n, window_.key_of(f.request, f.excluded), window_.current());
     ts.stack.push_back(f);
     track_top(ts);
     ts.open.store(ts.stack.size(), std::memory_order_relaxed);
@@ -231,7 +241,10 @@ class aggregator final : public activity_sink {
         if (!ts.stack.empty()) ts.stack.back().timed = correlation_id;  // pop() ends the pair
         if (!ts.stack.empty() && ts.stack.back().node != no_node) {
           p.instance = ensure_instances(ts, instances_, tree_);
-          ++instances_.find(p.instance)->expected;  // the scope's own span: its instance alone
+          scope_instance* in = instances_.find(p.instance);
+          ++in->expected;  // the scope's own span: its instance alone
+          p.request = in->request;
+          p.excluded = in->excluded;
         }
         launches_.insert(correlation_id, p);
         return;
@@ -339,9 +352,12 @@ class aggregator final : public activity_sink {
     results r;
     r.wall_ms = (now_ns() - origin_ns_) / 1e6;
     std::lock_guard<std::mutex> g(mutex_);
-    snapshot_scopes(r, tree_, names_, gpu_measured);
-    snapshot_timeline(r, timeline_, tree_, names_, origin_ns_, gpu_measured);
-    snapshot_kernels(r, kernels_, tree_, names_);
+    const std::uint64_t window = window_.current();
+    snapshot_scopes(r, tree_, names_, gpu_measured, window);
+    snapshot_timeline(r, timeline_, tree_, names_, origin_ns_, gpu_measured, window_);
+    snapshot_kernels(r, kernels_window_ == window ? &kernels_ : nullptr, tree_, names_,
+                     gpu_measured);
+    snapshot_outside(r, window_, gpu_measured);
     r.faults.dropped_records = dropped_.load();
     r.faults.zero_timestamps = zero_timestamps_.load();
     r.faults.inverted_timestamps = inverted_timestamps_.load();
@@ -415,23 +431,29 @@ class aggregator final : public activity_sink {
     return timeline_.stage_index(node_id, t_ns, excluded);
   }
 
-  // A new request; `excluded` in: inside a warm-up already, out: this one is excluded.
+  // A new request; `excluded` in: inside a warm-up already, out: this one is excluded. One
+  // that counts opens the window.
   std::int32_t begin_request(std::string_view id, bool warmup, std::uint64_t t_ns, bool& excluded) {
     std::lock_guard<std::mutex> g(mutex_);
-    return timeline_.begin_request(id, warmup, t_ns, excluded);
+    const std::int32_t index = timeline_.begin_request(id, warmup, t_ns, excluded);
+    if (!excluded) window_.request_counted(index);
+    return index;
   }
 
   void close_frame(thread_state& ts, const scope_frame& f, std::uint64_t t_ns) {
     const std::uint64_t dur = t_ns > f.start_ns ? t_ns - f.start_ns : 0;
     scope_node& n = tree_.node_at(f.node);
     const bool absorbed = f.fold == fold_absorbed;  // its instance is its ancestor's
-    if (!f.excluded && !absorbed) {
+    const std::uint64_t key = window_.key_of(f.request, f.excluded);
+    if (!absorbed && key == window_.current()) {
       std::lock_guard<spin_lock> g(n.host_lock);
-      ++n.host.calls;
-      n.host.sum += dur;
-      n.host.min = std::min(n.host.min, dur);
-      n.host.max = std::max(n.host.max, dur);
-      n.host.hist.add(dur);
+      if (host_acc* h = window_host(n, key)) {
+        ++h->calls;
+        h->sum += dur;
+        h->min = std::min(h->min, dur);
+        h->max = std::max(h->max, dur);
+        h->hist.add(dur);
+      }
     }
     const bool is_stage = n.cat == category::stage;
     const bool is_request = n.cat == category::request;
@@ -454,8 +476,10 @@ class aggregator final : public activity_sink {
     std::uint32_t id = op.correlation_id;
     pending_launch* pit = launches_.find(id, instances_);
     std::uint64_t inst = 0;
+    std::uint64_t key = run_window;  // a launch not seen: outside every request range
     if (pit != nullptr) {
       inst = pit->instance;
+      key = window_.key_of(pit->request, pit->excluded);
       if (keep_trace_ && op.kind != op_kind::timing)
         trace_.add_op(op, op_name, *pit, names_, tree_, instances_);
       if (pit->kind != launch_kind::graph) launches_.erase(id);  // one record per launch
@@ -468,14 +492,22 @@ class aggregator final : public activity_sink {
       inst = 0;
     }
     if (inst != 0 && op.graph_node_id != 0)
-      inst = graphs_.grafted_instance(inst, op.graph_node_id, tree_, instances_, names_);
+      inst = graphs_.grafted_instance(inst, op.graph_node_id, tree_, instances_, names_, window_);
     scope_instance* leaf = instances_.find(inst);
 
     const std::uint64_t dur = op.end_ns - op.start_ns;
     const bool timing = op.kind == op_kind::timing;  // not a kernel, and the leaf's alone
     const bool comm = op.kind == op_kind::kernel && kernels_.is_comm_name(op_name, op.name);
-    if (!timing && !(leaf != nullptr && leaf->excluded))
-      kernels_.add(op_name, leaf ? leaf->node : no_node, op.kind, dur);
+    if (!timing) {
+      if (key == window_.current()) {
+        if (kernels_window_ != key) {  // the first of a later window's
+          kernels_.clear();
+          kernels_window_ = key;
+        }
+        kernels_.add(op_name, leaf ? leaf->node : no_node, op.kind, dur);
+      }
+      window_.add_outside(key, op.kind, dur);
+    }
 
     for (scope_instance* in = leaf; in != nullptr;
          in = timing ? nullptr : instances_.find(in->parent))
@@ -503,11 +535,8 @@ class aggregator final : public activity_sink {
     // Grafted children first: they hold part of this instance's graph work.
     for (const auto& g : in->grafted) finalize(g.second);
     const gpu_acc acc = in->totals();
-    if (!in->excluded) {
-      scope_node& n = tree_.node_at(in->node);
-      n.gpu.add(acc);
-      n.launches += in->launches;
-    }
+    const std::uint64_t key = window_.key_of(in->request, in->excluded);
+    if (key == window_.current()) add_window_gpu(tree_.node_at(in->node), key, acc, in->launches);
     timeline_.add_gpu(*in, acc);
     instances_.release(*in);
   }
@@ -528,7 +557,9 @@ class aggregator final : public activity_sink {
   launch_table launches_;
   graph_scopes graphs_;
   kernel_table kernels_;
+  std::uint64_t kernels_window_ = run_window;  // the window kernels_ holds
   timeline timeline_;
+  window_state window_;
   trace_buffer trace_;
   std::uint64_t unattributed_ = 0;
   std::uint64_t late_records_ = 0;

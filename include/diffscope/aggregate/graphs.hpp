@@ -13,6 +13,7 @@
 #include <diffscope/aggregate/instances.hpp>
 #include <diffscope/aggregate/names.hpp>
 #include <diffscope/aggregate/scope_tree.hpp>
+#include <diffscope/aggregate/window.hpp>
 
 namespace diffscope::detail {
 
@@ -30,7 +31,7 @@ class graph_scopes {
   // The instance of the capture-time scope path of a graph node, grafted under `launch`.
   std::uint64_t grafted_instance(std::uint64_t launch, std::uint64_t graph_node_id,
                                  scope_tree& tree, instance_pool& instances,
-                                 const name_table& names) {
+                                 const name_table& names, const window_state& window) {
     auto git = nodes_.find(graph_node_id);
     if (git == nodes_.end() || git->second == no_node) return launch;
     // Path from the capture-time root to the captured scope.
@@ -60,12 +61,13 @@ class graph_scopes {
       in.closed = true;
       in.open_ended = true;  // finalised with the launch scope at stop
       parent.grafted.emplace_back(grafted_node, in.id);
-      // One "call" of a grafted scope per replay that ran it.
+      // One "call" of a grafted scope per replay that ran it, in the replay's window.
       scope_node& gn = tree.node_at(grafted_node);
-      if (!parent.excluded) gn.included.store(true, std::memory_order_relaxed);
-      if (!parent.excluded) {
+      const std::uint64_t key = window.key_of(parent.request, parent.excluded);
+      if (key == window.current()) {
+        note_entered(gn, key, key);
         std::lock_guard<spin_lock> g(gn.host_lock);
-        ++gn.host.calls;
+        if (host_acc* h = window_host(gn, key)) ++h->calls;
       }
       cur = in.id;
     }

@@ -70,6 +70,8 @@ class kernel_table {
   }
 
   const map& entries() const noexcept { return kernels_; }
+  /// Forgets every entry (a later window begins), keeping what is known of the names.
+  void clear() { map().swap(kernels_); }
 
  private:
   map kernels_;

@@ -52,6 +52,10 @@ struct launch_ring {
 struct pending_launch {
   std::uint64_t instance = 0;  // 0: launched outside any scope
   launch_kind kind = launch_kind::kernel;
+  // The launch's request and whether it was a warm-up's, copied from its instance when taken
+  // from the ring: a record arriving after the instance was finalised still knows them.
+  bool excluded = false;
+  std::int32_t request = -1;
   std::uint64_t thread = 0, launch_ns = 0;
 };
 
@@ -148,6 +152,10 @@ class launch_table {
       p.kind = e.kind;
       p.thread = ring.thread;
       p.launch_ns = e.launch_ns;
+      if (const scope_instance* own = instances.find(e.instance)) {
+        p.request = own->request;
+        p.excluded = own->excluded;
+      }
       for (scope_instance* in = instances.find(e.instance); in != nullptr;
            in = instances.find(in->parent)) {
         ++in->launches;

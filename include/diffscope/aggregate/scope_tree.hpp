@@ -40,12 +40,15 @@ struct scope_node {
   range_domain domain = range_domain::default_domain;
   int depth = 0;
   std::string path;
+  // The figures of one window (aggregate/window.hpp), each tagged with its window's key.
   mutable spin_lock host_lock;
-  host_acc host;                      // guarded by host_lock
-  gpu_acc gpu;                        // guarded by the aggregator's mutex
-  std::uint64_t launches = 0;         // guarded by the aggregator's mutex
-  std::atomic<bool> included{false};  // entered at least once outside a warm-up
-  bool is_other = false;              // "(other)": holds its parent's folded children
+  host_acc host;                  // guarded by host_lock
+  std::uint64_t host_window = 0;  // guarded by host_lock
+  gpu_acc gpu;                    // guarded by the aggregator's mutex, as the next two
+  std::uint64_t launches = 0;
+  std::uint64_t gpu_window = 0;
+  std::atomic<std::uint64_t> entered{0};  // the latest window it was entered in (0: none)
+  bool is_other = false;                  // "(other)": holds its parent's folded children
 };
 
 /// A thread's own map of (parent, name, category, domain) to node, so that entering a

@@ -1,10 +1,12 @@
-// diffscope: the aggregator's tables as results.hpp's structs: scope rows, steps, stages,
-// requests and kernels.
+// diffscope: the aggregator's tables as results.hpp's structs: scope rows, steps, stages and
+// kernels of the window, every request, and the work outside the window's requests.
 #pragma once
 
 #include <algorithm>
 #include <cstdint>
+#include <map>
 #include <string>
+#include <unordered_set>
 #include <utility>
 #include <vector>
 
@@ -13,6 +15,7 @@
 #include <diffscope/aggregate/names.hpp>
 #include <diffscope/aggregate/scope_tree.hpp>
 #include <diffscope/aggregate/timeline.hpp>
+#include <diffscope/aggregate/window.hpp>
 #include <diffscope/results.hpp>
 
 namespace diffscope::detail {
@@ -30,17 +33,24 @@ inline host_stats host_summary(const host_acc& h) {
   return s;
 }
 
-/// One row per scope entered outside warm-ups, parents before children. `gpu_measured`
-/// says whether GPU timing was available at all.
+/// One row per scope entered in `window`, and per scope around one (a range open across
+/// requests, around the window's: no call of its own in the window), parents before children.
+/// `gpu_measured` says whether GPU timing was available at all.
 inline void snapshot_scopes(results& r, const scope_tree& tree, const name_table& names,
-                            bool gpu_measured) {
+                            bool gpu_measured, std::uint64_t window) {
   const std::uint32_t count = tree.node_count();
   std::vector<std::int64_t> index(count, -1);
-  // Parents are always created before children, so creation order is a valid order.
+  // Parents are always created before children: a child's row makes its parent's.
+  std::vector<char> row(count, 0);
+  for (std::uint32_t i = count; i-- > 0;) {
+    const scope_node& n = tree.node_at(i);
+    if (n.entered.load(std::memory_order_relaxed) == window) row[i] = 1;
+    if (row[i] != 0 && n.parent != no_node) row[n.parent] = 1;
+  }
+  // Creation order is thus a valid order.
   for (std::uint32_t i = 0; i < count; ++i) {
     scope_node& n = tree.node_at(i);
-    // Entered only inside warm-ups (so are all its children): not a row.
-    if (!n.included.load(std::memory_order_relaxed)) continue;
+    if (row[i] == 0) continue;
     scope_result s;
     s.name = names.name_of(n.name_id);
     s.path = n.path;
@@ -50,18 +60,21 @@ inline void snapshot_scopes(results& r, const scope_tree& tree, const name_table
     s.parent = n.parent == no_node ? -1 : index[n.parent];
     {
       std::lock_guard<spin_lock> ng(n.host_lock);
-      s.host = host_summary(n.host);
+      if (n.host_window == window) s.host = host_summary(n.host);
     }
-    s.gpu = n.gpu.to_stats(gpu_measured);
-    s.launches = n.launches;
+    const bool gpu = n.gpu_window == window;  // else none of the window's work
+    s.gpu = (gpu ? n.gpu : gpu_acc{}).to_stats(gpu_measured);
+    s.launches = gpu ? n.launches : 0;
     index[i] = static_cast<std::int64_t>(r.scopes.size());
     r.scopes.push_back(std::move(s));
   }
 }
 
-/// Steps, stages entered outside warm-ups, and every request with its own stages and steps.
+/// The window's steps and stages (the counted requests' in it summed, else the whole run's
+/// outside warm-ups), which requests it holds, and every request with its own stages and steps.
 inline void snapshot_timeline(results& r, const timeline& tl, const scope_tree& tree,
-                              const name_table& names, std::uint64_t origin_ns, bool gpu_measured) {
+                              const name_table& names, std::uint64_t origin_ns, bool gpu_measured,
+                              const window_state& window) {
   auto step_of = [&](std::int64_t step, const step_acc& acc) {
     step_result s;
     s.step = step;
@@ -80,10 +93,46 @@ inline void snapshot_timeline(results& r, const timeline& tl, const scope_tree& 
     s.start_ms = st.first_start_ns > origin_ns ? (st.first_start_ns - origin_ns) / 1e6 : 0;
     return s;
   };
-  for (const auto& kv : tl.steps()) r.steps.push_back(step_of(kv.first, kv.second));
-  for (const stage_acc& st : tl.stages())
-    if (st.included) r.stages.push_back(stage_of(st));
   const std::vector<request_acc>& requests = tl.requests();
+  const std::uint64_t current = window.current();
+  if (current == run_window) {
+    r.window.covers = window_run;
+    for (const auto& kv : tl.steps()) r.steps.push_back(step_of(kv.first, kv.second));
+    for (const stage_acc& st : tl.stages())
+      if (st.included) r.stages.push_back(stage_of(st));
+  } else {
+    r.window.covers = window.mode() == window_mode::last ? window_last : window_requests;
+    std::vector<stage_acc> stages;  // in order of first entry
+    std::map<std::int64_t, step_acc> steps;
+    const auto merge = [](auto& into, const auto& from) {
+      if (into.first_start_ns == 0 ||
+          (from.first_start_ns != 0 && from.first_start_ns < into.first_start_ns))
+        into.first_start_ns = from.first_start_ns;
+      into.calls += from.calls;
+      into.host_ns += from.host_ns;
+      into.gpu.add(from.gpu);
+    };
+    for (std::size_t i = 0; i < requests.size(); ++i) {
+      const request_acc& rq = requests[i];
+      if (rq.excluded || window.key_of(static_cast<std::int32_t>(i), false) != current) continue;
+      r.window.requests.push_back(i);
+      for (const stage_acc& st : rq.stages) {
+        auto it = std::find_if(stages.begin(), stages.end(),
+                               [&](const stage_acc& x) { return x.node == st.node; });
+        if (it == stages.end()) {
+          stages.push_back(st);
+        } else {
+          merge(*it, st);
+        }
+      }
+      for (const auto& kv : rq.steps) {
+        auto [it, fresh] = steps.emplace(kv.first, kv.second);
+        if (!fresh) merge(it->second, kv.second);
+      }
+    }
+    for (const auto& kv : steps) r.steps.push_back(step_of(kv.first, kv.second));
+    for (const stage_acc& st : stages) r.stages.push_back(stage_of(st));
+  }
   for (std::size_t i = 0; i < requests.size(); ++i) {
     const request_acc& rq = requests[i];
     request_result q;
@@ -100,10 +149,19 @@ inline void snapshot_timeline(results& r, const timeline& tl, const scope_tree& 
   }
 }
 
-/// One row per (kernel, scope, kind), longest total first.
-inline void snapshot_kernels(results& r, const kernel_table& kernels, const scope_tree& tree,
-                             const name_table& names) {
-  for (const auto& kv : kernels.entries()) {
+/// One row per (kernel, scope, kind) of the window, longest total first (`kernels` null: the
+/// window has none yet), and the window's operations summed.
+inline void snapshot_kernels(results& r, const kernel_table* kernels, const scope_tree& tree,
+                             const name_table& names, bool gpu_measured) {
+  op_count ops;
+  std::unordered_set<std::uint32_t> distinct;
+  const kernel_table::map empty;
+  for (const auto& kv : kernels != nullptr ? kernels->entries() : empty) {
+    ops.busy += kv.second.total;
+    if (kv.first.kind == op_kind::kernel) ops.kernels += kv.second.count;
+    if (kv.first.kind == op_kind::memcpy) ops.memcpys += kv.second.count;
+    if (kv.first.kind == op_kind::memset) ops.memsets += kv.second.count;
+    distinct.insert(kv.first.name);
     kernel_result k;
     k.name = names.name_of(kv.first.name);
     k.mangled = names.mangled_of(kv.first.name);
@@ -118,6 +176,17 @@ inline void snapshot_kernels(results& r, const kernel_table& kernels, const scop
   std::sort(r.kernels.begin(), r.kernels.end(), [](const kernel_result& a, const kernel_result& b) {
     return a.total_ms != b.total_ms ? a.total_ms > b.total_ms : a.name < b.name;
   });
+  r.window.gpu = ops.to_totals(gpu_measured);
+  r.window.kernel_names = distinct.size();
+}
+
+/// The operations outside every counted request: warm-ups', and, once a request counts, those
+/// launched with none open.
+inline void snapshot_outside(results& r, const window_state& window, bool gpu_measured) {
+  op_count outside = window.warmups();
+  if (window.current() != run_window) outside.add(window.unrequested());
+  r.window.outside = outside.to_totals(gpu_measured);
+  r.window.warmups = window.warmups().to_totals(gpu_measured);
 }
 
 }  // namespace diffscope::detail

@@ -1,6 +1,6 @@
 // diffscope: figures the perf dump and the console summary share: the duration_ms rule (GPU
-// envelope else host time) and the counted requests' figures side by side. No CUDA, CUPTI or
-// JSON library.
+// envelope else host time), the counted requests' figures side by side, and the words that
+// name the window and the work outside it. No CUDA, CUPTI or JSON library.
 #pragma once
 
 #include <algorithm>
@@ -12,6 +12,7 @@
 #include <vector>
 
 #include <diffscope/results.hpp>
+#include <diffscope/util/text_table.hpp>
 
 namespace diffscope::detail {
 
@@ -57,6 +58,45 @@ inline request_figures figures_of_requests(const results& r) {
       f.steps[s.step].push_back(dump_duration_ms(s.host_ms, s.gpu));
   }
   return f;
+}
+
+/// The requests the window holds, in words: "the last of 3 counted requests (id r7)", "all 3
+/// counted requests", "the whole run (no request markers)".
+inline std::string window_text(const results& r) {
+  const window_info& w = r.window;
+  std::size_t counted = 0;
+  for (const request_result& q : r.requests) counted += q.warmup ? 0 : 1;
+  counted = std::max(counted, w.requests.size());
+  if (w.covers == window_run)
+    return r.requests.empty() ? "the whole run (no request markers)"
+                              : "the whole run but its warm-ups (no request counted)";
+  if (w.covers == window_last && w.requests.size() == 1) {
+    const std::uint64_t i = w.requests[0];
+    const std::string id = i < r.requests.size() ? " (id " + printable(r.requests[i].id) + ")" : "";
+    return (counted == 1 ? std::string("the one counted request")
+                         : "the last of " + std::to_string(counted) + " counted requests") +
+           id;
+  }
+  if (w.covers == window_requests)
+    return w.requests.size() == 1
+               ? std::string("the one counted request")
+               : "all " + std::to_string(w.requests.size()) + " counted requests";
+  return printable(w.covers);
+}
+
+/// The GPU work outside every counted request, in words ("" when none or not measured):
+/// "421.00 ms of GPU work in 22000 operations (warm-ups: 300.00 ms in 12000)".
+inline std::string outside_text(const window_info& w) {
+  if (!w.outside.measured || w.outside.operations() == 0) return "";
+  std::string t = fixed(w.outside.busy_ms, 2) + " ms of GPU work in " +
+                  std::to_string(w.outside.operations()) + " operations";
+  if (w.warmups.measured && w.warmups.operations() > 0 &&
+      w.warmups.operations() != w.outside.operations())
+    t += " (warm-ups: " + fixed(w.warmups.busy_ms, 2) + " ms in " +
+         std::to_string(w.warmups.operations()) + ")";
+  else if (w.warmups.measured && w.warmups.operations() > 0)
+    t += ", all in warm-ups";
+  return t;
 }
 
 }  // namespace diffscope::detail

@@ -78,9 +78,15 @@ struct family_finding {
   std::string hint;                  ///< for "missed": what would be faster
 };
 
+/// The category row of a dump's operations that its kernel list leaves out.
+inline constexpr char unlisted_category[] = "(not listed)";
+
 struct hotspot_report {
-  double total_ms = 0;  ///< all operation time (kernels, copies, sets)
+  /// All operation time (kernels, copies, sets) and operations: results::window's when the
+  /// kernels listed are fewer (a dump lists its longest), else the kernels' summed.
+  double total_ms = 0;
   std::uint64_t operations = 0;
+  std::uint64_t kernel_names = 0;  ///< distinct names, listed in `kernels` or not
   bool default_rules = true;
   std::vector<ranked_kernel> kernels;  ///< by total, descending (SGLang's order)
   std::vector<category_total> categories;
@@ -378,6 +384,14 @@ inline hotspot_report analyze_hotspots(const results& r, const kernel_classifier
       scope_kernels[k.scope_path][k.name] += k.total_ms;
     }
   }
+  // A dump's kernels are its longest: shares are of its window's own totals.
+  const double listed_ms = rep.total_ms;
+  const std::uint64_t listed_ops = rep.operations;
+  if (r.window.gpu.measured && r.window.gpu.operations() > rep.operations) {
+    rep.total_ms = r.window.gpu.busy_ms;
+    rep.operations = r.window.gpu.operations();
+  }
+  rep.kernel_names = std::max<std::uint64_t>(r.window.kernel_names, rep.kernels.size());
   // SGLang's order: total descending (ties: name, so output is stable).
   std::sort(rep.kernels.begin(), rep.kernels.end(),
             [](const ranked_kernel& a, const ranked_kernel& b) {
@@ -401,6 +415,14 @@ inline hotspot_report analyze_hotspots(const results& r, const kernel_classifier
   std::stable_sort(
       rep.categories.begin(), rep.categories.end(),
       [](const category_total& a, const category_total& b) { return a.total_ms > b.total_ms; });
+  if (rep.operations > listed_ops) {  // the rest of a dump's window: no name, no category
+    category_total rest;
+    rest.category = unlisted_category;
+    rest.count = rep.operations - listed_ops;
+    rest.total_ms = std::max(0.0, rep.total_ms - listed_ms);
+    rest.share = share(rest.total_ms);
+    rep.categories.push_back(rest);
+  }
 
   for (auto& [path, s] : scopes) {
     s.share = share(s.total_ms);

@@ -119,6 +119,8 @@ inline results assemble_results(collector_state& st, bool final_snapshot,
   r.overhead.per_range_ns = st.calib.per_range_ns;
   if (o.mode == timing_mode::perf) {
     copy_event_timer_counts(r, st);
+    // No operation is traced: the window's and the outside work's totals are not measured.
+    r.window.gpu.measured = r.window.outside.measured = r.window.warmups.measured = false;
   } else {
     copy_cupti_counts(r, st);
   }

@@ -75,6 +75,10 @@ inline bool collector::start(const collector_options& options) {
   ao.keep_trace = !options.trace_path.empty();
   ao.trace_cap = options.trace_cap;
   ao.skip_requests = options.skip_requests;
+  // One dump per request holds the same tables: every counted request's, not the last one's.
+  ao.window = options.dump_path.find("{request}") != std::string::npos
+                  ? detail::window_mode::requests
+                  : options.window;
   ao.max_scopes = options.max_scopes;
   auto agg = std::make_unique<detail::aggregator>(ao);
   st.agg = agg.get();

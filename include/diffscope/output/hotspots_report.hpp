@@ -58,7 +58,8 @@ inline std::string hotspots_text(const hotspot_report& rep, std::size_t top) {
   };
   if (top > 0 && !rep.kernels.empty()) {
     const std::size_t n = std::min(top, rep.kernels.size());
-    out += "Top " + std::to_string(n) + " of " + std::to_string(rep.kernels.size()) +
+    out += "Top " + std::to_string(n) + " of " +
+           std::to_string(std::max<std::uint64_t>(rep.kernel_names, rep.kernels.size())) +
            " kernels by total GPU time (" + ms_text(rep.total_ms) + " ms in " +
            std::to_string(rep.operations) + " operations)\n";
     std::vector<std::string> names;

@@ -173,6 +173,45 @@ inline void write_comm(json_writer& w, const gpu_stats& g) {
   w.end_object();
 }
 
+/// {busy_ms, operations, kernels, memcpys, memsets}, or null when not measured.
+inline void write_op_totals(json_writer& w, const op_totals& t) {
+  if (!t.measured) {
+    w.null();
+    return;
+  }
+  w.begin_object()
+      .field("busy_ms", t.busy_ms)
+      .field("operations", t.operations())
+      .field("kernels", t.kernels)
+      .field("memcpys", t.memcpys)
+      .field("memsets", t.memsets)
+      .end_object();
+}
+
+/// diffscope.window: whose work every table of the object holds, and what was left out.
+/// `kernel_names`: the distinct names among the window's kernels.
+inline void write_window(json_writer& w, const results& r, std::uint64_t kernel_names) {
+  const window_info& win = r.window;
+  w.key("window").begin_object();
+  w.field("covers", win.covers);
+  w.key("requests").begin_array();
+  for (std::uint64_t i : win.requests) {
+    w.begin_object();
+    w.field("index", i);
+    w.field("id", i < r.requests.size() ? r.requests[i].id : std::string());
+    w.end_object();
+  }
+  w.end_array();
+  w.field("kernel_names", kernel_names);
+  w.key("gpu");
+  write_op_totals(w, win.gpu);
+  w.key("outside");
+  write_op_totals(w, win.outside);
+  w.key("warmups");
+  write_op_totals(w, win.warmups);
+  w.end_object();
+}
+
 inline const char* duration_source(const gpu_stats& g) noexcept {
   return uses_gpu_envelope(g) ? "gpu_envelope" : "host";
 }
@@ -290,6 +329,10 @@ inline void write_diffscope_section(json_writer& w, const results& r, const perf
           "device-wide memory in use (driver total - free, all processes), not a framework "
           "allocator's view: allocated_mb == reserved_mb == used memory at the checkpoint, "
           "peak_* == highest used memory seen at any checkpoint so far");
+  w.field("window",
+          "stages, steps, scopes, kernels and hotspots cover window.requests: the last counted "
+          "request (covers: last), every counted one (requests) or, none counted, the whole run "
+          "(run); GPU work outside every counted request is window.outside, in no table");
   if (perf && r.status.perf_sample_steps > 1) {
     w.field("sampling",
             "perf mode, every scope: the scopes inside denoise steps were timed in one step of "
@@ -343,6 +386,11 @@ inline void write_diffscope_section(json_writer& w, const results& r, const perf
   w.field("world_size", e.world_size);
   w.field("local_rank", e.local_rank);
   w.end_object();
+
+  // Categories and fast-path families over every kernel of the window: analysed here, from
+  // results.kernels (analysis/hotspots.hpp).
+  const hotspot_report hotspots = analyze_hotspots(r);
+  write_window(w, r, hotspots.kernel_names);
 
   // Stages and steps share every field but the one that names them.
   const auto write_timed = [&w](const auto& s) {
@@ -420,10 +468,8 @@ inline void write_diffscope_section(json_writer& w, const results& r, const perf
   }
   w.end_array();
 
-  // Categories and fast-path families over every kernel: analysed here, from results.kernels
-  // (analysis/hotspots.hpp).
   w.key("hotspots");
-  write_hotspots_json(w, analyze_hotspots(r));
+  write_hotspots_json(w, hotspots);
 
   w.key("memory").begin_array();
   for (const memory_checkpoint& m : r.memory) {

@@ -106,10 +106,10 @@ inline std::string summary_text(const results& r, std::size_t top_kernels = defa
   }
 
   if (!r.requests.empty()) {
-    // Over the requests that count; the stage and step tables below are all of them summed.
+    // Over the requests that count; the tables below cover the window.
     const detail::request_figures fig = detail::figures_of_requests(r);
     out += "\nRequests: " + std::to_string(fig.e2e.size()) + " counted, " +
-           std::to_string(fig.warmups) + " warm-up (excluded everywhere); per request, dump ms\n";
+           std::to_string(fig.warmups) + " warm-up (in no table); per request, dump ms\n";
     if (!fig.e2e.empty()) {
       text_table t({"", "median", "min", "max"});
       const auto row = [&](const std::string& name, const std::vector<double>& v) {
@@ -120,6 +120,13 @@ inline std::string summary_text(const results& r, std::size_t top_kernels = defa
       for (const auto& [name, v] : fig.stages) row(detail::printable(name), v);
       t.render(out);
     }
+    out += "Window: " + detail::window_text(r) + ", in every table below";
+    if (r.window.covers == window_last && fig.e2e.size() > 1)
+      out += " (DIFFSCOPE_WINDOW=requests: all of them)";
+    out += "\n";
+    // Warm-ups are requests: without any there is no work outside.
+    const std::string outside = detail::outside_text(r.window);
+    if (!outside.empty()) out += "Outside requests: " + outside + ", in no table\n";
   }
 
   if (!r.stages.empty()) {
@@ -236,8 +243,8 @@ inline std::string summary_text(const results& r, std::size_t top_kernels = defa
     t.render(out);
   }
 
-  // Categories and fast-path families over every kernel: analysed here, from results.kernels
-  // (analysis/hotspots.hpp).
+  // Categories and fast-path families over every kernel of the window: analysed here, from
+  // results.kernels (analysis/hotspots.hpp).
   if (!r.kernels.empty() && top_kernels > 0) out += "\n" + hotspots_text(analyze_hotspots(r), 0);
 
   const fault_counts& f = r.faults;

@@ -1,0 +1,189 @@
+// A perf dump read back as results (results.hpp), what `hotspots` and `report` rank: the kernels
+// it lists (demangled), its scopes, steps and requests, and its window, whose totals cover
+// every kernel, listed or not.
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+#include <string>
+#include <utility>
+
+#include <diffscope/results.hpp>
+#include <diffscope/util/demangle.hpp>
+
+#include "../cli.hpp"
+#include "dump_reader.hpp"
+
+namespace diffscope::cli {
+
+/// A dump as results: kernels (the ones it lists), scopes (path and category), steps (GPU
+/// busy), requests (id and warm-up) and window.
+struct dump_results {
+  results res;
+  std::uint64_t kernels_total = 0;  ///< kernel entries of the dump, listed or not
+  bool has_window = false;          ///< it names its window (older dumps cover the whole run)
+};
+
+namespace detail_dump_results {
+
+/// Typed access to a dump's optional keys: absent or null gives nothing, a wrong type is
+/// failure(exit_usage) naming the file and the key.
+struct reader {
+  const std::string& file;
+
+  [[noreturn]] void bad(const std::string& where, const char* what) const {
+    throw failure(exit_usage, file + ": " + where + " " + what);
+  }
+  static const ordered_json* member(const ordered_json& o, const char* key) {
+    const ordered_json* v = detail::find_key(o, key);
+    return v == nullptr || v->is_null() ? nullptr : v;
+  }
+  const ordered_json* object(const ordered_json& o, const char* key, const std::string& at) const {
+    const ordered_json* v = member(o, key);
+    if (v != nullptr && !v->is_object()) bad(at + "." + key, "is not an object");
+    return v;
+  }
+  const ordered_json* array(const ordered_json& o, const char* key, const std::string& at) const {
+    const ordered_json* v = member(o, key);
+    if (v != nullptr && !v->is_array()) bad(at + "." + key, "is not an array");
+    if (v != nullptr) detail::check_entries(v->size(), file, (at + "." + key).c_str());
+    return v;
+  }
+  std::optional<double> number(const ordered_json& o, const char* key,
+                               const std::string& at) const {
+    const ordered_json* v = member(o, key);
+    if (v == nullptr) return std::nullopt;
+    return detail::number_at(*v, file, at + "." + key);
+  }
+  std::optional<std::string> string(const ordered_json& o, const char* key,
+                                    const std::string& at) const {
+    const ordered_json* v = member(o, key);
+    if (v == nullptr) return std::nullopt;
+    return detail::string_at(*v, file, at + "." + key);
+  }
+  std::optional<std::uint64_t> count(const ordered_json& o, const char* key,
+                                     const std::string& at) const {
+    const ordered_json* v = member(o, key);
+    if (v == nullptr) return std::nullopt;
+    const double n = detail::number_at(*v, file, at + "." + key);
+    if (n < 0) bad(at + "." + key, "is negative");
+    return static_cast<std::uint64_t>(n);
+  }
+  /// Each element of an array, which must be an object.
+  template <typename F>
+  void each_object(const ordered_json& a, const std::string& at, F&& f) const {
+    for (std::size_t i = 0; i < a.size(); ++i) {
+      const std::string where = at + "[" + std::to_string(i) + "]";
+      if (!a[i].is_object()) bad(where, "is not an object");
+      f(a[i], where);
+    }
+  }
+  /// {busy_ms, kernels, memcpys, memsets} (operations without the split counts as kernels);
+  /// null or absent: not measured.
+  op_totals totals(const ordered_json& o, const char* key, const std::string& at) const {
+    op_totals t;
+    const ordered_json* v = object(o, key, at);
+    if (v == nullptr) return t;
+    const std::string w = at + "." + key;
+    t.measured = true;
+    t.busy_ms = number(*v, "busy_ms", w).value_or(0);
+    t.kernels = count(*v, "kernels", w).value_or(0);
+    t.memcpys = count(*v, "memcpys", w).value_or(0);
+    t.memsets = count(*v, "memsets", w).value_or(0);
+    const std::uint64_t ops = count(*v, "operations", w).value_or(t.operations());
+    if (ops > t.operations()) t.kernels += ops - t.operations();
+    return t;
+  }
+};
+
+inline category category_from_name(const std::string& s) {
+  for (category c : {category::stage, category::denoise_step, category::attention,
+                     category::norm_rope, category::request, category::other})
+    if (s == category_name(c)) return c;
+  return category::other;
+}
+
+}  // namespace detail_dump_results
+
+/// `d`'s diffscope object as results. Throws failure(exit_usage) naming the file and the key
+/// at a key of the wrong type, or a kernel entry without name or total_ms.
+inline dump_results results_of_dump(const perf_dump_data& d) {
+  using detail_dump_results::reader;
+  dump_results out;
+  results& r = out.res;
+  for (const dump_scope& s : d.scopes) {
+    scope_result sr;
+    sr.path = s.path;
+    sr.cat = detail_dump_results::category_from_name(s.category);
+    r.scopes.push_back(std::move(sr));
+  }
+  if (!d.has_diffscope) return out;
+  const ordered_json& ds = d.diffscope;
+  const reader k{d.file};
+  if (const ordered_json* a = k.array(ds, "kernels", "diffscope")) {
+    k.each_object(*a, "diffscope.kernels", [&](const ordered_json& o, const std::string& at) {
+      const auto name = k.string(o, "name", at);
+      const auto total = k.number(o, "total_ms", at);
+      if (!name || !total) k.bad(at, "lacks name/total_ms");
+      kernel_result kr;
+      kr.name = diffscope::detail::demangle(*name);  // older dumps carry mangled names
+      kr.total_ms = *total;
+      kr.kind = k.string(o, "kind", at).value_or("kernel");
+      kr.scope_path = k.string(o, "scope_path", at).value_or("");
+      kr.count = k.count(o, "count", at).value_or(0);
+      kr.min_ms = k.number(o, "min_ms", at).value_or(0);
+      kr.max_ms = k.number(o, "max_ms", at).value_or(0);
+      r.kernels.push_back(std::move(kr));
+    });
+  }
+  out.kernels_total = std::max<std::uint64_t>(
+      r.kernels.size(), k.count(ds, "kernels_total", "diffscope").value_or(0));
+  if (const ordered_json* a = k.array(ds, "steps", "diffscope")) {
+    k.each_object(*a, "diffscope.steps", [&](const ordered_json& o, const std::string& at) {
+      const ordered_json* step = reader::member(o, "step");
+      if (step == nullptr) return;
+      if (!step->is_number_integer()) k.bad(at + ".step", "is not an integer");
+      step_result st;
+      st.step = step->get<std::int64_t>();
+      if (const ordered_json* g = k.object(o, "gpu", at)) {
+        if (const auto busy = k.number(*g, "busy_ms", at + ".gpu")) {
+          st.gpu.measured = true;
+          st.gpu.busy_ms = *busy;
+        }
+      }
+      r.steps.push_back(std::move(st));
+    });
+  }
+  if (const ordered_json* q = k.object(ds, "requests", "diffscope")) {
+    if (const ordered_json* list = k.array(*q, "list", "diffscope.requests"))
+      k.each_object(*list, "diffscope.requests.list",
+                    [&](const ordered_json& o, const std::string& at) {
+                      request_result rq;
+                      rq.index = k.count(o, "index", at).value_or(r.requests.size());
+                      rq.id = k.string(o, "id", at).value_or("");
+                      if (const ordered_json* w = reader::member(o, "warmup")) {
+                        if (!w->is_boolean()) k.bad(at + ".warmup", "is not a boolean");
+                        rq.warmup = w->get<bool>();
+                      }
+                      rq.host_ms = k.number(o, "e2e_ms", at).value_or(0);
+                      r.requests.push_back(std::move(rq));
+                    });
+  }
+  if (const ordered_json* w = k.object(ds, "window", "diffscope")) {
+    const std::string at = "diffscope.window";
+    out.has_window = true;
+    window_info& win = r.window;
+    win.covers = k.string(*w, "covers", at).value_or(window_run);
+    if (const ordered_json* a = k.array(*w, "requests", at))
+      k.each_object(*a, at + ".requests", [&](const ordered_json& o, const std::string& x) {
+        win.requests.push_back(k.count(o, "index", x).value_or(0));
+      });
+    win.kernel_names = k.count(*w, "kernel_names", at).value_or(0);
+    win.gpu = k.totals(*w, "gpu", at);
+    win.outside = k.totals(*w, "outside", at);
+    win.warmups = k.totals(*w, "warmups", at);
+  }
+  return out;
+}
+
+}  // namespace diffscope::cli
