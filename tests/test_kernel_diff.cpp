@@ -301,6 +301,27 @@ TEST_SUITE("kernel_diff") {
           "bad.json: diffscope.kernels_total is not a non-negative integer");
   }
 
+  TEST_CASE("a dump lists every kernel entry of a real model: nothing is left off the diff") {
+    diffscope::results r = sample::profiled();
+    r.kernels.clear();
+    for (int i = 0; i < 600; ++i) {
+      diffscope::kernel_result e;
+      e.name = std::string(mul) + " #" + std::to_string(i);
+      e.mangled = "_ZN2at6native29vectorized_elementwise_kernelILi4EE" + std::to_string(i);
+      e.kind = "kernel";
+      e.scope_path = "DenoisingStage/denoising_loop/denoising_step_0/transformer.blocks." +
+                     std::to_string(i / 20) + ".attn";
+      e.count = 28;
+      e.total_ms = 1000.0 / (i + 1);
+      r.kernels.push_back(e);
+    }
+    const std::string text = diffscope::perf_dump_json(r);
+    const kernel_run kr = kernel_run_of(parse(text, "big.json"));
+    CHECK(kr.res.kernels.size() == 600);
+    CHECK_FALSE(kr.capped());
+    CHECK(text.size() < (1u << 20));
+  }
+
   TEST_CASE("compare's kernel sections: one per NEW dump that carries a diffscope object") {
     diffscope::results r = sample::profiled();
     const perf_dump_data a = parse(diffscope::perf_dump_json(r), "a.json");
