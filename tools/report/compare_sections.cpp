@@ -346,9 +346,9 @@ void changes_for(page_builder& b, const sides& s, const std::string& suffix,
       ++unlisted;
       continue;
     }
+    // The chart shows 20 characters of a note: the verdict, and added or removed.
     std::string note = judge(k.base.totals, k.now.totals, o.noise).verdict;
     if (*k.change() != '\0') note += std::string(", ") + k.change();
-    if (k.family >= 0) note += " (" + kd.families[static_cast<std::size_t>(k.family)].title + ")";
     rows.push_back(
         {diffscope::detail::display_name(k.name, 80), k.base.total_ms, k.now.total_ms, note});
   }
