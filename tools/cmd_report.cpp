@@ -13,6 +13,7 @@
 #include "commands.hpp"
 #include "lib/compare.hpp"
 #include "lib/dump_reader.hpp"
+#include "lib/kernel_diff_markdown.hpp"
 #include "lib/repeated_runs.hpp"
 #include "report/html_page.hpp"
 #include "report/report_model.hpp"
@@ -155,11 +156,13 @@ int run_report(const args& a) {
       std::vector<perf_dump_data> n(std::make_move_iterator(first_new),
                                     std::make_move_iterator(dumps.end()));
       dumps.erase(first_new, dumps.end());
-      opt.markdown = note + repeated_report(dumps, n, noise, opt.modes);
+      opt.markdown =
+          note + repeated_report(dumps, n, noise, opt.modes) + repeated_kernel_section(dumps, n);
       for (auto& d : n) dumps.push_back(std::move(d));
     } else {
-      opt.markdown =
-          note + compare_report(dumps, compare_detail::now_isoformat(), false, opt.modes);
+      opt.markdown = note +
+                     compare_report(dumps, compare_detail::now_isoformat(), false, opt.modes) +
+                     dump_kernel_sections(dumps);
     }
   }
   std::vector<report::run_view> runs;

@@ -25,7 +25,7 @@ struct command {
 
 inline const std::vector<command>& commands() {
   static const std::vector<command> table = {
-      {"compare", "compare perf dumps like SGLang's compare_perf.py (+ repeated runs)",
+      {"compare", "compare perf dumps like SGLang's compare_perf.py, then their kernels; or traces",
        run_compare},
       {"merge", "merge per-rank perf dumps into one (max over ranks)", run_merge},
       {"hotspots", "rank kernels of a dump or torch.profiler trace; fast-path families",

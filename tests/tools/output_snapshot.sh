@@ -38,6 +38,9 @@ done <compare/cases.txt
 snap compare_repeated compare --base compare/rep_base_1.json compare/rep_base_2.json \
   compare/rep_base_3.json --new compare/rep_new_1.json compare/rep_new_2.json compare/rep_new_3.json
 snap compare_sglang_only compare --sglang-only compare/ds_base.json compare/ds_new.json
+snap compare_traces compare compare/kd_trace_base.json compare/kd_trace_new.json.gz
+snap compare_kernels_repeated compare --base compare/kd_base.json compare/kd_base_2.json \
+  --new compare/kd_new.json compare/kd_new_2.json
 snap compare_tolerances compare --rel-tol 5 --abs-tol 0.5 --base compare/rep_base_1.json \
   compare/rep_base_2.json --new compare/rep_new_1.json compare/rep_new_2.json
 snap merge merge -o "$out/merged.json" compare/rank0.json compare/rank1.json

@@ -203,6 +203,147 @@ def layerwise(binary, work):
           "layerwise merge --summary: names relative to their parent's")
 
 
+def kernel_rows(out, title):
+    """The first cells of the kernel table after `title`: kernel labels and family names."""
+    lines = out[out.index(title):].splitlines()
+    start = next(i for i, l in enumerate(lines) if l.startswith("| Kernel |")) + 2
+    cells = []
+    for l in lines[start:]:
+        if not l.startswith("| "):
+            break
+        cells.append(l[2:l.index(" | ")])
+    return cells
+
+
+def kernel_diff(binary, fixtures, work):
+    """The kernel section of compare: dumps (families, repeated runs, a capped list, no
+    kernels), two torch.profiler traces (plain and gzip), and what is refused."""
+    title = "#### 4. diffscope: GPU time per kernel (New)"
+    rc, out, err = run(binary, "compare", "kd_base.json", "kd_new.json", cwd=fixtures)
+    check(rc == 0 and err == "" and out.index(title) > out.index("#### 3. diffscope"),
+          f"kernel diff: after section 3 ({err!r})")
+    check("- **AdaLN scale/shift/gate** (missed -> engaged): 20,831 separate kernel launches -> "
+          "560 fused kernel launches, -212.00 ms\n" in out, "kernel diff: the AdaLN family line")
+    rows = kernel_rows(out, title)
+    check(rows[:5] == ["**All kernels**", "**AdaLN scale/shift/gate**",
+                       "\u21b3 `vectorized_layer_norm_kernel<c10::BFloat16, float>`",
+                       "\u21b3 `vectorized_elementwise_kernel<4, at::na...tor<float> >, "
+                       "std::array<char*, 3ul> >`",
+                       "\u21b3 `fuse_scale_shift_kernel<c10::BFloat16>`"],
+          f"kernel diff: families first by change, their kernels under them ({rows[:5]})")
+    # The base dump was written before names were demangled: its symbol matches the new name.
+    check(sum("GeluCUDAKernelImpl" in r or "BFloat16)#1}" in r for r in rows) == 1
+          and "_ZN2at6native" not in out, "kernel diff: a mangled name diffs with its demangled one")
+    check("| `triton_poi_fused_add_0` | - | 280 | - | 14.00 | +14.00 | - | 50.0 | added |" in out
+          and "| `Memcpy HtoD (Pageable -> Device)` | 10 | - | 1.50 | - | -1.50 | 150.0 | - | "
+          "removed |" in out, "kernel diff: added and removed kernels")
+    rc, two, _ = run(binary, "compare", "--kernels", "2", "kd_base.json", "kd_new.json", cwd=fixtures)
+    check(rc == 0 and kernel_rows(two, title) == rows[:5]
+          and "\n6 more kernels changed less: `diffscope compare --kernels all` lists them.\n" in two,
+          "kernel diff --kernels 2: the first family whole, a line for the rest")
+    rc, alls, _ = run(binary, "compare", "--kernels", "all", "kd_base.json", "kd_new.json",
+                      cwd=fixtures)
+    check(rc == 0 and alls == out.replace(out[out.index("- Timestamp:"):].split("\n")[0],
+                                          alls[alls.index("- Timestamp:"):].split("\n")[0]),
+          "kernel diff --kernels all: every row (9 fit the default 20)")
+    for bad in ("0", "x", "-3", ""):
+        rc, o, e = run(binary, "compare", "--kernels", bad, "kd_base.json", "kd_new.json",
+                       cwd=fixtures)
+        check(rc == 2 and o == "" and "--kernels" in e, f"compare --kernels {bad!r}: exit 2 ({e!r})")
+    rc, out, err = run(binary, "compare", "--base", "kd_base.json", "kd_base_2.json", "--new",
+                       "kd_new.json", "kd_new_2.json", cwd=fixtures)
+    check(rc == 0 and "#### diffscope: GPU time per kernel\nBase: median of 2 runs (kd_base.json, "
+          "kd_base_2.json); New: median of 2 runs (kd_new.json, kd_new_2.json)." in out
+          and out.index("#### diffscope: GPU time per kernel") > out.index("| Metric |"),
+          f"kernel diff --base/--new: medians of the runs, after the table ({err!r})")
+    rc, out, _ = run(binary, "compare", "kd_base.json", "kd_capped.json", cwd=fixtures)
+    check(rc == 0 and "| not listed in new |" in out and "| removed |" not in out
+          and "kd_capped.json lists its 4 longest kernel entries of 6" in out,
+          "kernel diff: a capped list's missing kernels are not listed, not removed")
+    rc, out, _ = run(binary, "compare", "kd_perf.json", "kd_perf.json", cwd=fixtures)
+    check(rc == 0 and out.endswith("No kernel rows:\n- kd_perf.json: a perf-mode dump: perf mode "
+                                   "times scopes, not kernels (profile mode lists them).\n"),
+          "kernel diff: a perf-mode dump says why it has no kernel rows")
+    rc, out, _ = run(binary, "compare", "--sglang-only", "kd_base.json", "kd_new.json",
+                     cwd=fixtures)
+    check(rc == 0 and "kernel" not in out.lower(), "compare --sglang-only: no kernel section")
+    # A layerwise model's dumps (written by layerwise() above) list 50 of their kernel entries.
+    base, new = os.path.join(work, "lw_base.json"), os.path.join(work, "lw_new.json")
+    rc, out, _ = run(binary, "compare", base, new)
+    check(rc == 0 and "lw_base.json lists its 50 longest kernel entries of" in out
+          and "| removed |" not in out and "| added |" not in out,
+          "kernel diff: capped layerwise dumps: nothing removed or added by the cap")
+
+    # Two torch.profiler traces, plain and gzip: the kernel diff alone.
+    rc, out, err = run(binary, "compare", "kd_trace_base.json", "kd_trace_new.json.gz",
+                       cwd=fixtures)
+    check(rc == 0 and err == "" and out.startswith(
+        "### Kernel Comparison Report\n\n- Baseline: kd_trace_base.json (torch.profiler trace, "
+        "29 events)\n- New: kd_trace_new.json.gz (torch.profiler trace, 23 events)\n\n"
+        "#### GPU time per kernel (New)\n") and "Stage Breakdown" not in out,
+        f"trace compare: header and kernel section ({err!r})")
+    check("| **attention backend** | 4 | 4 | 6.00 | 2.80 | -3.20 | | | fast path missed -> "
+          "engaged |" in out and "| **All kernels** | 28 | 22 | 16.90 | 12.26 | -4.64 | | | "
+          "-27.5% |" in out, "trace compare: totals and the attention family")
+    check(sum("BFloat16)#1}" in r for r in kernel_rows(out, "#### GPU time per kernel")) == 1,
+          "trace compare: a mangled name in the older trace diffs with its demangled one")
+    rc, out, err = run(binary, "compare", "--base", "kd_trace_base.json", "kd_trace_base.json",
+                       "--new", "kd_trace_new.json.gz", cwd=fixtures)
+    check(rc == 0 and "Base: median of 2 runs" in out, f"trace compare --base/--new ({err!r})")
+    # A trace above a dump's size limit is streamed from a file; stdin holds what a dump may.
+    big = os.path.join(work, "big.trace.json")
+    with open(os.path.join(fixtures, "kd_trace_base.json"), "rb") as f:
+        small = f.read()
+    with open(big, "wb") as f:
+        f.write(b'{"pad": "' + b"x" * (65 * MIB) + b'", ' + small[1:])
+    rc, out, err = run(binary, "compare", big, "kd_trace_new.json.gz", cwd=fixtures)
+    check(rc == 0 and "- Baseline: big.trace.json (torch.profiler trace, 29 events)" in out,
+          f"trace compare: a 65 MiB trace from a file ({err!r})")
+    with open(big, "rb") as f:
+        p = subprocess.run([binary, "compare", "-", "kd_trace_new.json.gz"], stdin=f,
+                           capture_output=True, cwd=fixtures, timeout=30)
+    check(p.returncode == 2 and b"stdin: larger than 64 MiB" in p.stderr,
+          "trace compare: a 65 MiB trace on stdin is refused")
+    os.remove(big)
+    rc, three, _ = run(binary, "compare", "kd_trace_base.json", "kd_trace_new.json.gz",
+                       "kd_trace_base.json", cwd=fixtures)
+    check(rc == 0 and three.count("#### GPU time per kernel (") == 2,
+          "trace compare of three: the baseline against each")
+    refused = [
+        (["kd_trace_base.json", "kd_new.json"], "kd_trace_base.json",
+         "a Chrome trace (it has traceEvents), not a perf dump like kd_new.json"),
+        (["kd_base.json", "kd_trace_new.json.gz"], "kd_trace_new.json.gz", "not a perf dump like"),
+        (["--base", "kd_base.json", "--new", "kd_trace_new.json.gz"], "kd_trace_new.json.gz",
+         "compare traces with traces"),
+        (["--sglang-only", "kd_trace_base.json", "kd_trace_new.json.gz"], "kd_trace_base.json",
+         "--sglang-only"),
+        (["--scopes", "3", "kd_trace_base.json", "kd_trace_new.json.gz"], "kd_trace_base.json",
+         "--scopes"),
+    ]
+    d = os.path.join(work, "traces")
+    os.makedirs(d, exist_ok=True)
+    good = os.path.join(fixtures, "kd_trace_base.json")
+    bad = {
+        "no_name.json": b'{"traceEvents": [{"ph": "X", "cat": "kernel", "ts": 1, "dur": 2}]}',
+        "dur_string.json": b'{"traceEvents": [{"ph": "X", "cat": "kernel", "name": "k", '
+                           b'"dur": "2"}]}',
+        "truncated.json.gz": gzip.compress(open(good, "rb").read())[:300],
+        "truncated.json": open(good, "rb").read()[:500],
+    }
+    for name, data in bad.items():
+        path = os.path.join(d, name)
+        with open(path, "wb") as f:
+            f.write(data)
+        refused.append(([good, path], path, None))
+        refused.append(([path, good], path, None))
+    for args, name, needle in refused:
+        rc, out, err = run(binary, "compare", *args, cwd=fixtures)
+        check(rc == 2 and out == "" and err.count("\n") == 1 and name in err
+              and (needle is None or needle in err) and "Traceback" not in err,
+              f"compare {' '.join(os.path.basename(a) for a in args)}: exit 2 naming {name} "
+              f"({rc}: {err.strip()!r})")
+
+
 def timing_note(binary, fixtures):
     """A host-timed dump (SGLang's, or ours without GPU timing) against a device-timed one."""
     note = "> **Note:** the stage durations are different quantities"
@@ -524,6 +665,7 @@ def main(argv):
     repeated(binary, fixtures)
     merge(binary, fixtures, work)
     layerwise(binary, work)
+    kernel_diff(binary, fixtures, work)
     bad_inputs(binary, fixtures, work)
     reader_faults(binary, fixtures, work)
     print(f"{len(failures)} failure(s)")

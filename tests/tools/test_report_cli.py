@@ -333,6 +333,24 @@ def main():
         check("compare-stages" in p.charts and "faster (-6.8%)" in html_of(pages["compare"][0]),
               "compare: end to end verdict as compare_perf gives it (-6.8%: faster)")
 
+    # Kernels: the bars are compare's kernel diff (its rows, and per bar the verdict and
+    # added/removed); the Markdown carries the same section.
+    p = report("compare_kernels", fx("kd_base.json"), fx("kd_new.json"),
+               expect={"compare-kernels": ("data-bars", 9)})
+    rc, md, _ = run(binary, "compare", fx("kd_base.json"), fx("kd_new.json"))
+    if p:
+        page = html_of(pages["compare_kernels"][0])
+        check(mask(p.markdown) == mask(md) and "#### 4. diffscope: GPU time per kernel" in md,
+              "compare_kernels: the Markdown block is compare's, kernel diff included")
+        check(">faster, removed<" in page and ">slower, added<" in page,
+              "compare_kernels: bars noted with their verdict and added/removed")
+    report("compare_kernels_perf", fx("kd_perf.json"), fx("kd_perf.json"),
+           missing=("compare-kernels",))
+    if "compare_kernels_perf" in pages:
+        check("no per-kernel changes: kd_perf.json: a perf-mode dump" in
+              html_of(pages["compare_kernels_perf"][0]),
+              "compare_kernels_perf: why there are no kernel bars, as compare says it")
+
     # Four dumps, host-timed and device-timed mixed: every dump a series, the mix is said.
     multi = [fx(n) for n in ("ds_base.json", "ds_new.json", "ds_nogpu.json", "sg_new.json")]
     loaded = [json.load(open(f)) for f in multi]

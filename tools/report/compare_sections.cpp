@@ -1,6 +1,7 @@
 // `diffscope report` for two or more dumps: stages and steps side by side with the verdicts
 // `diffscope compare` gives (compare_perf's status for DUMP DUMP..., the median rule for
-// --base/--new), per-scope and per-kernel changes as diverging bars, and compare's Markdown.
+// --base/--new), per-scope changes and compare's kernel diff (lib/kernel_diff.hpp) as diverging
+// bars, and compare's Markdown.
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -11,6 +12,7 @@
 #include <diffscope/util/text_table.hpp>
 
 #include "../lib/compare.hpp"
+#include "../lib/kernel_diff.hpp"
 #include "../lib/repeated_runs.hpp"
 #include "page_parts.hpp"
 
@@ -319,42 +321,45 @@ void changes_for(page_builder& b, const sides& s, const std::string& suffix,
       diverging(b, "compare-scopes" + suffix, "Change in GPU busy per scope", "GPU busy per scope",
                 s, rows, rows.size(), true);
   }
-  // Kernels: total time by name; a name a run lacks counts as 0.
-  bool all_kernels = true;
+  // Kernels: the kernel diff compare prints (lib/kernel_diff.hpp), drawn.
+  std::vector<kernel_run> kr;
   for (const auto* side : {&s.base, &s.now})
-    for (const run_view* r : *side) all_kernels = all_kernels && !r->ranked_kernels.empty();
-  if (!all_kernels) {
-    b.missing("compare-kernels" + suffix,
-              "per-kernel changes need kernel tables in every dump compared; at least one has "
-              "none (perf mode, an SGLang dump, a merge, or no GPU timing).");
+    for (const run_view* r : *side) kr.push_back(kernel_run_of(r->dump));
+  std::vector<const kernel_run*> kb, kn;
+  for (std::size_t i = 0; i < kr.size(); ++i) (i < s.base.size() ? kb : kn).push_back(&kr[i]);
+  const kernel_diff kd = diff_kernels(kb, kn);
+  if (!kd.absent.empty()) {
+    std::string why;
+    for (const auto& [file, reason] : kd.absent)
+      why += (why.empty() ? "" : "; ") + compare_detail::base_name(file) + ": " + reason;
+    b.missing("compare-kernels" + suffix, "no per-kernel changes: " + why + ".");
     return;
   }
-  std::vector<std::string> names;
-  std::unordered_set<std::string> seen;
-  std::vector<std::unordered_map<std::string, double>> totals;
-  for (const auto* side : {&s.base, &s.now})
-    for (const run_view* r : *side) {
-      std::unordered_map<std::string, double> m;
-      for (const ranked_kernel_row& k : r->ranked_kernels) {
-        m.emplace(k.name, k.total_ms);
-        if (seen.insert(k.name).second) names.push_back(k.name);
-      }
-      totals.push_back(std::move(m));
-    }
+  if (kd.rows.empty()) {
+    b.missing("compare-kernels" + suffix, "no run lists a kernel (no GPU work was recorded).");
+    return;
+  }
   std::vector<diverging_row> rows;
-  for (const std::string& name : names) {
-    std::vector<double> bv, nv;
-    for (std::size_t i = 0; i < totals.size(); ++i) {
-      const auto it = totals[i].find(name);
-      (i < s.base.size() ? bv : nv).push_back(it == totals[i].end() ? 0.0 : it->second);
+  std::size_t unlisted = 0;
+  for (const kernel_diff_row& k : kd.rows) {
+    if (!k.known()) {
+      ++unlisted;
+      continue;
     }
-    const noise_verdict v = judge(bv, nv, o.noise);
+    // The chart shows 20 characters of a note: the verdict, and added or removed.
+    std::string note = judge(k.base.totals, k.now.totals, o.noise).verdict;
+    if (*k.change() != '\0') note += std::string(", ") + k.change();
     rows.push_back(
-        {diffscope::detail::display_name(name, 80), v.base_median, v.new_median, v.verdict});
+        {diffscope::detail::display_name(k.name, 80), k.base.total_ms, k.now.total_ms, note});
   }
   diverging(b, "compare-kernels" + suffix, "Change in total time per kernel",
-            "Total GPU time per kernel name (the kernels each dump lists)", s, rows, rows.size(),
-            false);
+            "Total GPU time per kernel name, the median over each side's runs (the kernels each "
+            "dump lists" +
+                (unlisted > 0
+                     ? "; " + std::to_string(unlisted) + " not listed by a capped list are left out"
+                     : std::string()) +
+                ")",
+            s, rows, rows.size(), false);
 }
 
 }  // namespace

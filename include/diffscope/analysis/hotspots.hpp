@@ -72,6 +72,7 @@ struct step_hotspot {
 struct family_finding {
   std::string family, title, status;
   std::vector<std::string> kernels;  ///< evidence kernels, by time, at most 4
+  std::vector<std::string> members;  ///< every evidence kernel name, by time (the kernel diff)
   std::uint64_t count = 0;           ///< operations of the evidence kernels
   double time_ms = 0;                ///< their combined time
   std::string evidence;              ///< one line: what was seen, where
@@ -155,6 +156,7 @@ inline void set_evidence(family_finding& f, const std::vector<const kernel_resul
   std::stable_sort(by_name.begin(), by_name.end(),
                    [](const auto& a, const auto& b) { return a.second > b.second; });
   for (std::size_t i = 0; i < by_name.size() && i < 4; ++i) f.kernels.push_back(by_name[i].first);
+  for (const auto& p : by_name) f.members.push_back(p.first);
 }
 
 /// Sum of the parts of `a` intervals covered by the union of `b` intervals.

@@ -56,8 +56,10 @@ struct perf_dump_options {
   bool legacy_step_entries = false;
   /// Verdict of the log gate (sglang/gate.hpp), "" when the run was not gated.
   std::string gate_verdict;
-  /// Most kernels listed in diffscope.kernels (results.kernels is sorted by total time).
-  std::size_t max_kernels = 50;
+  /// Most entries (a kernel in a scope) listed in diffscope.kernels, longest first: room for
+  /// every entry of a real model, so `diffscope compare` tells a removed kernel from one left
+  /// off the list, while the list stays bounded (under 1 KB an entry).
+  std::size_t max_kernels = 2000;
   /// Empty: the current UTC time. Set it for reproducible files.
   std::string timestamp;
   /// With request markers: the index into results::requests whose stages, steps, end-to-end
