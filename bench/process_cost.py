@@ -164,6 +164,17 @@ def report(a, runs):
     return "\n".join(lines) + "\n"
 
 
+def save(a, runs):
+    """Writes OUT/results.json and OUT/report.md; returns the report."""
+    with open(os.path.join(a.out, "results.json"), "w") as f:
+        json.dump({"workload": a.workload, "args": WORKLOADS[a.workload]["small" if a.small else "args"],
+                   "repeat": a.repeat, "runs": runs}, f, indent=1)
+    text = report(a, runs)
+    with open(os.path.join(a.out, "report.md"), "w") as f:
+        f.write(text)
+    return text
+
+
 def main(argv):
     a = parse_args(argv)
     for d in ("runs", "dumps", "logs"):
@@ -177,12 +188,7 @@ def main(argv):
             runs.append(r)
             state = f"{r['e2e_ms']:.2f} ms" if r["ok"] else f"FAILED rc={r['rc']} ({r['log']})"
             print(f"[{rep + 1}/{a.reps}] {v}: {state}", file=sys.stderr, flush=True)
-    with open(os.path.join(a.out, "results.json"), "w") as f:
-        json.dump({"workload": a.workload, "args": WORKLOADS[a.workload]["small" if a.small else "args"],
-                   "repeat": a.repeat, "runs": runs}, f, indent=1)
-    text = report(a, runs)
-    with open(os.path.join(a.out, "report.md"), "w") as f:
-        f.write(text)
+        text = save(a, runs)  # after every round: a run cut short keeps its complete rounds
     print(text)
     return 0 if all(r["ok"] for r in runs) else 1
 
