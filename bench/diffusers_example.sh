@@ -54,7 +54,7 @@ for run in profile perf; do
   [ "$run" = perf ] && extra=(--compare "$dir/compare.md")
   python3 bench/diffusers_check.py --dump "$dir/$run.json" --log "$dir/$run.log" \
     "${steps_arg[@]}" "${extra[@]}" "${gpu_arg[@]}" >"$dir/check_$run.txt" 2>&1 || rc=1
-  grep -vE "^(PASS|FAIL|INFO) " "$dir/check_$run.txt" | sed '$d'
+  grep -vE "^(PASS|FAIL) " "$dir/check_$run.txt" | sed '$d'
 done
 echo "== $(head -1 "$dir/profile.log")"
 for run in profile perf; do

@@ -111,6 +111,36 @@ TEST_SUITE("report") {
     CHECK(t2[3].find("2 (x3)") != std::string::npos);
   }
 
+  TEST_CASE("a long loop lists its first two, last and four slowest steps, then their spread") {
+    auto r = sample::profiled();
+    const diffscope::step_result model = r.steps[0];
+    r.steps.clear();
+    for (int i = 0; i < 28; ++i) {
+      diffscope::step_result s = model;
+      s.step = i;
+      s.gpu.envelope_ms = 10.0 + (i == 5 || i == 9 || i == 20 || i == 21 ? 5.0 + i : 0.0);
+      r.steps.push_back(s);
+    }
+    const std::string text = diffscope::summary_text(r);
+    const auto t = table(text, "Denoise steps (28; the first two, the last and the 4 slowest)");
+    REQUIRE(t.size() == 9);  // header, steps 0 1 5 9 20 21 27, the spread
+    const char* steps[] = {"0", "1", "5", "9", "20", "21", "27"};
+    for (std::size_t i = 0; i < 7; ++i) {
+      std::istringstream row(t[i + 1]);
+      std::string step;
+      row >> step;
+      CHECK(step == steps[i]);
+    }
+    CHECK(t[8] ==
+          "  every step, GPU envelope: median 10.00 ms, min 10.00, max 36.00; 21 more "
+          "steps: see the dump (DIFFSCOPE_SUMMARY_SCOPES=all lists every step)");
+    // Every step when all scopes are asked for; a loop of 12 steps is listed whole.
+    CHECK(table(diffscope::summary_text(r, 10, diffscope::all_summary_scopes), "Denoise steps")
+              .size() == 29);
+    r.steps.resize(12);
+    CHECK(table(diffscope::summary_text(r), "Denoise steps").size() == 13);
+  }
+
   TEST_CASE("the scope table indents by depth and gives shares of the step or of the total") {
     const auto t = table(diffscope::summary_text(sample::profiled()), "Scopes");
     REQUIRE(t.size() == 6);

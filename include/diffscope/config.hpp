@@ -73,7 +73,7 @@ inline constexpr setting settings[] = {
   {"DIFFSCOPE_SUMMARY", setting_type::flag, "off", "", 0, 0, false,
    "print the console summary on stderr at exit"},
   {"DIFFSCOPE_SUMMARY_SCOPES", setting_type::count, "25", "all", 1, no_limit, false,
-   "scopes the console summary lists: the N with the most GPU time, to depth 6 (`all`: every scope)"},
+   "scopes the console summary lists: the N with the most GPU time, to depth 6 (`all`: every scope, and every denoise step)"},
   {"DIFFSCOPE_CREATE_DIRS", setting_type::flag, "on", "", 0, 0, false,
    "outputs create missing parent directories (diffscope run sets it off)"},
   {"DIFFSCOPE_LABEL", setting_type::text, "run", "", 0, 0, false,

@@ -52,6 +52,10 @@ inline std::int64_t enclosing_step(const std::vector<scope_result>& scopes, std:
 inline constexpr std::size_t summary_name_columns = 60;
 /// Deepest scope the summary ranks, unless it lists every scope (0: top level).
 inline constexpr int summary_scope_depth = 6;
+/// Loops of up to this many denoise steps list every step; longer ones the first two, the
+/// last and the summary_slowest_steps slowest (every step with DIFFSCOPE_SUMMARY_SCOPES=all).
+inline constexpr std::size_t summary_all_steps_up_to = 12;
+inline constexpr std::size_t summary_slowest_steps = 4;
 
 }  // namespace detail
 
@@ -62,7 +66,8 @@ inline constexpr std::size_t default_summary_scopes = 25;
 /// `top_scopes` that lists every scope, at every depth.
 inline constexpr std::size_t all_summary_scopes = static_cast<std::size_t>(-1);
 
-/// The summary as text: header, stages, denoise steps, scopes (the `top_scopes` with the most
+/// The summary as text: header, stages, denoise steps (a long loop's first, last and slowest),
+/// scopes (the `top_scopes` with the most
 /// time, to depth detail::summary_scope_depth, in tree order), top kernels, categories and
 /// fast-path families, faults, overhead.
 inline std::string summary_text(const results& r, std::size_t top_kernels = default_summary_kernels,
@@ -142,14 +147,52 @@ inline std::string summary_text(const results& r, std::size_t top_kernels = defa
   }
 
   if (!r.steps.empty()) {
+    // A long loop lists its first steps, its last and its slowest, then their spread: the
+    // steps of a loop are alike, and the dump has every one.
+    const auto step_ms = [](const step_result& s) {
+      return s.gpu.measured ? s.gpu.envelope_ms : s.host_ms;
+    };
+    std::vector<std::size_t> shown;
+    const bool cut =
+        r.steps.size() > detail::summary_all_steps_up_to && top_scopes != all_summary_scopes;
+    if (cut) {
+      std::vector<std::size_t> by_time(r.steps.size());
+      for (std::size_t i = 0; i < by_time.size(); ++i) by_time[i] = i;
+      std::stable_sort(by_time.begin(), by_time.end(), [&](std::size_t a, std::size_t b) {
+        return step_ms(r.steps[a]) > step_ms(r.steps[b]);
+      });
+      std::vector<bool> pick(r.steps.size(), false);
+      pick[0] = pick[1] = pick[r.steps.size() - 1] = true;
+      for (std::size_t i = 0; i < detail::summary_slowest_steps; ++i) pick[by_time[i]] = true;
+      for (std::size_t i = 0; i < pick.size(); ++i)
+        if (pick[i]) shown.push_back(i);
+    } else {
+      for (std::size_t i = 0; i < r.steps.size(); ++i) shown.push_back(i);
+    }
     text_table t({"step", "host ms", "GPU envelope ms", "busy ms"}, 0);
-    for (const step_result& s : r.steps) {
+    for (std::size_t i : shown) {
+      const step_result& s = r.steps[i];
       t.add({std::to_string(s.step) + (s.calls > 1 ? " (x" + std::to_string(s.calls) + ")" : ""),
              fixed(s.host_ms, 2), ms_or_dash(s.gpu, s.gpu.envelope_ms),
              ms_or_dash(s.gpu, s.gpu.busy_ms)});
     }
-    out += "\nDenoise steps\n";
-    t.render(out);
+    if (cut) {
+      std::vector<double> v;
+      for (const step_result& s : r.steps) v.push_back(step_ms(s));
+      const detail::spread3 sp = detail::spread_of(std::move(v));
+      out += "\nDenoise steps (" + std::to_string(r.steps.size()) +
+             "; the first two, the last and the " + std::to_string(detail::summary_slowest_steps) +
+             " slowest)\n";
+      t.render(out);
+      out += "  every step, " +
+             std::string(r.steps.front().gpu.measured ? "GPU envelope" : "host") + ": median " +
+             fixed(sp.median, 2) + " ms, min " + fixed(sp.min, 2) + ", max " + fixed(sp.max, 2) +
+             "; " + std::to_string(r.steps.size() - shown.size()) +
+             " more steps: see the dump (DIFFSCOPE_SUMMARY_SCOPES=all lists every step)\n";
+    } else {
+      out += "\nDenoise steps\n";
+      t.render(out);
+    }
   }
 
   if (!r.scopes.empty()) {
