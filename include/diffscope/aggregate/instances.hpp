@@ -134,6 +134,7 @@ class instance_pool {
   void release(scope_instance& in) {
     in.live = false;
     in.grafted.clear();
+    std::vector<name_busy>().swap(in.step_kernels);  // a free slot pins no step's names
     --live_instances_;
     free_slots_.push_back((in.id & 0xffffffffu) - 1);
   }
