@@ -3,6 +3,7 @@
 #include <doctest/doctest.h>
 
 #include <diffscope/aggregate/aggregator.hpp>
+#include <diffscope/analysis/hotspots.hpp>
 
 #include <atomic>
 #include <string>
@@ -954,6 +955,12 @@ TEST_SUITE("aggregator") {
     return sum;
   }
 
+  double step_kernels_ms(const diffscope::step_result& s) {
+    double sum = 0;
+    for (const auto& k : s.kernels) sum += k.busy_ms;
+    return sum;
+  }
+
   TEST_CASE("one window: the last counted request's work in every table, the rest outside") {
     two_requests t(window_mode::last);
     const auto r = t.d.agg.snapshot(true);
@@ -983,6 +990,14 @@ TEST_SUITE("aggregator") {
     REQUIRE(r.steps.size() == 2);
     CHECK(r.steps[0].calls == 1);
     CHECK(r.steps[0].gpu.busy_ms + r.steps[1].gpu.busy_ms == doctest::Approx(r2_busy));
+    // Each step's busy by kernel name: r2's alone, as its busy time.
+    for (const auto& st : r.steps) {
+      REQUIRE(st.kernels.size() == 2);
+      CHECK(st.kernels[0].name == "gemm");
+      CHECK(st.kernels[0].busy_ms == doctest::Approx(30e-6));
+      CHECK(st.kernels[1].name == "norm");
+      CHECK(step_kernels_ms(st) == doctest::Approx(st.gpu.busy_ms));
+    }
     // Outside: the warm-up and the two unannotated operations; r1's work is neither.
     CHECK(r.window.outside.operations() == 3);
     CHECK(r.window.outside.kernels == 2);
@@ -1016,10 +1031,74 @@ TEST_SUITE("aggregator") {
     CHECK(r.stages[0].calls == 2);
     REQUIRE(r.steps.size() == 2);
     CHECK(r.steps[1].calls == 2);
+    // Both requests' steps by kernel name, r1's late records included.
+    for (const auto& st : r.steps) {
+      REQUIRE(st.kernels.size() == 2);
+      CHECK(st.kernels[0].busy_ms == doctest::Approx(110e-6));
+      CHECK(step_kernels_ms(st) == doctest::Approx(st.gpu.busy_ms));
+    }
     CHECK(r.window.outside.operations() == 3);
     CHECK(r.window.outside.busy_ms == doctest::Approx(815e-6));
     for (const auto& k : r.kernels) CHECK(k.name != "warm_kernel");
     for (const auto& k : r.kernels) CHECK(k.name != "loose_kernel");
+  }
+
+  TEST_CASE("each step's busy by kernel name and by category sums to the step's busy") {
+    driver d;
+    d.push_at("DenoisingStage", 0, category::stage);
+    const auto before = d.launch();  // in the stage, in no step
+    std::vector<std::uint32_t> corr;
+    for (int s = 0; s < 2; ++s) {
+      d.step(s, 10 + 100 * s);
+      corr.push_back(d.launch());  // the step's own, outside any block
+      d.push_at("block", 11 + 100 * s);
+      d.push_at("attn", 12 + 100 * s);
+      corr.push_back(d.launch());
+      d.pop(13 + 100 * s);
+      corr.push_back(d.launch());
+      corr.push_back(d.launch());
+      corr.push_back(d.launch(launch_kind::memcpy));
+      d.pop(14 + 100 * s);
+      d.pop(15 + 100 * s);
+    }
+    d.pop(300);
+    d.op(before, 1, 5, "nvjet_tst_128x");
+    for (int s = 0; s < 2; ++s) {
+      const std::uint64_t t = 1000 * (s + 1);
+      const std::uint32_t* c = &corr[5 * static_cast<std::size_t>(s)];
+      d.op(c[0], t, t + 7, "elementwise_kernel");
+      d.op(c[1], t + 10, t + 50 + s, "flash_fwd_kernel<128>");
+      d.op(c[2], t + 60, t + 80, "nvjet_tst_128x");
+      d.op(c[3], t + 80, t + 85, "rmsnorm_kernel");
+      d.op(c[4], t + 90, t + 93, "Memcpy HtoD", 7, op_kind::memcpy);
+    }
+    d.agg.finalize_all();
+    auto r = d.agg.snapshot(true);
+    REQUIRE(r.steps.size() == 2);
+    for (const auto& st : r.steps) {
+      CHECK(st.kernels.size() == 5);
+      CHECK(st.gpu.busy_ms > 0);
+      CHECK(step_kernels_ms(st) == doctest::Approx(st.gpu.busy_ms).epsilon(1e-12));
+      CHECK_FALSE(st.categories_measured);  // categorised at assembly
+    }
+    diffscope::categorise_steps(r.steps, diffscope::kernel_classifier());
+    for (std::size_t s = 0; s < 2; ++s) {
+      const auto& st = r.steps[s];
+      CHECK(st.categories_measured);
+      std::vector<std::string> names;
+      double sum = 0;
+      for (const auto& c : st.categories) {
+        names.push_back(c.category);
+        sum += c.busy_ms;
+      }
+      // The rules' order, "misc" last; only categories that ran.
+      CHECK(names == std::vector<std::string>{"gemm", "attention", "norm", "memops", "misc"});
+      CHECK(sum == doctest::Approx(st.gpu.busy_ms).epsilon(1e-12));
+      CHECK(st.categories[0].busy_ms == doctest::Approx(20e-6));  // not the stage's own gemm
+      CHECK(st.categories[1].busy_ms == doctest::Approx((40.0 + s) * 1e-6));
+      CHECK(st.categories[3].busy_ms == doctest::Approx(3e-6));
+      CHECK(st.categories[4].busy_ms == doctest::Approx(7e-6));
+    }
   }
 
   TEST_CASE("one window: without request markers the whole run, warm-ups outside") {

@@ -75,6 +75,8 @@ TEST_SUITE("collector") {
     CHECK(r.stages[0].name == "DenoisingStage");
     REQUIRE(r.steps.size() == 4);
     CHECK(r.steps[3].step == 3);
+    // Per-step categories only where operations were traced (none here without a GPU).
+    CHECK(r.steps[3].categories_measured == r.window.gpu.measured);
     const auto* attn = find_scope(r, "DenoisingStage/denoise_step/qk_norm_rope/attention");
     REQUIRE(attn);
     CHECK(attn->host.calls == 4);
@@ -761,6 +763,7 @@ TEST_SUITE("collector") {
     CHECK(r.overhead.callbacks == 0);
     REQUIRE(r.steps.size() == 1);
     CHECK(r.steps[0].host_ms > 0);
+    CHECK_FALSE(r.steps[0].categories_measured);  // perf mode traces no operation
     if (!gpu) {
       CHECK(r.status.reason.find("no CUDA driver") == 0);
       CHECK_FALSE(r.steps[0].gpu.measured);

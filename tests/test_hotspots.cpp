@@ -542,6 +542,36 @@ TEST_SUITE("hotspots reader") {
     for (const auto& c : orep.categories) CHECK(c.category != diffscope::unlisted_category);
   }
 
+  TEST_CASE("a dump's per-step categories read back; older dumps' steps have none") {
+    using namespace diffscope::cli;
+    const std::string with = R"({"diffscope": {"steps": [
+        {"step": 0, "gpu": {"busy_ms": 1.5}, "categories": {"gemm": 1.0, "misc": 0.5}},
+        {"step": 1, "gpu": {"busy_ms": 2.0}, "categories": {}}]}})";
+    byte_source in(with, "new.json", ~0ull, "this input");
+    const hotspot_source src = hotspots_from_input(in);
+    REQUIRE(src.res.steps.size() == 2);
+    const auto& s0 = src.res.steps[0];
+    CHECK(s0.categories_measured);
+    REQUIRE(s0.categories.size() == 2);
+    CHECK(s0.categories[0].category == "gemm");
+    CHECK(s0.categories[0].busy_ms == 1.0);
+    CHECK(s0.categories[1].category == "misc");
+    CHECK(src.res.steps[1].categories_measured);  // traced, nothing ran: measured, empty
+    CHECK(src.res.steps[1].categories.empty());
+
+    const std::string old = R"({"diffscope": {"steps": [{"step": 0, "gpu": {"busy_ms": 1.5}}]}})";
+    byte_source oin(old, "old.json", ~0ull, "this input");
+    const hotspot_source osrc = hotspots_from_input(oin);
+    REQUIRE(osrc.res.steps.size() == 1);
+    CHECK_FALSE(osrc.res.steps[0].categories_measured);
+
+    const std::string bad =
+        R"({"diffscope": {"steps": [{"step": 0, "categories": {"gemm": "x"}}]}})";
+    byte_source bin(bad, "bad.json", ~0ull, "this input");
+    CHECK_THROWS_WITH(hotspots_from_input(bin),
+                      doctest::Contains("bad.json: diffscope.steps[0].categories.gemm"));
+  }
+
   TEST_CASE("a byte-order mark is skipped once, as in dumps") {
     const std::string bom = "\xEF\xBB\xBF";
     CHECK(read_as_hotspots(bom + small_trace) == "trace 3");

@@ -413,6 +413,48 @@ TEST_SUITE("perf_dump") {
     CHECK_FALSE(dump(sample::profiled())["diffscope"]["steps"][0]["gpu"].has("timed_calls"));
   }
 
+  TEST_CASE("each step's busy by kernel category, where operations were traced") {
+    using namespace diffscope::detail;
+    aggregator agg;
+    std::uint32_t corr = 1;
+    const auto run = [&](const char* name, std::uint64_t start, std::uint64_t dur) {
+      agg.on_launch(corr, launch_kind::kernel);
+      gpu_op o;
+      o.correlation_id = corr++;
+      o.start_ns = start;
+      o.end_ns = start + dur;
+      o.name = name;
+      agg.on_gpu_op(o);
+    };
+    for (std::int64_t s = 0; s < 3; ++s) {
+      const std::uint64_t t = 1'000'000 * static_cast<std::uint64_t>(s + 1);
+      agg.push(range_domain::diffscope, agg.intern("denoise_step"),
+               diffscope::category::denoise_step, s, t);
+      run("flash_fwd_kernel", t, 250'000);
+      run("nvjet_tst_64x", t + 300'000, 500'000 + 1000 * static_cast<std::uint64_t>(s));
+      run("rotary_kernel", t + 900'000, 1234);
+      agg.pop(range_domain::diffscope, t + 10);
+    }
+    agg.finalize_all();
+    auto r = agg.snapshot(true);
+    diffscope::categorise_steps(r.steps, diffscope::kernel_classifier());  // as assembly does
+    const auto d = dump(r);
+    const auto& steps = d["diffscope"]["steps"];
+    REQUIRE(steps.items.size() == 3);
+    for (std::size_t s = 0; s < 3; ++s) {
+      const auto& c = steps[s]["categories"];
+      CHECK(c.keys() == std::vector<std::string>{"gemm", "attention", "rope"});  // rules' order
+      CHECK(c["gemm"].num == doctest::Approx(0.5 + 0.001 * static_cast<double>(s)));
+      CHECK(c["attention"].num == doctest::Approx(0.25));
+      CHECK(c["rope"].num == doctest::Approx(0.001234));
+      CHECK(c["gemm"].num + c["attention"].num + c["rope"].num ==
+            doctest::Approx(steps[s]["gpu"]["busy_ms"].num).epsilon(1e-12));
+    }
+    // Not traced (host only, perf mode) or not categorised: no key, not zeros.
+    CHECK_FALSE(dump(sample::host_only())["diffscope"]["steps"][0].has("categories"));
+    CHECK_FALSE(dump(sample::profiled())["diffscope"]["steps"][0].has("categories"));
+  }
+
   TEST_CASE("perf mode, every scope sampled: the granularity is labelled, estimates marked") {
     auto r = sample::host_only();
     r.status.mode = "perf";

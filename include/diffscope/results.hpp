@@ -62,12 +62,32 @@ struct scope_result {
 };
 
 /// One denoise step (index from the payload or the name "denoising_step_<i>[_t<ts>]").
+/// GPU busy of one kernel name (or copy, set) inside a denoise step.
+struct step_kernel_busy {
+  std::string name;  ///< demangled, as kernel_result::name
+  std::string kind;  ///< "kernel", "memcpy" or "memset"
+  double busy_ms = 0;
+};
+
+/// GPU busy of one kernel category inside a denoise step.
+struct step_category_busy {
+  std::string category;
+  double busy_ms = 0;
+};
+
 struct step_result {
   std::int64_t step = 0;
   std::uint64_t calls = 0;  ///< >1 when the same index was entered several times
   double host_ms = 0;       ///< host wall time of the step scope(s)
   gpu_stats gpu;            ///< all work launched inside the step
   double start_ms = 0;      ///< host start relative to the collection start
+  /// The step's operations by kernel name, summing to gpu.busy_ms (profile mode, the
+  /// window's steps only; empty otherwise).
+  std::vector<step_kernel_busy> kernels;
+  /// The same by kernel category (SGLang's rules, analysis/hotspots.hpp), in the rules'
+  /// order; meaningful only where `categories_measured` (operations were traced).
+  std::vector<step_category_busy> categories;
+  bool categories_measured = false;
 };
 
 /// One pipeline stage, in order of first entry.

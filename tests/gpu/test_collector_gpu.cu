@@ -149,6 +149,12 @@ TEST_SUITE("collector_gpu") {
     for (const auto& st : r.steps) {
       CHECK(within(st.gpu.envelope_ms, 1.0, 0.03));
       host_max = std::max(host_max, st.host_ms);
+      // Profile mode: the step's busy by category, its spin kernels all in one, summing to it.
+      CHECK(st.categories_measured);
+      double sum = 0;
+      for (const auto& cat : st.categories) sum += cat.busy_ms;
+      CHECK(sum == doctest::Approx(st.gpu.busy_ms).epsilon(1e-9));
+      CHECK(st.categories.size() == 1);
     }
     MESSAGE("step 0 host " << r.steps[0].host_ms << " ms, envelope " << r.steps[0].gpu.envelope_ms
                            << " ms; max host " << host_max << " ms");

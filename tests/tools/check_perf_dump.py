@@ -250,6 +250,20 @@ def check_dump(path):
                             bad(f"stage {a.get('name')!r}: gpu_envelope source but envelope differs")
                         elif src == "host" and a.get("host_ms") != a.get("duration_ms"):
                             bad(f"stage {a.get('name')!r}: host source but host_ms differs")
+            # A step's busy by kernel category (profile mode): numbers summing to its busy.
+            for st in ds.get("steps") or []:
+                cats = st.get("categories") if isinstance(st, dict) else None
+                if cats is None:
+                    continue
+                gpu = st.get("gpu")
+                if not isinstance(cats, dict) or not all(
+                    isinstance(v, (int, float)) and v >= 0 for v in cats.values()
+                ):
+                    bad(f"step {st.get('step')}: categories must be an object of ms")
+                elif not isinstance(gpu, dict) or abs(
+                    sum(cats.values()) - gpu.get("busy_ms", 0)
+                ) > 1e-6 * max(1.0, gpu.get("busy_ms", 0)):
+                    bad(f"step {st.get('step')}: categories do not sum to gpu.busy_ms")
             faults = ds.get("faults")
             if not isinstance(faults, dict) or not all(
                 isinstance(v, int) and v >= 0 for v in faults.values()

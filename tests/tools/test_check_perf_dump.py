@@ -103,7 +103,16 @@ def main(sample_dir):
                        for x in named]}
         return d
 
-    good_cases = {"one request of four": mutate(lambda d: per_request(d, 0.5))}
+    def step_categories(d, off):
+        for st in d["diffscope"]["steps"]:
+            busy = st["gpu"]["busy_ms"]
+            st["categories"] = {"gemm": busy * 0.75, "misc": busy * 0.25 + off}
+        return d
+
+    good_cases = {"one request of four": mutate(lambda d: per_request(d, 0.5)),
+                  "steps by category": mutate(lambda d: step_categories(d, 0.0))}
+    cases["step categories off their busy"] = (
+        mutate(lambda d: step_categories(d, 0.5)), "categories do not sum to gpu.busy_ms")
     cases["request stage outside the requests' range"] = (
         mutate(lambda d: per_request(d, 1.5)), "outside the requests' range")
     with tempfile.TemporaryDirectory() as tmp:

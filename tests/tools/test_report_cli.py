@@ -151,8 +151,9 @@ def gpu(busy, env):
 
 
 def make_dump(n_scopes, n_steps, rank=0, world=1, seed=0, hotspots=False, comm=True,
-              n_kernels=50):
-    """A diffscope dump with every table the page reads."""
+              n_kernels=50, step_categories=False):
+    """A diffscope dump with every table the page reads; with step_categories, each step's
+    busy by kernel category (odd steps without rope), as profile mode writes it now."""
     rnd = random.Random(seed + 1000 * rank)
     stages = [("InputValidationStage", None), ("TextEncodingStage", 25.0),
               ("LatentPreparationStage", 3.0), ("DenoisingStage", None), ("DecodingStage", 210.0)]
@@ -162,6 +163,13 @@ def make_dump(n_scopes, n_steps, rank=0, world=1, seed=0, hotspots=False, comm=T
         step_rows.append({"step": i, "calls": 1, "duration_ms": env,
                           "duration_source": "gpu_envelope", "host_ms": env * 0.6,
                           "start_ms": 100 + 25 * i, "gpu": gpu(env * 0.9, env)})
+        if step_categories:
+            busy = env * 0.9
+            parts = [("gemm", 0.5), ("attention", 0.3), ("norm", 0.1)] + (
+                [("rope", 0.05)] if i % 2 == 0 else [])
+            cats = {c: busy * f for c, f in parts}
+            cats["misc"] = busy - sum(cats.values())
+            step_rows[-1]["categories"] = cats
     denoise = sum(s["duration_ms"] for s in step_rows)
     stage_rows = []
     for name, ms in stages:
@@ -300,8 +308,10 @@ def main():
     nogpu = json.load(open(fx("ds_nogpu.json")))
     report("host_only", fx("ds_nogpu.json"),
            expect={"stages": ("data-bars", len([s for s in nogpu["steps"] if not_legacy(s["name"])]))},
-           missing=("scopes-gpu", "categories", "kernels"))
+           missing=("scopes-gpu", "categories", "step-categories", "kernels"))
     text = html_of(os.path.join(work, "host_only.html"))
+    check("by kernel category: GPU timing was not measured" in text,
+          "host_only: no per-step categories, and why")
     check("not measured</span> (no CUDA driver)" in text, "host_only: says GPU timing was not "
                                                           "measured and why")
 
@@ -453,6 +463,34 @@ def main():
                                      "bar and point")
             except ET.ParseError as e:
                 check(False, f"--svg-dir {name}: not XML ({e})")
+
+    # Per-step categories (profile mode's dumps now): one stacked bar per step, one segment
+    # per category that ran in it.
+    stepcat = make_dump(12, 6, seed=4, step_categories=True)
+    stepcat_path = write(os.path.join(work, "stepcat.json"), stepcat)
+    segments = sum(1 for st in stepcat["diffscope"]["steps"]
+                   for v in st["categories"].values() if v > 0)
+    p = report("stepcat", stepcat_path, expect={"step-categories": ("data-bars", segments)})
+    if p:
+        check("step-categories" not in p.missing, "stepcat: no missing note when every step has "
+                                                  "categories")
+        text = html_of(pages["stepcat"][0])
+        st = stepcat["diffscope"]["steps"][2]
+        check(f"step 2, attention: {st['categories']['attention']:.6g} ms</title>" in text,
+              "stepcat: a segment's title holds its step, category and value")
+        for c in ("gemm", "attention", "norm", "rope", "misc"):
+            check(f">{c}</text>" in text, f"stepcat: the legend names {c}")
+        check("GPU busy (ms)" in text, "stepcat: the value axis says GPU busy and its unit")
+    # Without them, the note says why: an older dump, host only, perf mode.
+    text = html_of(pages["rich"][0])
+    check("written before diffscope.steps[].categories" in text,
+          "rich: an older dump's missing per-step categories are said so")
+    perf = make_dump(12, 4, seed=6)
+    perf["diffscope"]["status"]["mode"] = "perf"
+    report("perf_mode", write(os.path.join(work, "perf_mode.json"), perf),
+           missing=("step-categories",))
+    check("perf mode times scopes" in html_of(pages["perf_mode"][0]),
+          "perf_mode: no per-step categories, perf mode named as the reason")
 
     # Names that need escaping, in a page and its SVGs.
     evil = make_dump(8, 3, seed=5)

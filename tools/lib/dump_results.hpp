@@ -151,6 +151,12 @@ inline dump_results results_of_dump(const perf_dump_data& d) {
           st.gpu.busy_ms = *busy;
         }
       }
+      if (const ordered_json* c = k.object(o, "categories", at)) {  // older dumps: none
+        st.categories_measured = true;
+        for (auto it = c->begin(); it != c->end(); ++it)
+          st.categories.push_back(
+              {it.key(), detail::number_at(it.value(), d.file, at + ".categories." + it.key())});
+      }
       r.steps.push_back(std::move(st));
     });
   }

@@ -134,6 +134,12 @@ void read_timed(const keys& k, const ordered_json& ds, bool stages, run_view& r)
         t.host_ms = k.number(o, "host_ms", at);
         t.gpu = k.gpu(o, at);
         t.duration_source = k.string(o, "duration_source", at).value_or("");
+        if (const ordered_json* c = stages ? nullptr : k.object(o, "categories", at)) {
+          t.categories.emplace();
+          for (auto it = c->begin(); it != c->end(); ++it)
+            t.categories->emplace_back(
+                it.key(), detail::number_at(it.value(), k.file, at + ".categories." + it.key()));
+        }
         t.duration_ms = k.number(o, "duration_ms", at)
                             .value_or(t.gpu.has ? t.gpu.envelope_ms : t.host_ms.value_or(0));
         rows.push_back(std::move(t));

@@ -31,6 +31,9 @@ struct timed_row {
   gpu_numbers gpu;
   double duration_ms = 0;
   std::string duration_source;  ///< "gpu_envelope", "host" or "" (unknown)
+  /// A step's GPU busy by kernel category (diffscope.steps[].categories, in the dump's
+  /// order); absent where the dump has none (perf mode, host only, an older dump).
+  std::optional<std::vector<std::pair<std::string, double>>> categories;
 };
 
 struct comm_numbers {

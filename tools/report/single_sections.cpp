@@ -135,12 +135,55 @@ void steps_section(page_builder& b, const run_view& r) {
   b.end_section();
 }
 
+/// Why the steps carry no kernel categories (diffscope.steps[].categories).
+std::string why_no_step_categories(const run_view& r) {
+  if (r.steps.empty()) return "the dump has no denoise steps";
+  if (!r.dump.has_diffscope) return "an SGLang dump carries no per-step kernel data";
+  if (r.merge.present || !r.dump.gpu_timing || r.mode == "perf") return why_no_kernels(r);
+  if (!r.steps_detailed) return "the dump has no diffscope.steps table";
+  return "the dump was written before diffscope.steps[].categories existed (or some of its "
+         "steps lack it)";
+}
+
+/// Per denoise step, its GPU busy stacked by kernel category, when every step has them.
+void step_categories_chart(page_builder& b, const run_view& r) {
+  const bool all = !r.steps.empty() && r.steps_detailed &&
+                   std::all_of(r.steps.begin(), r.steps.end(),
+                               [](const timed_row& s) { return s.categories.has_value(); });
+  if (!all) {
+    b.missing("step-categories",
+              "no per-step GPU busy by kernel category: " + why_no_step_categories(r) + "." +
+                  (r.categories.empty() ? "" : " Shown instead: the whole run, and per scope."));
+    return;
+  }
+  stacked_chart c;
+  c.id = "step-categories";
+  c.title = "GPU busy per denoise step by kernel category";
+  c.value_label = "GPU busy (ms)";
+  const std::size_t n = std::min(r.steps.size(), max_bar_groups);
+  for (std::size_t i = 0; i < n; ++i)
+    for (const auto& [cat, ms] : *r.steps[i].categories)
+      if (std::find(c.parts.begin(), c.parts.end(), cat) == c.parts.end()) c.parts.push_back(cat);
+  for (std::size_t i = 0; i < n; ++i) {
+    const timed_row& s = r.steps[i];
+    std::vector<double> v(c.parts.size(), 0.0);
+    for (const auto& [cat, ms] : *s.categories)
+      v[static_cast<std::size_t>(std::find(c.parts.begin(), c.parts.end(), cat) -
+                                 c.parts.begin())] += ms;
+    c.rows.push_back({"step " + s.name, std::move(v), ""});
+  }
+  c.description =
+      "Per denoise step: its GPU busy (sum of operation durations, every kernel, copy and set "
+      "launched inside it) by kernel category, SGLang's rules (diffscope.steps[].categories).";
+  b.chart(c.id, render_stacked(c),
+          c.description + (n < r.steps.size() ? " The first " + std::to_string(n) + " of " +
+                                                    std::to_string(r.steps.size()) + " steps."
+                                              : ""));
+}
+
 void categories_section(page_builder& b, const run_view& r) {
   b.section("categories", "GPU time by kernel category");
-  b.missing("step-categories",
-            "per-step GPU busy by kernel category needs per-step kernel data, which a dump does "
-            "not carry: diffscope.steps holds each step's busy time, diffscope.kernels lists "
-            "kernels per scope over all steps. Shown instead: the whole run, and per scope.");
+  step_categories_chart(b, r);
   if (r.categories.empty()) {
     b.missing("categories", "no kernel categories: " + why_no_kernels(r) + ".");
     b.end_section();

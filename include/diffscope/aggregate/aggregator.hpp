@@ -357,6 +357,7 @@ class aggregator final : public activity_sink {
     snapshot_timeline(r, timeline_, tree_, names_, origin_ns_, gpu_measured, window_);
     snapshot_kernels(r, kernels_window_ == window ? &kernels_ : nullptr, tree_, names_,
                      gpu_measured);
+    snapshot_step_kernels(r, step_kernels_.of(window), names_);
     snapshot_outside(r, window_, gpu_measured);
     r.faults.dropped_records = dropped_.load();
     r.faults.zero_timestamps = zero_timestamps_.load();
@@ -510,8 +511,11 @@ class aggregator final : public activity_sink {
     }
 
     for (scope_instance* in = leaf; in != nullptr;
-         in = timing ? nullptr : instances_.find(in->parent))
+         in = timing ? nullptr : instances_.find(in->parent)) {
       in->add_op(op, dur, comm);
+      // By interned name: categorised once per name at assembly, not per operation.
+      if (in->is_step && !timing) add_name_busy(in->step_kernels, op_name, op.kind, dur);
+    }
     // Finalise the chain bottom-up where complete.
     for (std::uint64_t cur = leaf ? leaf->id : 0; cur != 0;) {
       const scope_instance* in = instances_.find(cur);
@@ -536,7 +540,10 @@ class aggregator final : public activity_sink {
     for (const auto& g : in->grafted) finalize(g.second);
     const gpu_acc acc = in->totals();
     const std::uint64_t key = window_.key_of(in->request, in->excluded);
-    if (key == window_.current()) add_window_gpu(tree_.node_at(in->node), key, acc, in->launches);
+    if (key == window_.current()) {
+      add_window_gpu(tree_.node_at(in->node), key, acc, in->launches);
+      if (in->is_step && !in->excluded) step_kernels_.add(key, in->step, in->step_kernels);
+    }
     timeline_.add_gpu(*in, acc);
     instances_.release(*in);
   }
@@ -558,6 +565,7 @@ class aggregator final : public activity_sink {
   graph_scopes graphs_;
   kernel_table kernels_;
   std::uint64_t kernels_window_ = run_window;  // the window kernels_ holds
+  window_step_kernels step_kernels_;
   timeline timeline_;
   window_state window_;
   trace_buffer trace_;

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include <diffscope/aggregate/accumulators.hpp>
+#include <diffscope/aggregate/kernel_table.hpp>
 #include <diffscope/aggregate/overlap.hpp>
 #include <diffscope/aggregate/scope_tree.hpp>
 #include <diffscope/aggregate/thread_state.hpp>
@@ -40,7 +41,8 @@ struct scope_instance {
   std::vector<ns_interval> comm;       // communication kernels (NCCL, custom all-reduce, ...)
   std::size_t compact_at = compact_threshold;  // next interval count that triggers a merge
   std::vector<std::pair<std::uint32_t, std::uint64_t>> grafted;  // graph scope node -> id
-  std::uint64_t id = 0;  // (generation << 32) | (slot + 1); 0 = none
+  std::vector<name_busy> step_kernels;  // a step's own instance: its operations by name
+  std::uint64_t id = 0;                 // (generation << 32) | (slot + 1); 0 = none
   bool live = false;
 
   /// One operation of this call (or of a call inside it) that took `dur` ns; `is_comm`: a
@@ -132,6 +134,7 @@ class instance_pool {
   void release(scope_instance& in) {
     in.live = false;
     in.grafted.clear();
+    std::vector<name_busy>().swap(in.step_kernels);  // a free slot pins no step's names
     --live_instances_;
     free_slots_.push_back((in.id & 0xffffffffu) - 1);
   }

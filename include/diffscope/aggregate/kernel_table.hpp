@@ -1,5 +1,6 @@
 // diffscope: per-kernel figures: count and total, shortest and longest duration of each
-// (kernel name, scope, operation kind), and which kernel names are communication.
+// (kernel name, scope, operation kind), busy per kernel name inside a step, and which kernel
+// names are communication.
 #pragma once
 
 #include <algorithm>
@@ -8,6 +9,7 @@
 #include <limits>
 #include <string_view>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include <diffscope/aggregate/overlap.hpp>
@@ -46,6 +48,28 @@ struct kernel_key_hash {
 struct kernel_acc {
   std::uint64_t count = 0, total = 0, min = std::numeric_limits<std::uint64_t>::max(), max = 0;
 };
+
+/// Busy time of one (kernel name, operation kind) inside a denoise step, ns.
+struct name_busy {
+  std::uint32_t name;
+  op_kind kind;
+  std::uint64_t busy;
+};
+
+/// Adds `dur` ns to (name, kind) in `list`, kept sorted by name then kind: a binary search
+/// per operation, an insertion (and at most an amortised allocation) per new name only.
+inline void add_name_busy(std::vector<name_busy>& list, std::uint32_t name, op_kind kind,
+                          std::uint64_t dur) {
+  const auto less = [](const name_busy& a, std::pair<std::uint32_t, op_kind> k) {
+    return a.name != k.first ? a.name < k.first : a.kind < k.second;
+  };
+  auto it = std::lower_bound(list.begin(), list.end(), std::make_pair(name, kind), less);
+  if (it != list.end() && it->name == name && it->kind == kind) {
+    it->busy += dur;
+  } else {
+    list.insert(it, name_busy{name, kind, dur});
+  }
+}
 
 /// Guarded by the aggregator's mutex.
 class kernel_table {

@@ -180,6 +180,20 @@ inline void snapshot_kernels(results& r, const kernel_table* kernels, const scop
   r.window.kernel_names = distinct.size();
 }
 
+/// The window's steps by kernel name (`steps` null: none of the window's yet), in the order
+/// the names were interned.
+inline void snapshot_step_kernels(results& r,
+                                  const std::map<std::int64_t, std::vector<name_busy>>* steps,
+                                  const name_table& names) {
+  if (steps == nullptr) return;
+  for (step_result& s : r.steps) {
+    const auto it = steps->find(s.step);
+    if (it == steps->end()) continue;
+    for (const name_busy& k : it->second)
+      s.kernels.push_back({names.name_of(k.name), kind_label(k.kind), k.busy / 1e6});
+  }
+}
+
 /// The operations outside every counted request: warm-ups', and, once a request counts, those
 /// launched with none open.
 inline void snapshot_outside(results& r, const window_state& window, bool gpu_measured) {

@@ -1,13 +1,17 @@
 // diffscope: the one window every table covers (the last counted request, every counted one,
 // or the whole run while none counts): each context's window key, the scope nodes' figures kept
-// for the window alone, and the GPU operations outside every counted request.
+// for the window alone, its steps' busy by kernel name, and the GPU operations outside every
+// counted request.
 #pragma once
 
 #include <atomic>
 #include <cstdint>
+#include <map>
 #include <mutex>
+#include <vector>
 
 #include <diffscope/aggregate/accumulators.hpp>
+#include <diffscope/aggregate/kernel_table.hpp>
 #include <diffscope/aggregate/scope_tree.hpp>
 #include <diffscope/capture/activity.hpp>
 #include <diffscope/results.hpp>
@@ -89,6 +93,31 @@ class window_state {
   std::atomic<std::uint64_t> current_{run_window};
   const window_mode mode_;
   op_count warmups_, unrequested_;
+};
+
+/// The window's denoise steps by kernel name: each step instance's operations by name, added
+/// when it is finalised in the window, as its busy time is added to its step (timeline.hpp),
+/// so the two agree. Bounded by the window's steps times their distinct kernel names; an
+/// earlier window's are dropped when a later one's first arrive. Aggregator's mutex held.
+class window_step_kernels {
+ public:
+  void add(std::uint64_t key, std::int64_t step, const std::vector<name_busy>& kernels) {
+    if (key_ > key) return;
+    if (key_ < key) {
+      steps_.clear();
+      key_ = key;
+    }
+    std::vector<name_busy>& into = steps_[step];
+    for (const name_busy& k : kernels) add_name_busy(into, k.name, k.kind, k.busy);
+  }
+  /// The window's steps, or nullptr when they are not `window`'s.
+  const std::map<std::int64_t, std::vector<name_busy>>* of(std::uint64_t window) const noexcept {
+    return key_ == window ? &steps_ : nullptr;
+  }
+
+ private:
+  std::uint64_t key_ = no_window;
+  std::map<std::int64_t, std::vector<name_busy>> steps_;
 };
 
 /// A scope was entered in a context of key `key`: a row of the window when that is `current`.

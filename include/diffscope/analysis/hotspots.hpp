@@ -488,4 +488,25 @@ inline hotspot_report analyze_hotspots(const results& r) {
   return analyze_hotspots(r, kernel_classifier());
 }
 
+/// Each step's busy by kernel category, from its busy by kernel name (step_result::kernels):
+/// every category with an operation, in the rules' order. Marks the steps measured.
+inline void categorise_steps(std::vector<step_result>& steps, const kernel_classifier& rules) {
+  const std::vector<std::string> order = rules.categories();
+  for (step_result& s : steps) {
+    std::vector<double> ms(order.size(), 0.0);
+    std::vector<char> seen(order.size(), 0);
+    for (const step_kernel_busy& k : s.kernels) {
+      const std::size_t i = static_cast<std::size_t>(
+          std::find(order.begin(), order.end(), rules.classify(k.name, k.kind)) - order.begin());
+      if (i == order.size()) continue;  // categories() holds every category classify() gives
+      ms[i] += k.busy_ms;
+      seen[i] = 1;
+    }
+    s.categories.clear();
+    for (std::size_t i = 0; i < order.size(); ++i)
+      if (seen[i] != 0) s.categories.push_back({order[i], ms[i]});
+    s.categories_measured = true;
+  }
+}
+
 }  // namespace diffscope

@@ -13,6 +13,7 @@
 #include <string>
 
 #include <diffscope/aggregate/aggregator.hpp>
+#include <diffscope/analysis/hotspots.hpp>
 #include <diffscope/capture/cupti_source.hpp>
 #include <diffscope/capture/event_timer.hpp>
 #include <diffscope/capture/nvtx_tool.hpp>
@@ -123,6 +124,8 @@ inline results assemble_results(collector_state& st, bool final_snapshot,
     r.window.gpu.measured = r.window.outside.measured = r.window.warmups.measured = false;
   } else {
     copy_cupti_counts(r, st);
+    // Operations were traced: the window's steps by category (SGLang's rules).
+    if (st.gpu_ok && r.window.gpu.measured) categorise_steps(r.steps, kernel_classifier());
   }
   if (unclosed != nullptr) {
     r.faults.unclosed_at_stop = unclosed->count;

@@ -419,6 +419,11 @@ inline void write_diffscope_section(json_writer& w, const results& r, const perf
     w.begin_object();
     w.field("step", s.step);
     write_timed(s);
+    if (s.categories_measured) {  // operations traced: the step's busy by kernel category
+      w.key("categories").begin_object();
+      for (const step_category_busy& c : s.categories) w.field(c.category, c.busy_ms);
+      w.end_object();
+    }
     w.end_object();
   }
   w.end_array();
