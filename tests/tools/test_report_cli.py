@@ -228,7 +228,7 @@ def make_dump(n_scopes, n_steps, rank=0, world=1, seed=0, hotspots=False, comm=T
              "status": {"gpu_timing": True, "reason": "", "mode": "profile"},
              "gate": {"gated": True, "verdict": "valid"},
              "environment": {"gpu_name": "NVIDIA H200", "device_count": 1,
-                             "driver_version": "580.1", "rank": rank, "world_size": world,
+                             "driver_version": 13000, "rank": rank, "world_size": world,
                              "local_rank": rank},
              "stages": stage_rows, "steps": step_rows,
              "requests": {"count": 1, "warmups": 1},

@@ -332,7 +332,15 @@ void read_header(const keys& k, const ordered_json& ds, run_view& r) {
   if (const ordered_json* e = k.object(ds, "environment", "diffscope")) {
     const std::string at = "diffscope.environment";
     r.gpu_name = k.string(*e, "gpu_name", at).value_or("");
-    r.driver_version = k.string(*e, "driver_version", at).value_or("");
+    // The collector writes cudaDriverGetVersion's integer (13000: CUDA 13.0); other
+    // writers a string, shown as it is.
+    const ordered_json* dv = detail::find_key(*e, "driver_version");
+    if (dv != nullptr && dv->is_number_integer()) {
+      const long long v = dv->get<long long>();
+      r.driver_version = "CUDA " + std::to_string(v / 1000) + "." + std::to_string(v % 1000 / 10);
+    } else {
+      r.driver_version = k.string(*e, "driver_version", at).value_or("");
+    }
     r.hostname = k.string(*e, "hostname", at).value_or("");
     r.device_count = k.integer(*e, "device_count", at).value_or(-1);
   }
