@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <utility>
 
@@ -27,7 +28,7 @@ struct dump_results {
 namespace detail_dump_results {
 
 /// Typed access to a dump's optional keys: absent or null gives nothing, a wrong type is
-/// failure(exit_usage) naming the file and the key.
+/// failure(exit_usage) naming the file and the key. report_model.cpp reads with it too.
 struct reader {
   const std::string& file;
 
@@ -60,6 +61,19 @@ struct reader {
     const ordered_json* v = member(o, key);
     if (v == nullptr) return std::nullopt;
     return detail::string_at(*v, file, at + "." + key);
+  }
+  std::optional<bool> boolean(const ordered_json& o, const char* key, const std::string& at) const {
+    const ordered_json* v = member(o, key);
+    if (v == nullptr) return std::nullopt;
+    if (!v->is_boolean()) bad(at + "." + key, "is not a boolean");
+    return v->get<bool>();
+  }
+  std::optional<std::int64_t> integer(const ordered_json& o, const char* key,
+                                      const std::string& at) const {
+    const ordered_json* v = member(o, key);
+    if (v == nullptr) return std::nullopt;
+    if (!v->is_number_integer()) bad(at + "." + key, "is not an integer");
+    return v->get<std::int64_t>();
   }
   std::optional<std::uint64_t> count(const ordered_json& o, const char* key,
                                      const std::string& at) const {

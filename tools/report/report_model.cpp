@@ -17,63 +17,9 @@ namespace diffscope::cli::report {
 
 namespace {
 
-/// Typed access to the optional keys of a dump: absent or null gives nothing, a wrong type
-/// is failure(exit_usage) naming the file and the key.
-struct keys {
-  const std::string& file;
-
-  [[noreturn]] void bad(const std::string& where, const char* what) const {
-    throw failure(exit_usage, file + ": " + where + " " + what);
-  }
-  static const ordered_json* member(const ordered_json& o, const char* key) {
-    const ordered_json* v = detail::find_key(o, key);
-    return v == nullptr || v->is_null() ? nullptr : v;
-  }
-  const ordered_json* object(const ordered_json& o, const char* key, const std::string& at) const {
-    const ordered_json* v = member(o, key);
-    if (v != nullptr && !v->is_object()) bad(at + "." + key, "is not an object");
-    return v;
-  }
-  const ordered_json* array(const ordered_json& o, const char* key, const std::string& at) const {
-    const ordered_json* v = member(o, key);
-    if (v != nullptr && !v->is_array()) bad(at + "." + key, "is not an array");
-    if (v != nullptr) detail::check_entries(v->size(), file, (at + "." + key).c_str());
-    return v;
-  }
-  std::optional<double> number(const ordered_json& o, const char* key,
-                               const std::string& at) const {
-    const ordered_json* v = member(o, key);
-    if (v == nullptr) return std::nullopt;
-    return detail::number_at(*v, file, at + "." + key);
-  }
-  std::optional<std::string> string(const ordered_json& o, const char* key,
-                                    const std::string& at) const {
-    const ordered_json* v = member(o, key);
-    if (v == nullptr) return std::nullopt;
-    return detail::string_at(*v, file, at + "." + key);
-  }
-  std::optional<bool> boolean(const ordered_json& o, const char* key, const std::string& at) const {
-    const ordered_json* v = member(o, key);
-    if (v == nullptr) return std::nullopt;
-    if (!v->is_boolean()) bad(at + "." + key, "is not a boolean");
-    return v->get<bool>();
-  }
-  std::optional<std::int64_t> integer(const ordered_json& o, const char* key,
-                                      const std::string& at) const {
-    const ordered_json* v = member(o, key);
-    if (v == nullptr) return std::nullopt;
-    if (!v->is_number_integer()) bad(at + "." + key, "is not an integer");
-    return v->get<std::int64_t>();
-  }
-  /// Each element of an array, which must be an object.
-  template <typename F>
-  void each_object(const ordered_json& a, const std::string& at, F&& f) const {
-    for (std::size_t i = 0; i < a.size(); ++i) {
-      const std::string where = at + "[" + std::to_string(i) + "]";
-      if (!a[i].is_object()) bad(where, "is not an object");
-      f(a[i], where);
-    }
-  }
+/// The dump reader's typed access (lib/dump_results.hpp), and the report's GPU and
+/// communication figures.
+struct keys : detail_dump_results::reader {
   gpu_numbers gpu(const ordered_json& o, const std::string& at) const {
     gpu_numbers g;
     const ordered_json* v = object(o, "gpu", at);
@@ -373,7 +319,7 @@ run_view view_of(perf_dump_data dump) {
   run_view r;
   r.dump = std::move(dump);
   r.label = compare_detail::base_name(r.dump.file);
-  const keys k{r.dump.file};
+  const keys k{{r.dump.file}};
   if (r.dump.has_diffscope) {
     const ordered_json& ds = r.dump.diffscope;
     read_header(k, ds, r);
