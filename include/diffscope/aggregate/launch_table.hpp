@@ -152,12 +152,12 @@ class launch_table {
       p.kind = e.kind;
       p.thread = ring.thread;
       p.launch_ns = e.launch_ns;
-      if (const scope_instance* own = instances.find(e.instance)) {
+      scope_instance* own = instances.find(e.instance);
+      if (own != nullptr) {
         p.request = own->request;
         p.excluded = own->excluded;
       }
-      for (scope_instance* in = instances.find(e.instance); in != nullptr;
-           in = instances.find(in->parent)) {
+      for (scope_instance* in = own; in != nullptr; in = instances.find(in->parent)) {
         ++in->launches;
         if (e.kind == launch_kind::graph) {
           in->open_ended = true;
