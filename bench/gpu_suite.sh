@@ -20,7 +20,7 @@
 #   modes  bench/process_cost.py: what each mode costs whole processes (plain, perf, paused,
 #          records-only, profile, torch.profiler alternating) on the launch-bound Python loop
 #          and on the diffusers example (not in the default parts; MODES_REPS processes per
-#          variant, default 6; MODES_WORKLOADS, default "dit flux")
+#          variant, default 6; MODES_WORKLOADS, default "dit flux"; MODES_VARIANTS, a subset)
 #   ab     bench/ab_toy_dit.sh: diffscope ab on toy_dit
 #   multi  bench/multi_gpu.sh: two ranks under diffscope run (needs two GPUs)
 #   diffusers  bench/diffusers_example.sh: examples/diffusers/flux_like.py (PyPI diffusers'
@@ -28,6 +28,7 @@
 #          steps against CUDA events (not in the default parts; needs the deps that
 #          examples/diffusers/fetch_deps.sh puts in .devdeps/, carried; DIFFUSERS_ARGS more
 #          flux_like.py arguments)
+# SUITE_TARGETS builds only those CMake targets (parts that need others fail).
 # SUITE_COMMIT labels the figures when the machine has no git. PERF_REPS and PY_REPS set the
 # runs per variant of perf_mode.py (toy_dit, Python loop); TORCH_REPS those of torch_overhead;
 # PERF_ARGS more arguments for perf_mode.py (e.g. "--py-sections accuracy").
@@ -62,7 +63,8 @@ if ! cmake -S . -B build-gpu -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_AR
   note "configure: FAILED"
   exit 1
 fi
-if ! cmake --build build-gpu -j "$(nproc)" >"$logs/build.log" 2>&1; then
+if ! cmake --build build-gpu -j "$(nproc)" ${SUITE_TARGETS:+--target $SUITE_TARGETS} \
+  >"$logs/build.log" 2>&1; then
   grep -E "error|FAILED" -A3 "$logs/build.log" | head -80
   note "build: FAILED"
   exit 1
@@ -173,6 +175,7 @@ if has modes; then
     [ "$w" = dit ] && [ ! -f "$ext" ] && { note "modes dit: skipped (no extension)"; continue; }
     part "modes_$w" python3 bench/process_cost.py --workload "$w" --diffscope \
       build-gpu/tools/diffscope --out "$out/modes_$w" --reps "${MODES_REPS:-6}" \
+      ${MODES_VARIANTS:+--variants $MODES_VARIANTS} \
       $([ "$w" = dit ] && echo --ext "$ext")
   done
 fi

@@ -249,7 +249,7 @@ TEST_SUITE("config") {
       CHECK(config::choice("DIFFSCOPE_MODE") == 0);
       REQUIRE(w.lines().size() == 1);
       CHECK(w.lines()[0] ==
-            "diffscope: DIFFSCOPE_MODE='Perf' is not one of profile, perf; using profile");
+            "diffscope: DIFFSCOPE_MODE='Perf' is not one of profile, perf, sampled; using profile");
     }
     SUBCASE("count") {
       for (const char* junk :

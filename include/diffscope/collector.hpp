@@ -27,6 +27,7 @@
 #include <diffscope/aggregate/window.hpp>
 #include <diffscope/capture/cupti_source.hpp>
 #include <diffscope/capture/event_timer.hpp>
+#include <diffscope/capture/step_sampling.hpp>
 #include <diffscope/config.hpp>
 #include <diffscope/output/perf_dump.hpp>
 #include <diffscope/results.hpp>
@@ -43,10 +44,14 @@ enum class timing_mode {
   /// Device events at the boundaries of timed scopes, on the stream they launch to: each
   /// timed scope's span measured on the GPU, no per-launch cost, no per-kernel data.
   perf,
+  /// Both: events time every stage and step (as perf), CUPTI traces the operations of a
+  /// sample of denoise steps and of the work outside steps (as profile); scope and kernel
+  /// figures are scaled from the sample to every step and marked as estimates.
+  sampled,
 };
 
 inline const char* timing_mode_name(timing_mode m) noexcept {
-  return m == timing_mode::perf ? "perf" : "profile";
+  return m == timing_mode::perf ? "perf" : m == timing_mode::sampled ? "sampled" : "profile";
 }
 
 /// Perf mode: who settles completed event pairs (collector_options::perf_drain).
@@ -79,6 +84,8 @@ struct collector_options {
   bool expect_bcg = false;    ///< the gate requires the breakable-CUDA-graph capture marker
   bool keep_invalid = false;  ///< a tripped gate writes them beside as <path>.invalid.json
   timing_mode mode = timing_mode::profile;
+  /// Sampled mode: the denoise steps traced (DIFFSCOPE_SAMPLE_STEPS; default steps 1-2).
+  detail::step_sample_rule sample;
   /// Outputs create their missing parent directories (false: a missing one is an error and
   /// nothing is created; DIFFSCOPE_CREATE_DIRS).
   bool create_dirs = true;
@@ -161,7 +168,13 @@ struct collector_options {
     o.expect_bcg = config::flag("DIFFSCOPE_EXPECT_BCG");
     o.watch_output = config::flag("DIFFSCOPE_GATE") || o.expect_bcg;
     o.keep_invalid = config::flag("DIFFSCOPE_KEEP_INVALID");
-    o.mode = config::choice("DIFFSCOPE_MODE") == 1 ? timing_mode::perf : timing_mode::profile;
+    o.mode = static_cast<timing_mode>(config::choice("DIFFSCOPE_MODE"));
+    if (const char* v = config::raw("DIFFSCOPE_SAMPLE_STEPS")) {
+      if (const auto rule = detail::parse_step_sample(v))
+        o.sample = *rule;
+      else
+        config::detail::warn_once(config::detail::entry("DIFFSCOPE_SAMPLE_STEPS"), v);
+    }
     o.perf_all_scopes = config::choice("DIFFSCOPE_PERF_SCOPES") == 1;
     if (config::choice("DIFFSCOPE_EXPERIMENT_PERF_STREAM") == 1)
       o.perf_stream = reinterpret_cast<void*>(2);

@@ -97,8 +97,10 @@ inline constexpr setting settings[] = {
   // What is measured.
   {"DIFFSCOPE_NO_GPU", setting_type::flag, "off", "", 0, 0, false,
    "host timings only; CUPTI and the GPU untouched"},
-  {"DIFFSCOPE_MODE", setting_type::choice, "profile", "profile|perf", 0, 0, false,
-   "timing mode: CUPTI traces every kernel, or device events time stages and steps"},
+  {"DIFFSCOPE_MODE", setting_type::choice, "profile", "profile|perf|sampled", 0, 0, false,
+   "timing mode: CUPTI traces every kernel; device events time stages and steps; or both, CUPTI in a sample of steps"},
+  {"DIFFSCOPE_SAMPLE_STEPS", setting_type::text, "1-2", "", 0, 0, false,
+   "sampled mode: the denoise steps CUPTI traces, `A-B` (step indices) or `every:N`"},
   {"DIFFSCOPE_PERF_SCOPES", setting_type::choice, "steps", "steps|all", 0, 0, false,
    "perf mode times stages and denoise steps, or every scope"},
   {"DIFFSCOPE_PERF_SAMPLE", setting_type::count, "1", "", 1, 1u << 30, false,

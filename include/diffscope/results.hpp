@@ -36,7 +36,18 @@ struct gpu_stats {
   std::uint64_t timed_calls = 0;  ///< perf mode: calls timed by device events (the spans)
   /// Perf mode, scopes sampled (DIFFSCOPE_PERF_SAMPLE): busy/occupied/envelope are the timed
   /// calls' spans scaled by calls / timed_calls, an estimate of the total over every call.
+  /// Sampled mode: busy/occupied/envelope and the counts are the traced calls' figures scaled
+  /// to every call (traced_calls < calls), an estimate with `error_ms`.
   bool estimated = false;
+  /// Sampled mode: the span of the timed calls (stages, steps, requests) between two device
+  /// events, every call timed: what CUDA events around the range measure. 0 when not timed.
+  /// (Perf mode keeps its spans in busy/occupied/envelope, as before; this is 0 there.)
+  double span_ms = 0;
+  /// Sampled mode: calls whose operations were traced; the others are estimated from them.
+  std::uint64_t traced_calls = 0;
+  /// Sampled mode, estimated figures: one standard error of busy_ms, from the spread of the
+  /// traced calls (0 when exact).
+  double error_ms = 0;
   /// Communication kernels (NCCL, custom all-reduce, ...; detail::is_communication_kernel),
   /// each call on its own: busy = union of their intervals, overlapped = the part of it
   /// during which other GPU work of the scope ran, exposed = busy - overlapped.
@@ -88,6 +99,9 @@ struct step_result {
   /// order; meaningful only where `categories_measured` (operations were traced).
   std::vector<step_category_busy> categories;
   bool categories_measured = false;
+  /// Sampled mode: this step's operations were traced (kernels, categories, busy are its
+  /// own); false: only its span (gpu.span_ms) was timed. Always true in profile mode.
+  bool traced = true;
 };
 
 /// One pipeline stage, in order of first entry.
@@ -121,6 +135,11 @@ struct kernel_result {
   std::string scope_path;  ///< innermost scope path it was attributed to ("" = none)
   std::uint64_t count = 0;
   double total_ms = 0, min_ms = 0, max_ms = 0;
+  /// Sampled mode: count and total_ms are scaled from the traced steps to every step of the
+  /// window (the work outside steps is traced whole), `error_ms` one standard error of
+  /// total_ms from the spread across traced steps.
+  bool estimated = false;
+  double error_ms = 0;
 };
 
 /// GPU operations (kernels, copies, sets) counted together.
@@ -154,6 +173,27 @@ struct window_info {
   op_totals warmups;  ///< of `outside`, the warm-ups'
 };
 
+/// Sampled mode (collector_status::mode "sampled"): which denoise steps were traced, and what
+/// tracing only those cost and saved. Events time every stage and step; CUPTI traces the
+/// operations of the sampled steps and of everything outside denoise steps.
+struct sampling_info {
+  bool active = false;
+  std::string rule;                          ///< "steps 1-2", "every 4th step", ...
+  std::uint64_t steps = 0;                   ///< the window's denoise step calls
+  std::uint64_t traced_steps = 0;            ///< of those, traced
+  std::vector<std::int64_t> traced_indices;  ///< the traced steps' indices (window), in order
+  std::uint64_t switches = 0;     ///< tracing turned on or off (CUPTI callbacks and records)
+  double switch_ms = 0;           ///< host time those switches took, in total
+  std::uint64_t launches_traced = 0;  ///< launches seen by the callback while tracing
+  /// Launches made while tracing was off, estimated from the traced steps' launches per step
+  /// (no callback saw them: that is what sampling saves).
+  std::uint64_t launches_untraced_estimated = 0;
+  /// What tracing those launches would have cost the program's threads, at this run's
+  /// measured callback cost per launch (overhead_stats::per_launch_callback_ns); CUPTI's own
+  /// per-launch work, larger, comes on top (docs/modes.md).
+  double saved_callback_ms_estimated = 0;
+};
+
 /// Everything that went wrong and was survived; every counter is reported, none is fatal.
 struct fault_counts {
   std::uint64_t dropped_records = 0;       ///< activity records CUPTI reported as dropped
@@ -169,6 +209,10 @@ struct fault_counts {
                                            ///< on their thread when they opened)
   std::uint64_t timing_failures = 0;       ///< perf mode: event create/record/elapsed failed
   std::uint64_t timing_unresolved = 0;     ///< perf mode: event pairs dropped at stop
+  /// Sampled mode: switches of tracing that failed (a CUPTI call), so a sampled step may lack
+  /// operations or an unsampled one carry them; and traced steps that delivered none.
+  std::uint64_t sample_switch_failures = 0;
+  std::uint64_t sampled_steps_empty = 0;
   /// Range calls with no scope of their own: past the scope cap (collector_status::
   /// max_scopes) counted in their parent's "(other)" scope, or opened inside such a call.
   std::uint64_t ranges_folded = 0;
@@ -217,7 +261,10 @@ struct collector_status {
   std::string cupti_holder;  ///< name of the other CUPTI subscriber, when one was found
   /// "profile": CUPTI traces every kernel, copy and set (per-kernel tables, busy/occupied/
   /// envelope from operations). "perf": device events at scope boundaries time each timed
-  /// scope's span on its stream; no per-kernel data, near-zero per-launch cost.
+  /// scope's span on its stream; no per-kernel data, near-zero per-launch cost. "sampled":
+  /// events time every stage and step (gpu_stats::span_ms), CUPTI traces a sample of denoise
+  /// steps and the work outside steps; scope and kernel figures are estimates from the sample
+  /// (results::sampling). Neither of the other two: outputs and compare say so.
   std::string mode = "profile";
   /// Perf mode: "steps" (stages, denoise steps and requests timed) or "all" (every scope);
   /// empty in profile mode.
@@ -308,6 +355,7 @@ struct results {
   /// first five threads holding any, by thread number.
   std::vector<unclosed_range> unclosed_ranges;
   overhead_stats overhead;
+  sampling_info sampling;  ///< sampled mode only (active)
   trace_events trace;
 };
 
