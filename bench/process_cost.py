@@ -51,6 +51,7 @@ GENERATION = re.compile(r"^generation \d+: ([0-9.]+) ms host", re.M)
 VARIANTS = {
     "plain": {"run": False, "env": {}, "args": []},
     "perf": {"run": True, "env": {"DIFFSCOPE_MODE": "perf"}, "args": []},
+    "sampled": {"run": True, "env": {"DIFFSCOPE_MODE": "sampled"}, "args": []},
     "paused": {"run": True, "env": {}, "args": ["--paused"]},
     "records": {"run": True, "env": {"DIFFSCOPE_EXPERIMENT_CUPTI_LAUNCH_APIS": "none"}, "args": []},
     "profile": {"run": True, "env": {}, "args": []},

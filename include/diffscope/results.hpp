@@ -182,8 +182,8 @@ struct sampling_info {
   std::uint64_t steps = 0;                   ///< the window's denoise step calls
   std::uint64_t traced_steps = 0;            ///< of those, traced
   std::vector<std::int64_t> traced_indices;  ///< the traced steps' indices (window), in order
-  std::uint64_t switches = 0;     ///< tracing turned on or off (CUPTI callbacks and records)
-  double switch_ms = 0;           ///< host time those switches took, in total
+  std::uint64_t switches = 0;         ///< tracing turned on or off (CUPTI callbacks and records)
+  double switch_ms = 0;               ///< host time those switches took, in total
   std::uint64_t launches_traced = 0;  ///< launches seen by the callback while tracing
   /// Launches made while tracing was off, estimated from the traced steps' launches per step
   /// (no callback saw them: that is what sampling saves).

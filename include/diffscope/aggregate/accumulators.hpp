@@ -33,9 +33,16 @@ struct gpu_acc {
   std::uint64_t kernels = 0, memcpys = 0, memsets = 0, bytes = 0;
   std::uint64_t timed = 0;  // perf mode spans
   comm_overlap comm;        // communication kernels and how much of them other work hid
+  // Sampled mode: the timed calls' spans (kept apart from the operations), the calls whose
+  // operations were traced, and the sum of their busy times squared (ms^2, for the spread).
+  std::uint64_t span = 0, traced = 0;
+  double busy_sq_ms2 = 0;
 
   void add(const gpu_acc& o) noexcept {
     timed += o.timed;
+    span += o.span;
+    traced += o.traced;
+    busy_sq_ms2 += o.busy_sq_ms2;
     comm += o.comm;
     busy += o.busy;
     occupied += o.occupied;
@@ -56,6 +63,7 @@ struct gpu_acc {
     s.memsets = memsets;
     s.bytes = bytes;
     s.timed_calls = timed;
+    s.span_ms = span / 1e6;
     s.comm_kernels = comm.kernels;
     s.comm_busy_ms = comm.busy / 1e6;
     s.comm_overlapped_ms = comm.overlapped / 1e6;
@@ -72,6 +80,7 @@ inline std::uint64_t union_length(std::vector<ns_interval>& v) {
 
 /// Host durations of a scope's calls, nanoseconds.
 struct host_acc {
+  std::uint64_t traced = 0;  // sampled mode: calls made while operations were traced
   std::uint64_t calls = 0, sum = 0, min = std::numeric_limits<std::uint64_t>::max(), max = 0;
   duration_histogram hist;
 };

@@ -80,6 +80,9 @@ struct aggregator_options {
   std::uint64_t max_scopes = 10'000;
   /// Once a request counts, the tables hold the last counted request or every counted one.
   window_mode window = window_mode::last;
+  /// Sampled mode: timed scopes' spans are kept apart from their operations (gpu_acc::span),
+  /// since both arrive for the same call.
+  bool spans_apart = false;
 };
 
 class aggregator final : public activity_sink {
@@ -126,6 +129,10 @@ class aggregator final : public activity_sink {
 
   // ---- ranges (called on the annotating thread) ------------------------------------------
 
+  /// Sampled mode: whether ranges opened from now on have their operations traced (their
+  /// calls count in traced_calls). The collector sets it as it switches CUPTI on and off.
+  void set_tracing(bool on) noexcept { tracing_.store(on, std::memory_order_relaxed); }
+
   /// Opens a range. `name_id` from intern(); `step` set for denoise steps; requests
   /// (category request) carry their id and whether they are a warm-up. Returns false when
   /// the range has no scope of its own (opened inside a call folded into "(other)"): perf
@@ -158,6 +165,7 @@ class aggregator final : public activity_sink {
     f.is_step = step.has_value();
     f.request = top ? top->request : -1;
     f.excluded = top ? top->excluded : false;
+    f.traced = tracing_.load(std::memory_order_relaxed);
     if (cat == category::request) f.request = begin_request(request_id, warmup, t_ns, f.excluded);
     f.stage = cat == category::stage
                   ? static_cast<std::int32_t>(stage_index(f.node, t_ns, f.excluded))
@@ -353,8 +361,9 @@ class aggregator final : public activity_sink {
     r.wall_ms = (now_ns() - origin_ns_) / 1e6;
     std::lock_guard<std::mutex> g(mutex_);
     const std::uint64_t window = window_.current();
-    snapshot_scopes(r, tree_, names_, gpu_measured, window);
-    snapshot_timeline(r, timeline_, tree_, names_, origin_ns_, gpu_measured, window_);
+    snapshot_scopes(r, tree_, names_, gpu_measured, window, options_.spans_apart);
+    snapshot_timeline(r, timeline_, tree_, names_, origin_ns_, gpu_measured, window_,
+                      options_.spans_apart);
     snapshot_kernels(r, kernels_window_ == window ? &kernels_ : nullptr, tree_, names_,
                      gpu_measured);
     snapshot_step_kernels(r, step_kernels_.of(window), names_);
@@ -450,6 +459,7 @@ class aggregator final : public activity_sink {
       std::lock_guard<spin_lock> g(n.host_lock);
       if (host_acc* h = window_host(n, key)) {
         ++h->calls;
+        if (f.traced) ++h->traced;
         h->sum += dur;
         h->min = std::min(h->min, dur);
         h->max = std::max(h->max, dur);
@@ -512,6 +522,10 @@ class aggregator final : public activity_sink {
 
     for (scope_instance* in = leaf; in != nullptr;
          in = timing ? nullptr : instances_.find(in->parent)) {
+      if (timing && options_.spans_apart) {
+        in->add_span(dur);
+        continue;
+      }
       in->add_op(op, dur, comm);
       // By interned name: categorised once per name at assembly, not per operation.
       if (in->is_step && !timing) add_name_busy(in->step_kernels, op_name, op.kind, dur);
@@ -579,6 +593,7 @@ class aggregator final : public activity_sink {
   std::atomic<std::uint64_t> zero_timestamps_{0}, inverted_timestamps_{0}, unbalanced_pops_{0};
   std::atomic<std::uint64_t> internal_errors_{0};
   std::atomic<std::uint64_t> ranges_folded_{0};
+  std::atomic<bool> tracing_{true};  // sampled mode: set by the collector as it switches
 };
 
 }  // namespace diffscope::detail

@@ -34,6 +34,7 @@ struct scope_instance {
   bool excluded = false;    // a warm-up's work: kept out of every table
   bool closed = false;
   bool open_ended = false;  // launched a graph: record count unknown until stop
+  bool traced = true;       // sampled mode: opened while operations were traced
   std::uint64_t expected = 0, received = 0, launches = 0;
   std::uint64_t first = std::numeric_limits<std::uint64_t>::max(), last = 0;
   gpu_acc gpu;  // busy, counts, bytes (occupied/envelope computed at finalise)
@@ -77,10 +78,23 @@ struct scope_instance {
     if (op.graph_node_id == 0) ++received;
   }
 
+  /// Sampled mode: the call's span between two device events, kept apart from its
+  /// operations (which only traced calls have).
+  void add_span(std::uint64_t dur) {
+    gpu.span += dur;
+    ++gpu.timed;
+    ++received;
+  }
+
   /// The call's GPU figures: busy, counts and bytes as gathered, envelope and occupied
   /// (with communication overlap) computed now, merging the interval lists in place.
   gpu_acc totals() {
     gpu_acc acc = gpu;
+    if (traced) {
+      acc.traced = 1;
+      const double ms = static_cast<double>(gpu.busy) / 1e6;
+      acc.busy_sq_ms2 = ms * ms;
+    }
     if (last > 0) {
       acc.envelope = last - first;
       if (comm.empty()) {
@@ -172,6 +186,7 @@ inline std::uint64_t ensure_instances(thread_state& ts, instance_pool& instances
       in.step = f.step;
       in.request = f.request;
       in.excluded = f.excluded;
+      in.traced = f.traced;
       if (tree.node_at(f.node).cat == category::stage) in.stage = f.stage;
       in.is_request = tree.node_at(f.node).cat == category::request;
       f.instance = in.id;

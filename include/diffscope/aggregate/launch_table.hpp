@@ -114,9 +114,11 @@ class pending_table {
   static constexpr std::size_t size = 1u << 16;
   // Launches that never produced a record (a zero-byte copy, a failed launch) would pile
   // up: drop those far older than the newest id.
+  // Only ids of the same space age against each other: CUPTI's correlation ids below 2^31,
+  // the event timer's pairs above (event_timer::pair_id_base).
   void prune(std::uint32_t newest) {
     for (auto it = overflow_.begin(); it != overflow_.end();) {
-      if (newest - it->first > launch_prune_threshold / 2)
+      if (((newest ^ it->first) >> 31) == 0 && newest - it->first > launch_prune_threshold / 2)
         it = overflow_.erase(it);
       else
         ++it;

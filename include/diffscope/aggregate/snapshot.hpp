@@ -3,6 +3,7 @@
 #pragma once
 
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <map>
 #include <string>
@@ -33,11 +34,24 @@ inline host_stats host_summary(const host_acc& h) {
   return s;
 }
 
+/// Sampled mode: one standard error of the total busy of `calls` calls estimated from the
+/// `traced` of them that summed `busy_ms` (squares summed: `busy_sq_ms2`), the mean scaled up.
+/// The traced calls are a sample without replacement: the finite-population factor makes the
+/// error 0 when every call was traced.
+inline double sample_error_ms(std::uint64_t calls, std::uint64_t traced, double busy_ms,
+                              double busy_sq_ms2) {
+  if (traced == 0 || traced >= calls) return 0;
+  const double k = static_cast<double>(traced), n = static_cast<double>(calls);
+  const double mean = busy_ms / k;
+  const double var = std::max(0.0, busy_sq_ms2 / k - mean * mean) * k / std::max(1.0, k - 1);
+  return n * std::sqrt(var / k * (1 - k / n));
+}
+
 /// One row per scope entered in `window`, and per scope around one (a range open across
 /// requests, around the window's: no call of its own in the window), parents before children.
 /// `gpu_measured` says whether GPU timing was available at all.
 inline void snapshot_scopes(results& r, const scope_tree& tree, const name_table& names,
-                            bool gpu_measured, std::uint64_t window) {
+                            bool gpu_measured, std::uint64_t window, bool sampled = false) {
   const std::uint32_t count = tree.node_count();
   std::vector<std::int64_t> index(count, -1);
   // Parents are always created before children: a child's row makes its parent's.
@@ -58,12 +72,22 @@ inline void snapshot_scopes(results& r, const scope_tree& tree, const name_table
     s.domain = domain_label(n.domain);
     s.depth = n.depth;
     s.parent = n.parent == no_node ? -1 : index[n.parent];
+    std::uint64_t traced = 0;
     {
       std::lock_guard<spin_lock> ng(n.host_lock);
-      if (n.host_window == window) s.host = host_summary(n.host);
+      if (n.host_window == window) {
+        s.host = host_summary(n.host);
+        traced = n.host.traced;
+      }
     }
     const bool gpu = n.gpu_window == window;  // else none of the window's work
-    s.gpu = (gpu ? n.gpu : gpu_acc{}).to_stats(gpu_measured);
+    const gpu_acc acc = gpu ? n.gpu : gpu_acc{};
+    s.gpu = acc.to_stats(gpu_measured);
+    if (sampled) {
+      // Calls made while tracing, those without operations included (busy 0).
+      s.gpu.traced_calls = traced;
+      s.gpu.error_ms = sample_error_ms(s.host.calls, traced, s.gpu.busy_ms, acc.busy_sq_ms2);
+    }
     s.launches = gpu ? n.launches : 0;
     index[i] = static_cast<std::int64_t>(r.scopes.size());
     r.scopes.push_back(std::move(s));
@@ -74,7 +98,7 @@ inline void snapshot_scopes(results& r, const scope_tree& tree, const name_table
 /// outside warm-ups), which requests it holds, and every request with its own stages and steps.
 inline void snapshot_timeline(results& r, const timeline& tl, const scope_tree& tree,
                               const name_table& names, std::uint64_t origin_ns, bool gpu_measured,
-                              const window_state& window) {
+                              const window_state& window, bool sampled = false) {
   auto step_of = [&](std::int64_t step, const step_acc& acc) {
     step_result s;
     s.step = step;
@@ -82,6 +106,10 @@ inline void snapshot_timeline(results& r, const timeline& tl, const scope_tree& 
     s.host_ms = acc.host_ns / 1e6;
     s.gpu = acc.gpu.to_stats(gpu_measured);
     s.start_ms = acc.first_start_ns > origin_ns ? (acc.first_start_ns - origin_ns) / 1e6 : 0;
+    if (sampled) {
+      s.traced = acc.gpu.traced > 0;
+      s.gpu.traced_calls = acc.gpu.traced;
+    }
     return s;
   };
   auto stage_of = [&](const stage_acc& st) {
@@ -90,6 +118,7 @@ inline void snapshot_timeline(results& r, const timeline& tl, const scope_tree& 
     s.calls = st.calls;
     s.host_ms = st.host_ns / 1e6;
     s.gpu = st.gpu.to_stats(gpu_measured);
+    if (sampled) s.gpu.traced_calls = st.gpu.traced;
     s.start_ms = st.first_start_ns > origin_ns ? (st.first_start_ns - origin_ns) / 1e6 : 0;
     return s;
   };
@@ -143,6 +172,7 @@ inline void snapshot_timeline(results& r, const timeline& tl, const scope_tree& 
     q.host_ms = rq.host_ns / 1e6;
     q.start_ms = rq.start_ns > origin_ns ? (rq.start_ns - origin_ns) / 1e6 : 0;
     q.gpu = rq.gpu.to_stats(gpu_measured);
+    if (sampled) q.gpu.traced_calls = rq.gpu.traced;
     for (const stage_acc& st : rq.stages) q.stages.push_back(stage_of(st));
     for (const auto& kv : rq.steps) q.steps.push_back(step_of(kv.first, kv.second));
     r.requests.push_back(std::move(q));

@@ -35,6 +35,7 @@ struct scope_frame {
   std::uint32_t timed = 0;     // perf mode: the event pair timing this range
   std::int32_t request = -1;   // index into the timeline's requests of the enclosing request
   bool excluded = false;       // inside a warm-up: kept out of every table
+  bool traced = true;          // sampled mode: opened while operations were traced
   std::uint8_t fold = fold_none;
 };
 

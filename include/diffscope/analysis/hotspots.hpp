@@ -493,6 +493,7 @@ inline hotspot_report analyze_hotspots(const results& r) {
 inline void categorise_steps(std::vector<step_result>& steps, const kernel_classifier& rules) {
   const std::vector<std::string> order = rules.categories();
   for (step_result& s : steps) {
+    if (!s.traced) continue;  // sampled mode: only its span was timed
     std::vector<double> ms(order.size(), 0.0);
     std::vector<char> seen(order.size(), 0);
     for (const step_kernel_busy& k : s.kernels) {

@@ -62,6 +62,10 @@ class event_timer {
   /// settles the oldest `lag` with one query (see drain()); false: one query per pair.
   /// `chain_steps` (the default): a denoise step that follows the previous one starts at
   /// its end stamp (see begin()); false: every step records its own start.
+  /// Pair ids have the top bit set: the aggregator's launch table holds them beside CUPTI's
+  /// correlation ids (which count up from 1) in sampled mode.
+  static constexpr std::uint32_t pair_id_base = 0x80000000u;
+
   event_timer(event_api& api, void* default_stream, bool side = false,
               std::uint64_t share_ns = default_share_ns, bool batch_drain = true,
               bool chain_steps = true)
@@ -104,8 +108,8 @@ class event_timer {
       ++counts_.failed;
       return 0;
     }
-    std::uint32_t id = ++next_id_;
-    if (id == 0) id = ++next_id_;  // 0 means "not timed"
+    // Never 0 ("not timed"), and never a CUPTI correlation id: sampled mode runs both.
+    const std::uint32_t id = pair_id_base | (++next_id_ & (pair_id_base - 1));
     open_.emplace(id, p);
     cost_ns_ += now_ns() - t0;
     return id;

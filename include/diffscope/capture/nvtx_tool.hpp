@@ -66,6 +66,10 @@ struct nvtx_tool_state {
   /// Profile mode: the CUPTI source's upkeep (collector_options::cupti's `automatic` launch
   /// APIs), run at each push: outside CUPTI's callbacks, on a thread between launches.
   std::atomic<void (*)()> on_push{nullptr};
+  /// Sampled mode: called before a stage or request opens and after a stage closes (-1), and
+  /// before a denoise step opens (its index), so the collector can switch CUPTI's tracing
+  /// between launches and the range's frame knows whether it is traced. nullptr otherwise.
+  std::atomic<void (*)(std::int64_t step)> on_sample_point{nullptr};
   /// How default-domain names map (nullptr: the defaults); owned by the collector.
   std::atomic<const name_rules*> rules{nullptr};
   std::mutex mutex;
@@ -177,6 +181,12 @@ void push_range(Sink& sink, nvtx_tool_state& st, range_domain dom, std::string_v
   const classified_range c = dom == range_domain::diffscope
                                  ? classify_diffscope_domain(name, cat_id, payload)
                                  : classify_default_domain(name, current_rules(st));
+  if (void (*sample)(std::int64_t) = st.on_sample_point.load(std::memory_order_acquire)) {
+    if (c.cat == category::denoise_step && c.step)
+      sample(*c.step);
+    else if (c.cat == category::stage || c.cat == category::request)
+      sample(-1);
+  }
   std::uint32_t id;
   const bool capped = !Sink::never_folded(c.cat);
   if (c.step)
@@ -197,11 +207,9 @@ void push_range(Sink& sink, nvtx_tool_state& st, range_domain dom, std::string_v
     in_unsampled_step() = !step_sampled(st.steps_seen.fetch_add(1, std::memory_order_relaxed),
                                         st.sample_steps.load(std::memory_order_relaxed));
   }
-  event_timer* timer = st.timer.load(std::memory_order_acquire);  // perf mode only
-  if (timer == nullptr) {
-    if (void (*upkeep)() = st.on_push.load(std::memory_order_relaxed)) upkeep();
-    return;
-  }
+  if (void (*upkeep)() = st.on_push.load(std::memory_order_relaxed)) upkeep();
+  event_timer* timer = st.timer.load(std::memory_order_acquire);  // perf and sampled modes
+  if (timer == nullptr) return;
   if (own_scope && !st.timing_paused.load(std::memory_order_relaxed) &&
       (is_timed_in_perf_mode(c.cat) ||
        (st.time_all.load(std::memory_order_relaxed) && !in_unsampled_step()))) {
@@ -234,6 +242,9 @@ void pop_range(Sink& sink, nvtx_tool_state& st, range_domain dom, std::uint32_t&
     if (p.step) in_unsampled_step() = false;
     if (p.stage) {
       if (auto hook = st.on_stage_end) hook(sink.name_of(p.name_id));
+      // Sampled mode: what follows a stage (the next stage, the VAE) is traced whole.
+      if (void (*sample)(std::int64_t) = st.on_sample_point.load(std::memory_order_acquire))
+        sample(-1);
     }
     if (timer != nullptr) timer->handler_returning(t);
   } else {

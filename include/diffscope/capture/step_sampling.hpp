@@ -12,9 +12,9 @@
 namespace diffscope::detail {
 
 struct step_sample_rule {
-  std::int64_t first = 1;  ///< window: first traced step index
-  std::int64_t last = 2;   ///< window: last traced step index (inclusive)
-  std::uint64_t every = 0; ///< >0: every N-th step from step 1 instead of the window
+  std::int64_t first = 1;   ///< window: first traced step index
+  std::int64_t last = 2;    ///< window: last traced step index (inclusive)
+  std::uint64_t every = 0;  ///< >0: every N-th step from step 1 instead of the window
 
   /// Whether the step with this index (from 0; -1: unknown) is traced. A step without an index
   /// is counted by its position in its loop (step_position).

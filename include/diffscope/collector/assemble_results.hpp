@@ -8,12 +8,14 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cmath>
 #include <cstdint>
 #include <mutex>
 #include <string>
 
 #include <diffscope/aggregate/aggregator.hpp>
 #include <diffscope/analysis/hotspots.hpp>
+#include <diffscope/analysis/sample_estimates.hpp>
 #include <diffscope/capture/cupti_source.hpp>
 #include <diffscope/capture/event_timer.hpp>
 #include <diffscope/capture/nvtx_tool.hpp>
@@ -96,6 +98,42 @@ inline void copy_cupti_counts(results& r, const collector_state& st) {
                   st.calib.per_launch_ns, r.overhead, r.faults);
 }
 
+/// Sampled mode: what the event timer and the CUPTI source counted, the traced steps scaled to
+/// every step, and what sampling cost and saved.
+inline void copy_sampled_counts(results& r, const collector_state& st) {
+  copy_event_timer_counts(r, st);
+  r.status.perf_scopes.clear();
+  r.status.perf_sample_steps = 1;
+  copy_cupti_counts(r, st);
+  if (!st.cupti_status.ok) {
+    // Events only: no operation figure exists to scale.
+    r.window.gpu.measured = r.window.outside.measured = r.window.warmups.measured = false;
+    return;
+  }
+  categorise_steps(r.steps, kernel_classifier());
+  estimate_from_sample(r);
+  sampling_info& s = r.sampling;
+  s.rule = st.options.sample.describe();
+  s.switches = st.sample_switches.load(std::memory_order_relaxed);
+  s.switch_ms = st.sample_switch_ns.load(std::memory_order_relaxed) / 1e6;
+  for (const scope_result& sc : r.scopes)
+    if (sc.cat == category::denoise_step &&
+        (sc.parent < 0 ||
+         r.scopes[static_cast<std::size_t>(sc.parent)].cat != category::denoise_step)) {
+      // Launches the callback saw in traced steps: the step rows' before scaling.
+      const double f = sc.gpu.traced_calls > 0 ? static_cast<double>(sc.host.calls) /
+                                                     static_cast<double>(sc.gpu.traced_calls)
+                                               : 1.0;
+      s.launches_traced += static_cast<std::uint64_t>(std::llround(sc.launches / f));
+    }
+  s.saved_callback_ms_estimated =
+      static_cast<double>(s.launches_untraced_estimated) * r.overhead.per_launch_callback_ns / 1e6;
+  r.faults.sample_switch_failures = st.sample_switch_failures.load(std::memory_order_relaxed);
+  for (const step_result& sp : r.steps)
+    if (sp.traced && sp.gpu.kernels + sp.gpu.memcpys + sp.gpu.memsets == 0)
+      ++r.faults.sampled_steps_empty;
+}
+
 /// The results of the current run: the aggregator's snapshot (scopes, steps, stages,
 /// requests, kernels, trace, its own faults and counts) with every field the collector knows
 /// set here, once. `final_snapshot`: the trace is moved out of the aggregator (at stop).
@@ -118,7 +156,9 @@ inline results assemble_results(collector_state& st, bool final_snapshot,
     r.memory = st.memory;
   }
   r.overhead.per_range_ns = st.calib.per_range_ns;
-  if (o.mode == timing_mode::perf) {
+  if (o.mode == timing_mode::sampled && st.gpu_ok) {
+    copy_sampled_counts(r, st);
+  } else if (o.mode == timing_mode::perf) {
     copy_event_timer_counts(r, st);
     // No operation is traced: the window's and the outside work's totals are not measured.
     r.window.gpu.measured = r.window.outside.measured = r.window.warmups.measured = false;

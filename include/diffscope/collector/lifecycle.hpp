@@ -46,6 +46,29 @@ inline void collector_cupti_upkeep() {
   if (cupti.upkeep_done()) nvtx_state().on_push.store(nullptr, std::memory_order_relaxed);
 }
 
+/// Sampled mode: CUPTI traces (true) or not from the next launch on; the aggregator's frames
+/// opened from now on say so. A program's pause (set_timing_paused) keeps CUPTI off.
+inline void collector_switch_tracing(collector_state& st, bool trace) {
+  if (st.sample_tracing.load(std::memory_order_relaxed) == trace) return;
+  std::lock_guard<std::recursive_mutex> g(st.mutex);
+  if (!st.active || st.sample_tracing.load(std::memory_order_relaxed) == trace) return;
+  const std::uint64_t t0 = now_ns();
+  const bool paused = nvtx_state().timing_paused.load(std::memory_order_relaxed);
+  if (!st.cupti.set_paused(paused || !trace))
+    st.sample_switch_failures.fetch_add(1, std::memory_order_relaxed);
+  st.agg->set_tracing(trace);
+  st.sample_tracing.store(trace, std::memory_order_relaxed);
+  st.sample_switches.fetch_add(1, std::memory_order_relaxed);
+  st.sample_switch_ns.fetch_add(now_ns() - t0, std::memory_order_relaxed);
+}
+
+/// Sampled mode's sample points (nvtx_tool_state::on_sample_point): a denoise step is traced
+/// when the rule picks its index, everything outside steps always.
+inline void collector_sample_point(std::int64_t step) {
+  auto& st = collector_globals();
+  collector_switch_tracing(st, step < 0 || st.options.sample.traces(step));
+}
+
 inline void collector_stage_end(const std::string& stage) {
   auto& st = collector_globals();
   if (st.active) take_memory_checkpoint(st, "after_" + stage);
@@ -80,6 +103,7 @@ inline bool collector::start(const collector_options& options) {
                   ? detail::window_mode::requests
                   : options.window;
   ao.max_scopes = options.max_scopes;
+  ao.spans_apart = options.mode == timing_mode::sampled;
   auto agg = std::make_unique<detail::aggregator>(ao);
   st.agg = agg.get();
   st.retired.push_back(std::move(agg));
@@ -99,8 +123,9 @@ inline bool collector::start(const collector_options& options) {
   if (!options.gpu) {
     st.gpu_ok = false;
     st.gpu_reason = "GPU timing disabled (DIFFSCOPE_NO_GPU or options.gpu = false)";
-  } else if (options.mode == timing_mode::perf) {
-    // CUPTI stays untouched: another profiler may hold it, and perf mode needs none of it.
+  } else if (options.mode != timing_mode::profile) {
+    // Perf mode: CUPTI stays untouched (another profiler may hold it; perf mode needs none of
+    // it). Sampled mode: the events time stages and steps, CUPTI traces the sample.
     st.gpu_reason = st.driver.load();
     st.gpu_ok = st.gpu_reason.empty();
     if (st.gpu_ok) {
@@ -110,6 +135,19 @@ inline bool collector::start(const collector_options& options) {
       st.timer = st.timers.back().get();
       st.timer->warm();  // the current context's event pool: made here, not in a scope
       if (options.perf_drain == perf_drain_policy::thread) st.timer->start_resolver(*st.agg);
+    }
+    if (st.gpu_ok && options.mode == timing_mode::sampled) {
+      st.sample_tracing.store(true, std::memory_order_relaxed);
+      st.sample_switches.store(0, std::memory_order_relaxed);
+      st.sample_switch_ns.store(0, std::memory_order_relaxed);
+      st.sample_switch_failures.store(0, std::memory_order_relaxed);
+      st.agg->set_tracing(true);
+      st.cupti_status = st.cupti.start(*st.agg, options.cupti);
+      if (!st.cupti_status.ok)
+        st.gpu_reason =
+            "no operation traced, stages and steps timed only: " + st.cupti_status.reason;
+      else if (detail::nvtx_state().timing_paused.load(std::memory_order_relaxed))
+        st.cupti.set_paused(true);
     }
   } else {
     st.cupti_status = st.cupti.start(*st.agg, options.cupti);
@@ -132,7 +170,8 @@ inline bool collector::start(const collector_options& options) {
   (void)atexit_registered;
   auto& nv = detail::nvtx_state();
   nv.sink_epoch.fetch_add(1);
-  nv.time_all.store(options.perf_all_scopes, std::memory_order_relaxed);
+  nv.time_all.store(options.perf_all_scopes && options.mode == timing_mode::perf,
+                    std::memory_order_relaxed);
   nv.sample_steps.store(detail::sampled_steps(options), std::memory_order_relaxed);
   nv.steps_seen.store(0, std::memory_order_relaxed);
   // Counted from this start; paused already (before it) counts as one.
@@ -144,10 +183,14 @@ inline bool collector::start(const collector_options& options) {
   // timeline: made here, before anything is measured.
   if (st.gpu_ok) st.agg->prepare_launches();
   nv.timer.store(st.timer, std::memory_order_release);
-  // Profile mode's GPU timing is CUPTI's: gpu_ok says the source started.
-  const bool upkeep = options.mode == timing_mode::profile && st.gpu_ok &&
-                      options.cupti.launch_apis == detail::cupti_launch_apis::automatic;
+  // CUPTI's upkeep, where CUPTI runs (profile mode: gpu_ok says it started).
+  const bool upkeep =
+      st.cupti_status.ok && options.cupti.launch_apis == detail::cupti_launch_apis::automatic;
   nv.on_push.store(upkeep ? &detail::collector_cupti_upkeep : nullptr, std::memory_order_relaxed);
+  nv.on_sample_point.store(options.mode == timing_mode::sampled && st.cupti_status.ok
+                               ? &detail::collector_sample_point
+                               : nullptr,
+                           std::memory_order_release);
   nv.sink.store(st.agg, std::memory_order_release);
   st.active = true;
   detail::take_memory_checkpoint(st, "start");
@@ -163,6 +206,7 @@ inline results collector::stop() {
   nv.sink.store(nullptr, std::memory_order_release);
   nv.timer.store(nullptr, std::memory_order_release);
   nv.on_push.store(nullptr, std::memory_order_relaxed);
+  nv.on_sample_point.store(nullptr, std::memory_order_release);
   const detail::unclosed_report unclosed = st.agg->unclosed_ranges();
   if (st.cupti_status.ok) {
     st.cupti.flush(true);

@@ -42,6 +42,10 @@ struct collector_state {
   std::vector<std::unique_ptr<event_timer>> timers;
   std::vector<std::unique_ptr<name_rules>> rules;  // one per start, kept like aggregators
   event_timer_counts timer_counts;
+  // Sampled mode: whether CUPTI traces now (the NVTX tool's sample points switch it), and what
+  // the switches cost.
+  std::atomic<bool> sample_tracing{true};
+  std::atomic<std::uint64_t> sample_switches{0}, sample_switch_ns{0}, sample_switch_failures{0};
   calibration calib;
   std::string nvtx_note;  // why ranges may be missing
   // options.watch_output: the gate's view of stdout and stderr.

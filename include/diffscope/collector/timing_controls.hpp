@@ -53,7 +53,9 @@ inline void apply_timing_pause(bool paused) noexcept {
   try {
     auto& st = collector_globals();
     std::lock_guard<std::recursive_mutex> g(st.mutex);
-    if (st.active && st.cupti_status.ok) st.cupti.set_paused(paused);
+    // Sampled mode: resuming leaves CUPTI off outside the sampled steps.
+    if (st.active && st.cupti_status.ok)
+      st.cupti.set_paused(paused || !st.sample_tracing.load(std::memory_order_relaxed));
   } catch (...) {
     // A failed lock leaves tracing as it was: the program runs on.
   }
