@@ -8,7 +8,8 @@
 #   SUITE_PARTS="core perf" bash bench/gpu_suite.sh   # a subset (the build is always made)
 #
 # Parts (SUITE_PARTS, default all of them, in this order):
-#   core   every test (-s for the GPU ones), toy_dit --check, the main job, via the injection lib
+#   core   every test (-s for the GPU ones), toy_dit --check, the main job (and in sampled
+#          mode, its dump checked), via the injection lib
 #   gpu    only the tests labelled gpu (a quick re-check)
 #   bench  the micro-benchmarks and toy_dit collector on/off
 #   torch  bench/torch_overhead.sh: the PyTorch extension and Python loop against torch.profiler
@@ -17,8 +18,8 @@
 #          (not in the default parts: SUITE_PARTS="... cost", COST_ARGS more arguments)
 #   noise  bench/loop_noise.sh: the Python loop's steadiness per CPU pinning, then profile_cost
 #          under the steadiest (not in the default parts)
-#   modes  bench/process_cost.py: what each mode costs whole processes (plain, perf, paused,
-#          records-only, profile, torch.profiler alternating) on the launch-bound Python loop
+#   modes  bench/process_cost.py: what each mode costs whole processes (plain, perf, sampled,
+#          profile, records-only, torch.profiler alternating) on the launch-bound Python loop
 #          and on the diffusers example (not in the default parts; MODES_REPS processes per
 #          variant, default 6; MODES_WORKLOADS, default "dit flux"; MODES_VARIANTS, a subset)
 #   ab     bench/ab_toy_dit.sh: diffscope ab on toy_dit
@@ -78,7 +79,7 @@ ctest --test-dir build-gpu -LE network --output-on-failure -j 4 >"$out/ctest.log
 note "ctest: $(grep -E 'tests passed|tests failed' "$out/ctest.log")"
 grep -E "\*\*\*(Failed|Skipped|Not Run)|Exception" "$out/ctest.log" | tee -a "$summary"
 # The GPU tests again with their MESSAGE lines (measured against ground truth).
-for t in test_collector_gpu test_cupti_source_gpu test_perf_mode_gpu; do
+for t in test_collector_gpu test_cupti_source_gpu test_perf_mode_gpu test_sampled_gpu; do
   echo "==== $t -s" >>"$out/gpu_tests.log"
   build-gpu/tests/$t -s >"$out/$t.tmp" 2>&1
   rc=$?
@@ -99,6 +100,23 @@ $toy --dump build-gpu/out/perf.json --trace build-gpu/out/trace.json --summary \
 note "main job: exit $?"
 cp build-gpu/out/perf.json "$out/main_job_perf.json" 2>/dev/null
 gzip -c build-gpu/out/trace.json >"$out/main_job_trace.json.gz" 2>/dev/null
+
+# The same job in sampled mode (events time every step, CUPTI traces steps 1-2), its dump
+# checked against SGLang's contract and for what sampled mode must say.
+rm -rf build-gpu/out-sampled
+DIFFSCOPE_MODE=sampled $toy --dump build-gpu/out-sampled/perf.json --summary \
+  >"$out/main_job_sampled.log" 2>&1
+note "main job sampled: exit $? $(python3 tests/tools/check_perf_dump.py --quiet \
+  build-gpu/out-sampled/perf.json 2>&1 | head -3; echo "contract exit ${PIPESTATUS[0]}") $(python3 -c '
+import json
+d = json.load(open("build-gpu/out-sampled/perf.json"))["diffscope"]
+st = d["status"]
+traced = [s["step"] for s in d["steps"] if s.get("traced")]
+sources = sorted({s.get("duration_source", "?") for s in d["steps"]})
+ok = st["mode"] == "sampled" and st["gpu_timing"] and traced == [1, 2]
+print("mode=%s gpu_timing=%s traced_steps=%s of %d step_sources=%s %s" % (st["mode"],
+      st["gpu_timing"], traced, len(d["steps"]), ",".join(sources), "ok" if ok else "FAILED"))
+' 2>&1 | tail -1)"
 
 # The same job collected by libdiffscope_inject.so instead (NVTX_INJECTION64_PATH takes
 # precedence over the static injection linked into toy_dit).

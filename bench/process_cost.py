@@ -9,23 +9,28 @@ reporting their median. Workloads (--workload):
     flux   examples/diffusers/flux_like.py: diffusers' Flux transformer with layerwise ranges,
            28 steps (a loop: one generation's host time, synchronised; needs diffusers, from
            examples/diffusers/fetch_deps.sh)
-Variants:
+Variants (the default: all but paused):
     plain           the workload alone
     perf            diffscope run, DIFFSCOPE_MODE=perf (events time stages and steps)
-    paused          diffscope run (profile mode), the collector paused for every timed loop
-                    (--paused: warm-up traced, so CUPTI is subscribed and set up): what a
-                    sampled profile pays outside its samples
+    sampled         diffscope run, DIFFSCOPE_MODE=sampled (events time stages and steps, CUPTI
+                    traces a sample of denoise steps and the work outside steps)
+    profile         diffscope run, the defaults (CUPTI traces everything)
     records         diffscope run, CUPTI's kernel records alone, no launch callbacks
-                    (DIFFSCOPE_EXPERIMENT_CUPTI_LAUNCH_APIS=none)
-    profile         diffscope run, the defaults
+                    (DIFFSCOPE_EXPERIMENT_CUPTI_LAUNCH_APIS=none): full tracing's floor
     torch_profiler  --profiler (torch.profiler, CPU + CUDA)
-Reported per variant: the median over processes of the process's loop time, the spread
-(min-max), and the median's change against plain in ms and %; torch.profiler's added time as
-the yardstick ("share of torch.profiler's added time"). Every process's loops go to
-OUT/results.json, the table to OUT/report.md (printed last).
+    paused          diffscope run (profile mode), the collector paused for every timed loop
+                    (--paused: warm-up traced, so CUPTI is subscribed and set up): what
+                    "not tracing" costs a subscribed process
+Reported per variant, in the order above: the median over processes of the process's loop
+time, the spread (min-max), and the median's change against plain in ms and %; torch.profiler's
+added time as the yardstick ("share of torch.profiler's added time"). Two lines follow the
+table: sampled's added time as a share of torch.profiler's, and full profile's added time as a
+multiple of records-only's. Every process's loops go to OUT/results.json, the table to
+OUT/report.md (printed last).
 Usage: process_cost.py --diffscope D --out DIR [--workload dit|flux] [--ext E] [--reps 6]
                        [--repeat 3] [--variants a,b,...] [--small] [--device cpu]
-Exit 0 when every run succeeded, 1 when one failed, 2 on bad arguments.
+--small --device cpu checks this script in seconds without a GPU (diffscope run then records
+host timings only). Exit 0 when every run succeeded, 1 when one failed, 2 on bad arguments.
 """
 import argparse
 import json
@@ -48,15 +53,17 @@ WORKLOADS = {
              "small": ["--steps", "2", "--layers", "1", "--single-layers", "1", "--warmup", "1"]},
 }
 GENERATION = re.compile(r"^generation \d+: ([0-9.]+) ms host", re.M)
+# In the report's order.
 VARIANTS = {
     "plain": {"run": False, "env": {}, "args": []},
     "perf": {"run": True, "env": {"DIFFSCOPE_MODE": "perf"}, "args": []},
     "sampled": {"run": True, "env": {"DIFFSCOPE_MODE": "sampled"}, "args": []},
-    "paused": {"run": True, "env": {}, "args": ["--paused"]},
-    "records": {"run": True, "env": {"DIFFSCOPE_EXPERIMENT_CUPTI_LAUNCH_APIS": "none"}, "args": []},
     "profile": {"run": True, "env": {}, "args": []},
+    "records": {"run": True, "env": {"DIFFSCOPE_EXPERIMENT_CUPTI_LAUNCH_APIS": "none"}, "args": []},
     "torch_profiler": {"run": False, "env": {}, "args": ["--profiler"]},
+    "paused": {"run": True, "env": {}, "args": ["--paused"]},
 }
+DEFAULT_VARIANTS = [v for v in VARIANTS if v != "paused"]
 
 
 def parse_args(argv):
@@ -67,13 +74,14 @@ def parse_args(argv):
     p.add_argument("--out", required=True, help="output directory")
     p.add_argument("--reps", type=int, default=6, help="processes per variant (at least 1)")
     p.add_argument("--repeat", type=int, default=3, help="timed loops per process")
-    p.add_argument("--variants", default=",".join(VARIANTS),
-                   help="comma-separated subset of " + ", ".join(VARIANTS))
+    p.add_argument("--variants", default=",".join(DEFAULT_VARIANTS),
+                   help="comma-separated subset of " + ", ".join(VARIANTS) +
+                   " (default: all but paused)")
     p.add_argument("--python", default=sys.executable)
     p.add_argument("--device", choices=["cuda", "cpu"], default="cuda")
     p.add_argument("--small", action="store_true", help="a tiny loop (checks this script)")
     a = p.parse_args(argv)
-    a.variants = [v for v in a.variants.split(",") if v]
+    a.variants = list(dict.fromkeys(v for v in a.variants.split(",") if v))  # once each
     bad = [v for v in a.variants if v not in VARIANTS]
     if bad or not a.variants:
         p.error(f"--variants: unknown {', '.join(bad) or '(none given)'}; "
@@ -133,8 +141,18 @@ def run_one(a, variant, rep):
             "e2e_all_ms": loops, "dump": dump, "device": device}
 
 
+def added_ratio(med, plain, num, den):
+    """(added time of num, added time of den, their ratio); None where a figure is missing or
+    den added nothing measurable."""
+    if plain is None or num not in med or den not in med:
+        return None
+    n, d = med[num] - plain, med[den] - plain
+    return n, d, (n / d if d > 0 else None)
+
+
 def report(a, runs):
-    by = {v: [r["e2e_ms"] for r in runs if r["variant"] == v and r["ok"]] for v in a.variants}
+    shown = [v for v in VARIANTS if v in a.variants]  # the report's order, whatever --variants'
+    by = {v: [r["e2e_ms"] for r in runs if r["variant"] == v and r["ok"]] for v in shown}
     med = {v: statistics.median(x) for v, x in by.items() if x}
     plain = med.get("plain")
     prof_added = (med["torch_profiler"] - plain
@@ -149,7 +167,7 @@ def report(a, runs):
              "| variant | processes | median loop ms | spread (min-max) | vs plain | "
              "share of torch.profiler's added time |",
              "|---|---|---|---|---|---|"]
-    for v in a.variants:
+    for v in shown:
         x = by[v]
         failed = sum(1 for r in runs if r["variant"] == v and not r["ok"])
         if not x:
@@ -161,7 +179,27 @@ def report(a, runs):
         share = ("-" if prof_added is None or prof_added <= 0 or v in ("plain", "torch_profiler")
                  else f"{(m - plain) / prof_added:.3f}")
         n = f"{len(x)}" + (f" ({failed} failed)" if failed else "")
-        lines.append(f"| {v} | {n} | {m:.2f} | {min(x):.2f}-{max(x):.2f} | {vs} | {share} |")
+        width = f" ({(max(x) - min(x)) / m * 100:.1f}%)" if m > 0 else ""
+        lines.append(f"| {v} | {n} | {m:.2f} | {min(x):.2f}-{max(x):.2f}{width} | {vs} | {share} |")
+    lines.append("")
+    s = added_ratio(med, plain, "sampled", "torch_profiler")
+    if s is None:
+        lines.append("sampled vs torch.profiler: - (needs plain, sampled and torch_profiler)")
+    elif s[2] is None:
+        lines.append(f"sampled vs torch.profiler: sampled added {s[0]:+.2f} ms; torch.profiler "
+                     f"added {s[1]:+.2f} ms, nothing to compare with")
+    else:
+        lines.append(f"sampled vs torch.profiler: sampled added {s[0]:+.2f} ms, "
+                     f"{s[2]:.3f} of torch.profiler's {s[1]:+.2f} ms")
+    f = added_ratio(med, plain, "profile", "records")
+    if f is None:
+        lines.append("full profile vs records only: - (needs plain, profile and records)")
+    elif f[2] is None:
+        lines.append(f"full profile vs records only: profile added {f[0]:+.2f} ms; records "
+                     f"only added {f[1]:+.2f} ms, nothing to compare with")
+    else:
+        lines.append(f"full profile vs records only: profile added {f[0]:+.2f} ms, "
+                     f"{f[2]:.2f}x records-only's {f[1]:+.2f} ms")
     return "\n".join(lines) + "\n"
 
 

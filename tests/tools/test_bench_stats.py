@@ -1,9 +1,11 @@
 #!/usr/bin/env python3
-"""The estimators of the GPU benchmark drivers (bench/perf_mode.py), on synthetic data: their
-figures go into BENCHMARKS.md, so what they compute is tested like the library's.
+"""The estimators of the GPU benchmark drivers (bench/perf_mode.py) and the whole-process
+report (bench/process_cost.py), on synthetic data: their figures go into BENCHMARKS.md, so what
+they compute is tested like the library's.
 
     test_bench_stats.py BENCH_DIR
 Exit 0 when every check passes, 1 otherwise."""
+import argparse
 import math
 import os
 import sys
@@ -12,6 +14,7 @@ sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.abspath(sys.argv[1]) if len(sys.argv) > 1 else
                 os.path.join(os.path.dirname(__file__), "..", "..", "bench"))
 from perf_mode import step_group_ratios, trimmed_mean  # noqa: E402 (after the path)
+import process_cost  # noqa: E402
 
 failures = []
 
@@ -80,5 +83,40 @@ try:
     check("one value is too few for a standard error", False)
 except ValueError:
     check("one value is too few for a standard error", True)
+
+# process_cost.py's report: rows in a fixed order whatever --variants' order, medians and
+# spreads over processes, sampled's added time against torch.profiler's, profile's against
+# records-only's.
+loops = {"plain": [100, 102, 98], "perf": [101, 101, 100], "sampled": [103, 101, 102],
+         "profile": [125, 124, 126], "records": [120, 122, 119],
+         "torch_profiler": [160, 150, 155]}
+runs = [{"variant": v, "rep": i, "ok": True, "e2e_ms": x, "device": "cuda"}
+        for v, xs in loops.items() for i, x in enumerate(xs)]
+runs.append({"variant": "records", "rep": 3, "ok": False, "rc": 1, "log": "x.log"})
+args = argparse.Namespace(workload="dit", small=False, repeat=3, reps=3,
+                          variants=["torch_profiler", "records", "profile", "plain", "sampled",
+                                    "perf"])
+text = process_cost.report(args, runs)
+rows = [line.split("|")[1].strip() for line in text.splitlines() if line.startswith("| ")][1:]
+check("the report's rows: plain, perf, sampled, profile, records, torch_profiler",
+      rows == ["plain", "perf", "sampled", "profile", "records", "torch_profiler"])
+check("paused has no row when it was not run", "paused" not in text)
+check("a row shows the median, the spread and the change against plain",
+      "| sampled | 3 | 102.00 | 101.00-103.00 (2.0%) | +2.00 ms (+2.0%) | 0.036 |" in text)
+check("a failed process is counted beside its variant", "| records | 3 (1 failed) | 120.00 |" in text)
+check("sampled's added time as a share of torch.profiler's",
+      "sampled added +2.00 ms, 0.036 of torch.profiler's +55.00 ms" in text)
+check("full profile's added time as a multiple of records-only's",
+      "profile added +25.00 ms, 1.25x records-only's +20.00 ms" in text)
+args.variants = ["plain", "paused", "profile"]
+text = process_cost.report(args, [r for r in runs if r["variant"] in ("plain", "profile")] +
+                          [{"variant": "paused", "rep": 0, "ok": False, "rc": 1, "log": "x.log"}])
+check("paused has a row when it was run (its one process failed)", "| paused | 0 (1 failed) |" in text)
+check("a missing variant leaves its line without a figure",
+      "sampled vs torch.profiler: - (needs plain, sampled and torch_profiler)" in text and
+      "full profile vs records only: - (needs plain, profile and records)" in text)
+check("the default variants: all but paused",
+      process_cost.DEFAULT_VARIANTS ==
+      ["plain", "perf", "sampled", "profile", "records", "torch_profiler"])
 
 sys.exit(1 if failures else 0)

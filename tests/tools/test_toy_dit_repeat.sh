@@ -1,6 +1,7 @@
 #!/bin/sh
 # toy_dit --repeat / --paired-timing: one request range per run, the median and the halves
-# printed, the dump holding the last request; a bad combination exits 2 with a reason.
+# printed, the dump holding the last request; a bad combination exits 2 with a reason. And
+# sampled mode from the environment (DIFFSCOPE_MODE, DIFFSCOPE_SAMPLE_STEPS) read without a warning.
 # Usage: test_toy_dit_repeat.sh TOY_DIT PYTHON SOURCE_DIR WORK_DIR
 set -eu
 toy=$1 python=$2 src=$3 work=$4
@@ -27,5 +28,16 @@ import json, sys
 d = json.load(open(sys.argv[1]))
 assert d["diffscope"]["requests"]["count"] == 4, d["diffscope"]["requests"]
 assert [s["step"] for s in d["denoise_steps_ms"]] == [0, 1], d["denoise_steps_ms"]
+PY
+# shellcheck disable=SC2086
+DIFFSCOPE_MODE=sampled DIFFSCOPE_SAMPLE_STEPS=every:3 DIFFSCOPE_DUMP="$work/sampled.json" \
+  "$toy" $small --repeat 2 >"$work/out.txt" 2>"$work/err.txt" || fail "sampled run failed"
+! grep -q "diffscope:" "$work/err.txt" || fail "sampled settings warned: $(cat "$work/err.txt")"
+"$python" "$src/tests/tools/check_perf_dump.py" "$work/sampled.json" >/dev/null ||
+  fail "sampled: contract check"
+"$python" - "$work/sampled.json" <<'PY' || fail "sampled dump"
+import json, sys
+d = json.load(open(sys.argv[1]))
+assert d["diffscope"]["status"]["mode"] == "sampled", d["diffscope"]["status"]
 PY
 echo "test_toy_dit_repeat: ok"
