@@ -1,6 +1,7 @@
 // diffscope: figures the perf dump and the console summary share: the duration_ms rule (span,
 // else GPU envelope, else host time), the counted requests' figures side by side, and the words
-// that name the window and the work outside it. No CUDA, CUPTI or JSON library.
+// that name the window, the work outside it and sampled mode's traced steps. No CUDA, CUPTI or JSON
+// library.
 #pragma once
 
 #include <algorithm>
@@ -89,6 +90,18 @@ inline std::string window_text(const results& r) {
                ? std::string("the one counted request")
                : "all " + std::to_string(w.requests.size()) + " counted requests";
   return printable(w.covers);
+}
+
+/// Sampled mode's traced steps in words: "steps 1-2, traced 2 of 28 steps (1, 2)" (the first
+/// 16 indices, then "...").
+inline std::string traced_steps_text(const sampling_info& s) {
+  std::string idx;
+  for (std::size_t i = 0; i < s.traced_indices.size() && i < 16; ++i)
+    idx += (i ? ", " : "") + std::to_string(s.traced_indices[i]);
+  if (s.traced_indices.size() > 16) idx += ", ...";
+  return (s.rule.empty() ? std::string("(rule unknown)") : printable(s.rule)) + ", traced " +
+         std::to_string(s.traced_steps) + " of " + std::to_string(s.steps) + " steps" +
+         (idx.empty() ? std::string() : " (" + idx + ")");
 }
 
 /// The GPU work outside every counted request, in words ("" when none or not measured):

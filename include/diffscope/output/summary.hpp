@@ -41,15 +41,9 @@ inline std::string gpu_timing_line(const collector_status& s) {
   return l;
 }
 
-/// Sampled mode's line: the rule and which steps were traced, "traced 2 of 28 steps (1, 2)".
+/// Sampled mode's line: the rule and which steps were traced.
 inline std::string sampling_line(const sampling_info& s) {
-  std::string idx;
-  for (std::size_t i = 0; i < s.traced_indices.size() && i < 16; ++i)
-    idx += (i ? ", " : "") + std::to_string(s.traced_indices[i]);
-  if (s.traced_indices.size() > 16) idx += ", ...";
-  return "sampled mode: " + (s.rule.empty() ? std::string("(rule unknown)") : printable(s.rule)) +
-         ", traced " + std::to_string(s.traced_steps) + " of " + std::to_string(s.steps) +
-         " steps" + (idx.empty() ? std::string() : " (" + idx + ")") +
+  return "sampled mode: " + traced_steps_text(s) +
          "; stage and step times are device-event spans (exact), figures from operations "
          "scaled from the traced steps are estimates, marked ~\n";
 }
