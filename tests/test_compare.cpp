@@ -409,4 +409,68 @@ TEST_SUITE("compare") {
     CHECK(error_of(scopes + "]}}") ==
           "x.json: diffscope.scopes has more than 100000 entries, the limit for a perf dump");
   }
+
+  TEST_CASE("a sampled dump reads back: spans, traced steps, estimates and the sampling object") {
+    const auto d = parse(diffscope::perf_dump_json(sample::sampled(), {}), "s.json");
+    CHECK(dump_mode(d) == "sampled");
+    CHECK(d.denoise_steps.at(0).duration_ms == 238.0);  // the span
+    const dump_results back = results_of_dump(d);
+    const diffscope::results& r = back.res;
+    CHECK(r.status.mode == "sampled");
+    REQUIRE(r.steps.size() == 4);
+    CHECK_FALSE(r.steps[0].traced);
+    CHECK(r.steps[1].traced);
+    CHECK(r.steps[0].gpu.span_ms == 238.0);
+    CHECK(r.steps[1].gpu.traced_calls == 1);
+    CHECK(r.steps[1].categories_measured);
+    CHECK_FALSE(r.steps[0].categories_measured);
+    REQUIRE_FALSE(r.kernels.empty());
+    CHECK(r.kernels[0].estimated);
+    CHECK(r.kernels[0].error_ms == 22.0);
+    CHECK(r.sampling.active);
+    CHECK(r.sampling.rule == "steps 1-2");
+    CHECK(r.sampling.traced_indices == std::vector<std::int64_t>{1, 2});
+    CHECK(r.sampling.launches_untraced_estimated == 200);
+    // A profile dump has none of it.
+    const dump_results p =
+        results_of_dump(parse(diffscope::perf_dump_json(sample::profiled(), {}), "p.json"));
+    CHECK_FALSE(p.res.sampling.active);
+    CHECK(p.res.steps[0].traced);
+    CHECK_FALSE(p.res.kernels[0].estimated);
+    std::string bad;
+    try {
+      results_of_dump(parse(R"({"diffscope": {"sampling": {"traced_indices": [1, "2"]}}})"));
+    } catch (const failure& f) {
+      CHECK(f.code == exit_usage);
+      bad = f.what();
+    }
+    CHECK(bad == "x.json: diffscope.sampling.traced_indices[1] is not an integer");
+  }
+
+  TEST_CASE("sampled against profile or perf is mixed modes; two sampled dumps compare") {
+    const auto s1 = parse(diffscope::perf_dump_json(sample::sampled(), {}), "s1.json");
+    const auto s2 = parse(diffscope::perf_dump_json(sample::sampled(), {}), "s2.json");
+    const auto p = parse(diffscope::perf_dump_json(sample::profiled(), {}), "p.json");
+    std::string err;
+    try {
+      check_modes({&p, &s1}, false);
+    } catch (const failure& f) {
+      err = f.what();
+    }
+    CHECK(err.find("profile: p.json; sampled: s1.json") != std::string::npos);
+    CHECK(err.find("a sampled dump's scope and kernel figures are estimates") != std::string::npos);
+    CHECK(err.find("--allow-mixed-modes") != std::string::npos);
+    CHECK(check_modes({&p, &s1}, true) == "mixed (profile: p.json; sampled: s1.json)");
+    CHECK(check_modes({&s1, &s2}, false) == "sampled");
+    // The report names the traced steps and marks the estimates.
+    const std::string rep = compare_report({s1, s2}, "now", false, "sampled");
+    CHECK(rep.find("- diffscope timing mode: sampled\n") != std::string::npos);
+    CHECK(rep.find("- s1.json: sampled mode, steps 1-2, traced 2 of 4 steps (1, 2)") !=
+          std::string::npos);
+    CHECK(rep.find("~: an estimate, scaled from the denoise steps a sampled-mode dump traced") !=
+          std::string::npos);
+    // A profile pair's report says nothing of sampling.
+    const std::string prof = compare_report({p, p}, "now", false, "profile");
+    CHECK(prof.find("sampled") == std::string::npos);
+  }
 }

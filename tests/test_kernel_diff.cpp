@@ -337,4 +337,28 @@ TEST_SUITE("kernel_diff") {
     CHECK(repeated_kernel_section({a}, {b}).rfind("\n#### diffscope: GPU time per kernel\n", 0) ==
           0);
   }
+
+  TEST_CASE("a sampled dump's kernels are compared, marked as estimates") {
+    const auto s = parse(diffscope::perf_dump_json(sample::sampled(), {}), "s.json");
+    const auto p = parse(diffscope::perf_dump_json(sample::profiled(), {}), "p.json");
+    const kernel_run rs = kernel_run_of(s), rp = kernel_run_of(p);
+    CHECK(rs.absent.empty());
+    const kernel_diff d = diff_kernels({&rp}, {&rs});
+    CHECK(d.absent.empty());
+    CHECK(d.now.estimated);
+    CHECK_FALSE(d.base.estimated);
+    const kernel_diff_row* nvjet = row(d, "nvjet_gemm \"quoted\" \\ back");
+    REQUIRE(nvjet != nullptr);
+    CHECK(nvjet->now.estimated);
+    CHECK_FALSE(nvjet->base.estimated);
+    const std::string md = kernel_section(d, "#### k");
+    CHECK(md.find("| **All kernels** | 424 | ~424 | 1070.50 | ~1070.50 |") != std::string::npos);
+    CHECK(md.find(" | 200 | ~200 | 330.00 | ~330.00 | ") != std::string::npos);
+    CHECK(md.find("| **attention backend** | 96 | ~96 | 440.00 | ~440.00 |") != std::string::npos);
+    CHECK(md.find("~ before a count or total: an estimate") != std::string::npos);
+    // Two profile dumps: no such marks.
+    const std::string plain = kernel_section(diff_kernels({&rp}, {&rp}), "#### k");
+    CHECK(plain.find("an estimate") == std::string::npos);
+    CHECK(plain.find("| ~") == std::string::npos);
+  }
 }

@@ -281,4 +281,41 @@ TEST_SUITE("merge") {
     CHECK(t.find("4.000          3.000       1.000          75.0") != std::string::npos);
     CHECK(t.find("communication per denoise step:") != std::string::npos);
   }
+
+  TEST_CASE("sampled rank dumps merge; ranks that traced different steps are said so") {
+    auto r0 = sample::sampled(), r1 = sample::sampled();
+    r0.environment.rank = 0;
+    r1.environment.rank = 1;
+    r0.environment.world_size = r1.environment.world_size = 2;
+    std::vector<perf_dump_data> in = {parse(diffscope::perf_dump_json(r0, {}), "r0.json"),
+                                      parse(diffscope::perf_dump_json(r1, {}), "r1.json")};
+    std::vector<std::string> warnings;
+    const auto m = merge_dumps(in, warnings);
+    CHECK(warnings.empty());
+    const auto& ds = m["diffscope"];
+    CHECK(ds["status"]["mode"] == "sampled");
+    CHECK(ds["sampling"]["rule"] == "steps 1-2");
+    CHECK(ds["sampling"]["same_traced_steps"] == true);
+    CHECK(ds["sampling"]["traced_indices"] == ordered_json::array({1, 2}));
+    CHECK(ds["sampling"]["ranks"].size() == 2);
+    CHECK_FALSE(ds["sampling"].contains("note"));
+    CHECK(m["denoise_steps_ms"][0]["duration_ms"].get<double>() == 238.0);  // spans
+    // Rank 1 traced steps 2-3: merged all the same, and the difference is said.
+    r1.sampling.traced_indices = {2, 3};
+    in[1] = parse(diffscope::perf_dump_json(r1, {}), "r1.json");
+    const auto d = merge_dumps(in, warnings);
+    REQUIRE(warnings.size() == 1);
+    CHECK(warnings[0].find("traced different denoise steps") != std::string::npos);
+    CHECK(d["diffscope"]["sampling"]["same_traced_steps"] == false);
+    CHECK(d["diffscope"]["sampling"]["note"].get<std::string>().find("unlike steps") !=
+          std::string::npos);
+    CHECK(d["diffscope"]["sampling"]["ranks"][1]["traced_indices"] == ordered_json::array({2, 3}));
+    // Profile ranks: no sampling object, no mode (the merged layout is unchanged).
+    std::vector<perf_dump_data> prof = {
+        parse(diffscope::perf_dump_json(sample::profiled(), {}), "p0.json"),
+        parse(diffscope::perf_dump_json(sample::profiled(), {}), "p1.json")};
+    const auto p = merge_dumps(prof, warnings);
+    CHECK_FALSE(p["diffscope"].contains("sampling"));
+    CHECK_FALSE(p["diffscope"]["status"].contains("mode"));
+  }
 }

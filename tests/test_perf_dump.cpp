@@ -413,6 +413,73 @@ TEST_SUITE("perf_dump") {
     CHECK_FALSE(dump(sample::profiled())["diffscope"]["steps"][0]["gpu"].has("timed_calls"));
   }
 
+  TEST_CASE("sampled mode: durations are spans, traced steps and estimates are marked") {
+    const auto r = sample::sampled();
+    const auto d = dump(r);
+    // Stages and steps take their span (exact), traced or not.
+    CHECK(d["steps"][2]["duration_ms"].num == 960.25);
+    CHECK(d["denoise_steps_ms"][0]["duration_ms"].num == 238.0);
+    CHECK(d["denoise_steps_ms"][3]["duration_ms"].num == 241.0);
+    const auto& ds = d["diffscope"];
+    CHECK(ds["status"]["mode"].str == "sampled");
+    CHECK(ds["timing"]["summary"].str.find("sampled mode") == 0);
+    CHECK(ds["timing"].has("span_ms"));
+    CHECK(ds["steps"][0]["duration_source"].str == "gpu_span");
+    CHECK_FALSE(ds["steps"][0]["traced"].b);
+    CHECK(ds["steps"][1]["traced"].b);
+    CHECK(ds["steps"][0]["gpu"]["span_ms"].num == 238.0);
+    CHECK(ds["steps"][0]["gpu"]["traced_calls"].num == 0);
+    CHECK(ds["steps"][0]["gpu"]["busy_ms"].num == 0);
+    CHECK_FALSE(ds["steps"][0].has("categories"));
+    CHECK(ds["steps"][1]["categories"]["attention"].num == 110);
+    CHECK(ds["stages"][2]["gpu"]["estimated"].b);
+    CHECK(ds["stages"][2]["gpu"]["error_ms"].num == 12.5);
+    CHECK(ds["scopes"][1]["gpu"]["estimated"].b);
+    CHECK(ds["scopes"][1]["gpu"]["error_ms"].num == 4.25);
+    CHECK_FALSE(ds["scopes"][0]["gpu"].has("error_ms"));
+    CHECK(ds["kernels"][0]["estimated"].b);
+    CHECK(ds["kernels"][0]["error_ms"].num == 22);
+    const auto& sm = ds["sampling"];
+    CHECK(sm.keys() == std::vector<std::string>{"rule", "steps", "traced_steps", "traced_indices",
+                                                "switches", "switch_ms", "launches_traced",
+                                                "launches_untraced_estimated",
+                                                "saved_callback_ms_estimated"});
+    CHECK(sm["rule"].str == "steps 1-2");
+    CHECK(sm["traced_steps"].num == 2);
+    REQUIRE(sm["traced_indices"].items.size() == 2);
+    CHECK(sm["traced_indices"][1].num == 2);
+    CHECK(ds["faults"]["sample_switch_failures"].num == 1);
+    CHECK(ds["faults"]["sampled_steps_empty"].num == 0);
+    // None of these keys in a profile dump (its layout is unchanged).
+    const auto p = dump(sample::profiled())["diffscope"];
+    CHECK_FALSE(p.has("sampling"));
+    CHECK_FALSE(p["steps"][0].has("traced"));
+    CHECK_FALSE(p["steps"][0]["gpu"].has("traced_calls"));
+    CHECK_FALSE(p["kernels"][0].has("estimated"));
+    CHECK_FALSE(p["faults"].has("sample_switch_failures"));
+  }
+
+  TEST_CASE("sampled mode in the summary: the rule, traced steps, spans and ~ estimates") {
+    const std::string text = diffscope::summary_text(sample::sampled());
+    CHECK(text.find("mode: sampled") != std::string::npos);
+    CHECK(text.find("sampled mode: steps 1-2, traced 2 of 4 steps (1, 2)") != std::string::npos);
+    // The DenoisingStage's dump ms is its span; its busy an estimate.
+    CHECK(text.find("960.25") != std::string::npos);
+    CHECK(text.find("~880.00") != std::string::npos);
+    // Untraced steps show their span and no operations; traced ones their busy.
+    CHECK(text.find("GPU span ms") != std::string::npos);
+    CHECK(std::regex_search(text, std::regex(R"(\n +0 +[0-9.]+ +238\.00 +not traced\n)")));
+    CHECK(std::regex_search(text, std::regex(R"(\n +1 +[0-9.]+ +239\.00 +220\.00\n)")));
+    CHECK(text.find("~440.00") != std::string::npos);  // an estimated kernel's total
+    CHECK(text.find("sample_switch_failures=1") != std::string::npos);
+    CHECK(text.find("sampling: 2 tracing switches") != std::string::npos);
+    // A profile run's summary says none of it.
+    const std::string prof = diffscope::summary_text(sample::profiled());
+    CHECK(prof.find("sampled") == std::string::npos);
+    CHECK(prof.find("not traced") == std::string::npos);
+    CHECK(prof.find('~') == std::string::npos);
+  }
+
   TEST_CASE("each step's busy by kernel category, where operations were traced") {
     using namespace diffscope::detail;
     aggregator agg;
@@ -738,6 +805,7 @@ TEST_SUITE("perf_dump") {
         diffscope::write_perf_dump((dir / "profiled.json").string(), sample::profiled(), o));
     CHECK_FALSE(
         diffscope::write_perf_dump((dir / "host_only.json").string(), sample::host_only(), o));
+    CHECK_FALSE(diffscope::write_perf_dump((dir / "sampled.json").string(), sample::sampled(), o));
     o.legacy_step_entries = true;
     CHECK_FALSE(
         diffscope::write_perf_dump((dir / "toy_baseline.json").string(), sample::profiled(), o));

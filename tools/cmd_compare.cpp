@@ -33,7 +33,7 @@ constexpr const char* compare_usage =
     "in total time and grouped under SGLang's fast-path families (20 rows, --kernels N or\n"
     "all). Two or more torch.profiler traces (.json or .json.gz) get the kernel diff alone;\n"
     "a trace among dumps is refused (exit 2).\n"
-    "Dumps of different timing modes (diffscope.status.mode perf vs profile) are refused\n"
+    "Dumps of different timing modes (diffscope.status.mode perf, profile, sampled) are refused\n"
     "(exit 2) unless --allow-mixed-modes; dumps without a mode (SGLang's) go with any.\n"
     "Host-timed stage durations (SGLang's dumps, diffscope without GPU timing) against\n"
     "device-timed ones (diffscope with GPU timing) get a note above the report (on stderr\n"
@@ -87,7 +87,7 @@ int run_compare(const args& a) {
       {
           help_flag(help),
           flag({"--sglang-only"}, "compare_perf.py's report alone", [&] { sglang_only = true; }),
-          flag({"--allow-mixed-modes"}, "compare perf-mode and profile-mode dumps (a warning)",
+          flag({"--allow-mixed-modes"}, "compare dumps of different timing modes (a warning)",
                [&] { allow_mixed = true; }),
           flag({"--strict"}, "refuse host-timed against device-timed stage durations",
                [&] { strict = true; }),

@@ -96,6 +96,9 @@ int run_hotspots(const args& a) {
       const std::string outside = diffscope::detail::outside_text(w);
       if (!outside.empty()) out += "outside requests: " + outside + ", not ranked\n";
     }
+    if (src.res.sampling.active)
+      out += "sampled mode: " + diffscope::detail::traced_steps_text(src.res.sampling) +
+             "; the kernels inside denoise steps are estimates, scaled from the traced steps\n";
   }
   out += "\n";
   if (rep.kernels.empty()) {

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include <diffscope/capture/step_sampling.hpp>
 #include <diffscope/config.hpp>
 #include <diffscope/sglang/gate.hpp>
 #include <diffscope/util/atomic_file.hpp>
@@ -24,7 +25,8 @@ namespace run_detail {
 namespace {
 
 constexpr const char* usage =
-    "usage: diffscope run [--dump FILE] [--trace FILE] [--summary] [--mode profile|perf]\n"
+    "usage: diffscope run [--dump FILE] [--trace FILE] [--summary]\n"
+    "                     [--mode profile|perf|sampled] [--sample-steps SPEC]\n"
     "                     [--perf-scopes steps|all] [--perf-sample N]\n"
     "                     [--expect-bcg] [--no-gate] [--keep-invalid] -- CMD [ARGS...]\n"
     "Runs CMD with the diffscope collector injected into it and every process it starts\n"
@@ -36,7 +38,10 @@ constexpr const char* usage =
     "(several: then the merged summary, as diffscope merge --summary).\n"
     "--mode: the timing mode (DIFFSCOPE_MODE; default: the environment's, else profile):\n"
     "profile traces every kernel through CUPTI, perf times stages and steps with device\n"
-    "events and no per-launch cost (docs/modes.md).\n"
+    "events and no per-launch cost, sampled times every stage and step with events and\n"
+    "traces the kernels of a sample of denoise steps (docs/modes.md).\n"
+    "--sample-steps: the denoise steps sampled mode traces (DIFFSCOPE_SAMPLE_STEPS): A-B (step\n"
+    "indices, default 1-2), A (one step) or every:N (every N-th step from step 1).\n"
     "--perf-scopes: what perf mode times (DIFFSCOPE_PERF_SCOPES): steps (stages and denoise\n"
     "steps, the default) or all (every scope). --perf-sample N (DIFFSCOPE_PERF_SAMPLE, implies\n"
     "--perf-scopes all): the scopes inside denoise steps timed in one step of N, their totals\n"
@@ -56,9 +61,10 @@ struct run_args {
   bool help = false;
   std::string dump, trace;
   bool summary = false, expect_bcg = false, no_gate = false, keep_invalid = false;
-  std::string mode;         ///< "" = leave DIFFSCOPE_MODE as it is
-  std::string perf_scopes;  ///< "" = leave DIFFSCOPE_PERF_SCOPES as it is
-  int perf_sample = 0;      ///< 0 = leave DIFFSCOPE_PERF_SAMPLE as it is
+  std::string mode;          ///< "" = leave DIFFSCOPE_MODE as it is
+  std::string sample_steps;  ///< "" = leave DIFFSCOPE_SAMPLE_STEPS as it is
+  std::string perf_scopes;   ///< "" = leave DIFFSCOPE_PERF_SCOPES as it is
+  int perf_sample = 0;       ///< 0 = leave DIFFSCOPE_PERF_SAMPLE as it is
   std::vector<std::string> command;
 };
 
@@ -85,8 +91,21 @@ run_args parse(const args& a) {
           flag({"--no-gate"}, "a tripped gate does not fail the run", [&] { r.no_gate = true; }),
           flag({"--keep-invalid"}, "keep the dump of a tripped gate as FILE.invalid.json",
                [&] { r.keep_invalid = true; }),
-          single({"--mode"}, "profile or perf", "the timing mode (DIFFSCOPE_MODE)",
-                 choice(r.mode, "profile", "perf")),
+          single({"--mode"}, "profile, perf or sampled", "the timing mode (DIFFSCOPE_MODE)",
+                 [&](const std::string& s, const std::string& v) {
+                   r.mode = v;
+                   if (v != "profile" && v != "perf" && v != "sampled")
+                     throw failure(exit_usage, s + ": '" + v + "' is not profile, perf or sampled");
+                 }),
+          single({"--sample-steps"}, "A-B, A or every:N",
+                 "the denoise steps sampled mode traces (DIFFSCOPE_SAMPLE_STEPS)",
+                 [&](const std::string& s, const std::string& v) {
+                   if (!diffscope::detail::parse_step_sample(v))
+                     throw failure(exit_usage, s + ": '" + v +
+                                                   "' is not a step window A-B (0 <= A <= B), "
+                                                   "one step A, or every:N (N >= 1)");
+                   r.sample_steps = v;
+                 }),
           single({"--perf-scopes"}, "steps or all", "what perf mode times (DIFFSCOPE_PERF_SCOPES)",
                  choice(r.perf_scopes, "steps", "all")),
           single({"--perf-sample"}, "a step count", "time the scopes inside steps in one of N",
@@ -133,6 +152,8 @@ int run_run(const args& a) {
   config::set_for_children("DIFFSCOPE_CREATE_DIRS", "0");
   if (r.summary) config::set_for_children("DIFFSCOPE_SUMMARY", "1");
   if (!r.mode.empty()) config::set_for_children("DIFFSCOPE_MODE", r.mode.c_str());
+  if (!r.sample_steps.empty())
+    config::set_for_children("DIFFSCOPE_SAMPLE_STEPS", r.sample_steps.c_str());
   if (r.perf_sample > 0) {
     config::set_for_children("DIFFSCOPE_PERF_SAMPLE", std::to_string(r.perf_sample).c_str());
     config::set_for_children("DIFFSCOPE_PERF_SCOPES", "all");

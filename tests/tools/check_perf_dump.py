@@ -43,6 +43,48 @@ def _reject_constant(name):
     raise ValueError(f"non-JSON constant {name}")
 
 
+def check_sampled(ds, bad):
+    """Sampled mode: the sampling object agrees with the steps' traced flags, untraced steps
+    carry no operations of their own, and every estimate has its error."""
+    sm = ds.get("sampling")
+    if not isinstance(sm, dict):
+        bad("diffscope.sampling must be an object in a sampled-mode dump")
+        return
+    idx = sm.get("traced_indices")
+    if not isinstance(idx, list) or not all(isinstance(i, int) for i in idx):
+        bad("diffscope.sampling.traced_indices must be a list of step indices")
+        return
+    for key in ("steps", "traced_steps", "switches", "launches_traced",
+                "launches_untraced_estimated"):
+        if not isinstance(sm.get(key), int) or sm[key] < 0:
+            bad(f"diffscope.sampling.{key} must be a count")
+            return
+    if sm["traced_steps"] != len(idx):
+        bad(f"diffscope.sampling.traced_steps {sm['traced_steps']} != len(traced_indices) "
+            f"{len(idx)}")
+    if sm["traced_steps"] > sm["steps"]:
+        bad("diffscope.sampling.traced_steps exceeds sampling.steps")
+    steps = [st for st in ds.get("steps") or [] if isinstance(st, dict)]
+    if steps:
+        indices = {st.get("step") for st in steps}
+        if not set(idx) <= indices:
+            bad(f"diffscope.sampling.traced_indices {sorted(set(idx) - indices)} are not steps")
+        for st in steps:
+            traced = st.get("traced")
+            if not isinstance(traced, bool):
+                bad(f"step {st.get('step')}: traced must be a boolean in sampled mode")
+            elif traced != (st.get("step") in idx):
+                bad(f"step {st.get('step')}: traced is {traced} but traced_indices say otherwise")
+            elif not traced and "categories" in st:
+                bad(f"step {st.get('step')}: not traced but has categories")
+    for table in ("stages", "steps", "scopes"):
+        for i, x in enumerate(ds.get(table) or []):
+            g = x.get("gpu") if isinstance(x, dict) else None
+            if isinstance(g, dict) and g.get("estimated") and not (
+                    is_finite_number(g.get("error_ms")) and g["error_ms"] >= 0):
+                bad(f"diffscope.{table}[{i}].gpu: an estimate without error_ms")
+
+
 def check_dump(path):
     """Returns (problems, derived) for one file."""
     problems = []
@@ -241,8 +283,13 @@ def check_dump(path):
                             bad(f"stage {a.get('name')!r}: steps says {got}, "
                                 f"diffscope.stages says {a.get('duration_ms')}")
                         src = a.get("duration_source")
-                        if src not in ("gpu_envelope", "host"):
+                        if src not in ("gpu_envelope", "gpu_span", "host"):
                             bad(f"stage {a.get('name')!r}: duration_source {src!r}")
+                        elif src == "gpu_span" and (
+                            not isinstance(a.get("gpu"), dict)
+                            or a["gpu"].get("span_ms") != a.get("duration_ms")
+                        ):
+                            bad(f"stage {a.get('name')!r}: gpu_span source but span_ms differs")
                         elif src == "gpu_envelope" and (
                             not isinstance(a.get("gpu"), dict)
                             or a["gpu"].get("envelope_ms") != a.get("duration_ms")
@@ -264,6 +311,8 @@ def check_dump(path):
                     sum(cats.values()) - gpu.get("busy_ms", 0)
                 ) > 1e-6 * max(1.0, gpu.get("busy_ms", 0)):
                     bad(f"step {st.get('step')}: categories do not sum to gpu.busy_ms")
+            if isinstance(status, dict) and status.get("mode") == "sampled":
+                check_sampled(ds, bad)
             faults = ds.get("faults")
             if not isinstance(faults, dict) or not all(
                 isinstance(v, int) and v >= 0 for v in faults.values()

@@ -155,6 +155,61 @@ inline diffscope::results host_only() {
   return r;
 }
 
+/// The profiled run in sampled mode: events timed every stage, step and request (span_ms),
+/// steps 1-2 of 0-3 were traced; the figures from operations inside steps are estimates.
+inline diffscope::results sampled() {
+  diffscope::results r = profiled();
+  r.status.mode = "sampled";
+  for (std::size_t i = 0; i < r.stages.size(); ++i) {
+    auto& g = r.stages[i].gpu;
+    g.timed_calls = 1;
+    g.span_ms = 0.5 + 100.0 * static_cast<double>(i);
+    g.traced_calls = 1;
+  }
+  r.stages[2].gpu.estimated = true;  // DenoisingStage: its steps half traced
+  r.stages[2].gpu.error_ms = 12.5;
+  r.stages[2].gpu.span_ms = 960.25;
+  for (auto& s : r.steps) {
+    s.traced = s.step == 1 || s.step == 2;
+    s.gpu.timed_calls = 1;
+    s.gpu.span_ms = 238.0 + static_cast<double>(s.step);
+    s.gpu.traced_calls = s.traced ? 1 : 0;
+    if (!s.traced) {
+      const double span = s.gpu.span_ms;
+      s.gpu = {};
+      s.gpu.measured = true;
+      s.gpu.timed_calls = 1;
+      s.gpu.span_ms = span;
+    } else {
+      s.categories = {{"attention", 110}, {"gemm", 110}};
+      s.categories_measured = true;
+    }
+  }
+  for (auto& s : r.scopes) {
+    s.gpu.traced_calls = s.host.calls / 2;
+    s.gpu.estimated = s.path.rfind("DenoisingStage/denoise_step", 0) == 0;
+    s.gpu.error_ms = s.gpu.estimated ? 4.25 : 0;
+    if (!s.gpu.estimated) s.gpu.traced_calls = s.host.calls;
+  }
+  for (auto& k : r.kernels) {
+    k.estimated = k.scope_path.rfind("DenoisingStage/denoise_step", 0) == 0;
+    k.error_ms = k.estimated ? k.total_ms / 20 : 0;
+  }
+  r.sampling.active = true;
+  r.sampling.rule = "steps 1-2";
+  r.sampling.steps = 4;
+  r.sampling.traced_steps = 2;
+  r.sampling.traced_indices = {1, 2};
+  r.sampling.switches = 2;
+  r.sampling.switch_ms = 0.75;
+  r.sampling.launches_traced = 500;
+  r.sampling.launches_untraced_estimated = 200;
+  r.sampling.saved_callback_ms_estimated = 0.08;
+  r.faults.sample_switch_failures = 1;
+  r.faults.sampled_steps_empty = 0;
+  return r;
+}
+
 /// A profiled run with raw trace events: two threads, two devices, two streams, one graph
 /// launch (two ops with one correlation id), one copy, and a cap that was hit.
 inline diffscope::results traced(bool capped) {

@@ -115,6 +115,29 @@ def main(sample_dir):
         mutate(lambda d: step_categories(d, 0.5)), "categories do not sum to gpu.busy_ms")
     cases["request stage outside the requests' range"] = (
         mutate(lambda d: per_request(d, 1.5)), "outside the requests' range")
+    # Sampled mode: the sampling object and the steps' traced flags agree.
+    with open(os.path.join(sample_dir, "sampled.json"), encoding="utf-8") as f:
+        sampled = json.load(f)
+
+    def smutate(fn):
+        d = copy.deepcopy(sampled)
+        fn(d)
+        return d
+
+    cases["sampled: traced_steps off its indices"] = (
+        smutate(lambda d: d["diffscope"]["sampling"].update(traced_steps=3)),
+        "!= len(traced_indices)")
+    cases["sampled: a traced index that is no step"] = (
+        smutate(lambda d: d["diffscope"]["sampling"]["traced_indices"].append(9)),
+        "are not steps")
+    cases["sampled: a step's traced flag off the indices"] = (
+        smutate(lambda d: d["diffscope"]["steps"][0].update(traced=True)),
+        "traced_indices say otherwise")
+    cases["sampled: no sampling object"] = (
+        smutate(lambda d: d["diffscope"].pop("sampling")), "diffscope.sampling must be")
+    cases["sampled: span source off the span"] = (
+        smutate(lambda d: d["diffscope"]["stages"][1]["gpu"].update(span_ms=1.0)),
+        "span_ms differs")
     with tempfile.TemporaryDirectory() as tmp:
         for label, doc in good_cases.items():
             path = os.path.join(tmp, "good.json")

@@ -74,7 +74,18 @@ done
 dup --mode run --mode perf --mode profile -- touch ran
 dup --perf-scopes run --perf-scopes all --perf-scopes steps -- touch ran
 dup --perf-sample run --perf-scopes all --perf-sample 2 --perf-sample 3 -- touch ran
+dup --sample-steps run --sample-steps 1-2 --sample-steps 3 -- touch ran
 [[ ! -e ran ]] || fail "run started the command despite a duplicate option"
+
+# Sampled mode's step rule is checked before the command starts: a usage error naming it.
+for bad in 2-1 x "1-2 " every:0 every: -1 1-; do
+  expect 2 "--sample-steps: '$bad' is not a step window" run --mode sampled --sample-steps "$bad" \
+    -- touch ran
+done
+expect 2 "--mode: 'bogus' is not profile, perf or sampled" run --mode bogus -- touch ran
+[[ ! -e ran ]] || fail "run started the command despite a bad --sample-steps or --mode"
+expect 2 "--mode: 'sampled' is not a mode ab runs: perf or profile" ab --a true --b true \
+  --mode sampled
 
 ab=(--a true --b true)
 dup --a ab --a true --a false --b true

@@ -485,6 +485,36 @@ def main():
     text = html_of(pages["rich"][0])
     check("written before diffscope.steps[].categories" in text,
           "rich: an older dump's missing per-step categories are said so")
+    # Sampled mode: the mode names the traced steps, the per-step chart holds those only, the
+    # steps' line the spans, and estimated kernels say so.
+    smp = make_dump(12, 6, seed=7, step_categories=True)
+    ds = smp["diffscope"]
+    ds["status"]["mode"] = "sampled"
+    ds["sampling"] = {"rule": "steps 1-2", "steps": 6, "traced_steps": 2, "traced_indices": [1, 2],
+                      "switches": 2, "switch_ms": 0.5, "launches_traced": 100,
+                      "launches_untraced_estimated": 200, "saved_callback_ms_estimated": 0.3}
+    for st in ds["steps"]:
+        st["traced"] = st["step"] in (1, 2)
+        st["gpu"]["span_ms"] = st["duration_ms"]
+        st["duration_source"] = "gpu_span"
+        if not st["traced"]:
+            st.pop("categories")
+    ds["kernels"][0]["estimated"] = True
+    ds["kernels"][0]["error_ms"] = 0.5
+    segments = sum(1 for st in ds["steps"] if st["traced"]
+                   for v in st["categories"].values() if v > 0)
+    p = report("sampled", write(os.path.join(work, "sampled.json"), smp),
+               expect={"step-categories": ("data-bars", segments)})
+    if p:
+        text = html_of(pages["sampled"][0])
+        check("sampled: steps 1-2, traced 2 of 6 steps (1, 2)" in text,
+              "sampled: the mode names the rule and the traced steps")
+        check("Only the traced steps (sampled mode: steps 1-2" in text,
+              "sampled: the per-step chart says it holds the traced steps only")
+        check("<title>step 0, " not in text and "<title>step 1, " in text,
+              "sampled: an untraced step is not in the per-step chart")
+        check("(estimate)" in text, "sampled: an estimated kernel is marked")
+        check("GPU span" in text, "sampled: the steps' line is their span")
     perf = make_dump(12, 4, seed=6)
     perf["diffscope"]["status"]["mode"] = "perf"
     report("perf_mode", write(os.path.join(work, "perf_mode.json"), perf),

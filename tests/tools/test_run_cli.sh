@@ -33,7 +33,13 @@ assert json.load(open(sys.argv[1]))["diffscope"]["status"]["mode"] == "perf"
 PY
 "$ds" run --mode fast -- "$app" 2 >/dev/null 2>"$work/mode.err"
 [ $? -eq 2 ] || fail "--mode fast: want exit 2"
-grep -q "is not profile or perf" "$work/mode.err" || fail "--mode fast: no reason given"
+grep -q "is not profile, perf or sampled" "$work/mode.err" || fail "--mode fast: no reason given"
+
+# --sample-steps reaches every process as DIFFSCOPE_SAMPLE_STEPS.
+"$ds" run --mode sampled --sample-steps every:3 --no-gate -- \
+  sh -c 'echo "$DIFFSCOPE_MODE $DIFFSCOPE_SAMPLE_STEPS"' >"$work/sample.out" 2>/dev/null
+grep -qx "sampled every:3" "$work/sample.out" ||
+  fail "--sample-steps: the command saw '$(cat "$work/sample.out")', want 'sampled every:3'"
 
 # --perf-scopes and --perf-sample reach every process; bad values are usage errors.
 "$ds" run --mode perf --perf-sample 4 --dump "$work/sampled.json" -- "$app" 2 >/dev/null 2>&1

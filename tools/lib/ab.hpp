@@ -118,7 +118,8 @@ inline ab_args parse(const args& a) {
                  [&](const std::string&, const std::string& v) {
                    r.mode = v;
                    if (r.mode != "perf" && r.mode != "profile")
-                     throw failure(exit_usage, "--mode: '" + r.mode + "' is not perf or profile");
+                     throw failure(exit_usage, "--mode: '" + r.mode +
+                                                   "' is not a mode ab runs: perf or profile");
                  }),
           single({"--figure"}, "a value", "what is decided on: auto, denoise or e2e",
                  [&](const std::string&, const std::string& v) {

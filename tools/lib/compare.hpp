@@ -16,10 +16,12 @@
 #include <utility>
 #include <vector>
 
+#include <diffscope/analysis/figures.hpp>
 #include <diffscope/util/short_names.hpp>
 
 #include "../cli.hpp"
 #include "dump_reader.hpp"
+#include "dump_results.hpp"
 
 namespace diffscope::cli {
 
@@ -181,6 +183,15 @@ inline bool times_steps_only(const perf_dump_data& d) {
   return is("mode", "perf") && is("perf_scopes", "steps");
 }
 
+/// Whether a dump says it was written in sampled mode (diffscope.status.mode "sampled").
+inline bool is_sampled(const perf_dump_data& d) {
+  if (!d.has_diffscope || !d.diffscope.is_object()) return false;
+  const auto st = d.diffscope.find("status");
+  if (st == d.diffscope.end() || !st->is_object()) return false;
+  const auto v = st->find("mode");
+  return v != st->end() && v->is_string() && v->get<std::string>() == "sampled";
+}
+
 /// Our section for one (base, new) pair that both carry a diffscope object: the scopes timed
 /// on either side (for perf-mode dumps that timed only stages and steps, those), ranked by
 /// the absolute change in busy time, the first `max_rows` of them.
@@ -257,7 +268,10 @@ inline std::string scope_section(const perf_dump_data& base, const perf_dump_dat
     o += "\n" + std::to_string(more) +
          " more scopes timed on either side changed less: `diffscope compare --scopes all` "
          "lists them.\n";
-  if (estimates)
+  if (estimates && (is_sampled(base) || is_sampled(now)))
+    o += "\n~: an estimate, scaled from the denoise steps a sampled-mode dump traced "
+         "(diffscope.sampling) to every step.\n";
+  else if (estimates)
     o += "\n~: estimated from the steps perf mode sampled (diffscope.status.perf_sample_steps), "
          "not timed in every call.\n";
   return o;
@@ -265,9 +279,10 @@ inline std::string scope_section(const perf_dump_data& base, const perf_dump_dat
 
 }  // namespace compare_detail
 
-/// diffscope.status.mode of a dump: "perf" (scope-level timing) or "profile" (per-kernel
-/// CUPTI); empty when the dump does not say (an SGLang dump, or an older diffscope one, whose
-/// mode field said how the collector was attached, e.g. "linked").
+/// diffscope.status.mode of a dump: "perf" (scope-level timing), "profile" (per-kernel
+/// CUPTI) or "sampled" (both, kernels from a sample of steps); empty when the dump does not say (an
+/// SGLang dump, or an older diffscope one, whose mode field said how the collector was attached,
+/// e.g. "linked").
 inline std::string dump_mode(const perf_dump_data& d) {
   if (!d.has_diffscope || !d.diffscope.is_object()) return "";
   const auto st = d.diffscope.find("status");
@@ -277,15 +292,16 @@ inline std::string dump_mode(const perf_dump_data& d) {
   if (!m->is_string())
     throw failure(exit_usage, d.file + ": diffscope.status.mode is not a string");
   const std::string mode = m->get<std::string>();
-  return mode == "perf" || mode == "profile" ? mode : "";
+  return mode == "perf" || mode == "profile" || mode == "sampled" ? mode : "";
 }
 
 /// What the inputs' timing modes are, for the report: "perf", "profile", "" when no input
 /// says, or "mixed (perf: a.json; profile: b.json)". Dumps without a mode are compatible with
 /// any. A mix of known modes is refused (exit 2): a perf-mode scope time (one pair of events
 /// per scope) and a profile-mode one (CUPTI per kernel, with its overhead) measure different
-/// things, so their difference is not the change under test. allow_mixed turns it into a
-/// warning on stderr.
+/// things, so their difference is not the change under test; a sampled dump is neither (its
+/// scope and kernel figures are estimates from the steps it traced). allow_mixed turns it into
+/// a warning on stderr.
 inline std::string check_modes(const std::vector<const perf_dump_data*>& dumps, bool allow_mixed) {
   std::vector<std::string> modes;
   std::vector<std::string> files;  // per mode, the files in it
@@ -306,10 +322,15 @@ inline std::string check_modes(const std::vector<const perf_dump_data*>& dumps, 
   std::string what;
   for (std::size_t i = 0; i < modes.size(); ++i)
     what += (i ? "; " : "") + modes[i] + ": " + files[i];
+  const bool sampled = std::find(modes.begin(), modes.end(), "sampled") != modes.end();
+  const std::string why =
+      sampled ? "; a sampled dump's scope and kernel figures are estimates from the steps it "
+                "traced, not every step's"
+              : "";
   if (!allow_mixed)
     throw failure(exit_usage, "inputs mix timing modes (" + what +
-                                  "): their times are not comparable; re-run in one mode, or "
-                                  "give --allow-mixed-modes");
+                                  "): their times are not comparable" + why +
+                                  "; re-run in one mode, or give --allow-mixed-modes");
   std::fprintf(stderr, "diffscope compare: warning: inputs mix timing modes (%s)\n", what.c_str());
   return "mixed (" + what + ")";
 }
@@ -353,6 +374,21 @@ inline std::string timing_note(const std::vector<const perf_dump_data*>& dumps, 
       " (diffscope with GPU timing), so a stage's difference mixes the two (docs/compare.md)";
   if (!markdown) return "diffscope compare: note: " + what + "\n";
   return "> **Note:** " + compare_detail::md_cell(what) + ".\n\n";
+}
+
+/// For each sampled-mode dump, a line naming the steps it traced ("" when none is sampled):
+/// its scope and kernel figures are estimates from them.
+inline std::string sampled_lines(const std::vector<perf_dump_data>& dumps) {
+  std::string o;
+  for (const perf_dump_data& d : dumps) {
+    if (!compare_detail::is_sampled(d)) continue;
+    const sampling_info s = sampling_of_dump(d);
+    o +=
+        "- " + compare_detail::base_name(d.file) + ": sampled mode, " +
+        (s.active ? diffscope::detail::traced_steps_text(s) : std::string("traced steps unknown")) +
+        "; its scope and kernel figures are estimates from those steps\n";
+  }
+  return o;
 }
 
 /// Rows of section 3 by default (`compare --scopes`), and the value that lists them all.
@@ -449,6 +485,7 @@ inline std::string compare_report(const std::vector<perf_dump_data>& dumps,
   o += "</details>\n";
   if (sglang_only) return o;
   if (!mode.empty()) o += "\n- diffscope timing mode: " + mode + "\n";
+  o += sampled_lines(dumps);
   if (!base.has_diffscope) return o;
   for (std::size_t i = 0; i < others.size(); ++i)
     if (others[i].has_diffscope)

@@ -18,7 +18,7 @@
 namespace diffscope::cli {
 
 /// A dump as results: kernels (the ones it lists), scopes (path and category), steps (GPU
-/// busy), requests (id and warm-up) and window.
+/// busy, span, traced), requests (id and warm-up), window, mode and sampling.
 struct dump_results {
   results res;
   std::uint64_t kernels_total = 0;  ///< kernel entries of the dump, listed or not
@@ -119,6 +119,34 @@ inline category category_from_name(const std::string& s) {
 
 }  // namespace detail_dump_results
 
+/// A sampled-mode dump's diffscope.sampling (active false when the dump has none). Throws
+/// failure(exit_usage) naming the file and the key at a value of the wrong type.
+inline sampling_info sampling_of_dump(const perf_dump_data& d) {
+  using detail_dump_results::reader;
+  sampling_info s;
+  if (!d.has_diffscope || !d.diffscope.is_object()) return s;
+  const reader k{d.file};
+  const ordered_json* sm = k.object(d.diffscope, "sampling", "diffscope");
+  if (sm == nullptr) return s;
+  const std::string at = "diffscope.sampling";
+  s.active = true;
+  s.rule = k.string(*sm, "rule", at).value_or("");
+  s.steps = k.count(*sm, "steps", at).value_or(0);
+  s.traced_steps = k.count(*sm, "traced_steps", at).value_or(0);
+  if (const ordered_json* a = k.array(*sm, "traced_indices", at))
+    for (std::size_t i = 0; i < a->size(); ++i) {
+      if (!(*a)[i].is_number_integer())
+        k.bad(at + ".traced_indices[" + std::to_string(i) + "]", "is not an integer");
+      s.traced_indices.push_back((*a)[i].get<std::int64_t>());
+    }
+  s.switches = k.count(*sm, "switches", at).value_or(0);
+  s.switch_ms = k.number(*sm, "switch_ms", at).value_or(0);
+  s.launches_traced = k.count(*sm, "launches_traced", at).value_or(0);
+  s.launches_untraced_estimated = k.count(*sm, "launches_untraced_estimated", at).value_or(0);
+  s.saved_callback_ms_estimated = k.number(*sm, "saved_callback_ms_estimated", at).value_or(0);
+  return s;
+}
+
 /// `d`'s diffscope object as results. Throws failure(exit_usage) naming the file and the key
 /// at a key of the wrong type, or a kernel entry without name or total_ms.
 inline dump_results results_of_dump(const perf_dump_data& d) {
@@ -147,6 +175,8 @@ inline dump_results results_of_dump(const perf_dump_data& d) {
       kr.count = k.count(o, "count", at).value_or(0);
       kr.min_ms = k.number(o, "min_ms", at).value_or(0);
       kr.max_ms = k.number(o, "max_ms", at).value_or(0);
+      kr.estimated = k.boolean(o, "estimated", at).value_or(false);  // sampled mode
+      kr.error_ms = k.number(o, "error_ms", at).value_or(0);
       r.kernels.push_back(std::move(kr));
     });
   }
@@ -160,11 +190,21 @@ inline dump_results results_of_dump(const perf_dump_data& d) {
       step_result st;
       st.step = step->get<std::int64_t>();
       if (const ordered_json* g = k.object(o, "gpu", at)) {
-        if (const auto busy = k.number(*g, "busy_ms", at + ".gpu")) {
+        const std::string ga = at + ".gpu";
+        if (const auto busy = k.number(*g, "busy_ms", ga)) {
           st.gpu.measured = true;
           st.gpu.busy_ms = *busy;
         }
+        st.gpu.envelope_ms = k.number(*g, "envelope_ms", ga).value_or(0);
+        st.gpu.timed_calls = k.count(*g, "timed_calls", ga).value_or(0);
+        st.gpu.estimated = k.boolean(*g, "estimated", ga).value_or(false);
+        st.gpu.span_ms = k.number(*g, "span_ms", ga).value_or(0);  // sampled mode
+        st.gpu.traced_calls = k.count(*g, "traced_calls", ga).value_or(0);
+        st.gpu.error_ms = k.number(*g, "error_ms", ga).value_or(0);
       }
+      st.calls = k.count(o, "calls", at).value_or(0);
+      st.host_ms = k.number(o, "host_ms", at).value_or(0);
+      st.traced = k.boolean(o, "traced", at).value_or(true);        // sampled mode
       if (const ordered_json* c = k.object(o, "categories", at)) {  // older dumps: none
         st.categories_measured = true;
         for (auto it = c->begin(); it != c->end(); ++it)
@@ -189,6 +229,9 @@ inline dump_results results_of_dump(const perf_dump_data& d) {
                       r.requests.push_back(std::move(rq));
                     });
   }
+  if (const ordered_json* st = k.object(ds, "status", "diffscope"))
+    if (const auto mode = k.string(*st, "mode", "diffscope.status")) r.status.mode = *mode;
+  r.sampling = sampling_of_dump(d);
   if (const ordered_json* w = k.object(ds, "window", "diffscope")) {
     const std::string at = "diffscope.window";
     out.has_window = true;

@@ -110,8 +110,9 @@ inline kernel_run kernel_run_of(hotspot_source&& src, const std::string& file) {
 /// One side's value for one kernel name: medians over the side's runs of the per-run count
 /// and total (a run without the kernel counts 0).
 struct kernel_side_value {
-  bool known = true;      ///< false: a capped list of the side does not list it
-  bool at_least = false;  ///< listed, but a capped list may hold more of it past its end
+  bool known = true;       ///< false: a capped list of the side does not list it
+  bool at_least = false;   ///< listed, but a capped list may hold more of it past its end
+  bool estimated = false;  ///< a run lists it as an estimate (sampled mode: scaled from steps)
   double count = 0, total_ms = 0;
   std::vector<double> totals;  ///< per run, in the side's order (0 where it did not run)
 
@@ -145,8 +146,9 @@ struct kernel_family_diff {
   const char* fused_word = "fused";
   double base_separate = 0, new_separate = 0, base_fused = 0, new_fused = 0;  ///< launches
   double base_ms = 0, new_ms = 0;
-  bool known = true;                                 ///< every kernel of it known on both sides
-  bool base_at_least = false, new_at_least = false;  ///< a side's values are lower bounds
+  bool known = true;                                   ///< every kernel of it known on both sides
+  bool base_at_least = false, new_at_least = false;    ///< a side's values are lower bounds
+  bool base_estimated = false, new_estimated = false;  ///< a side's values hold estimates
   std::vector<std::size_t> rows;  ///< its kernels (indices into kernel_diff::rows), ranked
 
   double diff_ms() const noexcept { return new_ms - base_ms; }
@@ -165,6 +167,7 @@ struct kernel_diff_side {
   bool trace = false;
   double count = 0, total_ms = 0;  ///< medians over runs of every listed kernel together
   std::vector<kernel_list_cap> caps;
+  bool estimated = false;  ///< some listed kernel is an estimate (a sampled-mode dump)
 };
 
 /// One place in the ranking: a family with its kernels, or a kernel no family claims.
@@ -188,6 +191,7 @@ namespace kernel_diff_detail {
 struct side_runs {
   std::vector<std::unordered_map<std::string, std::pair<double, double>>> by_name;
   std::vector<std::pair<std::string, std::string>> names;  ///< (name, kind), first seen first
+  std::unordered_set<std::string> estimated;               ///< names some run lists as an estimate
 };
 
 inline double median(std::vector<double> v) {
@@ -204,6 +208,7 @@ inline kernel_diff_side side_of(const std::vector<const kernel_run*>& runs) {
     for (const kernel_result& k : r->res.kernels) {
       c += static_cast<double>(k.count);
       t += k.total_ms;
+      s.estimated = s.estimated || k.estimated;
     }
     counts.push_back(c);
     totals.push_back(t);
@@ -229,6 +234,7 @@ inline kernel_side_value value_of(const std::vector<const kernel_run*>& runs, co
   }
   v.count = median(counts);
   v.total_ms = median(v.totals);
+  v.estimated = sr.estimated.count(name) > 0;
   return v;
 }
 
@@ -242,6 +248,7 @@ inline side_runs index_runs(const std::vector<const kernel_run*>& runs,
       auto& v = m[k.name];
       v.first += static_cast<double>(k.count);
       v.second += k.total_ms;
+      if (k.estimated) sr.estimated.insert(k.name);
       if (seen.emplace(k.name, names.size()).second) names.emplace_back(k.name, k.kind);
     }
   }
@@ -380,6 +387,8 @@ inline kernel_diff diff_kernels(const std::vector<const kernel_run*>& base,
     f.known = f.known && row.known();
     f.base_at_least = f.base_at_least || row.base.at_least;
     f.new_at_least = f.new_at_least || row.now.at_least;
+    f.base_estimated = f.base_estimated || row.base.estimated;
+    f.new_estimated = f.new_estimated || row.now.estimated;
   }
 
   std::vector<std::pair<kernel_diff_detail::rank_key, kernel_diff_unit>> units;

@@ -62,11 +62,16 @@ struct side_cells {
   std::string count, total, mean;
 };
 
+/// "~" before an estimate (a sampled-mode dump's figures, scaled from its traced steps).
+inline std::string estimate(bool b) {
+  return b ? "~" : "";
+}
+
 inline side_cells cells_of(const kernel_side_value& v) {
   if (!v.known) return {"not listed", "not listed", "-"};
   if (!v.ran()) return {"-", "-", "-"};
-  return {at_least(v.at_least) + count_text(v.count),
-          at_least(v.at_least) + compare_detail::py_fixed(v.total_ms, 2),
+  return {estimate(v.estimated) + at_least(v.at_least) + count_text(v.count),
+          estimate(v.estimated) + at_least(v.at_least) + compare_detail::py_fixed(v.total_ms, 2),
           compare_detail::py_fixed(1000.0 * v.mean_ms(), 1)};
 }
 
@@ -167,11 +172,12 @@ inline std::string kernel_section(const kernel_diff& d, const std::string& headi
   o += "| :--- | :--- | :--- | :--- | :--- | :--- | :--- | :--- | :--- |\n";
   const bool base_capped = !d.base.caps.empty(), new_capped = !d.now.caps.empty();
   const double total_diff = d.now.total_ms - d.base.total_ms;
-  o += "| **All kernels** | " + at_least(base_capped) + count_text(d.base.count) + " | " +
-       at_least(new_capped) + count_text(d.now.count) + " | " + at_least(base_capped) +
-       py_fixed(d.base.total_ms, 2) + " | " + at_least(new_capped) + py_fixed(d.now.total_ms, 2) +
-       " | " + diff_text(total_diff, base_capped, new_capped) + " | | | " +
-       bound_mark(base_capped, new_capped) +
+  const std::string be = estimate(d.base.estimated), ne = estimate(d.now.estimated);
+  o += "| **All kernels** | " + be + at_least(base_capped) + count_text(d.base.count) + " | " + ne +
+       at_least(new_capped) + count_text(d.now.count) + " | " + be + at_least(base_capped) +
+       py_fixed(d.base.total_ms, 2) + " | " + ne + at_least(new_capped) +
+       py_fixed(d.now.total_ms, 2) + " | " + diff_text(total_diff, base_capped, new_capped) +
+       " | | | " + bound_mark(base_capped, new_capped) +
        py_fixed(compare_detail::diff_of(d.base.total_ms, d.now.total_ms).second, 1, true) + "% |\n";
   const auto kernel_row = [&](std::size_t i, std::size_t label, bool member) {
     const kernel_diff_row& r = d.rows[i];
@@ -192,22 +198,27 @@ inline std::string kernel_section(const kernel_diff& d, const std::string& headi
     const kernel_family_diff& f = d.families[static_cast<std::size_t>(u.family)];
     const std::string diff =
         f.known ? diff_text(f.diff_ms(), f.base_at_least, f.new_at_least) : "?";
-    const auto count = [&](double c, bool bound) {
-      return c > 0 ? at_least(bound) + count_text(c) : "-";
+    const auto count = [&](double c, bool bound, bool est) {
+      return c > 0 ? estimate(est) + at_least(bound) + count_text(c) : "-";
     };
-    const auto ms = [&](double c, double v, bool bound) {
-      return c > 0 || v > 0 ? at_least(bound) + py_fixed(v, 2) : "-";
+    const auto ms = [&](double c, double v, bool bound, bool est) {
+      return c > 0 || v > 0 ? estimate(est) + at_least(bound) + py_fixed(v, 2) : "-";
     };
     const double bc = f.base_separate + f.base_fused, nc = f.new_separate + f.new_fused;
-    o += "| **" + compare_detail::md_cell(f.title) + "** | " + count(bc, f.base_at_least) + " | " +
-         count(nc, f.new_at_least) + " | " + ms(bc, f.base_ms, f.base_at_least) + " | " +
-         ms(nc, f.new_ms, f.new_at_least) + " | " + diff + " | | | fast path " + status_text(f) +
-         " |\n";
+    o += "| **" + compare_detail::md_cell(f.title) + "** | " +
+         count(bc, f.base_at_least, f.base_estimated) + " | " +
+         count(nc, f.new_at_least, f.new_estimated) + " | " +
+         ms(bc, f.base_ms, f.base_at_least, f.base_estimated) + " | " +
+         ms(nc, f.new_ms, f.new_at_least, f.new_estimated) + " | " + diff + " | | | fast path " +
+         status_text(f) + " |\n";
     for (std::size_t i : f.rows) kernel_row(i, next++, true);
   }
   if (more_rows > 0)
     o += "\n" + std::to_string(more_rows) + " more kernels changed less: `" + more +
          "` lists them.\n";
+  if (d.base.estimated || d.now.estimated)
+    o += "\n~ before a count or total: an estimate, scaled from the denoise steps a sampled-mode "
+         "dump traced (diffscope.sampling) to every step; its difference is as uncertain.\n";
   for (const auto* side : {&d.base, &d.now})
     for (const kernel_list_cap& c : side->caps)
       o += "\n" + base_name(c.file) + " lists its " + std::to_string(c.listed) +

@@ -18,6 +18,7 @@
 
 #include "../cli.hpp"
 #include "dump_reader.hpp"
+#include "dump_results.hpp"
 
 namespace diffscope::cli {
 
@@ -123,6 +124,46 @@ inline bool is_attention_scope(const std::string& path, const std::string& categ
   for (char& c : last)
     if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
   return last.find("attn") != std::string::npos || last.find("attention") != std::string::npos;
+}
+
+/// Sampled-mode ranks: the first rank's diffscope.sampling (rule, steps, traced steps), whether
+/// every rank traced the same steps (the rule makes them, so that the ranks' estimates come from
+/// like steps), and each rank's traced steps; null when no rank is a sampled-mode dump. Ranks
+/// that traced different steps are said so (a warning and "same_traced_steps": false), not
+/// refused.
+inline ordered_json merged_sampling(const std::vector<perf_dump_data>& ranks,
+                                    const std::vector<std::int64_t>& ids,
+                                    const std::vector<std::size_t>& rank_order,
+                                    std::vector<std::string>& warnings) {
+  std::vector<std::pair<std::int64_t, sampling_info>> sampled;
+  for (const std::size_t ri : rank_order) {
+    sampling_info s = sampling_of_dump(ranks[ri]);
+    if (s.active) sampled.emplace_back(ids[ri], std::move(s));
+  }
+  if (sampled.empty()) return nullptr;
+  const sampling_info& first = sampled.front().second;
+  bool same = sampled.size() == ranks.size();
+  ordered_json per_rank = ordered_json::array();
+  for (const auto& [rank, s] : sampled) {
+    same = same && s.traced_indices == first.traced_indices;
+    per_rank.push_back({{"rank", rank}, {"rule", s.rule}, {"traced_indices", s.traced_indices}});
+  }
+  ordered_json out = {{"rule", first.rule},
+                      {"steps", first.steps},
+                      {"traced_steps", first.traced_steps},
+                      {"traced_indices", first.traced_indices},
+                      {"same_traced_steps", same},
+                      {"ranks", std::move(per_rank)}};
+  if (!same) {
+    const std::string what = sampled.size() < ranks.size()
+                                 ? "only " + std::to_string(sampled.size()) + " of " +
+                                       std::to_string(ranks.size()) +
+                                       " ranks are sampled-mode dumps"
+                                 : "the ranks traced different denoise steps (sampling.ranks)";
+    out["note"] = what + ": their estimated scope and kernel figures come from unlike steps";
+    warnings.push_back(what);
+  }
+  return out;
 }
 
 }  // namespace merge_detail
@@ -352,6 +393,11 @@ inline ordered_json merge_dumps(const std::vector<perf_dump_data>& ranks,
       "total_duration_ms, each steps entry (by name and occurrence), each denoise step and "
       "each memory checkpoint field: the maximum over ranks; the rest from the first rank";
   ds["status"] = {{"gpu_timing", gpu}, {"reason", reason}};
+  if (ordered_json sampling = merge_detail::merged_sampling(ranks, ids, rank_order, warnings);
+      !sampling.is_null()) {
+    ds["status"]["mode"] = "sampled";
+    ds["sampling"] = std::move(sampling);
+  }
   ds["faults"] = std::move(faults);
   ds["ranks"] = std::move(jr);
   ds["critical_path"] = {

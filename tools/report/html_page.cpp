@@ -2,6 +2,7 @@
 // script, the table of contents, and the header that says what each dump measured.
 #include "html_page.hpp"
 
+#include <diffscope/analysis/figures.hpp>
 #include <diffscope/version.hpp>
 
 #include "page_parts.hpp"
@@ -143,7 +144,15 @@ void run_header(page_builder& b, const run_view& r) {
               "SGLang's own timing (no diffscope object): host times taken without "
               "synchronising, no GPU numbers, no scopes or kernels");
   } else {
-    h += fact("mode", r.mode.empty() ? "not stated" : escape(r.mode));
+    if (r.mode == "sampled")
+      h += fact("mode",
+                "sampled: " +
+                    escape(r.sampling.active ? diffscope::detail::traced_steps_text(r.sampling)
+                                             : std::string("traced steps not recorded")) +
+                    "; stage and step times are device-event spans, figures from operations "
+                    "estimates from the traced steps (marked ~ or estimate)");
+    else
+      h += fact("mode", r.mode.empty() ? "not stated" : escape(r.mode));
     std::string timing =
         d.gpu_timing
             ? "<span class=\"ok\">measured</span>"

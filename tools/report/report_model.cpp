@@ -80,6 +80,9 @@ void read_timed(const keys& k, const ordered_json& ds, bool stages, run_view& r)
         t.host_ms = k.number(o, "host_ms", at);
         t.gpu = k.gpu(o, at);
         t.duration_source = k.string(o, "duration_source", at).value_or("");
+        if (const ordered_json* g = k.object(o, "gpu", at))
+          t.span_ms = k.number(*g, "span_ms", at + ".gpu");
+        t.traced = k.boolean(o, "traced", at).value_or(true);
         if (const ordered_json* c = stages ? nullptr : k.object(o, "categories", at)) {
           t.categories.emplace();
           for (auto it = c->begin(); it != c->end(); ++it)
@@ -145,6 +148,7 @@ void read_kernels(run_view& r) {
     kr.scope_path = x.scope_path;
     kr.count = x.count;
     kr.total_ms = x.total_ms;
+    kr.estimated = x.estimated;
     kr.category = rules.classify(kr.name, kr.kind);
     r.kernels.push_back(std::move(kr));
   }
@@ -271,6 +275,7 @@ void read_header(const keys& k, const ordered_json& ds, run_view& r) {
     r.mode = k.string(*st, "mode", "diffscope.status").value_or("");
     r.perf_sample_steps = k.integer(*st, "perf_sample_steps", "diffscope.status").value_or(0);
   }
+  r.sampling = sampling_of_dump(r.dump);
   if (const ordered_json* g = k.object(ds, "gate", "diffscope")) {
     r.gated = k.boolean(*g, "gated", "diffscope.gate");
     r.gate_verdict = k.string(*g, "verdict", "diffscope.gate").value_or("");

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include <diffscope/analysis/hotspots.hpp>
+#include <diffscope/results.hpp>
 
 #include "../lib/dump_reader.hpp"
 
@@ -30,7 +31,9 @@ struct timed_row {
   std::optional<double> host_ms;
   gpu_numbers gpu;
   double duration_ms = 0;
-  std::string duration_source;  ///< "gpu_envelope", "host" or "" (unknown)
+  std::string duration_source;    ///< "gpu_span", "gpu_envelope", "host" or "" (unknown)
+  std::optional<double> span_ms;  ///< sampled mode: the span between device events
+  bool traced = true;  ///< sampled mode: false for a step whose operations were not traced
   /// A step's GPU busy by kernel category (diffscope.steps[].categories, in the dump's
   /// order); absent where the dump has none (perf mode, host only, an older dump).
   std::optional<std::vector<std::pair<std::string, double>>> categories;
@@ -57,6 +60,7 @@ struct kernel_row {
   std::string name, kind, scope_path, category;
   std::uint64_t count = 0;
   double total_ms = 0;
+  bool estimated = false;  ///< sampled mode: scaled from the traced steps
 };
 
 /// The console's ranking, categories and fast-path findings (analysis/hotspots.hpp), as the
@@ -106,6 +110,7 @@ struct run_view {
   std::string window;
   std::string outside;  ///< GPU work outside every counted request, in words; "" when none
   std::int64_t perf_sample_steps = 0;
+  diffscope::sampling_info sampling;  ///< sampled mode: which steps were traced (active)
   std::vector<std::pair<std::string, std::uint64_t>> faults;  ///< the non-zero counters
   bool has_faults = false;                                    ///< a faults object was there
   std::int64_t unclosed_ranges = 0;

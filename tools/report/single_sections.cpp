@@ -4,7 +4,9 @@
 #include <map>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 
+#include <diffscope/analysis/figures.hpp>
 #include <diffscope/analysis/hotspots.hpp>
 #include <diffscope/util/text_table.hpp>
 
@@ -52,10 +54,18 @@ void stages_section(page_builder& b, const run_view& r) {
         "Per stage: the GPU envelope (first GPU operation start to last end) and the host wall "
         "time, side by side. The perf dump's duration_ms is the envelope where the stage launched "
         "GPU work, else the host time.";
+    if (r.mode == "sampled") {
+      c.series = {"GPU span", "host"};
+      c.description =
+          "Per stage: its span between two device events (sampled mode: every call timed, what "
+          "the perf dump's duration_ms holds; a stage without one shows its GPU envelope, an "
+          "estimate where not every call was traced) and the host wall time, side by side.";
+    }
     for (std::size_t i = 0; i < n; ++i) {
       const timed_row& s = r.stages[i];
       std::optional<double> env;
       if (s.gpu.has) env = s.gpu.envelope_ms;
+      if (s.span_ms && *s.span_ms > 0) env = s.span_ms;
       c.groups.push_back(
           {s.name, {env, s.host_ms}, s.duration_source == "host" ? "dump: host time" : ""});
     }
@@ -100,19 +110,29 @@ void steps_section(page_builder& b, const run_view& r) {
   const std::size_t n = std::min(r.steps.size(), max_line_points);
   for (std::size_t i = 0; i < n; ++i) c.x.push_back(r.steps[i].step);
   if (r.steps_detailed) {
-    line_series env{"GPU envelope", {}}, host{"host", {}}, busy{"GPU busy", {}};
+    const bool sampled = r.mode == "sampled";
+    line_series env{sampled ? "GPU span" : "GPU envelope", {}}, host{"host", {}},
+        busy{"GPU busy", {}};
     bool any_gpu = false;
     for (std::size_t i = 0; i < n; ++i) {
       const timed_row& s = r.steps[i];
       any_gpu |= s.gpu.has;
-      env.y.push_back(s.gpu.has ? std::optional<double>(s.gpu.envelope_ms) : std::nullopt);
-      busy.y.push_back(s.gpu.has ? std::optional<double>(s.gpu.busy_ms) : std::nullopt);
+      if (sampled)  // every step has its span; only the traced ones their own busy
+        env.y.push_back(s.span_ms);
+      else
+        env.y.push_back(s.gpu.has ? std::optional<double>(s.gpu.envelope_ms) : std::nullopt);
+      busy.y.push_back(s.gpu.has && s.traced ? std::optional<double>(s.gpu.busy_ms) : std::nullopt);
       host.y.push_back(s.host_ms);
     }
     c.description =
-        "Per denoise step: GPU envelope, host wall time and GPU busy (sum of operation "
-        "durations). Host time below the envelope means the host ran ahead of the GPU: "
-        "unsynchronised host timing misreads such steps.";
+        sampled ? "Per denoise step: its span between two device events (every step timed), "
+                  "host wall time, and GPU busy (sum of operation durations) of the steps whose "
+                  "operations were traced (sampled mode: " +
+                      diffscope::detail::traced_steps_text(r.sampling) +
+                      "); the others have no busy of their own."
+                : "Per denoise step: GPU envelope, host wall time and GPU busy (sum of operation "
+                  "durations). Host time below the envelope means the host ran ahead of the GPU: "
+                  "unsynchronised host timing misreads such steps.";
     if (any_gpu)
       c.series = {env, host, busy};
     else
@@ -147,9 +167,15 @@ std::string why_no_step_categories(const run_view& r) {
 
 /// Per denoise step, its GPU busy stacked by kernel category, when every step has them.
 void step_categories_chart(page_builder& b, const run_view& r) {
-  const bool all = !r.steps.empty() && r.steps_detailed &&
-                   std::all_of(r.steps.begin(), r.steps.end(),
-                               [](const timed_row& s) { return s.categories.has_value(); });
+  // Sampled mode: only the traced steps have operations of their own, and every one of those
+  // has categories.
+  const bool sampled = r.mode == "sampled";
+  std::vector<const timed_row*> steps;
+  for (const timed_row& s : r.steps)
+    if (!sampled || s.traced) steps.push_back(&s);
+  const bool all = !steps.empty() && r.steps_detailed &&
+                   std::all_of(steps.begin(), steps.end(),
+                               [](const timed_row* s) { return s->categories.has_value(); });
   if (!all) {
     b.missing("step-categories",
               "no per-step GPU busy by kernel category: " + why_no_step_categories(r) + "." +
@@ -160,12 +186,12 @@ void step_categories_chart(page_builder& b, const run_view& r) {
   c.id = "step-categories";
   c.title = "GPU busy per denoise step by kernel category";
   c.value_label = "GPU busy (ms)";
-  const std::size_t n = std::min(r.steps.size(), max_bar_groups);
+  const std::size_t n = std::min(steps.size(), max_bar_groups);
   for (std::size_t i = 0; i < n; ++i)
-    for (const auto& [cat, ms] : *r.steps[i].categories)
+    for (const auto& [cat, ms] : *steps[i]->categories)
       if (std::find(c.parts.begin(), c.parts.end(), cat) == c.parts.end()) c.parts.push_back(cat);
   for (std::size_t i = 0; i < n; ++i) {
-    const timed_row& s = r.steps[i];
+    const timed_row& s = *steps[i];
     std::vector<double> v(c.parts.size(), 0.0);
     for (const auto& [cat, ms] : *s.categories)
       v[static_cast<std::size_t>(std::find(c.parts.begin(), c.parts.end(), cat) -
@@ -175,10 +201,14 @@ void step_categories_chart(page_builder& b, const run_view& r) {
   c.description =
       "Per denoise step: its GPU busy (sum of operation durations, every kernel, copy and set "
       "launched inside it) by kernel category, SGLang's rules (diffscope.steps[].categories).";
+  if (sampled)
+    c.description += " Only the traced steps (sampled mode: " +
+                     diffscope::detail::traced_steps_text(r.sampling) +
+                     "): the others were timed, not traced.";
   b.chart(c.id, render_stacked(c),
-          c.description + (n < r.steps.size() ? " The first " + std::to_string(n) + " of " +
-                                                    std::to_string(r.steps.size()) + " steps."
-                                              : ""));
+          c.description + (n < steps.size() ? " The first " + std::to_string(n) + " of " +
+                                                  std::to_string(steps.size()) + " steps."
+                                            : ""));
 }
 
 void categories_section(page_builder& b, const run_view& r) {
@@ -380,6 +410,14 @@ void kernels_section(page_builder& b, const run_view& r) {
                         {k.total_ms},
                         k.category + ", " + diffscope::detail::fixed(k.share, 1) + "%"});
   }
+  std::unordered_set<std::string> estimated;  // names with an estimated entry (sampled mode)
+  for (const kernel_row& k : r.kernels)
+    if (k.estimated) estimated.insert(k.name);
+  if (!estimated.empty())
+    c.description +=
+        " Sampled mode: the kernels inside denoise steps are estimates, "
+        "scaled from the traced steps (" +
+        diffscope::detail::traced_steps_text(r.sampling) + ") to every step.";
   b.chart(c.id, render_bars(c), c.description);
   std::string t =
       "<table class=\"sortable\" data-table=\"kernels\"><thead><tr><th>kernel</th><th>category</th>"
@@ -387,8 +425,9 @@ void kernels_section(page_builder& b, const run_view& r) {
   for (std::size_t i = 0; i < r.ranked_kernels.size() && i < max_table_rows; ++i) {
     const ranked_kernel_row& k = r.ranked_kernels[i];
     const double mean_us = k.count > 0 ? 1000.0 * k.total_ms / static_cast<double>(k.count) : 0;
-    t += "<tr><td title=\"" + escape(k.name) + "\">" + label_text(k.name, 80) + "</td><td>" +
-         escape(k.category) + "</td><td class=\"n\" data-v=\"" + std::to_string(k.count) + "\">" +
+    t += "<tr><td title=\"" + escape(k.name) + "\">" + label_text(k.name, 80) +
+         (estimated.count(k.name) ? " (estimate)" : "") + "</td><td>" + escape(k.category) +
+         "</td><td class=\"n\" data-v=\"" + std::to_string(k.count) + "\">" +
          std::to_string(k.count) + "</td>" + td_num(k.total_ms, 3) + td_num(mean_us, 1) +
          td_num(k.share, 1) + "</tr>\n";
   }

@@ -1,6 +1,7 @@
-// diffscope: figures the perf dump and the console summary share: the duration_ms rule (GPU
-// envelope else host time), the counted requests' figures side by side, and the words that
-// name the window and the work outside it. No CUDA, CUPTI or JSON library.
+// diffscope: figures the perf dump and the console summary share: the duration_ms rule (span,
+// else GPU envelope, else host time), the counted requests' figures side by side, and the words
+// that name the window, the work outside it and sampled mode's traced steps. No CUDA, CUPTI or JSON
+// library.
 #pragma once
 
 #include <algorithm>
@@ -21,14 +22,21 @@ inline bool launched_gpu_work(const gpu_stats& g) noexcept {
   return g.kernels + g.memcpys + g.memsets + g.timed_calls > 0;
 }
 
-/// The rule for every `duration_ms` in the SGLang part of the dump: the GPU envelope (first
-/// operation start to last operation end) when GPU timing was measured and the region
+/// Sampled mode: the region was timed by device events in its calls (gpu_stats::span_ms; perf
+/// mode keeps its spans in the envelope and leaves span_ms 0).
+inline bool uses_gpu_span(const gpu_stats& g) noexcept {
+  return g.measured && g.timed_calls > 0 && g.span_ms > 0;
+}
+
+/// The rule for every `duration_ms` in the SGLang part of the dump: the span between device
+/// events where there is one (sampled mode: exact, every call timed), else the GPU envelope
+/// (first operation start to last operation end) when GPU timing was measured and the region
 /// launched GPU work, else the host wall time.
 inline bool uses_gpu_envelope(const gpu_stats& g) noexcept {
   return g.measured && launched_gpu_work(g);
 }
 inline double dump_duration_ms(double host_ms, const gpu_stats& g) noexcept {
-  return uses_gpu_envelope(g) ? g.envelope_ms : host_ms;
+  return uses_gpu_span(g) ? g.span_ms : uses_gpu_envelope(g) ? g.envelope_ms : host_ms;
 }
 
 /// The counted requests' figures side by side: end-to-end (host) times, and each stage's and
@@ -82,6 +90,18 @@ inline std::string window_text(const results& r) {
                ? std::string("the one counted request")
                : "all " + std::to_string(w.requests.size()) + " counted requests";
   return printable(w.covers);
+}
+
+/// Sampled mode's traced steps in words: "steps 1-2, traced 2 of 28 steps (1, 2)" (the first
+/// 16 indices, then "...").
+inline std::string traced_steps_text(const sampling_info& s) {
+  std::string idx;
+  for (std::size_t i = 0; i < s.traced_indices.size() && i < 16; ++i)
+    idx += (i ? ", " : "") + std::to_string(s.traced_indices[i]);
+  if (s.traced_indices.size() > 16) idx += ", ...";
+  return (s.rule.empty() ? std::string("(rule unknown)") : printable(s.rule)) + ", traced " +
+         std::to_string(s.traced_steps) + " of " + std::to_string(s.steps) + " steps" +
+         (idx.empty() ? std::string() : " (" + idx + ")");
 }
 
 /// The GPU work outside every counted request, in words ("" when none or not measured):

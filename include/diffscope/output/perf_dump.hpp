@@ -26,6 +26,7 @@
 #include <diffscope/analysis/hotspots.hpp>
 #include <diffscope/config.hpp>
 #include <diffscope/output/hotspots_report.hpp>
+#include <diffscope/output/perf_dump_parts.hpp>
 #include <diffscope/results.hpp>
 #include <diffscope/util/atomic_file.hpp>
 #include <diffscope/util/json_writer.hpp>
@@ -146,78 +147,6 @@ inline std::string resolve_commit_hash() {
   return "N/A";
 }
 
-inline void write_gpu_stats(json_writer& w, const gpu_stats& g) {
-  if (!g.measured) {
-    w.null();  // not measured: absent, never zero
-    return;
-  }
-  w.begin_object()
-      .field("busy_ms", g.busy_ms)
-      .field("occupied_ms", g.occupied_ms)
-      .field("envelope_ms", g.envelope_ms)
-      .field("kernels", g.kernels)
-      .field("memcpys", g.memcpys)
-      .field("memsets", g.memsets)
-      .field("bytes", g.bytes);
-  if (g.timed_calls > 0) w.field("timed_calls", g.timed_calls);
-  if (g.estimated) w.field("estimated", true);
-  w.end_object();
-}
-
-/// "comm": {busy_ms, overlapped_ms, exposed_ms, kernels}, only where communication kernels ran.
-inline void write_comm(json_writer& w, const gpu_stats& g) {
-  if (!g.measured || g.comm_kernels == 0) return;
-  w.key("comm").begin_object();
-  w.field("busy_ms", g.comm_busy_ms);
-  w.field("overlapped_ms", g.comm_overlapped_ms);
-  w.field("exposed_ms", g.comm_exposed_ms);
-  w.field("kernels", g.comm_kernels);
-  w.end_object();
-}
-
-/// {busy_ms, operations, kernels, memcpys, memsets}, or null when not measured.
-inline void write_op_totals(json_writer& w, const op_totals& t) {
-  if (!t.measured) {
-    w.null();
-    return;
-  }
-  w.begin_object()
-      .field("busy_ms", t.busy_ms)
-      .field("operations", t.operations())
-      .field("kernels", t.kernels)
-      .field("memcpys", t.memcpys)
-      .field("memsets", t.memsets)
-      .end_object();
-}
-
-/// diffscope.window: whose work every table of the object holds, and what was left out.
-/// `kernel_names`: the distinct names among the window's kernels.
-inline void write_window(json_writer& w, const results& r, std::uint64_t kernel_names) {
-  const window_info& win = r.window;
-  w.key("window").begin_object();
-  w.field("covers", win.covers);
-  w.key("requests").begin_array();
-  for (std::uint64_t i : win.requests) {
-    w.begin_object();
-    w.field("index", i);
-    w.field("id", i < r.requests.size() ? r.requests[i].id : std::string());
-    w.end_object();
-  }
-  w.end_array();
-  w.field("kernel_names", kernel_names);
-  w.key("gpu");
-  write_op_totals(w, win.gpu);
-  w.key("outside");
-  write_op_totals(w, win.outside);
-  w.key("warmups");
-  write_op_totals(w, win.warmups);
-  w.end_object();
-}
-
-inline const char* duration_source(const gpu_stats& g) noexcept {
-  return uses_gpu_envelope(g) ? "gpu_envelope" : "host";
-}
-
 /// Memory checkpoint keys: the checkpoint's name; when several devices report the same
 /// name, the later devices' entries become "<name>@gpu<d>" so no key repeats.
 inline std::vector<std::pair<std::string, const memory_checkpoint*>> memory_checkpoint_keys(
@@ -294,6 +223,7 @@ inline void write_requests(json_writer& w, const results& r, const perf_dump_opt
     w.field("id", q.id);
     w.field("warmup", q.warmup);
     w.field("e2e_ms", q.host_ms);
+    if (uses_gpu_span(q.gpu)) w.field("span_ms", q.gpu.span_ms);  // sampled mode
     w.field("start_ms", q.start_ms);
     w.end_object();
   }
@@ -306,54 +236,7 @@ inline void write_diffscope_section(json_writer& w, const results& r, const perf
   w.field("schema_version", perf_dump_schema_version);
   w.field("version", DIFFSCOPE_VERSION_STRING);
 
-  w.key("timing").begin_object();
-  const bool perf = r.status.mode == "perf";
-  w.field("summary",
-          perf ? "perf mode: GPU numbers come from device events recorded on the stream at the "
-                 "start and end of each timed scope (stages and denoise steps, or every scope), "
-                 "host numbers from a monotonic host clock; nothing is synchronised to measure "
-                 "and no kernel is traced. A timed stage's or step's duration_ms is its span on "
-                 "the stream, else its host wall time. Work on other streams is not seen."
-               : "GPU numbers come from device timestamps (CUPTI), host numbers from a monotonic "
-                 "host clock; nothing is synchronised to measure. A stage's or step's "
-                 "duration_ms is its GPU envelope (first GPU operation start to last end) when "
-                 "GPU timing was measured and it launched GPU work, else its host wall time.");
-  w.field("total_duration_ms",
-          "host wall time from collection start to the snapshot (includes host-only work and "
-          "idle time)");
-  w.field("steps.duration_ms",
-          "per stage: GPU envelope when measured and the stage launched GPU work, else host "
-          "wall time; see stages[].duration_source");
-  w.field("denoise_steps_ms.duration_ms",
-          "per denoise step: GPU envelope when measured and the step launched GPU work, else "
-          "host wall time; see steps[].duration_source");
-  w.field("memory_checkpoints",
-          "device-wide memory in use (driver total - free, all processes), not a framework "
-          "allocator's view: allocated_mb == reserved_mb == used memory at the checkpoint, "
-          "peak_* == highest used memory seen at any checkpoint so far");
-  w.field("window",
-          "stages, steps, scopes, kernels and hotspots cover window.requests: the last counted "
-          "request (covers: last), every counted one (requests) or, none counted, the whole run "
-          "(run); GPU work outside every counted request is window.outside, in no table");
-  if (perf && r.status.perf_sample_steps > 1) {
-    w.field("sampling",
-            "perf mode, every scope: the scopes inside denoise steps were timed in one step of "
-            "every " +
-                std::to_string(r.status.perf_sample_steps) +
-                " (status.perf_sample_steps); a scope timed in fewer calls than it made has "
-                "busy_ms, occupied_ms and envelope_ms scaled by calls / timed_calls and "
-                "\"estimated\": true. Stages, steps and requests are timed in every call.");
-  }
-  if (perf) {
-    w.field("busy_ms", "perf mode: the timed span (start event to end event), summed over calls");
-    w.field("occupied_ms", "perf mode: the timed span, as busy_ms");
-    w.field("envelope_ms", "perf mode: the timed span, as busy_ms");
-  } else {
-    w.field("busy_ms", "sum of GPU operation durations (overlapping work counted twice)");
-    w.field("occupied_ms", "length of the union of GPU operation intervals");
-    w.field("envelope_ms", "first GPU operation start to last end, summed over calls");
-  }
-  w.end_object();
+  write_timing_notes(w, r);
 
   w.key("status").begin_object();
   w.field("gpu_timing", r.status.gpu_timing);
@@ -369,6 +252,8 @@ inline void write_diffscope_section(json_writer& w, const results& r, const perf
   if (!r.status.perf_settings.empty()) w.field("perf_settings", r.status.perf_settings);
   w.field("max_scopes", r.status.max_scopes);
   w.end_object();
+  const bool sampled = r.status.mode == "sampled";
+  if (sampled || r.sampling.active) write_sampling(w, r.sampling);
 
   w.key("gate").begin_object();
   w.field("gated", !o.gate_verdict.empty());
@@ -395,14 +280,14 @@ inline void write_diffscope_section(json_writer& w, const results& r, const perf
   write_window(w, r, hotspots.kernel_names);
 
   // Stages and steps share every field but the one that names them.
-  const auto write_timed = [&w](const auto& s) {
+  const auto write_timed = [&w, sampled](const auto& s) {
     w.field("calls", s.calls);
     w.field("duration_ms", dump_duration_ms(s.host_ms, s.gpu));
     w.field("duration_source", duration_source(s.gpu));
     w.field("host_ms", s.host_ms);
     w.field("start_ms", s.start_ms);
     w.key("gpu");
-    write_gpu_stats(w, s.gpu);
+    write_gpu_stats(w, s.gpu, sampled);
     write_comm(w, s.gpu);
   };
   w.key("stages").begin_array();
@@ -419,6 +304,7 @@ inline void write_diffscope_section(json_writer& w, const results& r, const perf
     w.begin_object();
     w.field("step", s.step);
     write_timed(s);
+    if (sampled) w.field("traced", s.traced);
     if (s.categories_measured) {  // operations traced: the step's busy by kernel category
       w.key("categories").begin_object();
       for (const step_category_busy& c : s.categories) w.field(c.category, c.busy_ms);
@@ -449,7 +335,7 @@ inline void write_diffscope_section(json_writer& w, const results& r, const perf
     w.field("p90_ms", s.host.p90_ms);
     w.end_object();
     w.key("gpu");
-    write_gpu_stats(w, s.gpu);
+    write_gpu_stats(w, s.gpu, sampled);
     write_comm(w, s.gpu);
     w.field("launches", s.launches);
     w.end_object();
@@ -471,6 +357,10 @@ inline void write_diffscope_section(json_writer& w, const results& r, const perf
     w.field("mean_ms", k.count > 0 ? k.total_ms / static_cast<double>(k.count) : 0.0);
     w.field("min_ms", k.min_ms);
     w.field("max_ms", k.max_ms);
+    if (k.estimated) {  // sampled mode: scaled from the traced steps
+      w.field("estimated", true);
+      w.field("error_ms", k.error_ms);
+    }
     w.end_object();
   }
   w.end_array();
@@ -502,6 +392,10 @@ inline void write_diffscope_section(json_writer& w, const results& r, const perf
   w.field("untimed_no_context", f.untimed_no_context);
   w.field("timing_failures", f.timing_failures);
   w.field("timing_unresolved", f.timing_unresolved);
+  if (sampled) {
+    w.field("sample_switch_failures", f.sample_switch_failures);
+    w.field("sampled_steps_empty", f.sampled_steps_empty);
+  }
   w.field("ranges_folded", f.ranges_folded);
   w.field("names_folded", f.names_folded);
   w.end_object();

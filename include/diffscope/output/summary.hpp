@@ -28,6 +28,9 @@ inline std::string ms_or_dash(const gpu_stats& g, double v) {
 }
 
 inline std::string gpu_timing_line(const collector_status& s) {
+  if (s.gpu_timing && s.mode == "sampled")
+    return "GPU timing: stages and steps timed by device events in every call; operations traced "
+           "in a sample of denoise steps (sampled mode, no added synchronisation)";
   if (s.gpu_timing && s.mode == "perf")
     return "GPU timing: measured per timed scope (perf mode: device events on the scope's "
            "stream, no per-kernel data, no added synchronisation)";
@@ -36,6 +39,13 @@ inline std::string gpu_timing_line(const collector_status& s) {
   l += s.reason.empty() ? std::string("reason unknown") : printable(s.reason);
   l += ") - host timings only";
   return l;
+}
+
+/// Sampled mode's line: the rule and which steps were traced.
+inline std::string sampling_line(const sampling_info& s) {
+  return "sampled mode: " + traced_steps_text(s) +
+         "; stage and step times are device-event spans (exact), figures from operations "
+         "scaled from the traced steps are estimates, marked ~\n";
 }
 
 /// Index of the nearest enclosing denoise-step scope of scopes[i] (itself excluded), or -1.
@@ -80,6 +90,8 @@ inline std::string summary_text(const results& r, std::size_t top_kernels = defa
       "diffscope " DIFFSCOPE_VERSION_STRING " summary - mode: " + detail::printable(r.status.mode) +
       ", wall " + fixed(r.wall_ms, 2) + " ms\n";
   out += detail::gpu_timing_line(r.status) + "\n";
+  const bool sampled = r.status.mode == "sampled";
+  if (sampled) out += detail::sampling_line(r.sampling);
   if (!r.status.perf_scopes.empty()) {
     out += "perf mode timed: " +
            std::string(r.status.perf_scopes == "all" ? "every scope" : "stages and denoise steps");
@@ -140,9 +152,12 @@ inline std::string summary_text(const results& r, std::size_t top_kernels = defa
       t.add({detail::printable(s.name), std::to_string(s.calls), fixed(s.host_ms, 2),
              ms_or_dash(s.gpu, s.gpu.envelope_ms), ms_or_dash(s.gpu, s.gpu.busy_ms),
              fixed(detail::dump_duration_ms(s.host_ms, s.gpu), 2) +
-                 (detail::uses_gpu_envelope(s.gpu) ? "" : " (host)")});
+                 (detail::uses_gpu_span(s.gpu) || detail::uses_gpu_envelope(s.gpu) ? ""
+                                                                                   : " (host)")});
     }
-    out += "\nStages (dump ms: what the perf dump reports, GPU envelope else host)\n";
+    out += sampled ? "\nStages (dump ms: what the perf dump reports, span else GPU envelope else "
+                     "host)\n"
+                   : "\nStages (dump ms: what the perf dump reports, GPU envelope else host)\n";
     t.render(out);
   }
 
@@ -150,6 +165,7 @@ inline std::string summary_text(const results& r, std::size_t top_kernels = defa
     // A long loop lists its first steps, its last and its slowest, then their spread: the
     // steps of a loop are alike, and the dump has every one.
     const auto step_ms = [](const step_result& s) {
+      if (detail::uses_gpu_span(s.gpu)) return s.gpu.span_ms;
       return s.gpu.measured ? s.gpu.envelope_ms : s.host_ms;
     };
     std::vector<std::size_t> shown;
@@ -169,12 +185,21 @@ inline std::string summary_text(const results& r, std::size_t top_kernels = defa
     } else {
       for (std::size_t i = 0; i < r.steps.size(); ++i) shown.push_back(i);
     }
-    text_table t({"step", "host ms", "GPU envelope ms", "busy ms"}, 0);
+    text_table t(sampled
+                     ? std::vector<std::string>{"step", "host ms", "GPU span ms", "busy ms"}
+                     : std::vector<std::string>{"step", "host ms", "GPU envelope ms", "busy ms"},
+                 0);
     for (std::size_t i : shown) {
       const step_result& s = r.steps[i];
-      t.add({std::to_string(s.step) + (s.calls > 1 ? " (x" + std::to_string(s.calls) + ")" : ""),
-             fixed(s.host_ms, 2), ms_or_dash(s.gpu, s.gpu.envelope_ms),
-             ms_or_dash(s.gpu, s.gpu.busy_ms)});
+      const std::string label =
+          std::to_string(s.step) + (s.calls > 1 ? " (x" + std::to_string(s.calls) + ")" : "");
+      if (sampled)  // every step has its span; only traced ones have operations of their own
+        t.add({label, fixed(s.host_ms, 2),
+               detail::uses_gpu_span(s.gpu) ? fixed(s.gpu.span_ms, 2) : "-",
+               s.traced ? ms_or_dash(s.gpu, s.gpu.busy_ms) : "not traced"});
+      else
+        t.add({label, fixed(s.host_ms, 2), ms_or_dash(s.gpu, s.gpu.envelope_ms),
+               ms_or_dash(s.gpu, s.gpu.busy_ms)});
     }
     if (cut) {
       std::vector<double> v;
@@ -185,9 +210,11 @@ inline std::string summary_text(const results& r, std::size_t top_kernels = defa
              " slowest)\n";
       t.render(out);
       out += "  every step, " +
-             std::string(r.steps.front().gpu.measured ? "GPU envelope" : "host") + ": median " +
-             fixed(sp.median, 2) + " ms, min " + fixed(sp.min, 2) + ", max " + fixed(sp.max, 2) +
-             "; " + std::to_string(r.steps.size() - shown.size()) +
+             std::string(detail::uses_gpu_span(r.steps.front().gpu) ? "GPU span"
+                         : r.steps.front().gpu.measured             ? "GPU envelope"
+                                                                    : "host") +
+             ": median " + fixed(sp.median, 2) + " ms, min " + fixed(sp.min, 2) + ", max " +
+             fixed(sp.max, 2) + "; " + std::to_string(r.steps.size() - shown.size()) +
              " more steps: see the dump (DIFFSCOPE_SUMMARY_SCOPES=all lists every step)\n";
     } else {
       out += "\nDenoise steps\n";
@@ -278,11 +305,13 @@ inline std::string summary_text(const results& r, std::size_t top_kernels = defa
     for (std::size_t i = 0; i < n; ++i) {
       const kernel_result& k = r.kernels[i];
       const double mean_us = k.count > 0 ? 1000.0 * k.total_ms / static_cast<double>(k.count) : 0;
-      t.add({labels[i], std::to_string(k.count), fixed(k.total_ms, 2), fixed(mean_us, 1),
-             total > 0 ? fixed(100.0 * k.total_ms / total, 1) : "-"});
+      const std::string est = k.estimated ? "~" : "";
+      t.add({labels[i], est + std::to_string(k.count), est + fixed(k.total_ms, 2),
+             fixed(mean_us, 1), total > 0 ? fixed(100.0 * k.total_ms / total, 1) : "-"});
     }
     out += "\nTop kernels (" + std::to_string(n) + " of " + std::to_string(r.kernels.size()) +
-           ", by total GPU time)\n";
+           ", by total GPU time" +
+           (sampled ? std::string("; ~: scaled from the traced steps, estimates") : "") + ")\n";
     t.render(out);
   }
 
@@ -303,6 +332,8 @@ inline std::string summary_text(const results& r, std::size_t top_kernels = defa
       {"untimed_no_context", f.untimed_no_context},
       {"timing_failures", f.timing_failures},
       {"timing_unresolved", f.timing_unresolved},
+      {"sample_switch_failures", f.sample_switch_failures},
+      {"sampled_steps_empty", f.sampled_steps_empty},
       {"ranges_folded", f.ranges_folded},
       {"names_folded", f.names_folded},
   };
@@ -335,6 +366,14 @@ inline std::string summary_text(const results& r, std::size_t top_kernels = defa
   }
 
   const overhead_stats& o = r.overhead;
+  if (sampled) {
+    const sampling_info& sm = r.sampling;
+    out += "sampling: " + std::to_string(sm.switches) + " tracing switches (" +
+           fixed(sm.switch_ms, 2) + " ms), " + std::to_string(sm.launches_traced) +
+           " launches traced, ~" + std::to_string(sm.launches_untraced_estimated) +
+           " not traced (~" + fixed(sm.saved_callback_ms_estimated, 2) +
+           " ms of launch callbacks saved)\n";
+  }
   if (r.status.mode == "perf") {
     out += "overhead: " + std::to_string(o.ranges) + " ranges, " + std::to_string(o.timed_scopes) +
            " timed with device events; " + fixed(o.per_timed_scope_ns, 0) +
