@@ -236,6 +236,21 @@ for args, why in [(["--top", "0", unfused], "--top"), (["--top"], "--top needs")
     rc, out, err = run(*args)
     check(rc == 2 and why in err, f"{args}: {rc} {err!r}")
 
+# A sampled-mode dump: its traced steps are named, its kernels said to be estimates.
+with tempfile.TemporaryDirectory() as tmp:
+    d = {"diffscope": {"status": {"gpu_timing": True, "mode": "sampled"},
+                       "sampling": {"rule": "steps 1-2", "steps": 8, "traced_steps": 2,
+                                    "traced_indices": [1, 2]},
+                       "kernels": [{"name": "nvjet_gemm", "kind": "kernel", "count": 40,
+                                    "total_ms": 12.0, "estimated": True, "error_ms": 0.5}]}}
+    path = os.path.join(tmp, "sampled.json")
+    json.dump(d, open(path, "w"))
+    rc, out, err = run(path)
+    check(rc == 0 and "sampled mode: steps 1-2, traced 2 of 8 steps (1, 2); the kernels inside "
+          "denoise steps are estimates" in out, f"sampled dump: {rc} {out!r} {err!r}")
+    rc, out, err = run(os.path.join(fx, "dump_qknorm_fused.json"))
+    check(rc == 0 and "sampled mode" not in out, "a dump that is not sampled says nothing of it")
+
 if failures:
     print("FAILED:\n  " + "\n  ".join(failures))
     sys.exit(1)

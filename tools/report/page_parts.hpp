@@ -55,6 +55,9 @@ std::string ms_text(double v);
 /// communication, and the multi-rank sections of a merged dump.
 void run_header(page_builder& b, const run_view& r);
 void single_sections(page_builder& b, const run_view& r);
+/// One dump's stages and denoise steps (timing_sections.cpp).
+void stages_section(page_builder& b, const run_view& r);
+void steps_section(page_builder& b, const run_view& r);
 
 /// The sections of a comparison (page_kind compare or repeated). The verdicts are compare's own
 /// rules (lib/compare.hpp, lib/repeated_runs.hpp), called, not copied.
