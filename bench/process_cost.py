@@ -9,7 +9,7 @@ reporting their median. Workloads (--workload):
     flux   examples/diffusers/flux_like.py: diffusers' Flux transformer with layerwise ranges,
            28 steps (a loop: one generation's host time, synchronised; needs diffusers, from
            examples/diffusers/fetch_deps.sh)
-Variants (the default: all but paused):
+Variants (the default: all but the diagnostic ones, paused and sampled_off):
     plain           the workload alone
     perf            diffscope run, DIFFSCOPE_MODE=perf (events time stages and steps)
     sampled         diffscope run, DIFFSCOPE_MODE=sampled (events time stages and steps, CUPTI
@@ -21,6 +21,8 @@ Variants (the default: all but paused):
     paused          diffscope run (profile mode), the collector paused for every timed loop
                     (--paused: warm-up traced, so CUPTI is subscribed and set up): what
                     "not tracing" costs a subscribed process
+    sampled_off     sampled mode tracing no denoise step (DIFFSCOPE_SAMPLE_STEPS past the
+                    loop): what sampled mode pays outside its samples
 Reported per variant, in the order above: the median over processes of the process's loop
 time, the spread (min-max), and the median's change against plain in ms and %; torch.profiler's
 added time as the yardstick ("share of torch.profiler's added time"). Two lines follow the
@@ -62,8 +64,13 @@ VARIANTS = {
     "records": {"run": True, "env": {"DIFFSCOPE_EXPERIMENT_CUPTI_LAUNCH_APIS": "none"}, "args": []},
     "torch_profiler": {"run": False, "env": {}, "args": ["--profiler"]},
     "paused": {"run": True, "env": {}, "args": ["--paused"]},
+    # Sampled mode tracing no denoise step (the window lies past the loop): what it pays
+    # outside its samples, the events and the switches included.
+    "sampled_off": {"run": True, "env": {"DIFFSCOPE_MODE": "sampled",
+                                         "DIFFSCOPE_SAMPLE_STEPS": "100000"}, "args": []},
 }
-DEFAULT_VARIANTS = [v for v in VARIANTS if v != "paused"]
+DIAGNOSTIC_VARIANTS = ("paused", "sampled_off")
+DEFAULT_VARIANTS = [v for v in VARIANTS if v not in DIAGNOSTIC_VARIANTS]
 
 
 def parse_args(argv):
@@ -76,7 +83,7 @@ def parse_args(argv):
     p.add_argument("--repeat", type=int, default=3, help="timed loops per process")
     p.add_argument("--variants", default=",".join(DEFAULT_VARIANTS),
                    help="comma-separated subset of " + ", ".join(VARIANTS) +
-                   " (default: all but paused)")
+                   " (default: all but paused and sampled_off)")
     p.add_argument("--python", default=sys.executable)
     p.add_argument("--device", choices=["cuda", "cpu"], default="cuda")
     p.add_argument("--small", action="store_true", help="a tiny loop (checks this script)")
