@@ -257,7 +257,8 @@ struct overhead_stats {
 struct collector_status {
   bool gpu_timing = false;   ///< true when device timestamps were collected
   std::string reason;        ///< why gpu_timing is false ("no CUDA driver", "CUPTI held by
-                             ///< Nsight Systems", ...); empty when it is true
+                             ///< Nsight Systems", ...); empty when it is true, but in sampled
+                             ///< mode without CUPTI: why no operation was traced
   std::string cupti_holder;  ///< name of the other CUPTI subscriber, when one was found
   /// "profile": CUPTI traces every kernel, copy and set (per-kernel tables, busy/occupied/
   /// envelope from operations). "perf": device events at scope boundaries time each timed

@@ -106,7 +106,8 @@ inline void copy_sampled_counts(results& r, const collector_state& st) {
   r.status.perf_sample_steps = 1;
   copy_cupti_counts(r, st);
   if (!st.cupti_status.ok) {
-    // Events only: no operation figure exists to scale.
+    // Events only: no operation figure exists to scale; the status says why.
+    r.status.reason = st.gpu_reason;
     r.window.gpu.measured = r.window.outside.measured = r.window.warmups.measured = false;
     return;
   }

@@ -91,7 +91,14 @@ inline std::string summary_text(const results& r, std::size_t top_kernels = defa
       ", wall " + fixed(r.wall_ms, 2) + " ms\n";
   out += detail::gpu_timing_line(r.status) + "\n";
   const bool sampled = r.status.mode == "sampled";
-  if (sampled) out += detail::sampling_line(r.sampling);
+  if (sampled && r.sampling.active) {
+    out += detail::sampling_line(r.sampling);
+  } else if (sampled && r.status.gpu_timing) {
+    out += "sampled mode: no operation traced (" +
+           (r.status.reason.empty() ? std::string("reason unknown")
+                                    : detail::printable(r.status.reason)) +
+           "); stage and step times are device-event spans\n";
+  }
   if (!r.status.perf_scopes.empty()) {
     out += "perf mode timed: " +
            std::string(r.status.perf_scopes == "all" ? "every scope" : "stages and denoise steps");
