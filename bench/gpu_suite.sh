@@ -12,6 +12,8 @@
 #          mode, its dump checked), via the injection lib
 #   gpu    only the tests labelled gpu (a quick re-check)
 #   bench  the micro-benchmarks and toy_dit collector on/off
+#   sampled  sampled mode alone: test_sampled_gpu and bench_sample_switch (quick; not in the
+#          default parts)
 #   torch  bench/torch_overhead.sh: the PyTorch extension and Python loop against torch.profiler
 #   perf   bench/perf_mode.py: perf mode against uninstrumented runs and CUDA events
 #   cost   bench/profile_cost.py: what each part of profile mode adds to the Python loop
@@ -139,6 +141,7 @@ if has bench; then
   build-gpu/bench/bench_collector_gpu
   build-gpu/bench/bench_event_cost 200 7
   build-gpu/bench/bench_cupti_launch 100000
+  build-gpu/bench/bench_sample_switch
   if [ -x build-gpu/bench/bench_scope ]; then
     env -u NVTX_INJECTION64_PATH build-gpu/bench/bench_scope --benchmark_repetitions=5 \
       --benchmark_report_aggregates_only=true --benchmark_format=console 2>&1 | grep -E "median|Benchmark|^---"
@@ -167,6 +170,11 @@ if has gpu; then
   grep -E "MESSAGE|ERROR|logged" "$out/ctest_gpu.log" | head -20 | sed 's/^/  /' | tee -a "$summary"
 fi
 ext=build-ext/libdiffscope_torch_ext.so
+if has sampled; then
+  build-gpu/tests/test_sampled_gpu 2>&1 | grep -E "MESSAGE|ERROR|test cases|assertions" |
+    cut -c1-600 | tee -a "$summary"
+  build-gpu/bench/bench_sample_switch 2>&1 | tee -a "$summary"
+fi
 has torch && part torch bash bench/torch_overhead.sh "$out/torch" --reps "${TORCH_REPS:-5}"
 if has perf; then
   # The Python loop needs the extension: built here unless the torch part made it
