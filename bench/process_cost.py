@@ -189,24 +189,20 @@ def report(a, runs):
         width = f" ({(max(x) - min(x)) / m * 100:.1f}%)" if m > 0 else ""
         lines.append(f"| {v} | {n} | {m:.2f} | {min(x):.2f}-{max(x):.2f}{width} | {vs} | {share} |")
     lines.append("")
-    s = added_ratio(med, plain, "sampled", "torch_profiler")
-    if s is None:
-        lines.append("sampled vs torch.profiler: - (needs plain, sampled and torch_profiler)")
-    elif s[2] is None:
-        lines.append(f"sampled vs torch.profiler: sampled added {s[0]:+.2f} ms; torch.profiler "
-                     f"added {s[1]:+.2f} ms, nothing to compare with")
-    else:
-        lines.append(f"sampled vs torch.profiler: sampled added {s[0]:+.2f} ms, "
-                     f"{s[2]:.3f} of torch.profiler's {s[1]:+.2f} ms")
-    f = added_ratio(med, plain, "profile", "records")
-    if f is None:
-        lines.append("full profile vs records only: - (needs plain, profile and records)")
-    elif f[2] is None:
-        lines.append(f"full profile vs records only: profile added {f[0]:+.2f} ms; records "
-                     f"only added {f[1]:+.2f} ms, nothing to compare with")
-    else:
-        lines.append(f"full profile vs records only: profile added {f[0]:+.2f} ms, "
-                     f"{f[2]:.2f}x records-only's {f[1]:+.2f} ms")
+    for a, b, label, a_name, b_name, b_own, fmt in (
+            ("sampled", "torch_profiler", "sampled vs torch.profiler", "sampled",
+             "torch.profiler", "torch.profiler's", "{:.3f} of"),
+            ("profile", "records", "full profile vs records only", "profile", "records only",
+             "records-only's", "{:.2f}x")):
+        r = added_ratio(med, plain, a, b)
+        if r is None:
+            lines.append(f"{label}: - (needs plain, {a} and {b})")
+        elif r[2] is None:
+            lines.append(f"{label}: {a_name} added {r[0]:+.2f} ms; {b_name} added "
+                         f"{r[1]:+.2f} ms, nothing to compare with")
+        else:
+            lines.append(f"{label}: {a_name} added {r[0]:+.2f} ms, {fmt.format(r[2])} "
+                         f"{b_own} {r[1]:+.2f} ms")
     return "\n".join(lines) + "\n"
 
 
