@@ -47,6 +47,13 @@ def check_sampled(ds, bad):
     """Sampled mode: the sampling object agrees with the steps' traced flags, untraced steps
     carry no operations of their own, and every estimate has its error."""
     sm = ds.get("sampling")
+    if sm is None:
+        # No operation traced (no GPU, no CUPTI): the status must say why.
+        st = ds.get("status") or {}
+        if st.get("gpu_timing") and not st.get("reason"):
+            bad("diffscope.sampling is missing from a sampled-mode dump with GPU timing "
+                "and no reason")
+        return
     if not isinstance(sm, dict):
         bad("diffscope.sampling must be an object in a sampled-mode dump")
         return

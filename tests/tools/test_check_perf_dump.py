@@ -134,7 +134,13 @@ def main(sample_dir):
         smutate(lambda d: d["diffscope"]["steps"][0].update(traced=True)),
         "traced_indices say otherwise")
     cases["sampled: no sampling object"] = (
-        smutate(lambda d: d["diffscope"].pop("sampling")), "diffscope.sampling must be")
+        smutate(lambda d: d["diffscope"].pop("sampling")), "diffscope.sampling is missing")
+    cases["sampled: a sampling object of the wrong type"] = (
+        smutate(lambda d: d["diffscope"].update(sampling=5)), "diffscope.sampling must be")
+    # Without operations traced (no GPU, no CUPTI) the status says why and the object is absent.
+    good_cases["sampled without a GPU"] = smutate(lambda d: (
+        d["diffscope"].pop("sampling"),
+        d["diffscope"]["status"].update(gpu_timing=False, reason="no CUDA driver")))
     cases["sampled: span source off the span"] = (
         smutate(lambda d: d["diffscope"]["stages"][1]["gpu"].update(span_ms=1.0)),
         "span_ms differs")

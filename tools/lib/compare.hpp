@@ -383,10 +383,12 @@ inline std::string sampled_lines(const std::vector<perf_dump_data>& dumps) {
   for (const perf_dump_data& d : dumps) {
     if (!compare_detail::is_sampled(d)) continue;
     const sampling_info s = sampling_of_dump(d);
-    o +=
-        "- " + compare_detail::base_name(d.file) + ": sampled mode, " +
-        (s.active ? diffscope::detail::traced_steps_text(s) : std::string("traced steps unknown")) +
-        "; its scope and kernel figures are estimates from those steps\n";
+    o += "- " + compare_detail::base_name(d.file) + ": sampled mode, " +
+         (s.active ? diffscope::detail::traced_steps_text(s) +
+                         "; its scope and kernel figures are estimates from those steps"
+                   : std::string("no operation traced (its status says why): stage and step "
+                                 "times only")) +
+         "\n";
   }
   return o;
 }

@@ -144,13 +144,14 @@ void run_header(page_builder& b, const run_view& r) {
               "SGLang's own timing (no diffscope object): host times taken without "
               "synchronising, no GPU numbers, no scopes or kernels");
   } else {
-    if (r.mode == "sampled")
+    if (r.mode == "sampled" && r.sampling.active)
+      h += fact("mode", "sampled: " + escape(diffscope::detail::traced_steps_text(r.sampling)) +
+                            "; stage and step times are device-event spans, figures from "
+                            "operations estimates from the traced steps (marked ~ or estimate)");
+    else if (r.mode == "sampled")
       h += fact("mode",
-                "sampled: " +
-                    escape(r.sampling.active ? diffscope::detail::traced_steps_text(r.sampling)
-                                             : std::string("traced steps not recorded")) +
-                    "; stage and step times are device-event spans, figures from operations "
-                    "estimates from the traced steps (marked ~ or estimate)");
+                "sampled: no operation traced (the GPU timing line says why); stage and step "
+                "times only");
     else
       h += fact("mode", r.mode.empty() ? "not stated" : escape(r.mode));
     std::string timing =

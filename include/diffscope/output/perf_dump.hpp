@@ -253,7 +253,8 @@ inline void write_diffscope_section(json_writer& w, const results& r, const perf
   w.field("max_scopes", r.status.max_scopes);
   w.end_object();
   const bool sampled = r.status.mode == "sampled";
-  if (sampled || r.sampling.active) write_sampling(w, r.sampling);
+  // Only where operations were traced: without a GPU or CUPTI the status says why not.
+  if (r.sampling.active) write_sampling(w, r.sampling);
 
   w.key("gate").begin_object();
   w.field("gated", !o.gate_verdict.empty());
