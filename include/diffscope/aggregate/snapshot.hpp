@@ -3,7 +3,6 @@
 #pragma once
 
 #include <algorithm>
-#include <cmath>
 #include <cstdint>
 #include <map>
 #include <string>
@@ -18,6 +17,7 @@
 #include <diffscope/aggregate/timeline.hpp>
 #include <diffscope/aggregate/window.hpp>
 #include <diffscope/results.hpp>
+#include <diffscope/util/stats.hpp>
 
 namespace diffscope::detail {
 
@@ -32,19 +32,6 @@ inline host_stats host_summary(const host_acc& h) {
   s.p50_ms = h.hist.quantile_ns(0.5) / 1e6;
   s.p90_ms = h.hist.quantile_ns(0.9) / 1e6;
   return s;
-}
-
-/// Sampled mode: one standard error of the total busy of `calls` calls estimated from the
-/// `traced` of them that summed `busy_ms` (squares summed: `busy_sq_ms2`), the mean scaled up.
-/// The traced calls are a sample without replacement: the finite-population factor makes the
-/// error 0 when every call was traced.
-inline double sample_error_ms(std::uint64_t calls, std::uint64_t traced, double busy_ms,
-                              double busy_sq_ms2) {
-  if (traced == 0 || traced >= calls) return 0;
-  const double k = static_cast<double>(traced), n = static_cast<double>(calls);
-  const double mean = busy_ms / k;
-  const double var = std::max(0.0, busy_sq_ms2 / k - mean * mean) * k / std::max(1.0, k - 1);
-  return n * std::sqrt(var / k * (1 - k / n));
 }
 
 /// One row per scope entered in `window`, and per scope around one (a range open across
@@ -86,7 +73,9 @@ inline void snapshot_scopes(results& r, const scope_tree& tree, const name_table
     if (sampled) {
       // Calls made while tracing, those without operations included (busy 0).
       s.gpu.traced_calls = traced;
-      s.gpu.error_ms = sample_error_ms(s.host.calls, traced, s.gpu.busy_ms, acc.busy_sq_ms2);
+      s.gpu.error_ms =
+          sampled_total_error(static_cast<double>(s.host.calls), static_cast<double>(traced),
+                              s.gpu.busy_ms, acc.busy_sq_ms2);
     }
     s.launches = gpu ? n.launches : 0;
     index[i] = static_cast<std::int64_t>(r.scopes.size());

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include <diffscope/results.hpp>
+#include <diffscope/util/stats.hpp>
 
 namespace diffscope::detail {
 
@@ -110,18 +111,14 @@ inline std::vector<char> rows_in_steps(const results& r) {
   return in;
 }
 
-/// One standard error of a total over `n` steps estimated from the `values` of the traced ones
-/// (their mean times n; finite-population factor, so 0 when every step was traced).
+/// One standard error of a total over `n` steps estimated from the `values` of the traced ones.
 inline double total_error(const std::vector<double>& values, double n) {
-  const double k = static_cast<double>(values.size());
-  if (k < 2 || k >= n) return 0;
-  double mean = 0;
-  for (double v : values) mean += v;
-  mean /= k;
-  double ss = 0;
-  for (double v : values) ss += (v - mean) * (v - mean);
-  const double var = ss / (k - 1);
-  return n * std::sqrt(var / k * (1 - k / n));
+  double sum = 0, sum_sq = 0;
+  for (double v : values) {
+    sum += v;
+    sum_sq += v * v;
+  }
+  return sampled_total_error(n, static_cast<double>(values.size()), sum, sum_sq);
 }
 
 /// Scales the traced steps' operations to every step of the window. Scopes inside steps: by
@@ -129,12 +126,13 @@ inline double total_error(const std::vector<double>& values, double n) {
 /// figures: `measured` false); scopes around steps (stages, requests, the user's): by what
 /// their steps gained; kernels launched inside steps: by the window's step calls over its traced
 /// step calls, their error from the spread of each name's busy across traced steps. Fills
-/// results::sampling's step counts; the collector fills its switch and launch counts.
+/// results::sampling's step and launch counts; the collector fills its switch counts.
 inline void estimate_from_sample(results& r) {
   r.sampling.active = true;
   r.sampling.steps = 0;
   r.sampling.traced_steps = 0;
   r.sampling.traced_indices.clear();
+  r.sampling.launches_traced = 0;
   for (const step_result& s : r.steps) {
     r.sampling.steps += s.calls;
     if (s.traced) {
@@ -150,6 +148,10 @@ inline void estimate_from_sample(results& r) {
   for (std::size_t i = 0; i < r.scopes.size(); ++i) {
     scope_result& s = r.scopes[i];
     if (in_steps[i] == 0 || !s.gpu.measured) continue;
+    // A loop's step row (not a step nested in another): what its launches were and became.
+    const bool loop_step = s.cat == category::denoise_step &&
+                           (s.parent < 0 || in_steps[static_cast<std::size_t>(s.parent)] == 0);
+    if (loop_step) r.sampling.launches_traced += s.launches;
     const std::uint64_t n = s.host.calls, k = s.gpu.traced_calls;
     if (k >= n) continue;  // every call traced: exact
     const gpu_stats before = s.gpu;
@@ -164,7 +166,7 @@ inline void estimate_from_sample(results& r) {
       s.gpu.estimated = true;
       launches = static_cast<double>(s.launches) * (f - 1);
       s.launches = static_cast<std::uint64_t>(std::llround(static_cast<double>(s.launches) * f));
-      if (s.cat == category::denoise_step) untraced_launches += launches;
+      if (loop_step) untraced_launches += launches;
     }
     // The step node's (or the outermost scaled scope's) delta is what its ancestors gain.
     const bool top = s.parent < 0 || in_steps[static_cast<std::size_t>(s.parent)] == 0;

@@ -8,7 +8,6 @@
 
 #include <algorithm>
 #include <atomic>
-#include <cmath>
 #include <cstdint>
 #include <mutex>
 #include <string>
@@ -117,16 +116,6 @@ inline void copy_sampled_counts(results& r, const collector_state& st) {
   s.rule = st.options.sample.describe();
   s.switches = st.sample_switches.load(std::memory_order_relaxed);
   s.switch_ms = st.sample_switch_ns.load(std::memory_order_relaxed) / 1e6;
-  for (const scope_result& sc : r.scopes)
-    if (sc.cat == category::denoise_step &&
-        (sc.parent < 0 ||
-         r.scopes[static_cast<std::size_t>(sc.parent)].cat != category::denoise_step)) {
-      // Launches the callback saw in traced steps: the step rows' before scaling.
-      const double f = sc.gpu.traced_calls > 0 ? static_cast<double>(sc.host.calls) /
-                                                     static_cast<double>(sc.gpu.traced_calls)
-                                               : 1.0;
-      s.launches_traced += static_cast<std::uint64_t>(std::llround(sc.launches / f));
-    }
   s.saved_callback_ms_estimated =
       static_cast<double>(s.launches_untraced_estimated) * r.overhead.per_launch_callback_ns / 1e6;
   r.faults.sample_switch_failures = st.sample_switch_failures.load(std::memory_order_relaxed);

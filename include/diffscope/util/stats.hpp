@@ -1,8 +1,10 @@
 // diffscope: min, median and max of a handful of figures (repeated runs, requests). Exact:
-// these are tens of values, not the streams histogram.hpp summarises.
+// these are tens of values, not the streams histogram.hpp summarises. And the standard error
+// of a total estimated from a sample (sampled mode's estimates).
 #pragma once
 
 #include <algorithm>
+#include <cmath>
 #include <cstddef>
 #include <vector>
 
@@ -24,6 +26,16 @@ inline spread3 spread_of(std::vector<double> v) {
   const std::size_t n = v.size();
   s.median = n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
   return s;
+}
+
+/// One standard error of a total over `n` items estimated as n times the mean of `k` of them,
+/// sampled without replacement, from their sum and sum of squares: the finite-population
+/// factor makes it 0 when every item was sampled; 0 too with fewer than two in the sample.
+inline double sampled_total_error(double n, double k, double sum, double sum_sq) {
+  if (k < 2 || k >= n) return 0;
+  const double mean = sum / k;
+  const double var = std::max(0.0, (sum_sq - k * mean * mean) / (k - 1));
+  return n * std::sqrt(var / k * (1 - k / n));
 }
 
 }  // namespace diffscope::detail
